@@ -1,0 +1,1 @@
+"""LK Console core: the cluster domain, with no Qt anywhere below this package."""

@@ -1,0 +1,41 @@
+"""Errors that core raises on purpose. Anything else escaping core is a bug."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.checks import Problem
+
+
+class LkError(Exception):
+    """Base for every error that core/ raises on purpose."""
+
+
+class CheckFailed(LkError):
+    """One or more rules were violated; nothing was changed."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in self.problems))
+
+
+class OperationError(LkError):
+    """A step failed while an operation was executing (after its checks passed)."""
+
+    def __init__(self, message: str, step: str | None = None) -> None:
+        self.step = step
+        super().__init__(f"{step}: {message}" if step else message)
+
+
+class StoreError(LkError):
+    """The store cannot be opened or used (corrupt file, newer schema, read-only folder)."""
+
+
+class ConflictError(StoreError):
+    """Someone else changed the same hierarchy since it was read."""
+
+
+class PermissionDenied(LkError):
+    """The session's role does not allow the action."""

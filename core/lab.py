@@ -1,0 +1,181 @@
+"""The embedded lab cluster: three servers on one machine, state in the store.
+
+Each server is a folder ``servers/<name>/`` under the data directory, holding its
+``disks/`` (volume files), its ``opt/LifeKeeper/`` (where default bitmap files go) and its
+mount-point folders. Paths a user types for a server (``/data``, ``/opt/LifeKeeper/x``)
+are paths *of that server* and resolve under its folder: :func:`server_path`.
+
+First use creates the servers and one DataKeeper hierarchy in service on ``lab1``, not
+yet extended: the filesystem resource ``/data`` on top of the DataKeeper resource
+``datarep-data``. Creation is idempotent: files first (each made atomically), then every
+row in one transaction that also marks the lab ready, so an interrupted creation is
+simply finished by the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from core.errors import LkError
+from core.model import (
+    Mirror,
+    Resource,
+    ResourceKind,
+    ResourceState,
+    ServerState,
+    SwitchbackType,
+)
+from core.store import Store
+
+log = logging.getLogger(__name__)
+
+LAB_SERVERS = ("lab1", "lab2", "lab3")
+SEED_ROOT_TAG = "/data"
+SEED_MOUNT_POINT = "/data"
+SEED_DK_TAG = "datarep-data"
+SEED_VOLUME = "/disks/datarep-data.img"
+SEED_VOLUME_SIZE = 64 * 1024 * 1024
+DEFAULT_CHUNK_SIZE = 64 * 1024
+DEFAULT_SPEED_LIMIT_KBPS = 500_000  # LKDR_SPEED_LIMIT
+LIFEKEEPER_DIR = "/opt/LifeKeeper"
+LAB_READY = "ready"
+
+
+class PathOutsideServer(LkError):
+    """A server path that would leave the server's folder."""
+
+
+@dataclass(frozen=True)
+class LabLayout:
+    """Where the lab's servers live on this machine."""
+
+    home: Path
+
+    @property
+    def servers_dir(self) -> Path:
+        return self.home / "servers"
+
+    def server_root(self, server: str) -> Path:
+        return self.servers_dir / server
+
+    def server_path(self, server: str, path: str) -> Path:
+        """The local file behind ``path`` on ``server`` (an absolute server path)."""
+        return server_path(self.server_root(server), path)
+
+
+def server_path(root: Path, path: str) -> Path:
+    """Resolve the absolute server path ``path`` under the server folder ``root``."""
+    pure = PurePosixPath(path)
+    if not pure.is_absolute():
+        raise PathOutsideServer(f"{path!r} is not an absolute path")
+    parts = [p for p in pure.parts[1:] if p not in ("", ".")]
+    if ".." in parts:
+        raise PathOutsideServer(f"{path!r} must not contain '..'")
+    return root.joinpath(*parts) if parts else root
+
+
+def default_bitmap_file(dk_tag: str) -> str:
+    """LifeKeeper's default bitmap location for a DataKeeper tag (a server path)."""
+    return f"{LIFEKEEPER_DIR}/bitmap_{dk_tag}"
+
+
+def is_created(store: Store) -> bool:
+    return store.meta("lab") == LAB_READY
+
+
+def ensure_lab(store: Store) -> bool:
+    """Create the lab on first use (or finish an interrupted creation).
+
+    Returns True when it created the lab now, False when it was already there.
+    """
+    if is_created(store):
+        return False
+    layout = LabLayout(store.home)
+    _make_server_folders(layout)
+    _make_volume(layout.server_path(LAB_SERVERS[0], SEED_VOLUME), SEED_VOLUME_SIZE)
+    with store.transaction() as txn:
+        if store.meta("lab") == LAB_READY:  # another process won the race
+            return False
+        for name in LAB_SERVERS:
+            txn.add_server(name, ServerState.ALIVE)
+        hid = txn.add_hierarchy(SwitchbackType.INTELLIGENT)
+        fs_id = txn.add_resource(hid, ResourceKind.FILESYSTEM)
+        dk_id = txn.add_resource(hid, ResourceKind.DATAKEEPER)
+        txn.set_root(hid, fs_id)
+        txn.add_dependency(fs_id, dk_id)
+        home = LAB_SERVERS[0]
+        txn.add_instance(
+            Resource(
+                resource_id=fs_id,
+                hierarchy_id=hid,
+                kind=ResourceKind.FILESYSTEM,
+                server=home,
+                tag=SEED_ROOT_TAG,
+                state=ResourceState.ISP,
+                mount_point=SEED_MOUNT_POINT,
+                fs_type="ext4",
+            )
+        )
+        txn.add_instance(
+            Resource(
+                resource_id=dk_id,
+                hierarchy_id=hid,
+                kind=ResourceKind.DATAKEEPER,
+                server=home,
+                tag=SEED_DK_TAG,
+                state=ResourceState.ISP,
+                volume=SEED_VOLUME,
+                bitmap_file=default_bitmap_file(SEED_DK_TAG),
+            )
+        )
+        txn.set_priority(hid, home, 1)
+        txn.add_mirror(
+            Mirror(
+                resource_id=dk_id,
+                source=home,
+                volume_size=SEED_VOLUME_SIZE,
+                chunk_size=DEFAULT_CHUNK_SIZE,
+                speed_limit_kbps=DEFAULT_SPEED_LIMIT_KBPS,
+                asynchronous=False,
+            )
+        )
+        txn.set_meta("lab", LAB_READY)
+        servers = ", ".join(LAB_SERVERS)
+        txn.add_log_line("lab", "INFO", f"Created the lab cluster: servers {servers}")
+    log.info("created the lab cluster in %s", store.home)
+    return True
+
+
+def reset_lab(store: Store) -> None:
+    """Throw the whole lab away (servers, volumes, hierarchies) and create it anew."""
+    with store.transaction() as txn:
+        txn.execute("DELETE FROM hierarchies")
+        txn.execute("DELETE FROM servers")
+        txn.execute("DELETE FROM oplog")
+        txn.delete_meta("lab")
+    servers_dir = LabLayout(store.home).servers_dir
+    if servers_dir.exists():
+        shutil.rmtree(servers_dir)
+    ensure_lab(store)
+
+
+def _make_server_folders(layout: LabLayout) -> None:
+    for name in LAB_SERVERS:
+        for sub in ("disks", LIFEKEEPER_DIR, SEED_MOUNT_POINT):
+            layout.server_path(name, "/" + sub.lstrip("/")).mkdir(parents=True, exist_ok=True)
+
+
+def _make_volume(path: Path, size: int) -> None:
+    """A sparse volume file of ``size`` bytes, created atomically (temp + rename)."""
+    if path.exists() and path.stat().st_size == size:
+        return
+    tmp = path.with_name(path.name + ".creating")
+    with open(tmp, "wb") as f:
+        f.truncate(size)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

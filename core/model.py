@@ -1,0 +1,352 @@
+"""The domain of DOMAIN.md as frozen values and enums.
+
+A *resource* is one logical member of a hierarchy (a row of the status tree); its
+*instance* on one server (an :class:`Resource` value) has the tag, the state and the
+server-side settings. A :class:`Hierarchy` snapshot carries everything about one
+hierarchy, read from the store in one transaction, with the version used for
+optimistic locking.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+
+class ServerState(enum.Enum):
+    """State of a cluster node, as shown in a column header."""
+
+    ALIVE = "ALIVE"
+    ALIVE_WARNING = "ALIVE (warning)"
+    DEAD = "DEAD"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def label(self) -> str:
+        return self.value
+
+    @property
+    def is_alive(self) -> bool:
+        return self in (ServerState.ALIVE, ServerState.ALIVE_WARNING)
+
+
+class NodeStatus(enum.IntEnum):
+    """Summary of a tree node: the worst state of it and its children (higher = worse)."""
+
+    NORMAL = 0
+    WARNING = 1
+    UNKNOWN = 2
+    FAILED = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.capitalize()
+
+
+class ResourceState(enum.Enum):
+    """State of one resource on one server, as shown in a status-tree cell."""
+
+    ISP = "In Service, Protected"
+    ISU = "In Service, Unprotected"
+    OSU = "Out of Service, Unimpaired"
+    OSF = "Out of Service, Failed"
+    ILLSTATE = "Illegal State"
+    UNKNOWN = "Unknown"
+
+    @property
+    def cell_text(self) -> str:
+        return _CELL_TEXT[self]
+
+    @property
+    def in_service(self) -> bool:
+        return self in (ResourceState.ISP, ResourceState.ISU)
+
+    @property
+    def status(self) -> NodeStatus:
+        return _STATUS[self]
+
+
+_CELL_TEXT = {
+    ResourceState.ISP: "Active",
+    ResourceState.ISU: "Degraded",
+    ResourceState.OSU: "Standby",
+    ResourceState.OSF: "Failed",
+    ResourceState.ILLSTATE: "Unknown",
+    ResourceState.UNKNOWN: "Unknown",
+}
+_STATUS = {
+    ResourceState.ISP: NodeStatus.NORMAL,
+    ResourceState.ISU: NodeStatus.WARNING,
+    ResourceState.OSU: NodeStatus.NORMAL,
+    ResourceState.OSF: NodeStatus.FAILED,
+    ResourceState.ILLSTATE: NodeStatus.UNKNOWN,
+    ResourceState.UNKNOWN: NodeStatus.UNKNOWN,
+}
+
+
+class ResourceKind(enum.Enum):
+    """The resource kinds this console knows (LifeKeeper's recovery kits)."""
+
+    DATAKEEPER = "datakeeper"
+    FILESYSTEM = "filesystem"
+    IP = "ip"
+    APP = "app"
+
+    @property
+    def label(self) -> str:
+        return _KIND_LABEL[self]
+
+
+_KIND_LABEL = {
+    ResourceKind.DATAKEEPER: "DataKeeper (replicated volume)",
+    ResourceKind.FILESYSTEM: "File System",
+    ResourceKind.IP: "IP Address",
+    ResourceKind.APP: "Generic Application",
+}
+
+
+class SwitchbackType(enum.Enum):
+    """What happens after a failover once the preferred server is back."""
+
+    INTELLIGENT = "intelligent"
+    AUTOMATIC = "automatic"
+
+
+class MirrorRole(enum.Enum):
+    SOURCE = "Source"
+    TARGET = "Target"
+
+
+class MirrorState(enum.Enum):
+    """Sync state of one target of a DataKeeper mirror (DOMAIN.md, mirror state)."""
+
+    TARGET = "Target"
+    RESYNCING = "Resyncing"
+    OUT_OF_SYNC = "Out of Sync"
+    WAIT_FOR_PREVIOUS_SOURCE = "Out of Sync (Wait for Previous Source)"
+
+    @property
+    def label(self) -> str:
+        return self.value
+
+    @property
+    def status(self) -> NodeStatus:
+        return NodeStatus.NORMAL if self is MirrorState.TARGET else NodeStatus.WARNING
+
+
+class Role(enum.IntEnum):
+    """Session roles; a higher role may do everything a lower one may."""
+
+    GUEST = 1
+    OPERATOR = 2
+    ADMINISTRATOR = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.capitalize()
+
+
+PRIORITY_MIN = 1
+PRIORITY_MAX = 999
+TAG_MAX_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    state: ServerState
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource instance: a logical resource of a hierarchy on one server."""
+
+    resource_id: int
+    hierarchy_id: int
+    kind: ResourceKind
+    server: str
+    tag: str
+    state: ResourceState
+    mount_point: str | None = None  # filesystem: server path of the mount point
+    fs_type: str | None = None  # filesystem: ext4, xfs, ...
+    volume: str | None = None  # datakeeper: server path of the volume file
+    bitmap_file: str | None = None  # datakeeper: server path, None = no intent log
+
+
+@dataclass(frozen=True)
+class Dependency:
+    parent_id: int
+    child_id: int
+
+
+@dataclass(frozen=True)
+class Equivalency:
+    """The hierarchy is defined on ``server`` with ``priority`` (1 = preferred)."""
+
+    server: str
+    priority: int
+
+    def __post_init__(self) -> None:
+        if not PRIORITY_MIN <= self.priority <= PRIORITY_MAX:
+            raise ValueError(f"priority out of range: {self.priority}")
+
+
+@dataclass(frozen=True)
+class MirrorTarget:
+    server: str
+    state: MirrorState
+    reason: str = ""
+    bytes_done: int = 0
+    bytes_total: int = 0
+    rate: float = 0.0  # bytes per second
+    eta: float | None = None  # seconds
+    dirty_chunks: int = 0
+
+    @property
+    def percent(self) -> int:
+        if self.bytes_total <= 0:
+            return 0
+        return min(100, int(self.bytes_done * 100 / self.bytes_total))
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """The replication of one DataKeeper resource: a source and its targets."""
+
+    resource_id: int
+    source: str
+    volume_size: int
+    chunk_size: int
+    speed_limit_kbps: int  # 0 = unlimited
+    asynchronous: bool
+    targets: tuple[MirrorTarget, ...] = ()
+
+    def target(self, server: str) -> MirrorTarget | None:
+        return next((t for t in self.targets if t.server == server), None)
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """A snapshot of one hierarchy on every server where it is defined."""
+
+    id: int
+    switchback: SwitchbackType
+    version: int
+    root_id: int
+    resources: tuple[Resource, ...]
+    dependencies: tuple[Dependency, ...]
+    equivalencies: tuple[Equivalency, ...]
+    mirrors: tuple[Mirror, ...] = ()
+    kinds: dict[int, ResourceKind] = field(default_factory=dict, compare=False)
+
+    # -- servers and priorities ------------------------------------------------------
+    @property
+    def servers(self) -> tuple[str, ...]:
+        """Servers where the hierarchy is defined, best priority first."""
+        return tuple(e.server for e in sorted(self.equivalencies, key=lambda e: e.priority))
+
+    def priority_of(self, server: str) -> int | None:
+        return next((e.priority for e in self.equivalencies if e.server == server), None)
+
+    def server_with_priority(self, priority: int) -> str | None:
+        return next((e.server for e in self.equivalencies if e.priority == priority), None)
+
+    @property
+    def in_service_server(self) -> str | None:
+        """The server where the root is in service, if any."""
+        for r in self.resources:
+            if r.resource_id == self.root_id and r.state.in_service:
+                return r.server
+        return None
+
+    @property
+    def home_server(self) -> str:
+        """Where the hierarchy is in service, else its best-priority server."""
+        return self.in_service_server or self.servers[0]
+
+    # -- resources --------------------------------------------------------------------
+    def resource_ids(self) -> list[int]:
+        """Logical resources, root first then depth first (the tree order)."""
+        return [rid for rid, _depth in self.walk()]
+
+    def walk(self, start: int | None = None) -> Iterator[tuple[int, int]]:
+        """Yield ``(resource_id, depth)`` depth first from ``start`` (the root)."""
+        stack = [(self.root_id if start is None else start, 0)]
+        while stack:
+            rid, depth = stack.pop()
+            yield rid, depth
+            for child in reversed(self.children(rid)):
+                stack.append((child, depth + 1))
+
+    def children(self, resource_id: int) -> list[int]:
+        return sorted(d.child_id for d in self.dependencies if d.parent_id == resource_id)
+
+    def parent(self, resource_id: int) -> int | None:
+        return next((d.parent_id for d in self.dependencies if d.child_id == resource_id), None)
+
+    def instance(self, resource_id: int, server: str) -> Resource | None:
+        return next(
+            (r for r in self.resources if r.resource_id == resource_id and r.server == server),
+            None,
+        )
+
+    def instances_on(self, server: str) -> list[Resource]:
+        order = {rid: i for i, rid in enumerate(self.resource_ids())}
+        found = [r for r in self.resources if r.server == server]
+        return sorted(found, key=lambda r: order.get(r.resource_id, 0))
+
+    def kind_of(self, resource_id: int) -> ResourceKind:
+        return next(r.kind for r in self.resources if r.resource_id == resource_id)
+
+    def tag_of(self, resource_id: int) -> str:
+        """The tag shown for a logical resource: its tag on the home server."""
+        inst = self.instance(resource_id, self.home_server)
+        if inst is None:
+            inst = next(r for r in self.resources if r.resource_id == resource_id)
+        return inst.tag
+
+    @property
+    def root_tag(self) -> str:
+        return self.tag_of(self.root_id)
+
+    def mirror(self, resource_id: int) -> Mirror | None:
+        return next((m for m in self.mirrors if m.resource_id == resource_id), None)
+
+    def depends_on_datakeeper(self) -> bool:
+        return any(r.kind is ResourceKind.DATAKEEPER for r in self.resources)
+
+    def status(self, resource_id: int) -> NodeStatus:
+        """Worst state of a resource and everything below it, over all servers."""
+        worst = NodeStatus.NORMAL
+        for rid, _depth in self.walk(resource_id):
+            for r in self.resources:
+                if r.resource_id == rid:
+                    worst = max(worst, r.state.status)
+            m = self.mirror(rid)
+            if m is not None:
+                for t in m.targets:
+                    worst = max(worst, t.state.status)
+        return worst
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Everything the status tree shows: servers and hierarchies."""
+
+    servers: tuple[Server, ...]
+    hierarchies: tuple[Hierarchy, ...]
+
+    def server(self, name: str) -> Server | None:
+        return next((s for s in self.servers if s.name == name), None)
+
+    def hierarchy(self, hierarchy_id: int) -> Hierarchy | None:
+        return next((h for h in self.hierarchies if h.id == hierarchy_id), None)
+
+    def find_tag(self, tag: str, server: str | None = None) -> Resource | None:
+        for h in self.hierarchies:
+            for r in h.resources:
+                if r.tag == tag and (server is None or r.server == server):
+                    return r
+        return None
