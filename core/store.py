@@ -105,6 +105,9 @@ _MIGRATIONS: list[str] = [
         dirty_chunks INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (resource_id, server)
     );
+    """,
+    # 2: the output panel's lines, kept across restarts
+    """
     CREATE TABLE oplog (
         id INTEGER PRIMARY KEY,
         ts REAL NOT NULL,

@@ -1,0 +1,125 @@
+"""``lkconsole``: the desktop console's entry point."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from core import paths
+from core.backend import LabBackend
+from core.errors import LkError
+
+NO_DISPLAY_MESSAGE = (
+    "lkconsole: no display found (DISPLAY and WAYLAND_DISPLAY are not set).\n"
+    "Run it in a desktop session, or under a virtual display: xvfb-run lkconsole\n"
+    "On a headless machine, `lkctl status` shows the cluster, and "
+    "`lkconsole --screenshot FILE.png` renders the window to a picture."
+)
+
+
+def has_display() -> bool:
+    return any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
+
+
+def setup_logging() -> None:
+    """Log to a rotating file under user_log_dir (the console also shows operations)."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    try:
+        folder = paths.log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+            folder / "lkconsole.log", maxBytes=1_000_000, backupCount=3, encoding="utf-8"
+        )
+    except OSError:
+        handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lkconsole", description="LK Console (GUI).")
+    parser.add_argument(
+        "--screenshot",
+        metavar="FILE.png",
+        type=Path,
+        help="render the main window offscreen, save it as a PNG and exit",
+    )
+    parser.add_argument(
+        "--size",
+        metavar="WxH",
+        default="1024x640",
+        help="window size for --screenshot (default 1024x640)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.screenshot is not None:
+        if not has_display():
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    elif not has_display():
+        print(NO_DISPLAY_MESSAGE, file=sys.stderr)
+        return 2
+    setup_logging()
+
+    # Open (and on first use create) the lab before any window, so that a damaged or
+    # read-only store is reported clearly instead of as an empty window.
+    try:
+        LabBackend().close()
+    except LkError as exc:
+        print(f"lkconsole: {exc}", file=sys.stderr)
+        return 1
+
+    from PySide6.QtWidgets import QApplication
+
+    from gui.main_window import MainWindow
+
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("LK Console")
+    app.setApplicationDisplayName("LK Console")
+    app.setOrganizationName("lkconsole")
+    app.setDesktopFileName("lkconsole")
+    window = MainWindow()
+    if args.screenshot is not None:
+        return _screenshot(app, window, args.screenshot, args.size)
+    window.show()
+    return app.exec()
+
+
+def _screenshot(app: object, window: object, target: Path, size: str) -> int:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from gui.main_window import MainWindow
+
+    assert isinstance(window, MainWindow)
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        print(f"lkconsole: --size must look like 1024x640, not {size!r}", file=sys.stderr)
+        return 2
+    loop = QEventLoop()
+    window.cluster_shown.connect(loop.quit)
+    QTimer.singleShot(10_000, loop.quit)
+    window.resize(width, height)
+    window.show()
+    if window.cluster is None:
+        loop.exec()
+    loop.processEvents()
+    ok = window.grab().save(str(target), "PNG")
+    window.close()
+    if not ok:
+        print(f"lkconsole: cannot write the screenshot {target}", file=sys.stderr)
+        return 1
+    print(f"Saved {target} ({width}x{height})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""Icons from resources/icons (SVG: one file serves every scale). GUI thread only."""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import logging
+
+from PySide6.QtGui import QIcon
+
+from core.model import NodeStatus, ServerState
+
+log = logging.getLogger(__name__)
+
+_SERVER_ICON = {
+    ServerState.ALIVE: "server-alive",
+    ServerState.ALIVE_WARNING: "server-warning",
+    ServerState.DEAD: "server-dead",
+    ServerState.UNKNOWN: "server-unknown",
+}
+
+
+@functools.cache
+def icon(name: str) -> QIcon:
+    """The icon ``resources/icons/<name>.svg`` (a null icon, logged, when missing)."""
+    path = importlib.resources.files("resources") / "icons" / f"{name}.svg"
+    if not path.is_file():
+        log.warning("missing icon %s", name)
+        return QIcon()
+    return QIcon(str(path))
+
+
+def state_icon(cell_icon: str) -> QIcon:
+    """Icon of a status cell (``core.status.Cell.icon``: active, standby, target, ...)."""
+    return icon(f"state-{cell_icon}")
+
+
+def server_icon(state: ServerState) -> QIcon:
+    return icon(_SERVER_ICON[state])
+
+
+def node_icon(status: NodeStatus) -> QIcon:
+    return icon(f"node-{status.name.lower()}")
+
+
+def app_icon() -> QIcon:
+    path = importlib.resources.files("resources") / "lkconsole.svg"
+    return QIcon(str(path)) if path.is_file() else QIcon()
