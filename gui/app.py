@@ -77,10 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lkconsole: {exc}", file=sys.stderr)
         return 1
 
+    from PySide6.QtCore import qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
 
     from gui.main_window import MainWindow
 
+    qInstallMessageHandler(_qt_message)
     app = QApplication(sys.argv[:1])
     app.setApplicationName("LK Console")
     app.setApplicationDisplayName("LK Console")
@@ -91,6 +93,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _screenshot(app, window, args.screenshot, args.size)
     window.show()
     return app.exec()
+
+
+_QT_NOISE = (
+    # The offscreen platform plugin, on every top-level show(): harmless.
+    "This plugin does not support propagateSizeHints()",
+)
+
+
+def _qt_message(mode: object, context: object, message: str) -> None:
+    """Qt's own messages go to the log (and stderr), minus known harmless noise."""
+    if message in _QT_NOISE:
+        return
+    logging.getLogger("qt").warning("%s", message)
+    print(message, file=sys.stderr)
 
 
 def _screenshot(app: object, window: object, target: Path, size: str) -> int:
