@@ -189,8 +189,10 @@ def status_text(cluster: Cluster) -> str:
                 row.append("-" if c is None or inst is None else f"{inst.state.name} {c.text}")
             rows.append(row)
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines += ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
-                  for r in rows]
+        lines += [
+            "  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+            for r in rows
+        ]
     if not cluster.hierarchies:
         lines += ["", "No resource hierarchies."]
     return "\n".join(lines) + "\n"

@@ -90,9 +90,7 @@ class EventHub:
         self._ids = itertools.count(1)
         self._seq = itertools.count(1)
 
-    def subscribe(
-        self, callback: Subscriber, *kinds: type[Event]
-    ) -> Callable[[], None]:
+    def subscribe(self, callback: Subscriber, *kinds: type[Event]) -> Callable[[], None]:
         """Call ``callback(event)`` for every event (or only those of ``kinds``).
 
         Returns a function that unsubscribes.

@@ -75,7 +75,7 @@ def cell(h: Hierarchy, resource_id: int, server: str) -> Cell | None:
 
 
 def mirror_text(target: MirrorTarget) -> str:
-    """"Target", "Out of Sync", or "Resyncing 43 % · 180 MB/s · 2 min left"."""
+    """ "Target", "Out of Sync", or "Resyncing 43 % · 180 MB/s · 2 min left"."""
     if target.state is not MirrorState.RESYNCING:
         return target.state.label
     parts = [f"Resyncing {target.percent} %"]

@@ -153,9 +153,7 @@ class Store:
                 "database there. Make it writable, or set LKCONSOLE_HOME to another directory."
             )
         if self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK):
-            raise StoreError(
-                f"The database {self.path} is not readable and writable by this user."
-            )
+            raise StoreError(f"The database {self.path} is not readable and writable by this user.")
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -312,8 +310,7 @@ class Store:
         equivalencies = tuple(
             Equivalency(e["server"], e["priority"])
             for e in c.execute(
-                "SELECT server, priority FROM equivalencies WHERE hierarchy_id=? "
-                "ORDER BY priority",
+                "SELECT server, priority FROM equivalencies WHERE hierarchy_id=? ORDER BY priority",
                 (hierarchy_id,),
             )
         )
@@ -421,9 +418,7 @@ class Txn:
                 "The hierarchy was changed by someone else since you looked at it "
                 f"(version {row[0]}, you had {expected_version}); reload and try again."
             )
-        self._c.execute(
-            "UPDATE hierarchies SET version = version + 1 WHERE id=?", (hierarchy_id,)
-        )
+        self._c.execute("UPDATE hierarchies SET version = version + 1 WHERE id=?", (hierarchy_id,))
         return expected_version + 1
 
     def add_hierarchy(self, switchback: SwitchbackType) -> int:
@@ -550,9 +545,7 @@ class Txn:
             "INSERT INTO oplog(ts, operation, level, text) VALUES (?, ?, ?, ?)",
             (time.time(), operation, level, text),
         )
-        self._c.execute(
-            "DELETE FROM oplog WHERE id <= (SELECT max(id) FROM oplog) - ?", (keep,)
-        )
+        self._c.execute("DELETE FROM oplog WHERE id <= (SELECT max(id) FROM oplog) - ?", (keep,))
 
 
 def _split_sql(script: str) -> list[str]:

@@ -165,9 +165,9 @@ class StatusModel(QAbstractItemModel):
             self.dataChanged.emit(first, first)
         for column, server in enumerate(self._servers, start=1):
             name = server.name
-            if node.cells.get(name) != before[2].get(name) or node.tags.get(name) != before[
-                3
-            ].get(name):
+            if node.cells.get(name) != before[2].get(name) or node.tags.get(name) != before[3].get(
+                name
+            ):
                 index = self.createIndex(node.row(), column, node)
                 self.dataChanged.emit(index, index)
         for child in node.children:
@@ -207,9 +207,7 @@ class StatusModel(QAbstractItemModel):
             return Qt.ItemFlag.NoItemFlags
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY
-    ) -> Any:
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
         if orientation != Qt.Orientation.Horizontal:
             return None
         if section == 0:

@@ -31,7 +31,11 @@ def test_status_json_has_the_same_facts() -> None:
     fs, dk = h["resources"]
     assert fs["tag"] == "/data" and fs["kind"] == "filesystem" and fs["depth"] == 0
     assert fs["servers"]["lab1"] == {
-        "tag": "/data", "state": "ISP", "text": "Active", "mount_point": "/data"}
+        "tag": "/data",
+        "state": "ISP",
+        "text": "Active",
+        "mount_point": "/data",
+    }
     assert dk["tag"] == "datarep-data" and dk["parent"] == fs["id"]
     assert set(dk["servers"]) == {"lab1"}
 

@@ -35,8 +35,16 @@ def test_first_run_creates_three_servers_and_the_seed_hierarchy(hermetic_env: Pa
     fs, dk = (h.instance(rid, "lab1") for rid in h.resource_ids())
     assert fs is not None and dk is not None
     assert (fs.kind, fs.tag, fs.mount_point, fs.state) == (
-        ResourceKind.FILESYSTEM, "/data", "/data", ResourceState.ISP)
-    assert (dk.kind, dk.tag, dk.state) == (ResourceKind.DATAKEEPER, "datarep-data", ResourceState.ISP)
+        ResourceKind.FILESYSTEM,
+        "/data",
+        "/data",
+        ResourceState.ISP,
+    )
+    assert (dk.kind, dk.tag, dk.state) == (
+        ResourceKind.DATAKEEPER,
+        "datarep-data",
+        ResourceState.ISP,
+    )
     assert h.mirrors[0].source == "lab1" and h.mirrors[0].targets == ()
 
     layout = LabLayout(hermetic_env)

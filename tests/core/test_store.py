@@ -32,17 +32,40 @@ def _hierarchy(store: Store) -> int:
         txn.set_root(hid, top)
         txn.add_dependency(top, dk)
         txn.add_instance(
-            Resource(top, hid, ResourceKind.FILESYSTEM, "a", "/mnt", ResourceState.ISP,
-                     mount_point="/mnt", fs_type="xfs")
+            Resource(
+                top,
+                hid,
+                ResourceKind.FILESYSTEM,
+                "a",
+                "/mnt",
+                ResourceState.ISP,
+                mount_point="/mnt",
+                fs_type="xfs",
+            )
         )
         txn.add_instance(
-            Resource(dk, hid, ResourceKind.DATAKEEPER, "a", "dk-mnt", ResourceState.ISP,
-                     volume="/disks/v.img", bitmap_file=None)
+            Resource(
+                dk,
+                hid,
+                ResourceKind.DATAKEEPER,
+                "a",
+                "dk-mnt",
+                ResourceState.ISP,
+                volume="/disks/v.img",
+                bitmap_file=None,
+            )
         )
         txn.set_priority(hid, "a", 1)
         txn.add_mirror(
-            Mirror(dk, "a", 1 << 20, 65536, 500_000, False,
-                   (MirrorTarget("b", MirrorState.RESYNCING, bytes_done=5, bytes_total=10),))
+            Mirror(
+                dk,
+                "a",
+                1 << 20,
+                65536,
+                500_000,
+                False,
+                (MirrorTarget("b", MirrorState.RESYNCING, bytes_done=5, bytes_total=10),),
+            )
         )
     return hid
 

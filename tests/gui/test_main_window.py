@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -27,12 +28,11 @@ def _window(qtbot) -> MainWindow:
 
 def test_a_window_dropped_without_closing_ends_its_thread(qtbot) -> None:
     window = MainWindow()
-    qtbot.waitUntil(lambda: window.cluster is not None, timeout=10_000)
+    with qtbot.waitSignal(window.cluster_shown, timeout=10_000):
+        pass
     thread = window.watcher
     assert thread.isRunning()
     del window  # garbage-collected, never closed: must not abort the process
-    import gc
-
     gc.collect()
     assert thread.isFinished()
 
@@ -43,7 +43,10 @@ def test_window_shows_the_lab_cells(qtbot) -> None:
     assert tree is not None and tree.model() is window.model
     model = window.model
     assert [model.headerData(c, _h()) for c in range(1, 4)] == [
-        "lab1  (ALIVE)", "lab2  (ALIVE)", "lab3  (ALIVE)"]
+        "lab1  (ALIVE)",
+        "lab2  (ALIVE)",
+        "lab3  (ALIVE)",
+    ]
     root = model.index(0, 0)
     assert root.data() == "/data"
     assert model.index(0, 1).data() == "Active"
@@ -60,9 +63,7 @@ def test_window_follows_changes_made_by_another_process(qtbot) -> None:
     other = Store()  # another console or lkctl
     with other.transaction() as txn:
         txn.set_server_state("lab2", ServerState.DEAD)
-    qtbot.waitUntil(
-        lambda: window.model.headerData(2, _h()) == "lab2  (DEAD)", timeout=5_000
-    )
+    qtbot.waitUntil(lambda: window.model.headerData(2, _h()) == "lab2  (DEAD)", timeout=5_000)
 
 
 def test_geometry_is_saved_and_restored(qtbot) -> None:
@@ -74,11 +75,19 @@ def test_geometry_is_saved_and_restored(qtbot) -> None:
 
 
 def test_no_display_is_a_clear_message_and_exit_2(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "gui.app"], cwd=REPO, env=env, capture_output=True, text=True,
-        timeout=60, check=False,
+        [sys.executable, "-m", "gui.app"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 2
     assert "no display" in done.stderr
@@ -91,7 +100,12 @@ def test_screenshot_writes_the_window_as_png(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "QT_QPA_PLATFORM")}
     done = subprocess.run(
         [sys.executable, "-m", "gui.app", "--screenshot", str(target), "--size", "800x500"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     image = QImage(str(target))

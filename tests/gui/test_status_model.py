@@ -37,11 +37,14 @@ def _extended(cluster: Cluster, state: MirrorState, done: int) -> Cluster:
     )
     mirror = dataclasses.replace(
         h.mirrors[0],
-        targets=(MirrorTarget("lab2", state, bytes_done=done, bytes_total=100, rate=180e6,
-                              eta=120.0),),
+        targets=(
+            MirrorTarget("lab2", state, bytes_done=done, bytes_total=100, rate=180e6, eta=120.0),
+        ),
     )
-    equivalencies = (*h.equivalencies, dataclasses.replace(h.equivalencies[0], server="lab2",
-                                                           priority=10))
+    equivalencies = (
+        *h.equivalencies,
+        dataclasses.replace(h.equivalencies[0], server="lab2", priority=10),
+    )
     new: Hierarchy = dataclasses.replace(
         h, resources=h.resources + standby, mirrors=(mirror,), equivalencies=equivalencies
     )
