@@ -18,6 +18,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,17 @@ _MIGRATIONS: list[str] = [
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """One line of the output panel, as kept in the store."""
+
+    id: int
+    ts: float  # seconds since the epoch
+    operation: str
+    level: str  # INFO, WARNING, ERROR
+    text: str
 
 
 def default_path() -> Path:
@@ -365,6 +377,15 @@ class Store:
             "SELECT ts, operation, level, text FROM oplog ORDER BY id DESC LIMIT ?", (limit,)
         ).fetchall()
         return [(r[0], r[1], r[2], r[3]) for r in reversed(rows)]
+
+    def log_lines_after(self, last_id: int, limit: int = 2000) -> list[LogRow]:
+        """Output-panel lines newer than ``last_id`` (0: the last ``limit``), oldest first."""
+        rows = self._conn.execute(
+            "SELECT id, ts, operation, level, text FROM oplog WHERE id > ? "
+            "ORDER BY id DESC LIMIT ?",
+            (last_id, limit),
+        ).fetchall()
+        return [LogRow(r[0], r[1], r[2], r[3], r[4]) for r in reversed(rows)]
 
     def integrity_check(self) -> str:
         return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])

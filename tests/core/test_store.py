@@ -220,3 +220,13 @@ def test_output_lines_are_capped(tmp_path: Path) -> None:
             txn.add_log_line("op", "INFO", f"line {i}", keep=10)
     lines = store.log_lines()
     assert [t for *_rest, t in lines] == [f"line {i}" for i in range(20, 30)]
+
+
+def test_output_lines_after_an_id() -> None:
+    store = Store()
+    with store.transaction() as txn:
+        for i in range(5):
+            txn.add_log_line("op", "INFO", f"line {i}")
+    rows = store.log_lines_after(0)
+    assert [r.text for r in rows] == [f"line {i}" for i in range(5)]
+    assert [r.text for r in store.log_lines_after(rows[2].id)] == ["line 3", "line 4"]
