@@ -8,10 +8,12 @@ over SSH, or Pacemaker with DRBD) can be added later without touching the wizard
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from core import journal, mirrors
 from core.errors import OperationError
 from core.events import ClusterChanged, EventHub
 from core.lab import LabLayout, ensure_lab
@@ -19,6 +21,7 @@ from core.model import Cluster
 from core.store import Store
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Backend(Protocol):
@@ -50,6 +53,11 @@ class LabBackend:
         self.store = Store(home)
         try:
             ensure_lab(self.store)
+            # Finish what crashed processes left: half-done operations are undone, and
+            # resyncs whose process died are restarted (they resume from the bitmap).
+            for line in journal.recover(self.store):
+                log.warning("recovery: %s", line)
+            mirrors.resume_resyncs(self.store)
         except BaseException:
             self.store.close()
             raise

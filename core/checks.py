@@ -18,6 +18,8 @@ class Problem:
     field: str  # the field's name, also the widget's objectName: "target_priority"
     code: str  # stable, for tests and --json: "priority_in_use"
     message: str
+    # For fields repeated per DataKeeper resource (one Extend page each): which one.
+    resource_id: int | None = None
 
 
 def tag_problems(field: str, label: str, tag: object) -> list[Problem]:

@@ -7,6 +7,7 @@ checks, 1 for failures while doing), never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -14,11 +15,15 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
+from core import extend, hierarchy_ops
 from core.backend import LabBackend
+from core.checks import Problem
 from core.errors import CheckFailed, LkError
-from core.lab import reset_lab
-from core.model import Cluster, Hierarchy
-from core.status import cell
+from core.extend import ExtendDefaults, ExtendRequest
+from core.lab import LabLayout, reset_lab
+from core.model import Cluster, Hierarchy, MirrorState
+from core.session import local_administrator
+from core.status import cell, mirror_text
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
     status.set_defaults(handler=cmd_status)
 
+    _add_extend(sub)
+    _add_unextend_delete(sub)
+
     lab = sub.add_parser("lab", help="manage the embedded lab cluster")
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
     lab_sub.required = True
@@ -66,8 +74,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         return handler(args, out)
     except CheckFailed as exc:
+        if getattr(args, "json", False):
+            json.dump(
+                {"ok": False, "problems": [dataclasses.asdict(p) for p in exc.problems]},
+                out,
+                indent=2,
+            )
+            out.write("\n")
         for p in exc.problems:
-            print(f"lkctl: {p.field}: {p.message}", file=sys.stderr)
+            print(f"{p.field}: {p.message}", file=sys.stderr)
         return EXIT_USAGE
     except LkError as exc:
         print(f"lkctl: {exc}", file=sys.stderr)
@@ -108,7 +123,9 @@ def status_json(cluster: Cluster) -> dict[str, Any]:
     }
 
 
-def _hierarchy_json(h: Hierarchy, cluster: Cluster) -> dict[str, Any]:
+def _hierarchy_json(h: Hierarchy | None, cluster: Cluster) -> dict[str, Any]:
+    if h is None:
+        return {}
     resources = []
     for rid, depth in h.walk():
         states: dict[str, Any] = {}
@@ -218,6 +235,343 @@ def cmd_lab_reset(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         backend.close()
     print("The lab was reset: lab1, lab2, lab3 with /data in service on lab1.", file=out)
+    return EXIT_OK
+
+
+# -- extend, unextend, delete -----------------------------------------------------------
+def _add_extend(sub: Any) -> None:
+    p = sub.add_parser(
+        "extend",
+        help="extend a resource hierarchy to another server",
+        description="Extend Resource Hierarchy: copy the hierarchy TAG belongs to from the "
+        "server where it is in service (the template) to a target server, and start the "
+        "mirror resync. Without --accept-defaults, every option not given is asked for "
+        "(at a terminal) or refused (in a script).",
+    )
+    p.add_argument("tag", metavar="TAG", help="any resource tag of the hierarchy (Tag to Extend)")
+    p.add_argument("--target", metavar="SERVER", help="Target Server")
+    p.add_argument("--template", metavar="SERVER", help="Template Server")
+    p.add_argument("--target-priority", metavar="N", help="Target Priority (1-999)")
+    p.add_argument(
+        "--template-priority", metavar="N", help="Template Priority (1-999; initial extend only)"
+    )
+    p.add_argument("--switchback", metavar="TYPE", help="Switchback Type: intelligent|automatic")
+    p.add_argument("--mount-point", metavar="PATH", help="Mount Point on the target")
+    p.add_argument("--root-tag", metavar="TAG", help="Root Tag (the filesystem's tag)")
+    p.add_argument("--dk-tag", metavar="TAG", help="DataKeeper Resource Tag")
+    p.add_argument(
+        "--bitmap",
+        metavar="PATH|none",
+        help="Bitmap File on the target, or none (every resync is full)",
+    )
+    p.add_argument(
+        "--accept-defaults", action="store_true", help="take the default of every option not given"
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the defaults, the checks and the plan; change nothing",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--wait", action="store_true", help="follow the resync until the target is in sync"
+    )
+    p.set_defaults(handler=cmd_extend)
+
+
+def _add_unextend_delete(sub: Any) -> None:
+    p = sub.add_parser("unextend", help="remove a hierarchy from one standby server")
+    p.add_argument("tag", metavar="TAG")
+    p.add_argument("--server", metavar="SERVER", required=True)
+    p.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_unextend)
+    d = sub.add_parser("delete", help="remove a hierarchy from every server")
+    d.add_argument("tag", metavar="TAG")
+    d.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    d.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(handler=cmd_delete)
+
+
+# Which option fills which request field, and the question asked at a terminal.
+_EXTEND_OPTIONS = (
+    ("target_server", "target", "Target Server"),
+    ("switchback_type", "switchback", "Switchback Type"),
+    ("template_priority", "template_priority", "Template Priority"),
+    ("target_priority", "target_priority", "Target Priority"),
+)
+_DK_OPTIONS = (
+    ("mount_point", "mount_point", "Mount Point"),
+    ("root_tag", "root_tag", "Root Tag"),
+    ("dk_tag", "dk_tag", "DataKeeper Resource Tag"),
+    ("bitmap_file", "bitmap", "Bitmap File"),
+)
+
+
+def extend_request_from_args(
+    args: argparse.Namespace,
+    cluster: Cluster,
+    layout: LabLayout,
+    ask: Callable[[str, str], str] | None,
+) -> tuple[ExtendRequest, ExtendDefaults, list[Problem]]:
+    """The request lkctl's options describe; unspecified fields from defaults or ``ask``."""
+    d = extend.defaults(
+        cluster, layout, template_server=args.template, tag=args.tag, target_server=args.target
+    )
+    base = d.request
+    missing: list[Problem] = []
+
+    def value(field_name: str, given: object, default: object, label: str) -> object:
+        if given is not None:
+            return given
+        if args.accept_defaults:
+            return default
+        if ask is not None:
+            answer = ask(label, "" if default is None else str(default))
+            return answer if answer != "" else default
+        option = "--" + next(
+            o for f, o, _ in (*_EXTEND_OPTIONS, *_DK_OPTIONS) if f == field_name
+        ).replace("_", "-")
+        shown = "none" if default is None and field_name == "bitmap_file" else default
+        missing.append(
+            Problem(
+                field_name,
+                "not_given",
+                f"no value given (default {shown}); pass {option} {shown} or --accept-defaults",
+            )
+        )
+        return default
+
+    template = args.template or base.template_server
+    fields: dict[str, Any] = {}
+    for field_name, option, label in _EXTEND_OPTIONS:
+        if field_name not in d.shown and getattr(args, option) is None:
+            continue
+        fields[field_name] = value(
+            field_name, getattr(args, option), getattr(base, field_name), label
+        )
+    dks = []
+    for i, page in enumerate(d.pages):
+        entry: dict[str, Any] = {}
+        for field_name, option, label in _DK_OPTIONS:
+            if field_name not in page.shown:
+                continue
+            given = getattr(args, option) if i == 0 else None
+            if field_name == "bitmap_file" and isinstance(given, str) and given.lower() == "none":
+                entry[field_name] = None
+                continue
+            default = getattr(page.defaults, field_name)
+            got = value(field_name, given, default, f"{label} ({page.template_dk_tag})")
+            if field_name == "bitmap_file" and isinstance(got, str) and got.lower() == "none":
+                got = None
+            entry[field_name] = got
+        dks.append(dataclasses.replace(page.defaults, **entry))
+    target_server = fields.get("target_server", base.target_server)
+    if target_server != base.target_server and args.target is None:
+        # A target typed at the prompt changes the defaults that depend on it.
+        d = extend.defaults(
+            cluster,
+            layout,
+            template_server=template,
+            tag=args.tag,
+            target_server=str(target_server),
+        )
+    request = ExtendRequest(
+        template_server=template,
+        tag_to_extend=args.tag,
+        target_server=str(target_server),
+        switchback_type=str(fields.get("switchback_type", base.switchback_type)),
+        target_priority=fields.get("target_priority", base.target_priority),
+        template_priority=fields.get("template_priority", base.template_priority),
+        datakeeper=tuple(dks),
+    )
+    return request, d, missing
+
+
+def _prompt(label: str, default: str) -> str:
+    return input(f"{label} [{default}]: ").strip()
+
+
+def cmd_extend(args: argparse.Namespace, out: TextIO) -> int:
+    backend = LabBackend()
+    try:
+        cluster = backend.cluster()
+        ask = (
+            _prompt if (not args.accept_defaults and not args.json and sys.stdin.isatty()) else None
+        )
+        request, d, missing = extend_request_from_args(args, cluster, backend.layout, ask)
+        if missing:
+            raise CheckFailed(missing)
+        problems = extend.check_request(cluster, backend.layout, request)
+        if args.dry_run:
+            titles = [] if problems else extend.plan(cluster, backend.layout, request).titles
+            if args.json:
+                json.dump(
+                    {
+                        "request": request.to_json(),
+                        "shown": list(d.shown),
+                        "notes": d.notes
+                        | {
+                            f"bitmap_file:{p.resource_id}": p.bitmap_note
+                            for p in d.pages
+                            if p.bitmap_note
+                        },
+                        "problems": [dataclasses.asdict(p) for p in problems],
+                        "plan": titles,
+                    },
+                    out,
+                    indent=2,
+                )
+                out.write("\n")
+            else:
+                _print_dry_run(out, request, d, problems, titles)
+            return EXIT_USAGE if problems else EXIT_OK
+        if problems:
+            raise CheckFailed(problems)
+        the_plan = extend.plan(cluster, backend.layout, request)
+
+        def on_step(index: int, total: int, title: str, status: str) -> None:
+            if not args.json and status != "running":
+                print(f"[{index + 1}/{total}] {title}: {status}", file=out, flush=True)
+
+        result = extend.execute(backend, the_plan, local_administrator(), on_step=on_step)
+        if args.wait:
+            state = _wait_for_target(
+                backend,
+                result.hierarchy_id,
+                request.target_server,
+                None if args.json else sys.stderr,
+            )
+            if state is not MirrorState.TARGET:
+                print(
+                    f"lkctl: the resync to {request.target_server} stopped: {state}",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILED
+        if args.json:
+            json.dump(
+                {
+                    "ok": True,
+                    "request": request.to_json(),
+                    "steps": list(result.steps),
+                    "message": result.message,
+                    "hierarchy": _hierarchy_json(
+                        backend.store.hierarchy(result.hierarchy_id), backend.cluster()
+                    ),
+                },
+                out,
+                indent=2,
+            )
+            out.write("\n")
+        else:
+            print(result.message, file=out)
+        return EXIT_OK
+    finally:
+        backend.close()
+
+
+def _print_dry_run(
+    out: TextIO,
+    request: ExtendRequest,
+    d: ExtendDefaults,
+    problems: list[Problem],
+    titles: list[str],
+) -> None:
+    print("Extend Resource Hierarchy (dry run: nothing is changed)", file=out)
+    for name in extend.PRE_EXTEND_FIELDS:
+        if name in d.shown:
+            print(f"  {extend.LABELS[name]:<24} {getattr(request, name)}", file=out)
+    for page in d.pages:
+        dk = request.datakeeper_for(page.resource_id) or page.defaults
+        print(f"  DataKeeper resource {page.template_dk_tag}:", file=out)
+        for name in page.shown:
+            value = getattr(dk, name)
+            shown = "None (every resync is a full resync)" if value is None else value
+            print(f"    {extend.LABELS[name]:<22} {shown}", file=out)
+        if page.bitmap_note:
+            print(f"    note: {page.bitmap_note}", file=out)
+    if problems:
+        print("Checks failed:", file=out)
+        for p in problems:
+            print(f"  {p.field}: {p.message}", file=out)
+        return
+    print("Pre-extend checks were successful.", file=out)
+    print("Plan:", file=out)
+    for i, title in enumerate(titles, 1):
+        print(f"  {i}. {title}", file=out)
+
+
+def _wait_for_target(
+    backend: LabBackend, hierarchy_id: int, target: str, bar: TextIO | None
+) -> MirrorState | str:
+    """Follow the mirror targets on ``target`` until they are all Target (or fail)."""
+    import time
+
+    while True:
+        h = backend.store.hierarchy(hierarchy_id)
+        rows = [t for m in (h.mirrors if h else ()) for t in m.targets if t.server == target]
+        if not rows:
+            return "the mirror target is gone"
+        bad = next((t for t in rows if t.state is MirrorState.OUT_OF_SYNC), None)
+        if bad is not None:
+            return f"Out of Sync ({bad.reason})" if bad.reason else "Out of Sync"
+        if all(t.state is MirrorState.TARGET for t in rows):
+            if bar is not None:
+                bar.write(f"\r{target}: Target (in sync){' ' * 30}\n")
+            return MirrorState.TARGET
+        if bar is not None:
+            t = rows[0]
+            filled = t.percent * 30 // 100
+            bar.write(f"\r{target}: [{'#' * filled}{'.' * (30 - filled)}] {mirror_text(t)}   ")
+            bar.flush()
+        time.sleep(0.2)
+
+
+def cmd_unextend(args: argparse.Namespace, out: TextIO) -> int:
+    backend = LabBackend()
+    try:
+        the_plan = hierarchy_ops.plan_unextend(
+            backend.cluster(), backend.layout, hierarchy_ops.UnextendRequest(args.tag, args.server)
+        )
+        return _run_op(backend, the_plan, args, out)
+    finally:
+        backend.close()
+
+
+def cmd_delete(args: argparse.Namespace, out: TextIO) -> int:
+    backend = LabBackend()
+    try:
+        the_plan = hierarchy_ops.plan_delete(
+            backend.cluster(), backend.layout, hierarchy_ops.DeleteRequest(args.tag)
+        )
+        if not (args.yes or args.dry_run) and sys.stdin.isatty():
+            answer = input(f"Delete {args.tag} from every server? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("Nothing changed.", file=out)
+                return EXIT_OK
+        return _run_op(backend, the_plan, args, out)
+    finally:
+        backend.close()
+
+
+def _run_op(
+    backend: LabBackend, the_plan: hierarchy_ops.OpPlan, args: argparse.Namespace, out: TextIO
+) -> int:
+    if args.dry_run:
+        if args.json:
+            json.dump({"plan": the_plan.titles}, out, indent=2)
+            out.write("\n")
+        else:
+            for i, title in enumerate(the_plan.titles, 1):
+                print(f"  {i}. {title}", file=out)
+        return EXIT_OK
+    message = hierarchy_ops.execute(backend, the_plan, local_administrator())
+    if args.json:
+        json.dump({"ok": True, "steps": the_plan.titles, "message": message}, out, indent=2)
+        out.write("\n")
+    else:
+        print(message, file=out)
     return EXIT_OK
 
 

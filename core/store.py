@@ -117,6 +117,13 @@ _MIGRATIONS: list[str] = [
         text TEXT NOT NULL
     );
     """,
+    # 3: operations whose rows were committed (tells crash recovery not to undo them)
+    """
+    CREATE TABLE committed_ops (
+        op_id TEXT PRIMARY KEY,
+        finished REAL NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -387,6 +394,15 @@ class Store:
         ).fetchall()
         return [LogRow(r[0], r[1], r[2], r[3], r[4]) for r in reversed(rows)]
 
+    def committed(self, op_id: str) -> bool:
+        """Whether the operation ``op_id`` committed its rows (see core.journal)."""
+        row = self._conn.execute("SELECT 1 FROM committed_ops WHERE op_id=?", (op_id,))
+        return row.fetchone() is not None
+
+    def checkpoint(self) -> None:
+        """Move everything committed from the WAL into the database file."""
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def integrity_check(self) -> str:
         return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
 
@@ -559,6 +575,15 @@ class Txn:
         self._c.execute(
             "DELETE FROM mirror_targets WHERE resource_id=? AND server=?", (resource_id, server)
         )
+
+    # -- undo journal -------------------------------------------------------------------
+    def mark_committed(self, op_id: str) -> None:
+        self._c.execute(
+            "INSERT INTO committed_ops(op_id, finished) VALUES (?, ?)", (op_id, time.time())
+        )
+
+    def forget_committed(self, op_id: str) -> None:
+        self._c.execute("DELETE FROM committed_ops WHERE op_id=?", (op_id,))
 
     # -- output panel -----------------------------------------------------------------
     def add_log_line(self, operation: str, level: str, text: str, keep: int = 2000) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -63,3 +66,65 @@ def read_only_dir(path: Path) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    """Poll ``predicate`` (for work done by another process) until true or time out."""
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        pause.wait(0.05)
+
+
+def _root_can_mount() -> str:
+    if os.geteuid() != 0:
+        return "mounting a filesystem image needs root"
+    if not Path("/dev/loop-control").exists() and not Path("/dev/loop0").exists():
+        return "no loop devices on this machine"
+    return ""
+
+
+@contextlib.contextmanager
+def mounted_image(mount_point: Path, fs: str, size_mib: int) -> Iterator[Path]:
+    """Loop-mount a fresh ``fs`` (btrfs, ext4) image of ``size_mib`` at ``mount_point``.
+
+    Skips the test, with the reason, only where mounting is impossible.
+    """
+    reason = _root_can_mount()
+    mkfs = shutil.which(f"mkfs.{fs}")
+    if not reason and mkfs is None:
+        reason = f"mkfs.{fs} is not installed (bash packaging/bootstrap.sh --test installs it)"
+    if reason:
+        pytest.skip(reason)
+    assert mkfs is not None
+    image = mount_point.parent / f".{mount_point.name}.{fs}.img"
+    with open(image, "wb") as f:
+        f.truncate(size_mib * 1024 * 1024)
+    quiet = ["-q"] if fs == "btrfs" else ["-q", "-F"]
+    subprocess.run([mkfs, *quiet, str(image)], check=True, capture_output=True)
+    mount_point.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-o", "loop", str(image), str(mount_point)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        image.unlink()
+        pytest.skip(f"cannot loop-mount a {fs} image here: {done.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], capture_output=True)
+        if os.path.ismount(mount_point):
+            subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+        image.unlink(missing_ok=True)
+
+
+def db_digest(home: Path) -> str:
+    """The database files' bytes (after every connection closed): to prove nothing changed."""
+    digest = hashlib.sha256()
+    for name in ("lkconsole.db", "lkconsole.db-wal"):
+        path = home / name
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()

@@ -1,0 +1,185 @@
+"""The lab's DataKeeper mirrors: the replication engine wired to the store.
+
+The engine (``core.replication``) knows volumes, bitmaps and resyncs; this module knows
+where the lab keeps them and records what happens in the store, the one source of
+truth. A resync runs in its own detached process (:mod:`core.resyncd`), like
+DataKeeper's kernel threads run independently of the console: the console or ``lkctl``
+that started it may exit, and any console shows its progress from the store. A process
+that died (SIGKILL, power cut) is restarted by :func:`resume_resyncs` the next time the
+lab is opened, and resumes from the bitmap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core import journal
+from core.model import MirrorState
+from core.replication.bitmap import Bitmap, BitmapError, BitmapInvalid
+from core.replication.volume import Volume
+from core.store import Store
+
+log = logging.getLogger(__name__)
+
+
+# -- volumes and bitmaps ---------------------------------------------------------------
+def prepare_target_volume(path: Path, size: int) -> None:
+    """The target's volume file: created (sparse) when missing, kept when it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Volume.create(path, size, exist_ok=True).close()
+
+
+def create_bitmap(path: Path, volume_size: int, chunk_size: int) -> None:
+    """A server's own bitmap file (used when it becomes the source); EINVAL on btrfs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Bitmap.create(path, volume_size=volume_size, chunk_size=chunk_size, overwrite=True).close()
+
+
+def add_bitmap_target(path: Path, target: str, volume_size: int, chunk_size: int) -> None:
+    """Give the source's intent log a section for ``target``, every chunk dirty."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        Bitmap.create(
+            path, volume_size=volume_size, chunk_size=chunk_size, targets=[target]
+        ).close()
+        return
+    try:
+        bitmap = Bitmap.open(path, volume_size=volume_size, chunk_size=chunk_size)
+    except BitmapInvalid as exc:
+        log.warning("%s; rebuilt with every chunk dirty", exc)
+        Bitmap.create(
+            path, volume_size=volume_size, chunk_size=chunk_size, targets=[target], overwrite=True
+        ).close()
+        return
+    try:
+        if bitmap.has_target(target):
+            bitmap.set_all(target)
+        else:
+            bitmap.add_target(target, dirty=True)
+    finally:
+        bitmap.close()
+
+
+def remove_bitmap_target(path: Path, target: str) -> None:
+    """Drop ``target``'s section from an intent log (idempotent)."""
+    if not path.exists():
+        return
+    try:
+        bitmap = Bitmap.open(path)
+    except BitmapError as exc:
+        log.warning("cannot open %s to remove %s: %s", path, target, exc)
+        return
+    try:
+        if bitmap.has_target(target):
+            bitmap.remove_target(target)
+    finally:
+        bitmap.close()
+
+
+def _undo_remove_bitmap_target(args: list[str]) -> None:
+    remove_bitmap_target(Path(args[0]), args[1])
+
+
+journal.UNDO_HANDLERS["remove_bitmap_target"] = _undo_remove_bitmap_target
+
+
+# -- resync processes ------------------------------------------------------------------
+def _run_dir(home: Path) -> Path:
+    folder = home / "run"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def lock_path(home: Path, resource_id: int, target: str) -> Path:
+    return _run_dir(home) / f"resync-{resource_id}-{target}.lock"
+
+
+def resync_running(home: Path, resource_id: int, target: str) -> bool:
+    """Whether a resync process holds the lock of this mirror target."""
+    path = lock_path(home, resource_id, target)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock we may have taken
+    return False
+
+
+def start_resync(home: Path, resource_id: int, target: str) -> subprocess.Popen[bytes] | None:
+    """Start the resync process of one mirror target (a no-op when one runs)."""
+    if resync_running(home, resource_id, target):
+        return None
+    logs = home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / f"resync-{resource_id}-{target}.log", "ab") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "core.resyncd",
+                "--home",
+                str(home),
+                "--resource",
+                str(resource_id),
+                "--target",
+                target,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # not killed with the console or lkctl that started it
+            cwd=Path(__file__).resolve().parent.parent,
+            close_fds=True,
+        )
+
+
+def stop_resync(home: Path, resource_id: int, target: str, timeout: float = 30.0) -> bool:
+    """Ask a running resync process to stop (it keeps the bitmap) and wait for it.
+
+    Returns True when none runs any more.
+    """
+    path = lock_path(home, resource_id, target)
+    deadline = time.monotonic() + timeout
+    signalled = False
+    while resync_running(home, resource_id, target):
+        if not signalled:
+            with contextlib.suppress(ValueError, OSError):
+                pid = int(path.read_text().strip() or 0)
+                if pid > 0:
+                    os.kill(pid, signal.SIGTERM)
+                    signalled = True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def resume_resyncs(store: Store) -> list[tuple[int, str]]:
+    """Restart the resync of every target that is Resyncing with no process behind it."""
+    started = []
+    for h in store.cluster().hierarchies:
+        for m in h.mirrors:
+            for t in m.targets:
+                if t.state is MirrorState.RESYNCING and not resync_running(
+                    store.home, m.resource_id, t.server
+                ):
+                    try:
+                        start_resync(store.home, m.resource_id, t.server)
+                    except OSError as exc:
+                        if exc.errno != errno.ENOENT:
+                            raise
+                        log.error("cannot start the resync of %s: %s", t.server, exc)
+                        continue
+                    started.append((m.resource_id, t.server))
+    return started
