@@ -717,7 +717,8 @@ def bitmap_problems(layout: LabLayout, server: str, bitmap_file: str) -> list[tu
         return [
             (
                 "bitmap_on_btrfs",
-                f"Bitmap File {text} is on btrfs (mounted at {info.mount_point}) on {server}: "
+                f"Bitmap File {text} is on btrfs (mounted at "
+                f"{_server_path(layout, server, Path(info.mount_point))}) on {server}: "
                 "DataKeeper cannot use a bitmap there (configuring the mirror fails with "
                 "'invalid argument', because btrfs cannot give the block map an external "
                 "bitmap needs). Choose a folder on ext4 or xfs, e.g. under /var/lib, "
@@ -1224,9 +1225,10 @@ def _local(layout: LabLayout, server: str, path: str) -> Path | None:
 
 def _server_path(layout: LabLayout, server: str, local: Path) -> str:
     try:
-        return "/" + str(local.relative_to(layout.server_root(server)))
+        relative = local.relative_to(layout.server_root(server))
     except ValueError:
         return str(local)
+    return "/" + str(relative) if str(relative) != "." else "/"
 
 
 def _on_btrfs(layout: LabLayout, server: str, path: str) -> bool:
