@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
-from core import extend, hierarchy_ops
+from core import extend, hierarchy_ops, mirror_ops
 from core.backend import LabBackend
 from core.checks import Problem
 from core.errors import CheckFailed, LkError
@@ -63,7 +63,33 @@ def build_parser() -> argparse.ArgumentParser:
     reset = lab_sub.add_parser("reset", help="throw the lab away and create it anew")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reset.set_defaults(handler=cmd_lab_reset)
+    write = lab_sub.add_parser("write", help="write through a mirror (bitmap, source, targets)")
+    write.add_argument("tag", metavar="TAG", help="the DataKeeper resource")
+    write.add_argument("--offset", type=_int_arg, required=True, metavar="N")
+    write.add_argument("--length", type=_int_arg, required=True, metavar="N")
+    write.add_argument("--pattern", default="random", metavar="random|zero")
+    write.set_defaults(handler=cmd_lab_write)
+    work = lab_sub.add_parser("workload", help="random writes through a mirror for a while")
+    work.add_argument("tag", metavar="TAG", help="the DataKeeper resource")
+    work.add_argument("--seconds", type=float, required=True, metavar="N")
+    work.add_argument("--rate", type=float, required=True, metavar="MB/s")
+    work.set_defaults(handler=cmd_lab_workload)
+    _add_mirror(sub)
     return parser
+
+
+def _int_arg(text: str) -> int:
+    """A byte count: 4096, 64K, 1M, 1G (powers of 1024)."""
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    value = text.strip().lower()
+    factor = units.get(value[-1:], 1)
+    number = value[:-1] if factor != 1 else value
+    try:
+        return int(number) * factor
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number of bytes (e.g. 4096, 64K, 1M)"
+        ) from None
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -98,6 +124,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         print("lkctl: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: still one line for the user, the details in the log
+        log.exception("lkctl %s failed", args.command)
+        print(
+            f"lkctl: internal error ({type(exc).__name__}: {exc}); please report it",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
 
 
 # -- status --------------------------------------------------------------------------
@@ -236,6 +269,136 @@ def cmd_lab_reset(args: argparse.Namespace, out: TextIO) -> int:
         backend.close()
     print("The lab was reset: lab1, lab2, lab3 with /data in service on lab1.", file=out)
     return EXIT_OK
+
+
+# -- mirrors -------------------------------------------------------------------------------
+def _add_mirror(sub: Any) -> None:
+    m = sub.add_parser("mirror", help="DataKeeper mirrors: status and actions")
+    msub = m.add_subparsers(dest="mirror_command", metavar="ACTION", parser_class=_Parser)
+    msub.required = True
+    st = msub.add_parser("status", help="role, state, progress, rate and ETA per target")
+    st.add_argument("tag", metavar="TAG", nargs="?", help="a DataKeeper resource (default: all)")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(handler=cmd_mirror_status)
+    for name, text in (
+        ("pause", "stop replicating (writes only mark the bitmap)"),
+        ("resume", "resync what was missed, then replicate"),
+        ("fullresync", "copy every chunk again"),
+    ):
+        a = msub.add_parser(name, help=text)
+        a.add_argument("tag", metavar="TAG")
+        a.add_argument("--target", metavar="SERVER", help="one target (default: every one)")
+        a.set_defaults(handler=cmd_mirror_action, action=name)
+    sp = msub.add_parser("speed", help="resync speed limit in KB/s (0 = unlimited)")
+    sp.add_argument("tag", metavar="TAG")
+    sp.add_argument("kbps", metavar="KBPS", type=int)
+    sp.set_defaults(handler=cmd_mirror_speed)
+
+
+def cmd_mirror_status(args: argparse.Namespace, out: TextIO) -> int:
+    backend = LabBackend()
+    try:
+        if args.tag:
+            refs = [mirror_ops.find(backend, args.tag)]
+        else:
+            cluster = backend.cluster()
+            refs = [
+                mirror_ops.find(backend, h.tag_of(m.resource_id))
+                for h in cluster.hierarchies
+                for m in h.mirrors
+            ]
+        data: list[dict[str, Any]] = [
+            {
+                "tag": ref.tag,
+                "source": ref.mirror.source,
+                "bitmap_file": ref.source.bitmap_file,
+                "chunk_size": ref.mirror.chunk_size,
+                "speed_limit_kbps": ref.mirror.speed_limit_kbps,
+                "targets": [
+                    dataclasses.asdict(line) for line in mirror_ops.status(ref, backend.layout)
+                ],
+            }
+            for ref in refs
+        ]
+        if args.json:
+            json.dump(data, out, indent=2)
+            out.write("\n")
+            return EXIT_OK
+        for mirror in data:
+            bitmap = mirror["bitmap_file"] or "None (every resync is full)"
+            print(f"Mirror {mirror['tag']}  (bitmap {bitmap})", file=out)
+            rows = [["SERVER", "ROLE", "STATE", "%", "RATE", "ETA", "DIRTY", "REASON"]]
+            for t in mirror["targets"]:
+                pct = "" if t["percent"] is None else str(t["percent"])
+                dirty = "" if t["role"] == "Source" else str(t["dirty_chunks"])
+                rows.append(
+                    [
+                        t["server"],
+                        t["role"],
+                        t["state"],
+                        pct,
+                        t["rate"],
+                        t["eta"],
+                        dirty,
+                        t["reason"],
+                    ]
+                )
+            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+            for r in rows:
+                print(
+                    "  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip(),
+                    file=out,
+                )
+        if not data:
+            print("No mirrors.", file=out)
+        return EXIT_OK
+    finally:
+        backend.close()
+
+
+def cmd_mirror_action(args: argparse.Namespace, out: TextIO) -> int:
+    backend = LabBackend()
+    try:
+        action = {
+            "pause": mirror_ops.pause,
+            "resume": mirror_ops.resume,
+            "fullresync": mirror_ops.full_resync,
+        }[args.action]
+        for line in action(backend, args.tag, args.target, local_administrator()):
+            print(line, file=out)
+        return EXIT_OK
+    finally:
+        backend.close()
+
+
+def cmd_mirror_speed(args: argparse.Namespace, out: TextIO) -> int:
+    backend = LabBackend()
+    try:
+        print(
+            mirror_ops.set_speed_limit(backend, args.tag, args.kbps, local_administrator()),
+            file=out,
+        )
+        return EXIT_OK
+    finally:
+        backend.close()
+
+
+def cmd_lab_write(args: argparse.Namespace, out: TextIO) -> int:
+    backend = LabBackend()
+    try:
+        print(mirror_ops.write(backend, args.tag, args.offset, args.length, args.pattern), file=out)
+        return EXIT_OK
+    finally:
+        backend.close()
+
+
+def cmd_lab_workload(args: argparse.Namespace, out: TextIO) -> int:
+    backend = LabBackend()
+    try:
+        print(mirror_ops.workload(backend, args.tag, args.seconds, args.rate), file=out)
+        return EXIT_OK
+    finally:
+        backend.close()
 
 
 # -- extend, unextend, delete -----------------------------------------------------------

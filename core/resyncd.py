@@ -27,6 +27,7 @@ from core.lab import LabLayout
 from core.mirrors import lock_path
 from core.model import Hierarchy, MirrorState, MirrorTarget
 from core.replication.bitmap import Bitmap, BitmapError, BitmapInvalid, IntentLog, MemoryBitmap
+from core.replication.mirror import _NoBitmapState  # the engine's no-bitmap flag file
 from core.replication.resync import Resync, ResyncBusy, ResyncError, ResyncProgress
 from core.replication.volume import Volume
 from core.status import format_rate, format_size
@@ -126,11 +127,16 @@ def _resync(home: Path, resource_id: int, target: str) -> int:
             bitmap.add_target(target, dirty=True)
             full = True
     else:
-        # No intent log: nothing says what is in sync, so every resync is full.
+        # No intent log: nothing says what is in sync, so every resync is full. Writers
+        # stop this process before they write (core.mirror_ops), so the engine's "needs
+        # a full resync" flag for this target is settled by the full copy that follows.
         bitmap = MemoryBitmap(
             volume_size=mirror.volume_size, chunk_size=mirror.chunk_size, targets=[target]
         )
         full = True
+        flags = _NoBitmapState(layout.server_path(mirror.source, source_inst.volume))
+        if flags.existed and flags.needs_full.pop(target, None) is not None:
+            flags.save()
 
     last = 0.0
 
@@ -171,7 +177,7 @@ def _resync(home: Path, resource_id: int, target: str) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    dirty = bitmap.dirty_count(target)
+    dirty = bitmap.nchunks if full else bitmap.dirty_count(target)
     kind = "full" if full or dirty == bitmap.nchunks else "partial"
     set_row(
         MirrorState.RESYNCING,

@@ -29,6 +29,7 @@ def add_hierarchy(
     fs_tag: str | None = None,
     mount_point: str | None = None,
     size: int = 4 * 1024 * 1024,
+    bitmap: str | None = "default",
 ) -> int:
     """A DataKeeper hierarchy in service on ``server`` (with a filesystem on top or not)."""
     volume = f"/disks/{dk_tag}.img"
@@ -65,7 +66,7 @@ def add_hierarchy(
                 dk_tag,
                 ResourceState.ISP,
                 volume=volume,
-                bitmap_file=default_bitmap_file(dk_tag),
+                bitmap_file=default_bitmap_file(dk_tag) if bitmap == "default" else bitmap,
             )
         )
         txn.set_priority(hid, server, 1)

@@ -1,0 +1,428 @@
+"""Mirror actions and writes through the mirror, for the lab's DataKeeper resources.
+
+- :func:`status`: role, state, progress, rate and ETA of every target of a mirror;
+- :func:`pause` / :func:`resume` / :func:`full_resync` / :func:`set_speed_limit`;
+- :func:`write` and :func:`workload`: put writes through the engine's mirrored write
+  path (bitmap first, then source, then every in-sync target), so that a user can watch
+  dirty chunks and partial resyncs.
+
+A resync runs in its own process (:mod:`core.resyncd`); the store says what state each
+target is in. Pausing stops that process (the bitmap keeps what is left to copy) and
+marks the target "Out of Sync"; resuming starts it again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import mirrors
+from core.backend import LabBackend
+from core.checks import Problem
+from core.errors import CheckFailed, OperationError
+from core.lab import LabLayout
+from core.model import Hierarchy, Mirror, MirrorState, MirrorTarget, Resource, Role
+from core.replication.bitmap import Bitmap, BitmapError
+from core.replication.mirror import Mirror as EngineMirror
+from core.replication.mirror import TargetSpec
+from core.session import Session
+from core.status import format_eta, format_rate
+
+PAUSED_REASON = "paused by the administrator"
+
+
+@dataclass(frozen=True)
+class MirrorRef:
+    """A DataKeeper resource found by tag: its hierarchy, mirror and source instance."""
+
+    hierarchy: Hierarchy
+    mirror: Mirror
+    source: Resource
+
+    @property
+    def tag(self) -> str:
+        return self.source.tag
+
+
+def find(backend: LabBackend, tag: str, field: str = "tag") -> MirrorRef:
+    """The mirror of the DataKeeper resource tagged ``tag`` (on any server)."""
+    cluster = backend.cluster()
+    inst = cluster.find_tag(tag)
+    if inst is None:
+        raise CheckFailed([Problem(field, "unknown_tag", f"There is no resource tagged {tag!r}.")])
+    h = cluster.hierarchy(inst.hierarchy_id)
+    assert h is not None
+    mirror = h.mirror(inst.resource_id)
+    if mirror is None:
+        raise CheckFailed(
+            [
+                Problem(
+                    field,
+                    "not_datakeeper",
+                    f"{tag!r} is a {inst.kind.label} resource, not a DataKeeper resource: "
+                    "it has no mirror.",
+                )
+            ]
+        )
+    source = h.instance(inst.resource_id, mirror.source)
+    assert source is not None
+    return MirrorRef(h, mirror, source)
+
+
+def _targets(ref: MirrorRef, target: str | None) -> list[MirrorTarget]:
+    if target is None:
+        if not ref.mirror.targets:
+            raise CheckFailed(
+                [
+                    Problem(
+                        "tag",
+                        "no_targets",
+                        f"{ref.tag} has no mirror target yet; extend the hierarchy first.",
+                    )
+                ]
+            )
+        return list(ref.mirror.targets)
+    found = ref.mirror.target(target)
+    if found is None:
+        names = ", ".join(t.server for t in ref.mirror.targets) or "none"
+        raise CheckFailed(
+            [
+                Problem(
+                    "target",
+                    "unknown_target",
+                    f"{target!r} is not a target of {ref.tag} (targets: {names}).",
+                )
+            ]
+        )
+    return [found]
+
+
+def _set_state(
+    backend: LabBackend, ref: MirrorRef, target: MirrorTarget, state: MirrorState, reason: str
+) -> None:
+    with backend.store.transaction() as txn:
+        txn.set_mirror_target(
+            ref.mirror.resource_id,
+            MirrorTarget(
+                target.server, state, reason, 0, target.bytes_total, 0.0, None, target.dirty_chunks
+            ),
+        )
+        txn.add_log_line(
+            f"mirror {ref.tag}",
+            "INFO",
+            f"{target.server}: {state.label}" + (f" ({reason})" if reason else ""),
+        )
+
+
+# -- status -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TargetLine:
+    server: str
+    role: str
+    state: str
+    percent: int | None
+    rate: str
+    eta: str
+    reason: str
+    dirty_chunks: int
+
+
+def status(ref: MirrorRef, layout: LabLayout | None = None) -> list[TargetLine]:
+    """One line per server of the mirror; dirty chunks read from the bitmap when given
+    the lab's layout (the store's count is only updated by a running resync)."""
+    dirty = _dirty_counts(ref, layout) if layout is not None else {}
+    lines = [TargetLine(ref.mirror.source, "Source", "Source", None, "", "", "", 0)]
+    for t in ref.mirror.targets:
+        resyncing = t.state is MirrorState.RESYNCING
+        lines.append(
+            TargetLine(
+                t.server,
+                "Target",
+                t.state.label,
+                t.percent if resyncing else (100 if t.state is MirrorState.TARGET else None),
+                format_rate(t.rate) if resyncing and t.rate > 0 else "",
+                format_eta(t.eta) if resyncing and t.eta is not None else "",
+                t.reason,
+                dirty.get(t.server, t.dirty_chunks),
+            )
+        )
+    return lines
+
+
+def _dirty_counts(ref: MirrorRef, layout: LabLayout) -> dict[str, int]:
+    if not ref.source.bitmap_file:
+        return {}
+    path = layout.server_path(ref.mirror.source, ref.source.bitmap_file)
+    try:
+        bitmap = Bitmap.open(path)
+    except (BitmapError, OSError):
+        return {}
+    try:
+        return {name: bitmap.dirty_count(name) for name in bitmap.targets()}
+    finally:
+        bitmap.close()
+
+
+# -- actions ------------------------------------------------------------------------------
+def pause(backend: LabBackend, tag: str, target: str | None, session: Session) -> list[str]:
+    session.require(Role.OPERATOR, "Pause Mirror")
+    ref = find(backend, tag)
+    done = []
+    for t in _targets(ref, target):
+        mirrors.stop_resync(backend.store.home, ref.mirror.resource_id, t.server)
+        _set_state(backend, ref, t, MirrorState.OUT_OF_SYNC, PAUSED_REASON)
+        done.append(
+            f"Paused the mirror of {ref.tag} to {t.server}: writes are only recorded "
+            "in the bitmap until it is resumed."
+        )
+    return done
+
+
+def resume(backend: LabBackend, tag: str, target: str | None, session: Session) -> list[str]:
+    session.require(Role.OPERATOR, "Resume Mirror")
+    ref = find(backend, tag)
+    done = []
+    for t in _targets(ref, target):
+        if t.state is MirrorState.TARGET:
+            done.append(f"{t.server} is already in sync (Target).")
+            continue
+        if t.state is MirrorState.WAIT_FOR_PREVIOUS_SOURCE:
+            raise OperationError(
+                f"{t.server} waits for the previous source: it may be stale. Use Force "
+                "Online if you are sure, or start the previous source."
+            )
+        _set_state(backend, ref, t, MirrorState.RESYNCING, "")
+        mirrors.start_resync(backend.store.home, ref.mirror.resource_id, t.server)
+        done.append(f"Resumed the mirror of {ref.tag} to {t.server}: resyncing what it missed.")
+    return done
+
+
+def full_resync(backend: LabBackend, tag: str, target: str | None, session: Session) -> list[str]:
+    session.require(Role.ADMINISTRATOR, "Full Resync")
+    ref = find(backend, tag)
+    layout = backend.layout
+    done = []
+    for t in _targets(ref, target):
+        mirrors.stop_resync(backend.store.home, ref.mirror.resource_id, t.server)
+        if ref.source.bitmap_file:
+            mirrors.add_bitmap_target(
+                layout.server_path(ref.mirror.source, ref.source.bitmap_file),
+                t.server,
+                ref.mirror.volume_size,
+                ref.mirror.chunk_size,
+            )
+        _set_state(backend, ref, t, MirrorState.RESYNCING, "full resync requested")
+        mirrors.start_resync(backend.store.home, ref.mirror.resource_id, t.server)
+        done.append(f"Full resync of {ref.tag} to {t.server} started: every chunk is copied.")
+    return done
+
+
+def set_speed_limit(backend: LabBackend, tag: str, kbps: int, session: Session) -> str:
+    session.require(Role.ADMINISTRATOR, "Set Speed Limit")
+    if not 0 <= kbps <= 100_000_000:
+        raise CheckFailed(
+            [
+                Problem(
+                    "kbps",
+                    "out_of_range",
+                    f"Speed limit {kbps} KB/s is out of range: 0 (unlimited) to 100000000 KB/s.",
+                )
+            ]
+        )
+    ref = find(backend, tag)
+    with backend.store.transaction() as txn:
+        txn.set_speed_limit(ref.mirror.resource_id, kbps)
+        shown = "unlimited" if kbps == 0 else f"{kbps} KB/s"
+        txn.add_log_line(f"mirror {ref.tag}", "INFO", f"Resync speed limit set to {shown}")
+    # A resync running now picks the new limit up by restarting (it resumes from the bitmap).
+    for t in ref.mirror.targets:
+        if t.state is MirrorState.RESYNCING and mirrors.stop_resync(
+            backend.store.home, ref.mirror.resource_id, t.server
+        ):
+            mirrors.start_resync(backend.store.home, ref.mirror.resource_id, t.server)
+    return f"The resync speed limit of {ref.tag} is {shown}; it applies to every resync."
+
+
+# -- writes -------------------------------------------------------------------------------
+StateChanges = list[tuple[str, MirrorState, str]]
+
+
+def _open(backend: LabBackend, ref: MirrorRef) -> tuple[EngineMirror, StateChanges]:
+    """The engine's mirror on the source, its targets as the store says."""
+    layout = backend.layout
+    alive = {s.name for s in backend.cluster().servers if s.state.is_alive}
+    specs = []
+    for t in ref.mirror.targets:
+        inst = ref.hierarchy.instance(ref.mirror.resource_id, t.server)
+        if inst is None or not inst.volume:
+            continue
+        specs.append(
+            TargetSpec(
+                name=t.server,
+                volume=layout.server_path(t.server, inst.volume),
+                state=t.state,
+                connected=t.server in alive,
+                paused=t.reason == PAUSED_REASON,
+            )
+        )
+    bitmap = (
+        layout.server_path(ref.mirror.source, ref.source.bitmap_file)
+        if ref.source.bitmap_file
+        else None
+    )
+    changes: StateChanges = []
+
+    def on_state(target: str, state: MirrorState, reason: str) -> None:
+        changes.append((target, state, reason))
+
+    engine = EngineMirror(
+        layout.server_path(ref.mirror.source, ref.source.volume or ""),
+        specs,
+        bitmap,
+        chunk_size=ref.mirror.chunk_size,
+        asynchronous=ref.mirror.asynchronous,
+        on_state=on_state,
+        auto_resync=False,
+        create_target_volumes=False,
+    )
+    return engine, changes
+
+
+def _record_states(backend: LabBackend, ref: MirrorRef, w: _writer) -> None:
+    """A target that fell out of sync during the writes (a failed write) goes in the store."""
+    w.engine.drain_events()
+    for target, state, reason in w.changes:
+        row = ref.mirror.target(target)
+        if row is None or state is not MirrorState.OUT_OF_SYNC:
+            continue
+        if row.state is MirrorState.TARGET:
+            _set_state(backend, ref, row, state, reason)
+
+
+def write(
+    backend: LabBackend,
+    tag: str,
+    offset: int,
+    length: int,
+    pattern: str = "random",
+    session: Session | None = None,
+) -> str:
+    """One write through the mirror (the lab's stand-in for an application's I/O)."""
+    ref = find(backend, tag)
+    size = ref.mirror.volume_size
+    problems = []
+    if offset < 0 or offset >= size:
+        problems.append(
+            Problem(
+                "offset",
+                "out_of_range",
+                f"Offset {offset} is outside the volume (0 to {size - 1}).",
+            )
+        )
+    if length <= 0 or offset + length > size:
+        problems.append(
+            Problem(
+                "length",
+                "out_of_range",
+                f"Length {length} does not fit the {size}-byte volume at offset {offset}.",
+            )
+        )
+    if pattern not in ("random", "zero"):
+        problems.append(
+            Problem(
+                "pattern", "unknown_pattern", f"Pattern {pattern!r} is not one of random, zero."
+            )
+        )
+    if problems:
+        raise CheckFailed(problems)
+    if not ref.source.state.in_service:
+        raise OperationError(
+            f"{ref.tag} is not in service on {ref.mirror.source}: nothing writes to it"
+        )
+    data = os.urandom(length) if pattern == "random" else bytes(length)
+    with _writer(backend, ref) as w:
+        w.engine.write(offset, data, durable=True)
+        _record_states(backend, ref, w)
+    chunks = (offset + length - 1) // ref.mirror.chunk_size - offset // ref.mirror.chunk_size + 1
+    return f"Wrote {length} bytes ({chunks} chunks) at offset {offset} of {ref.tag}."
+
+
+def workload(
+    backend: LabBackend,
+    tag: str,
+    seconds: float,
+    rate_mb: float,
+    block: int = 64 * 1024,
+    stop: threading.Event | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> str:
+    """Random writes at about ``rate_mb`` MB/s for ``seconds`` seconds."""
+    if seconds <= 0 or seconds > 3600:
+        raise CheckFailed(
+            [Problem("seconds", "out_of_range", "Seconds must be more than 0 and at most 3600.")]
+        )
+    if rate_mb <= 0 or rate_mb > 10_000:
+        raise CheckFailed(
+            [Problem("rate", "out_of_range", "Rate must be more than 0 and at most 10000 MB/s.")]
+        )
+    ref = find(backend, tag)
+    size = ref.mirror.volume_size
+    blocks = max(1, size // block)
+    written = 0
+    start = time.monotonic()
+    rng = int.from_bytes(os.urandom(4), "little")
+    with _writer(backend, ref) as w:
+        engine = w.engine
+        while time.monotonic() - start < seconds and not (stop and stop.is_set()):
+            rng = (rng * 1103515245 + 12345) & 0x7FFFFFFF
+            offset = (rng % blocks) * block
+            engine.write(offset, os.urandom(min(block, size - offset)))
+            written += block
+            if on_progress is not None:
+                on_progress(written)
+            ahead = written / (rate_mb * 1e6) - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+        engine.flush()
+        _record_states(backend, ref, w)
+    elapsed = time.monotonic() - start
+    return (
+        f"Wrote {written / 1e6:.1f} MB to {ref.tag} in {elapsed:.1f} s "
+        f"({format_rate(written / elapsed if elapsed else 0)})."
+    )
+
+
+class _writer:
+    """Open the engine mirror for writing; a no-bitmap resync is restarted around it.
+
+    Without a bitmap, a resync in another process cannot learn which chunks a write
+    changed, so it is stopped first and started again (in full) afterwards.
+    """
+
+    def __init__(self, backend: LabBackend, ref: MirrorRef) -> None:
+        self.backend, self.ref = backend, ref
+        self.restart: list[str] = []
+
+    def __enter__(self) -> _writer:
+        home, rid = self.backend.store.home, self.ref.mirror.resource_id
+        if self.ref.source.bitmap_file is None:
+            for t in self.ref.mirror.targets:
+                if t.state is MirrorState.RESYNCING and mirrors.stop_resync(home, rid, t.server):
+                    self.restart.append(t.server)
+        self.engine, self.changes = _open(self.backend, self.ref)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.engine.close()
+        for server in self.restart:
+            mirrors.start_resync(self.backend.store.home, self.ref.mirror.resource_id, server)
+
+
+def volume_path(backend: LabBackend, ref: MirrorRef, server: str) -> Path:
+    inst = ref.hierarchy.instance(ref.mirror.resource_id, server)
+    assert inst is not None and inst.volume
+    return backend.layout.server_path(server, inst.volume)
