@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
-from core import extend, hierarchy_ops, mirror_ops
+from core import extend, hierarchy_ops, mirror_ops, service
 from core.backend import LabBackend
 from core.checks import Problem
 from core.errors import CheckFailed, LkError
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_extend(sub)
     _add_unextend_delete(sub)
+    _add_service(sub)
 
     lab = sub.add_parser("lab", help="manage the embedded lab cluster")
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
@@ -74,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("--seconds", type=float, required=True, metavar="N")
     work.add_argument("--rate", type=float, required=True, metavar="MB/s")
     work.set_defaults(handler=cmd_lab_workload)
+    for name, text in (
+        ("stop", "stop a lab server (its hierarchies fail over)"),
+        ("start", "start a lab server again (it rejoins and resyncs)"),
+    ):
+        srv = lab_sub.add_parser(name, help=text)
+        srv.add_argument("server", metavar="SERVER")
+        srv.add_argument("--json", action="store_true")
+        srv.set_defaults(handler=cmd_lab_server, action=name)
     _add_mirror(sub)
     return parser
 
@@ -289,6 +298,13 @@ def _add_mirror(sub: Any) -> None:
         a.add_argument("tag", metavar="TAG")
         a.add_argument("--target", metavar="SERVER", help="one target (default: every one)")
         a.set_defaults(handler=cmd_mirror_action, action=name)
+    force = msub.add_parser(
+        "force", help="bring a copy that waits for the previous source online (may be stale)"
+    )
+    force.add_argument("tag", metavar="TAG")
+    force.add_argument("--on", metavar="SERVER", required=True, dest="server")
+    force.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    force.set_defaults(handler=cmd_mirror_force)
     sp = msub.add_parser("speed", help="resync speed limit in KB/s (0 = unlimited)")
     sp.add_argument("tag", metavar="TAG")
     sp.add_argument("kbps", metavar="KBPS", type=int)
@@ -379,6 +395,75 @@ def cmd_mirror_speed(args: argparse.Namespace, out: TextIO) -> int:
             file=out,
         )
         return EXIT_OK
+    finally:
+        backend.close()
+
+
+def _add_service(sub: Any) -> None:
+    ins = sub.add_parser("inservice", help="bring a hierarchy in service on a server")
+    ins.add_argument("tag", metavar="TAG")
+    ins.add_argument("--on", metavar="SERVER", required=True, dest="server")
+    ins.add_argument("--json", action="store_true")
+    ins.set_defaults(handler=cmd_service, action="inservice")
+    outs = sub.add_parser("outofservice", help="take a hierarchy out of service")
+    outs.add_argument("tag", metavar="TAG")
+    outs.add_argument("--json", action="store_true")
+    outs.set_defaults(handler=cmd_service, action="outofservice", server=None)
+    sw = sub.add_parser("switchover", help="move a hierarchy to another server")
+    sw.add_argument("tag", metavar="TAG")
+    sw.add_argument("--to", metavar="SERVER", required=True, dest="server")
+    sw.add_argument("--json", action="store_true")
+    sw.set_defaults(handler=cmd_service, action="switchover")
+
+
+def _print_lines(args: argparse.Namespace, out: TextIO, lines: list[str]) -> int:
+    if getattr(args, "json", False):
+        json.dump({"ok": True, "steps": lines}, out, indent=2)
+        out.write("\n")
+    else:
+        for line in lines:
+            print(line, file=out)
+    return EXIT_OK
+
+
+def cmd_service(args: argparse.Namespace, out: TextIO) -> int:
+    backend = LabBackend()
+    try:
+        session = local_administrator()
+        if args.action == "inservice":
+            lines = service.in_service(backend, args.tag, args.server, session)
+        elif args.action == "outofservice":
+            lines = service.out_of_service(backend, args.tag, session)
+        else:
+            lines = service.switchover(backend, args.tag, args.server, session)
+        return _print_lines(args, out, lines)
+    finally:
+        backend.close()
+
+
+def cmd_lab_server(args: argparse.Namespace, out: TextIO) -> int:
+    backend = LabBackend()
+    try:
+        action = service.stop_server if args.action == "stop" else service.start_server
+        return _print_lines(args, out, action(backend, args.server, local_administrator()))
+    finally:
+        backend.close()
+
+
+def cmd_mirror_force(args: argparse.Namespace, out: TextIO) -> int:
+    if not args.yes and sys.stdin.isatty():
+        answer = input(
+            f"Force {args.tag} online on {args.server}? Its copy may be stale: what the "
+            "previous source wrote after it was last in sync is lost. [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing changed.", file=out)
+            return EXIT_OK
+    backend = LabBackend()
+    try:
+        return _print_lines(
+            args, out, service.force_online(backend, args.tag, args.server, local_administrator())
+        )
     finally:
         backend.close()
 

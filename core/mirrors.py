@@ -69,6 +69,59 @@ def add_bitmap_target(path: Path, target: str, volume_size: int, chunk_size: int
         bitmap.close()
 
 
+def add_clean_bitmap_target(path: Path, target: str, volume_size: int, chunk_size: int) -> None:
+    """Give the intent log a section for ``target`` known to be in sync: no bit set."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        Bitmap.create(
+            path, volume_size=volume_size, chunk_size=chunk_size, targets=[target], dirty=False
+        ).close()
+        return
+    try:
+        bitmap = Bitmap.open(path, volume_size=volume_size, chunk_size=chunk_size)
+    except BitmapInvalid as exc:
+        log.warning("%s; rebuilt with every chunk dirty", exc)
+        Bitmap.create(
+            path, volume_size=volume_size, chunk_size=chunk_size, targets=[target], overwrite=True
+        ).close()
+        return
+    try:
+        if bitmap.has_target(target):  # old bits describe another source: start clean
+            bitmap.remove_target(target)
+        bitmap.add_target(target, dirty=False)
+    finally:
+        bitmap.close()
+
+
+def merge_dirty(returning: Path, section: str, into: Path, target: str) -> int:
+    """A former source returns: what its own intent log says may differ from ``section``
+    (the server that took over) must be copied back too. Marks those chunks dirty for
+    ``target`` in ``into`` (the current source's intent log); returns how many."""
+    if not returning.exists() or not into.exists():
+        return 0
+    try:
+        old = Bitmap.open(returning)
+    except BitmapError as exc:
+        log.warning("cannot read %s (%s): nothing merged", returning, exc)
+        return 0
+    try:
+        chunks = old.dirty_chunks(section) if old.has_target(section) else []
+    finally:
+        old.close()
+    if not chunks:
+        return 0
+    new = Bitmap.open(into)
+    try:
+        if not new.has_target(target):
+            new.add_target(target, dirty=True)
+            return new.nchunks
+        for c in chunks:
+            new.mark_write(c, c + 1, unreplicated=[target])
+    finally:
+        new.close()
+    return len(chunks)
+
+
 def remove_bitmap_target(path: Path, target: str) -> None:
     """Drop ``target``'s section from an intent log (idempotent)."""
     if not path.exists():

@@ -294,89 +294,7 @@ class Store:
             self._conn.execute("COMMIT")
 
     def _hierarchy(self, hierarchy_id: int) -> Hierarchy | None:
-        c = self._conn
-        row = c.execute("SELECT * FROM hierarchies WHERE id=?", (hierarchy_id,)).fetchone()
-        if row is None or row["root_id"] is None:
-            return None
-        resources = tuple(
-            Resource(
-                resource_id=r["resource_id"],
-                hierarchy_id=hierarchy_id,
-                kind=ResourceKind(r["kind"]),
-                server=r["server"],
-                tag=r["tag"],
-                state=ResourceState[r["state"]],
-                mount_point=r["mount_point"],
-                fs_type=r["fs_type"],
-                volume=r["volume"],
-                bitmap_file=r["bitmap_file"],
-            )
-            for r in c.execute(
-                "SELECT i.*, r.kind FROM instances i JOIN resources r ON r.id = i.resource_id "
-                "JOIN servers s ON s.name = i.server "
-                "WHERE r.hierarchy_id=? ORDER BY i.resource_id, s.position",
-                (hierarchy_id,),
-            )
-        )
-        dependencies = tuple(
-            Dependency(d["parent_id"], d["child_id"])
-            for d in c.execute(
-                "SELECT d.* FROM dependencies d JOIN resources r ON r.id = d.parent_id "
-                "WHERE r.hierarchy_id=? ORDER BY d.parent_id, d.child_id",
-                (hierarchy_id,),
-            )
-        )
-        equivalencies = tuple(
-            Equivalency(e["server"], e["priority"])
-            for e in c.execute(
-                "SELECT server, priority FROM equivalencies WHERE hierarchy_id=? ORDER BY priority",
-                (hierarchy_id,),
-            )
-        )
-        mirrors = []
-        for m in c.execute(
-            "SELECT m.* FROM mirrors m JOIN resources r ON r.id = m.resource_id "
-            "WHERE r.hierarchy_id=? ORDER BY m.resource_id",
-            (hierarchy_id,),
-        ).fetchall():
-            targets = tuple(
-                MirrorTarget(
-                    server=t["server"],
-                    state=MirrorState[t["state"]],
-                    reason=t["reason"],
-                    bytes_done=t["bytes_done"],
-                    bytes_total=t["bytes_total"],
-                    rate=t["rate"],
-                    eta=t["eta"],
-                    dirty_chunks=t["dirty_chunks"],
-                )
-                for t in c.execute(
-                    "SELECT t.* FROM mirror_targets t JOIN servers s ON s.name = t.server "
-                    "WHERE t.resource_id=? ORDER BY s.position",
-                    (m["resource_id"],),
-                )
-            )
-            mirrors.append(
-                Mirror(
-                    resource_id=m["resource_id"],
-                    source=m["source"],
-                    volume_size=m["volume_size"],
-                    chunk_size=m["chunk_size"],
-                    speed_limit_kbps=m["speed_limit_kbps"],
-                    asynchronous=bool(m["asynchronous"]),
-                    targets=targets,
-                )
-            )
-        return Hierarchy(
-            id=hierarchy_id,
-            switchback=SwitchbackType(row["switchback"]),
-            version=row["version"],
-            root_id=row["root_id"],
-            resources=resources,
-            dependencies=dependencies,
-            equivalencies=equivalencies,
-            mirrors=tuple(mirrors),
-        )
+        return _read_hierarchy(self._conn, hierarchy_id)
 
     def log_lines(self, limit: int = 500) -> list[tuple[float, str, str, str]]:
         """The last ``limit`` output-panel lines, oldest first: (time, operation, level, text)."""
@@ -592,6 +510,97 @@ class Txn:
             (time.time(), operation, level, text),
         )
         self._c.execute("DELETE FROM oplog WHERE id <= (SELECT max(id) FROM oplog) - ?", (keep,))
+
+
+def _read_hierarchy(c: sqlite3.Connection, hierarchy_id: int) -> Hierarchy | None:
+    """One hierarchy with everything about it, read through ``c``."""
+    row = c.execute("SELECT * FROM hierarchies WHERE id=?", (hierarchy_id,)).fetchone()
+    if row is None or row["root_id"] is None:
+        return None
+    resources = tuple(
+        Resource(
+            resource_id=r["resource_id"],
+            hierarchy_id=hierarchy_id,
+            kind=ResourceKind(r["kind"]),
+            server=r["server"],
+            tag=r["tag"],
+            state=ResourceState[r["state"]],
+            mount_point=r["mount_point"],
+            fs_type=r["fs_type"],
+            volume=r["volume"],
+            bitmap_file=r["bitmap_file"],
+        )
+        for r in c.execute(
+            "SELECT i.*, r.kind FROM instances i JOIN resources r ON r.id = i.resource_id "
+            "JOIN servers s ON s.name = i.server "
+            "WHERE r.hierarchy_id=? ORDER BY i.resource_id, s.position",
+            (hierarchy_id,),
+        )
+    )
+    dependencies = tuple(
+        Dependency(d["parent_id"], d["child_id"])
+        for d in c.execute(
+            "SELECT d.* FROM dependencies d JOIN resources r ON r.id = d.parent_id "
+            "WHERE r.hierarchy_id=? ORDER BY d.parent_id, d.child_id",
+            (hierarchy_id,),
+        )
+    )
+    equivalencies = tuple(
+        Equivalency(e["server"], e["priority"])
+        for e in c.execute(
+            "SELECT server, priority FROM equivalencies WHERE hierarchy_id=? ORDER BY priority",
+            (hierarchy_id,),
+        )
+    )
+    mirrors = []
+    for m in c.execute(
+        "SELECT m.* FROM mirrors m JOIN resources r ON r.id = m.resource_id "
+        "WHERE r.hierarchy_id=? ORDER BY m.resource_id",
+        (hierarchy_id,),
+    ).fetchall():
+        targets = tuple(
+            MirrorTarget(
+                server=t["server"],
+                state=MirrorState[t["state"]],
+                reason=t["reason"],
+                bytes_done=t["bytes_done"],
+                bytes_total=t["bytes_total"],
+                rate=t["rate"],
+                eta=t["eta"],
+                dirty_chunks=t["dirty_chunks"],
+            )
+            for t in c.execute(
+                "SELECT t.* FROM mirror_targets t JOIN servers s ON s.name = t.server "
+                "WHERE t.resource_id=? ORDER BY s.position",
+                (m["resource_id"],),
+            )
+        )
+        mirrors.append(
+            Mirror(
+                resource_id=m["resource_id"],
+                source=m["source"],
+                volume_size=m["volume_size"],
+                chunk_size=m["chunk_size"],
+                speed_limit_kbps=m["speed_limit_kbps"],
+                asynchronous=bool(m["asynchronous"]),
+                targets=targets,
+            )
+        )
+    return Hierarchy(
+        id=hierarchy_id,
+        switchback=SwitchbackType(row["switchback"]),
+        version=row["version"],
+        root_id=row["root_id"],
+        resources=resources,
+        dependencies=dependencies,
+        equivalencies=equivalencies,
+        mirrors=tuple(mirrors),
+    )
+
+
+def read_hierarchy(txn: Txn, hierarchy_id: int) -> Hierarchy | None:
+    """A hierarchy as the open transaction ``txn`` sees it (after its own changes)."""
+    return _read_hierarchy(txn._c, hierarchy_id)
 
 
 def _split_sql(script: str) -> list[str]:
