@@ -14,21 +14,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from core import mirrors
+from core import fields, mirrors
 from core.backend import LabBackend
 from core.checks import Problem, priority_problems, tag_problems
 from core.errors import CheckFailed, LkError, OperationError
 from core.events import EventHub
-from core.fsinfo import FsProbeError, filesystem_of, nearest_existing_ancestor
+from core.fsinfo import FsProbeError, filesystem_of
 from core.journal import Journal, undo_action
-from core.lab import LabLayout, PathOutsideServer, default_bitmap_file
+from core.lab import LabLayout, default_bitmap_file
 from core.model import (
     PRIORITY_MAX,
     Cluster,
@@ -247,11 +246,13 @@ def default_target_priority(h: Hierarchy) -> int:
 def default_bitmap(layout: LabLayout, target: str, dk_tag: str) -> tuple[str, str]:
     """The default bitmap file on ``target`` and, when it is not the usual one, why."""
     usual = default_bitmap_file(dk_tag)
-    if not target or not _on_btrfs(layout, target, usual):
+    if not target or not fields.on_btrfs(layout, target, usual):
         return usual, ""
     for folder in BITMAP_FALLBACK_DIRS:
         candidate = f"{folder}/bitmap_{dk_tag}"
-        if not _on_btrfs(layout, target, candidate) and _writable(layout, target, candidate):
+        if not fields.on_btrfs(layout, target, candidate) and fields.writable(
+            layout, target, candidate
+        ):
             return candidate, (
                 f"/opt/LifeKeeper on {target} is on btrfs, which cannot hold a DataKeeper "
                 f"bitmap (btrfs cannot give the block map an external bitmap needs), so the "
@@ -366,7 +367,7 @@ def check_request(cluster: Cluster, layout: LabLayout, request: ExtendRequest) -
 def _resolve(cluster: Cluster, request: ExtendRequest) -> _Resolved:
     found = _Resolved()
     names = _names(cluster)
-    template = _text(request.template_server)
+    template = fields.text(request.template_server)
     if template == "":
         found.problems.append(_p("template_server", "required", "Choose the Template Server."))
     elif template not in names:
@@ -380,7 +381,7 @@ def _resolve(cluster: Cluster, request: ExtendRequest) -> _Resolved:
         )
     else:
         found.template = template
-    tag = _text(request.tag_to_extend)
+    tag = fields.text(request.tag_to_extend)
     if tag == "":
         found.problems.append(_p("tag_to_extend", "required", "Choose the Tag to Extend."))
     elif found.template is not None:
@@ -411,7 +412,7 @@ def _resolve(cluster: Cluster, request: ExtendRequest) -> _Resolved:
                         f"{inst.state.cell_text}).{hint}",
                     )
                 )
-    target = _text(request.target_server)
+    target = fields.text(request.target_server)
     if target == "":
         found.problems.append(
             _p("target_server", "required", "Choose the Target Server to extend to.")
@@ -462,7 +463,7 @@ def _pre_extend_field_problems(cluster: Cluster, request: ExtendRequest) -> list
                     f"{h.priority_of(target)}); choose a server that does not have it.",
                 )
             )
-    switchback = _text(request.switchback_type).lower()
+    switchback = fields.text(request.switchback_type).lower()
     if switchback not in {t.value for t in SwitchbackType}:
         problems.append(
             _p(
@@ -484,7 +485,7 @@ def _pre_extend_field_problems(cluster: Cluster, request: ExtendRequest) -> list
         )
     initial = h is not None and len(h.equivalencies) == 1
     template_priority: int | None = None
-    if request.template_priority is not None and _text(request.template_priority) != "":
+    if request.template_priority is not None and fields.text(request.template_priority) != "":
         if h is not None and not initial:
             problems.append(
                 _p(
@@ -567,12 +568,12 @@ def _pre_extend_cross_checks(
             )
     for rid in _dk_ids(h):
         page = _dk_page(h, r.template, target, layout, rid)
-        volume = _local(layout, target, page.volume)
+        volume = fields.local_path(layout, target, page.volume)
         if volume is None:
             continue
         existing = volume.stat().st_size if volume.exists() else 0
         need = max(0, page.volume_size - existing)
-        free = _free_bytes(volume.parent)
+        free = fields.free_bytes(volume.parent)
         if free is not None and free < need:
             problems.append(
                 _p(
@@ -622,11 +623,11 @@ def _extend_page_problems(
 
         if page.filesystem_id is not None:
             mount = dk.mount_point
-            if mount is None or _text(mount) == "":
+            if mount is None or fields.text(mount) == "":
                 add("mount_point", "required", "Mount Point is required (an absolute path).")
             else:
-                mount = _text(mount)
-                path_problem = _path_problem(mount)
+                mount = fields.text(mount)
+                path_problem = fields.path_problem(mount)
                 if path_problem:
                     add("mount_point", "bad_path", f"Mount Point {mount!r} {path_problem}")
                 elif mount == "/":
@@ -636,7 +637,7 @@ def _extend_page_problems(
                         "Mount Point / is the root filesystem and cannot be protected; choose "
                         "a folder such as /data.",
                     )
-                elif target and _norm(mount) in {_norm(m) for m in protected}:
+                elif target and fields.norm(mount) in {fields.norm(m) for m in protected}:
                     add(
                         "mount_point",
                         "mount_point_protected",
@@ -682,7 +683,7 @@ def _extend_page_problems(
 
 def bitmap_problems(layout: LabLayout, server: str, bitmap_file: str) -> list[tuple[str, str]]:
     """(code, message) for a bitmap file path on ``server``; [] when it is usable."""
-    text = _text(bitmap_file)
+    text = fields.text(bitmap_file)
     if text == "":
         return [
             (
@@ -691,14 +692,14 @@ def bitmap_problems(layout: LabLayout, server: str, bitmap_file: str) -> list[tu
                 "or choose None.",
             )
         ]
-    path_problem = _path_problem(text)
+    path_problem = fields.path_problem(text)
     if path_problem:
         return [("bad_path", f"Bitmap File {text!r} {path_problem}")]
     if text.endswith("/"):
         return [("bitmap_is_directory", f"Bitmap File {text} names a folder; add a file name.")]
     if not server:
         return []
-    local = _local(layout, server, text)
+    local = fields.local_path(layout, server, text)
     if local is None:
         return [("bad_path", f"Bitmap File {text!r} must not contain '..'.")]
     if local.is_dir():
@@ -718,7 +719,7 @@ def bitmap_problems(layout: LabLayout, server: str, bitmap_file: str) -> list[tu
             (
                 "bitmap_on_btrfs",
                 f"Bitmap File {text} is on btrfs (mounted at "
-                f"{_server_path(layout, server, Path(info.mount_point))}) on {server}: "
+                f"{fields.server_path(layout, server, Path(info.mount_point))}) on {server}: "
                 "DataKeeper cannot use a bitmap there (configuring the mirror fails with "
                 "'invalid argument', because btrfs cannot give the block map an external "
                 "bitmap needs). Choose a folder on ext4 or xfs, e.g. under /var/lib, "
@@ -730,7 +731,7 @@ def bitmap_problems(layout: LabLayout, server: str, bitmap_file: str) -> list[tu
         return [
             (
                 "bitmap_folder_read_only",
-                f"Bitmap File {text}: the folder {_server_path(layout, server, folder)} on "
+                f"Bitmap File {text}: the folder {fields.server_path(layout, server, folder)} on "
                 f"{server} is read-only; choose a writable folder, or None.",
             )
         ]
@@ -1125,20 +1126,22 @@ def _complete(
             entry = _dk_page(h, template, request.target_server, layout, rid).defaults
         entries.append(entry)
     template_priority = request.template_priority
-    if template_priority is not None and _text(template_priority) == "":
+    if template_priority is not None and fields.text(template_priority) == "":
         template_priority = None
     return dataclasses.replace(
         request,
         datakeeper=tuple(entries),
-        target_priority=int(_text(request.target_priority)),
-        template_priority=int(_text(template_priority)) if template_priority is not None else None,
-        switchback_type=_text(request.switchback_type).lower(),
+        target_priority=int(fields.text(request.target_priority)),
+        template_priority=int(fields.text(template_priority))
+        if template_priority is not None
+        else None,
+        switchback_type=fields.text(request.switchback_type).lower(),
     )
 
 
 def _priority(value: int | str | None, h: Hierarchy, server: str) -> int:
-    if value is not None and _text(value) != "":
-        return int(_text(value))
+    if value is not None and fields.text(value) != "":
+        return int(fields.text(value))
     current = h.priority_of(server)
     assert current is not None
     return current
@@ -1191,71 +1194,8 @@ def _names(cluster: Cluster) -> list[str]:
     return [s.name for s in cluster.servers]
 
 
-def _text(value: object) -> str:
-    return "" if value is None else str(value).strip()
-
-
 def _p(field_name: str, code: str, message: str) -> Problem:
     return Problem(field_name, code, message)
-
-
-def _path_problem(path: str) -> str:
-    """Why ``path`` is not a usable absolute server path ("" when it is)."""
-    if any(ord(c) < 32 or ord(c) == 127 for c in path):
-        return "contains control characters."
-    if not path.startswith("/"):
-        return "is not an absolute path (it must start with /)."
-    if ".." in PurePosixPath(path).parts:
-        return "must not contain '..'."
-    if len(path) > 4096:
-        return "is longer than 4096 characters."
-    return ""
-
-
-def _norm(path: str) -> str:
-    return str(PurePosixPath(path))
-
-
-def _local(layout: LabLayout, server: str, path: str) -> Path | None:
-    try:
-        return layout.server_path(server, path)
-    except PathOutsideServer:
-        return None
-
-
-def _server_path(layout: LabLayout, server: str, local: Path) -> str:
-    try:
-        relative = local.relative_to(layout.server_root(server))
-    except ValueError:
-        return str(local)
-    return "/" + str(relative) if str(relative) != "." else "/"
-
-
-def _on_btrfs(layout: LabLayout, server: str, path: str) -> bool:
-    local = _local(layout, server, path)
-    if local is None:
-        return False
-    try:
-        return filesystem_of(local).is_btrfs
-    except FsProbeError:
-        return False
-
-
-def _writable(layout: LabLayout, server: str, path: str) -> bool:
-    local = _local(layout, server, path)
-    if local is None:
-        return False
-    return os.access(nearest_existing_ancestor(local), os.W_OK | os.X_OK)
-
-
-def _free_bytes(folder: Path) -> int | None:
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        return shutil.disk_usage(probe).free
-    except OSError:
-        return None
 
 
 def _reason(exc: BaseException) -> str:
