@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
-from core import extend, hierarchy_ops, mirror_ops, service
+from core import create, extend, hierarchy_ops, mirror_ops, service
 from core.backend import LabBackend
 from core.checks import Problem
 from core.errors import CheckFailed, LkError
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
     status.set_defaults(handler=cmd_status)
 
+    _add_create(sub)
     _add_extend(sub)
     _add_unextend_delete(sub)
     _add_service(sub)
@@ -525,6 +526,156 @@ def _add_extend(sub: Any) -> None:
         "--wait", action="store_true", help="follow the resync until the target is in sync"
     )
     p.set_defaults(handler=cmd_extend)
+
+
+_CREATE_OPTIONS = (
+    ("switchback_type", "switchback"),
+    ("server", "server"),
+    ("hierarchy_type", "type"),
+    ("source_disk", "disk"),
+    ("disk_size_mib", "size_mib"),
+    ("mount_point", "mount_point"),
+    ("root_tag", "root_tag"),
+    ("fs_type", "fs_type"),
+    ("dk_tag", "dk_tag"),
+    ("bitmap_file", "bitmap"),
+    ("asynchronous", "asynchronous"),
+)
+_TYPES = {"new": create.NEW_FS, "existing": create.EXISTING_FS, "dk-only": create.DK_ONLY}
+
+
+def _add_create(sub: Any) -> None:
+    p = sub.add_parser(
+        "create",
+        help="create a DataKeeper resource hierarchy",
+        description="Create Resource Hierarchy (DataKeeper): the new hierarchy is in service "
+        "on its server with priority 1. Without --accept-defaults every option not given is "
+        "refused; --dry-run prints the defaults, the checks and the plan.",
+    )
+    p.add_argument("--server", metavar="SERVER")
+    p.add_argument("--type", metavar="new|existing|dk-only", help="Hierarchy Type")
+    p.add_argument("--disk", metavar="PATH", help="Source Disk, e.g. /disks/web.img")
+    p.add_argument("--size-mib", metavar="N", help="size of a new disk, in MiB")
+    p.add_argument("--mount-point", metavar="PATH")
+    p.add_argument("--root-tag", metavar="TAG")
+    p.add_argument("--fs-type", metavar="ext4|xfs|ext3")
+    p.add_argument("--dk-tag", metavar="TAG", help="Data Replication Resource Tag")
+    p.add_argument("--bitmap", metavar="PATH|none", help="Bitmap File, or none")
+    p.add_argument(
+        "--async",
+        dest="asynchronous",
+        action="store_const",
+        const=True,
+        help="Enable Asynchronous Replication",
+    )
+    p.add_argument("--switchback", metavar="TYPE")
+    p.add_argument("--accept-defaults", action="store_true")
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_create)
+
+
+def cmd_create(args: argparse.Namespace, out: TextIO) -> int:
+    backend = LabBackend()
+    try:
+        cluster = backend.cluster()
+        kind = args.type
+        if kind is not None and kind not in _TYPES:
+            raise CheckFailed(
+                [
+                    Problem(
+                        "hierarchy_type",
+                        "unknown_type",
+                        f"--type {kind!r} is not one of new, existing, dk-only.",
+                    )
+                ]
+            )
+        d = create.defaults(
+            cluster,
+            backend.layout,
+            server=args.server,
+            hierarchy_type=_TYPES.get(kind or "new", create.NEW_FS),
+        )
+        values: dict[str, Any] = {}
+        missing = []
+        for field_name, option in _CREATE_OPTIONS:
+            given = getattr(args, option)
+            if field_name == "hierarchy_type" and given is not None:
+                given = _TYPES[given]
+            if field_name == "bitmap_file" and isinstance(given, str) and given.lower() == "none":
+                values[field_name] = None
+                continue
+            default = getattr(d.request, field_name)
+            if given is None:
+                if (
+                    field_name not in d.shown
+                    or field_name == "asynchronous"
+                    or (field_name == "disk_size_mib" and default is None)
+                ):
+                    values[field_name] = default
+                    continue
+                if not args.accept_defaults:
+                    flag = "--" + option.replace("_", "-")
+                    missing.append(
+                        Problem(
+                            field_name,
+                            "not_given",
+                            f"no value given (default {default}); pass "
+                            f"{flag} {default} or --accept-defaults",
+                        )
+                    )
+                values[field_name] = default
+            else:
+                values[field_name] = given
+        if missing:
+            raise CheckFailed(missing)
+        request = create.CreateRequest(**values)
+        problems = create.check_request(cluster, backend.layout, request)
+        if args.dry_run:
+            titles = [] if problems else create.plan(cluster, backend.layout, request).titles
+            if args.json:
+                json.dump(
+                    {
+                        "request": request.to_json(),
+                        "problems": [dataclasses.asdict(p) for p in problems],
+                        "plan": titles,
+                    },
+                    out,
+                    indent=2,
+                )
+                out.write("\n")
+            else:
+                for name in d.shown:
+                    print(f"  {create.LABELS[name]:<32} {getattr(request, name)}", file=out)
+                for p in problems:
+                    print(f"  {p.field}: {p.message}", file=out)
+                for i, title in enumerate(titles, 1):
+                    print(f"  {i}. {title}", file=out)
+            return EXIT_USAGE if problems else EXIT_OK
+        if problems:
+            raise CheckFailed(problems)
+        result = create.execute(
+            backend, create.plan(cluster, backend.layout, request), local_administrator()
+        )
+        if args.json:
+            json.dump(
+                {
+                    "ok": True,
+                    "request": request.to_json(),
+                    "message": result.message,
+                    "hierarchy": _hierarchy_json(
+                        backend.store.hierarchy(result.hierarchy_id), backend.cluster()
+                    ),
+                },
+                out,
+                indent=2,
+            )
+            out.write("\n")
+        else:
+            print(result.message, file=out)
+        return EXIT_OK
+    finally:
+        backend.close()
 
 
 def _add_unextend_delete(sub: Any) -> None:
