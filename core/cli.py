@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import getpass
 import json
 import logging
 import os
@@ -15,14 +16,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
-from core import create, extend, hierarchy_ops, mirror_ops, service
+from core import create, credentials, extend, hierarchy_ops, mirror_ops, service, users
 from core.backend import LabBackend
 from core.checks import Problem
 from core.errors import CheckFailed, LkError
 from core.extend import ExtendDefaults, ExtendRequest
 from core.lab import LabLayout, reset_lab
-from core.model import Cluster, Hierarchy, MirrorState
-from core.session import local_administrator
+from core.model import Cluster, Hierarchy, MirrorState, Role
+from core.session import Session, local_administrator
 from core.status import cell, mirror_text
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="lkctl",
         description="Command line for LK Console: the embedded lab cluster and its hierarchies.",
+    )
+    parser.add_argument(
+        "--user",
+        metavar="NAME",
+        help="act as this lab user (password from LKCTL_PASSWORD, the keyring, or a prompt); "
+        "default: the local owner of the data directory, an Administrator",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -84,8 +91,94 @@ def build_parser() -> argparse.ArgumentParser:
         srv.add_argument("server", metavar="SERVER")
         srv.add_argument("--json", action="store_true")
         srv.set_defaults(handler=cmd_lab_server, action=name)
+    users_parser = lab_sub.add_parser("user", help="the lab's users and their roles")
+    usub = users_parser.add_subparsers(dest="user_command", metavar="ACTION", parser_class=_Parser)
+    usub.required = True
+    add = usub.add_parser("add", help="add a user (the password is asked for)")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--role", required=True, metavar="guest|operator|administrator")
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (scripts)",
+    )
+    add.set_defaults(handler=cmd_user, action="add")
+    rm = usub.add_parser("remove", help="remove a user")
+    rm.add_argument("name", metavar="NAME")
+    rm.set_defaults(handler=cmd_user, action="remove")
+    ls = usub.add_parser("list", help="list the users")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(handler=cmd_user, action="list")
     _add_mirror(sub)
     return parser
+
+
+def _session(args: argparse.Namespace, backend: LabBackend) -> Session:
+    """Who runs this command: the local owner (Administrator), or a signed-in user."""
+    if not args.user:
+        return local_administrator()
+    password = os.environ.get("LKCTL_PASSWORD") or credentials.recall("lab", args.user)
+    if password is None:
+        if not sys.stdin.isatty():
+            raise CheckFailed(
+                [
+                    Problem(
+                        "password",
+                        "required",
+                        f"no password for {args.user}: set LKCTL_PASSWORD, "
+                        "remember it in the keyring, or run at a terminal",
+                    )
+                ]
+            )
+        password = getpass.getpass(f"Password for {args.user}: ")
+    return users.authenticate(backend.store, args.user, password)
+
+
+def cmd_user(args: argparse.Namespace, out: TextIO) -> int:
+    backend = LabBackend()
+    try:
+        session = _session(args, backend)
+        if args.action == "list":
+            found = users.list_users(backend.store)
+            if args.json:
+                json.dump(
+                    [{"name": u.name, "role": u.role.name.lower()} for u in found], out, indent=2
+                )
+                out.write("\n")
+            else:
+                print(
+                    f"{local_administrator().user} (local owner): Administrator, no password",
+                    file=out,
+                )
+                for u in found:
+                    print(f"{u.name}: {u.role.label}", file=out)
+            return EXIT_OK
+        if args.action == "remove":
+            users.remove_user(backend.store, args.name, session)
+            print(f"User {args.name} removed.", file=out)
+            return EXIT_OK
+        role = users.parse_role(args.role)
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        elif sys.stdin.isatty():
+            password = getpass.getpass(f"Password for {args.name}: ")
+            if getpass.getpass("Again: ") != password:
+                raise CheckFailed([Problem("password", "mismatch", "The two passwords differ.")])
+        else:
+            raise CheckFailed(
+                [
+                    Problem(
+                        "password",
+                        "required",
+                        "give the password at a terminal or with --password-stdin",
+                    )
+                ]
+            )
+        users.add_user(backend.store, args.name, role, password, session)
+        print(f"User {args.name} added ({role.label}).", file=out)
+        return EXIT_OK
+    finally:
+        backend.close()
 
 
 def _int_arg(text: str) -> int:
@@ -147,6 +240,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     backend = LabBackend()
     try:
+        _session(args, backend)  # any signed-in role may look
         cluster = backend.cluster()
     finally:
         backend.close()
@@ -274,6 +368,7 @@ def cmd_lab_reset(args: argparse.Namespace, out: TextIO) -> int:
             return EXIT_OK
     backend = LabBackend()
     try:
+        _session(args, backend).require(Role.ADMINISTRATOR, "Resetting the lab")
         reset_lab(backend.store)
     finally:
         backend.close()
@@ -381,7 +476,7 @@ def cmd_mirror_action(args: argparse.Namespace, out: TextIO) -> int:
             "resume": mirror_ops.resume,
             "fullresync": mirror_ops.full_resync,
         }[args.action]
-        for line in action(backend, args.tag, args.target, local_administrator()):
+        for line in action(backend, args.tag, args.target, _session(args, backend)):
             print(line, file=out)
         return EXIT_OK
     finally:
@@ -392,7 +487,7 @@ def cmd_mirror_speed(args: argparse.Namespace, out: TextIO) -> int:
     backend = LabBackend()
     try:
         print(
-            mirror_ops.set_speed_limit(backend, args.tag, args.kbps, local_administrator()),
+            mirror_ops.set_speed_limit(backend, args.tag, args.kbps, _session(args, backend)),
             file=out,
         )
         return EXIT_OK
@@ -430,7 +525,7 @@ def _print_lines(args: argparse.Namespace, out: TextIO, lines: list[str]) -> int
 def cmd_service(args: argparse.Namespace, out: TextIO) -> int:
     backend = LabBackend()
     try:
-        session = local_administrator()
+        session = _session(args, backend)
         if args.action == "inservice":
             lines = service.in_service(backend, args.tag, args.server, session)
         elif args.action == "outofservice":
@@ -446,7 +541,7 @@ def cmd_lab_server(args: argparse.Namespace, out: TextIO) -> int:
     backend = LabBackend()
     try:
         action = service.stop_server if args.action == "stop" else service.start_server
-        return _print_lines(args, out, action(backend, args.server, local_administrator()))
+        return _print_lines(args, out, action(backend, args.server, _session(args, backend)))
     finally:
         backend.close()
 
@@ -463,7 +558,7 @@ def cmd_mirror_force(args: argparse.Namespace, out: TextIO) -> int:
     backend = LabBackend()
     try:
         return _print_lines(
-            args, out, service.force_online(backend, args.tag, args.server, local_administrator())
+            args, out, service.force_online(backend, args.tag, args.server, _session(args, backend))
         )
     finally:
         backend.close()
@@ -655,7 +750,7 @@ def cmd_create(args: argparse.Namespace, out: TextIO) -> int:
         if problems:
             raise CheckFailed(problems)
         result = create.execute(
-            backend, create.plan(cluster, backend.layout, request), local_administrator()
+            backend, create.plan(cluster, backend.layout, request), _session(args, backend)
         )
         if args.json:
             json.dump(
@@ -834,7 +929,7 @@ def cmd_extend(args: argparse.Namespace, out: TextIO) -> int:
             if not args.json and status != "running":
                 print(f"[{index + 1}/{total}] {title}: {status}", file=out, flush=True)
 
-        result = extend.execute(backend, the_plan, local_administrator(), on_step=on_step)
+        result = extend.execute(backend, the_plan, _session(args, backend), on_step=on_step)
         if args.wait:
             state = _wait_for_target(
                 backend,
@@ -965,7 +1060,7 @@ def _run_op(
             for i, title in enumerate(the_plan.titles, 1):
                 print(f"  {i}. {title}", file=out)
         return EXIT_OK
-    message = hierarchy_ops.execute(backend, the_plan, local_administrator())
+    message = hierarchy_ops.execute(backend, the_plan, _session(args, backend))
     if args.json:
         json.dump({"ok": True, "steps": the_plan.titles, "message": message}, out, indent=2)
         out.write("\n")

@@ -124,6 +124,17 @@ _MIGRATIONS: list[str] = [
         finished REAL NOT NULL
     );
     """,
+    # 4: the lab's users (the local owner of the data directory needs none)
+    """
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        salt BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        locked_until REAL NOT NULL DEFAULT 0
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
