@@ -16,7 +16,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
-from core import create, credentials, extend, hierarchy_ops, mirror_ops, service, users
+from core import (
+    create,
+    credentials,
+    extend,
+    hierarchy_ops,
+    history,
+    mirror_ops,
+    service,
+    users,
+)
 from core.backend import LabBackend
 from core.checks import Problem
 from core.errors import CheckFailed, LkError
@@ -65,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_extend(sub)
     _add_unextend_delete(sub)
     _add_service(sub)
+
+    hist = sub.add_parser("history", help="the operations run so far (who, when, what, result)")
+    hist.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="only since then: an ISO date/time (2026-11-25T10:00) or an age (30m, 2h, 7d)",
+    )
+    hist.add_argument("--json", action="store_true")
+    hist.set_defaults(handler=cmd_history)
 
     lab = sub.add_parser("lab", help="manage the embedded lab cluster")
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
@@ -216,14 +234,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except LkError as exc:
         print(f"lkctl: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"lkctl: {exc.strerror or exc}{where}", file=sys.stderr)
-        return EXIT_FAILED
     except BrokenPipeError:
         # The reader went away (lkctl status | head): not an error worth a message.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return EXIT_OK
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"lkctl: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("lkctl: interrupted", file=sys.stderr)
         return 130
@@ -350,6 +368,65 @@ def status_text(cluster: Cluster) -> str:
     if not cluster.hierarchies:
         lines += ["", "No resource hierarchies."]
     return "\n".join(lines) + "\n"
+
+
+# -- history --------------------------------------------------------------------------
+def parse_since(text: str, now: float | None = None) -> float:
+    """An ISO date/time, or an age such as 30m, 2h, 7d, as seconds since the epoch."""
+    import datetime as dt
+    import time as _time
+
+    now = _time.time() if now is None else now
+    value = text.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value[-1:].lower() in units and value[:-1].isdigit():
+        return now - int(value[:-1]) * units[value[-1:].lower()]
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise CheckFailed(
+            [
+                Problem(
+                    "since",
+                    "bad_time",
+                    f"--since {text!r} is neither an ISO date/time "
+                    "(2026-11-25T10:00) nor an age (30m, 2h, 7d).",
+                )
+            ]
+        ) from None
+    if when.tzinfo is None:
+        when = when.astimezone()
+    return when.timestamp()
+
+
+def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
+    import datetime as dt
+
+    backend = LabBackend()
+    try:
+        _session(args, backend)
+        since = parse_since(args.since) if args.since else None
+        found = history.entries(backend.store, since)
+        if args.json:
+            json.dump([dataclasses.asdict(e) for e in found], out, indent=2)
+            out.write("\n")
+            return EXIT_OK
+        for e in found:
+            when = dt.datetime.fromtimestamp(e.started).strftime("%Y-%m-%d %H:%M:%S")
+            result = "ok" if e.ok else "FAILED"
+            print(
+                f"{when}  {e.user} ({e.role})  {e.operation}  {result} in {e.duration:.1f} s",
+                file=out,
+            )
+            if e.command:
+                print(f"    {e.command}", file=out)
+            if not e.ok:
+                print(f"    {e.result}", file=out)
+        if not found:
+            print("No operations recorded" + (" since then." if since else "."), file=out)
+        return EXIT_OK
+    finally:
+        backend.close()
 
 
 # -- lab ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from core import fields, mirrors
+from core import commands, fields, mirrors
 from core.backend import LabBackend
 from core.checks import Problem, tag_problems
 from core.errors import CheckFailed, LkError, OperationError
@@ -460,7 +460,7 @@ def execute(
     session.require(Role.ADMINISTRATOR, "Create Resource Hierarchy")
     r = create_plan.request
     root = r.root_tag if r.hierarchy_type != DK_ONLY else r.dk_tag
-    out = OperationLog(f"create {root} on {r.server}", hub)
+    out = OperationLog(f"create {root} on {r.server}", hub, session, commands.create(r))
     store = backend.store
     steps = create_plan.steps
     total = len(steps)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import fields, mirrors
+from core import commands, fields, mirrors
 from core.backend import LabBackend
 from core.checks import Problem, priority_problems, tag_problems
 from core.errors import CheckFailed, LkError, OperationError
@@ -886,7 +886,10 @@ def execute(
     h = store.hierarchy(extend_plan.hierarchy_id)
     if h is None:
         raise OperationError("the hierarchy no longer exists; reload and try again")
-    out = OperationLog(f"extend {h.root_tag} to {request.target_server}", hub)
+    out = OperationLog(
+        f"extend {h.root_tag} to {request.target_server}", hub, session,
+        commands.extend(request),
+    )
     steps = extend_plan.steps
     total = len(steps)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import mirrors
+from core import commands, mirrors
 from core.backend import LabBackend
 from core.checks import Problem
 from core.errors import CheckFailed, LkError, OperationError
@@ -57,6 +57,7 @@ class OpPlan:
     version: int
     steps: tuple[OpStep, ...]
     stop_resyncs: tuple[tuple[int, str], ...] = ()
+    command: str = ""
 
     @property
     def titles(self) -> list[str]:
@@ -161,7 +162,12 @@ def plan_unextend(cluster: Cluster, layout: LabLayout, request: UnextendRequest)
         )
     )
     return OpPlan(
-        f"unextend {h.root_tag} from {server}", h.id, h.version, tuple(steps), tuple(resyncs)
+        f"unextend {h.root_tag} from {server}",
+        h.id,
+        h.version,
+        tuple(steps),
+        tuple(resyncs),
+        commands.unextend(request.tag, server),
     )
 
 
@@ -198,7 +204,14 @@ def plan_delete(cluster: Cluster, layout: LabLayout, request: DeleteRequest) -> 
             rows=_delete_hierarchy(h.id),
         )
     )
-    return OpPlan(f"delete {h.root_tag}", h.id, h.version, tuple(steps), tuple(resyncs))
+    return OpPlan(
+        f"delete {h.root_tag}",
+        h.id,
+        h.version,
+        tuple(steps),
+        tuple(resyncs),
+        commands.delete(request.tag),
+    )
 
 
 def execute(
@@ -212,7 +225,7 @@ def execute(
     """Run an unextend or delete plan; returns the result message."""
     verb = op_plan.name.split(" ", 1)[0].capitalize()
     session.require(Role.ADMINISTRATOR, f"{verb} Resource Hierarchy")
-    out = OperationLog(op_plan.name, hub)
+    out = OperationLog(op_plan.name, hub, session, op_plan.command)
     store = backend.store
     home = store.home
     total = len(op_plan.steps)

@@ -20,12 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import mirrors
+from core import commands, mirrors
 from core.backend import LabBackend
 from core.checks import Problem
 from core.errors import CheckFailed, OperationError
 from core.lab import LabLayout
 from core.model import Hierarchy, Mirror, MirrorState, MirrorTarget, Resource, Role
+from core.operation_log import OperationLog
 from core.replication.bitmap import Bitmap, BitmapError
 from core.replication.mirror import Mirror as EngineMirror
 from core.replication.mirror import TargetSpec
@@ -111,11 +112,6 @@ def _set_state(
                 target.server, state, reason, 0, target.bytes_total, 0.0, None, target.dirty_chunks
             ),
         )
-        txn.add_log_line(
-            f"mirror {ref.tag}",
-            "INFO",
-            f"{target.server}: {state.label}" + (f" ({reason})" if reason else ""),
-        )
 
 
 # -- status -------------------------------------------------------------------------------
@@ -168,6 +164,17 @@ def _dirty_counts(ref: MirrorRef, layout: LabLayout) -> dict[str, int]:
 
 
 # -- actions ------------------------------------------------------------------------------
+def _logged(
+    backend: LabBackend, name: str, session: Session, command: str, lines: list[str]
+) -> list[str]:
+    """Say what a mirror action did in the output panel, and record it in the history."""
+    out = OperationLog(name, None, session, command)
+    for line in lines:
+        out.say("INFO", line)
+    out.finish(backend.store, ok=True, message=lines[-1] if lines else "")
+    return lines
+
+
 def pause(backend: LabBackend, tag: str, target: str | None, session: Session) -> list[str]:
     session.require(Role.OPERATOR, "Pause Mirror")
     ref = find(backend, tag)
@@ -179,7 +186,9 @@ def pause(backend: LabBackend, tag: str, target: str | None, session: Session) -
             f"Paused the mirror of {ref.tag} to {t.server}: writes are only recorded "
             "in the bitmap until it is resumed."
         )
-    return done
+    return _logged(
+        backend, f"pause mirror {ref.tag}", session, commands.mirror("pause", tag, target), done
+    )
 
 
 def resume(backend: LabBackend, tag: str, target: str | None, session: Session) -> list[str]:
@@ -198,7 +207,9 @@ def resume(backend: LabBackend, tag: str, target: str | None, session: Session) 
         _set_state(backend, ref, t, MirrorState.RESYNCING, "")
         mirrors.start_resync(backend.store.home, ref.mirror.resource_id, t.server)
         done.append(f"Resumed the mirror of {ref.tag} to {t.server}: resyncing what it missed.")
-    return done
+    return _logged(
+        backend, f"resume mirror {ref.tag}", session, commands.mirror("resume", tag, target), done
+    )
 
 
 def full_resync(backend: LabBackend, tag: str, target: str | None, session: Session) -> list[str]:
@@ -218,7 +229,9 @@ def full_resync(backend: LabBackend, tag: str, target: str | None, session: Sess
         _set_state(backend, ref, t, MirrorState.RESYNCING, "full resync requested")
         mirrors.start_resync(backend.store.home, ref.mirror.resource_id, t.server)
         done.append(f"Full resync of {ref.tag} to {t.server} started: every chunk is copied.")
-    return done
+    return _logged(
+        backend, f"full resync {ref.tag}", session, commands.mirror("fullresync", tag, target), done
+    )
 
 
 def set_speed_limit(backend: LabBackend, tag: str, kbps: int, session: Session) -> str:
@@ -234,17 +247,18 @@ def set_speed_limit(backend: LabBackend, tag: str, kbps: int, session: Session) 
             ]
         )
     ref = find(backend, tag)
+    shown = "unlimited" if kbps == 0 else f"{kbps} KB/s"
     with backend.store.transaction() as txn:
         txn.set_speed_limit(ref.mirror.resource_id, kbps)
-        shown = "unlimited" if kbps == 0 else f"{kbps} KB/s"
-        txn.add_log_line(f"mirror {ref.tag}", "INFO", f"Resync speed limit set to {shown}")
     # A resync running now picks the new limit up by restarting (it resumes from the bitmap).
     for t in ref.mirror.targets:
         if t.state is MirrorState.RESYNCING and mirrors.stop_resync(
             backend.store.home, ref.mirror.resource_id, t.server
         ):
             mirrors.start_resync(backend.store.home, ref.mirror.resource_id, t.server)
-    return f"The resync speed limit of {ref.tag} is {shown}; it applies to every resync."
+    message = f"The resync speed limit of {ref.tag} is {shown}; it applies to every resync."
+    _logged(backend, f"speed limit {ref.tag}", session, commands.speed(tag, kbps), [message])
+    return message
 
 
 # -- writes -------------------------------------------------------------------------------

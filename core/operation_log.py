@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 
+from core import history
 from core.events import EventHub, LogLine, OperationFinished
+from core.session import Session
 from core.store import Store, Txn
 
 log = logging.getLogger(__name__)
@@ -15,16 +18,31 @@ class OperationLog:
 
     Lines said while the operation's transaction is open are written with it (a second
     writer would wait for that transaction); after a rollback they are written anew.
+    With a ``session``, :meth:`finish` also records the operation in the history, with
+    ``command``, the equivalent ``lkctl`` line (said first, in the output too).
     """
 
-    def __init__(self, operation: str, hub: EventHub | None) -> None:
+    def __init__(
+        self,
+        operation: str,
+        hub: EventHub | None,
+        session: Session | None = None,
+        command: str = "",
+    ) -> None:
         self.operation = operation
         self.hub = hub
+        self.session = session
+        self.command = command
+        self.started = time.time()
         self._unsaved: list[tuple[str, str]] = []
+        self._said: list[str] = []
+        if command:
+            self.say("INFO", f"Command: {command}")
 
     def say(self, level: str, text: str) -> None:
         log.log(logging.getLevelName(level), "%s: %s", self.operation, text)
         self._unsaved.append((level, text))
+        self._said.append(text if level == "INFO" else f"{level}: {text}")
         if self.hub is not None:
             self.hub.publish(LogLine(self.operation, level, text))
 
@@ -36,5 +54,17 @@ class OperationLog:
     def finish(self, store: Store, *, ok: bool, message: str) -> None:
         with store.transaction() as txn:
             self.flush(txn)
+            if self.session is not None:
+                history.record(
+                    txn,
+                    started=self.started,
+                    user=self.session.user,
+                    role=self.session.role.label,
+                    operation=self.operation,
+                    command=self.command,
+                    steps=self._said,
+                    ok=ok,
+                    result=message,
+                )
         if self.hub is not None:
             self.hub.publish(OperationFinished(self.operation, ok, message))

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import mirrors
+from core import commands, mirrors
 from core.backend import LabBackend
 from core.checks import Problem
 from core.errors import CheckFailed, OperationError
@@ -188,10 +188,11 @@ def _apply(
     action: str,
     work: Callable[[Txn, _Change], None],
     hub: EventHub | None = None,
+    command: str = "",
 ) -> list[str]:
     """Run ``work(txn, change)`` in one transaction, then its bitmap and resync follow-ups."""
     session.require(needed, action)
-    out = OperationLog(name, hub)
+    out = OperationLog(name, hub, session, command)
     change = _Change()
     store = backend.store
     try:
@@ -258,7 +259,9 @@ def switchover(
         _bring_in(txn, h, to, change)
 
     name = f"switchover {h.root_tag} to {to}"
-    return _apply(backend, name, session, Role.OPERATOR, "Switchover", work, hub)
+    return _apply(
+        backend, name, session, Role.OPERATOR, "Switchover", work, hub, commands.switchover(tag, to)
+    )
 
 
 def in_service(
@@ -290,7 +293,16 @@ def in_service(
         _bring_in(txn, h, server, change)
 
     name = f"in service {h.root_tag} on {server}"
-    return _apply(backend, name, session, Role.OPERATOR, "In Service", work, hub)
+    return _apply(
+        backend,
+        name,
+        session,
+        Role.OPERATOR,
+        "In Service",
+        work,
+        hub,
+        commands.in_service(tag, server),
+    )
 
 
 def out_of_service(
@@ -309,7 +321,16 @@ def out_of_service(
         _take_out(txn, h, current, ResourceState.OSU, change)
 
     name = f"out of service {h.root_tag} on {current}"
-    return _apply(backend, name, session, Role.OPERATOR, "Out of Service", work, hub)
+    return _apply(
+        backend,
+        name,
+        session,
+        Role.OPERATOR,
+        "Out of Service",
+        work,
+        hub,
+        commands.out_of_service(tag),
+    )
 
 
 def _takeover_problems(
@@ -432,7 +453,14 @@ def stop_server(
                         )
 
     return _apply(
-        backend, f"stop server {server}", session, Role.ADMINISTRATOR, "Stop Server", work, hub
+        backend,
+        f"stop server {server}",
+        session,
+        Role.ADMINISTRATOR,
+        "Stop Server",
+        work,
+        hub,
+        commands.lab_server("stop", server),
     )
 
 
@@ -501,7 +529,14 @@ def start_server(
                     )
 
     return _apply(
-        backend, f"start server {server}", session, Role.ADMINISTRATOR, "Start Server", work, hub
+        backend,
+        f"start server {server}",
+        session,
+        Role.ADMINISTRATOR,
+        "Start Server",
+        work,
+        hub,
+        commands.lab_server("start", server),
     )
 
 
@@ -556,6 +591,7 @@ def force_online(
         "Force Online",
         work,
         hub,
+        commands.force_online(tag, server),
     )
 
 

@@ -135,6 +135,22 @@ _MIGRATIONS: list[str] = [
         locked_until REAL NOT NULL DEFAULT 0
     );
     """,
+    # 5: the operation history (append-only through core.history)
+    """
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY,
+        started REAL NOT NULL,
+        duration REAL NOT NULL,
+        user TEXT NOT NULL,
+        role TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        command TEXT NOT NULL,
+        steps TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        result TEXT NOT NULL
+    );
+    CREATE INDEX history_started ON history(started);
+    """,
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)

@@ -1,0 +1,98 @@
+"""The ``lkctl`` line behind every dialog: the same operation, with the values chosen.
+
+Every line names every value explicitly (so it does not depend on defaults that may
+change) and is quoted for a POSIX shell with :func:`shlex.join`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the operations import this module: no import cycle at run time
+    from core.create import CreateRequest
+    from core.extend import ExtendRequest
+
+LKCTL = "lkctl"
+_TYPE_OPTIONS = {"new_fs": "new", "existing_fs": "existing", "dk_only": "dk-only"}
+
+
+def join(*words: str) -> str:
+    return shlex.join([LKCTL, *words])
+
+
+def extend(request: ExtendRequest) -> str:
+    words = [
+        "extend", request.tag_to_extend,
+        "--template", request.template_server,
+        "--target", request.target_server,
+        "--switchback", str(request.switchback_type),
+    ]
+    if request.template_priority is not None and str(request.template_priority).strip():
+        words += ["--template-priority", str(request.template_priority).strip()]
+    words += ["--target-priority", str(request.target_priority).strip()]
+    if request.datakeeper:
+        dk = request.datakeeper[0]
+        if dk.mount_point is not None:
+            words += ["--mount-point", dk.mount_point]
+        if dk.root_tag is not None:
+            words += ["--root-tag", dk.root_tag]
+        words += ["--dk-tag", dk.dk_tag, "--bitmap", dk.bitmap_file or "none"]
+    return join(*words, "--accept-defaults")
+
+
+def create(request: CreateRequest) -> str:
+    words = [
+        "create",
+        "--server", request.server,
+        "--switchback", request.switchback_type,
+        "--type", _TYPE_OPTIONS.get(request.hierarchy_type, request.hierarchy_type),
+        "--disk", request.source_disk,
+    ]
+    if request.disk_size_mib is not None:
+        words += ["--size-mib", str(request.disk_size_mib)]
+    if request.hierarchy_type != "dk_only":
+        words += ["--mount-point", request.mount_point or "", "--root-tag",
+                  request.root_tag or ""]
+        if request.fs_type:
+            words += ["--fs-type", request.fs_type]
+    words += ["--dk-tag", request.dk_tag, "--bitmap", request.bitmap_file or "none"]
+    if request.asynchronous:
+        words.append("--async")
+    return join(*words, "--accept-defaults")
+
+
+def unextend(tag: str, server: str) -> str:
+    return join("unextend", tag, "--server", server)
+
+
+def delete(tag: str) -> str:
+    return join("delete", tag, "--yes")
+
+
+def in_service(tag: str, server: str) -> str:
+    return join("inservice", tag, "--on", server)
+
+
+def out_of_service(tag: str) -> str:
+    return join("outofservice", tag)
+
+
+def switchover(tag: str, to: str) -> str:
+    return join("switchover", tag, "--to", to)
+
+
+def mirror(action: str, tag: str, target: str | None = None) -> str:
+    return join("mirror", action, tag, *(["--target", target] if target else []))
+
+
+def force_online(tag: str, server: str) -> str:
+    return join("mirror", "force", tag, "--on", server, "--yes")
+
+
+def speed(tag: str, kbps: int) -> str:
+    return join("mirror", "speed", tag, str(kbps))
+
+
+def lab_server(action: str, server: str) -> str:
+    return join("lab", action, server)
