@@ -20,6 +20,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from core import mirrors
 from core.errors import LkError
 from core.model import (
     Mirror,
@@ -151,7 +152,13 @@ def ensure_lab(store: Store) -> bool:
 
 
 def reset_lab(store: Store) -> None:
-    """Throw the whole lab away (servers, volumes, hierarchies) and create it anew."""
+    """Throw the whole lab away (servers, volumes, hierarchies) and create it anew.
+
+    The resyncs at work stop first: their files are about to go."""
+    for h in store.cluster().hierarchies:
+        for m in h.mirrors:
+            for t in m.targets:
+                mirrors.stop_resync(store.home, m.resource_id, t.server)
     with store.transaction() as txn:
         txn.execute("DELETE FROM hierarchies")
         txn.execute("DELETE FROM servers")

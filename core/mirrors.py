@@ -178,9 +178,7 @@ def start_resync(home: Path, resource_id: int, target: str) -> subprocess.Popen[
     with open(logs / f"resync-{resource_id}-{target}.log", "ab") as out:
         return subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "core.resyncd",
+                *_resyncd_command(),
                 "--home",
                 str(home),
                 "--resource",
@@ -195,6 +193,13 @@ def start_resync(home: Path, resource_id: int, target: str) -> subprocess.Popen[
             cwd=Path(__file__).resolve().parent.parent,
             close_fds=True,
         )
+
+
+def _resyncd_command() -> list[str]:
+    """How to start the resync process: ``python -m``, or the frozen binary itself."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "--lkconsole-resyncd"]
+    return [sys.executable, "-m", "core.resyncd"]
 
 
 def stop_resync(home: Path, resource_id: int, target: str, timeout: float = 30.0) -> bool:

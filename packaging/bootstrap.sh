@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything LK Console needs on a fresh Debian/Ubuntu machine, idempotently:
 #   bash packaging/bootstrap.sh          runtime: Qt's system libraries, .venv, the package
-#   bash packaging/bootstrap.sh --test   also: xvfb, xauth, btrfs-progs, e2fsprogs, test extras
+#   bash packaging/bootstrap.sh --test   also: xvfb, xauth, btrfs-progs, e2fsprogs,
+#                                        desktop-file-utils, appstream, the test extras
 # Takes seconds when everything is already there.
 set -euo pipefail
 
@@ -24,7 +25,7 @@ runtime_pkgs=(
   libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-xfixes0
   libxcb-xinerama0 libxcb-xkb1 fonts-dejavu-core
 )
-test_pkgs=(xvfb xauth btrfs-progs e2fsprogs mount)
+test_pkgs=(xvfb xauth btrfs-progs e2fsprogs mount desktop-file-utils appstream)
 
 pkgs=("${runtime_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
