@@ -631,6 +631,7 @@ class ProgressPage(QWizardPage):
         self.setTitle("Extending")
         self.setSubTitle("The extend is being performed. Every step is undone if one fails.")
         self.steps = QListWidget(objectName="extend_steps")
+        self.steps.setWordWrap(True)
         self.steps.setAccessibleName("Steps of the extend")
         self.bar = QProgressBar(objectName="extend_progress")
         self.bar.setAccessibleName("Extend progress")

@@ -1,0 +1,556 @@
+"""Edit › Resource › Create Resource Hierarchy (DataKeeper): the wizard.
+
+Two pages of fields (where the data is; what protects it), each checked by core as it is
+edited, then the steps as they run, then the result with **Extend this hierarchy now**,
+which opens the Extend wizard without Template Server and Tag to Extend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+    QWizard,
+    QWizardPage,
+)
+
+from core import commands, create
+from core.backend import LabBackend
+from core.checks import Problem
+from core.create import CreateRequest
+from core.events import EventHub, LogLine
+from core.fsinfo import FsProbeError, filesystem_of
+from core.lab import LabLayout, PathOutsideServer
+from core.model import Cluster
+from core.session import Session, local_administrator
+from gui import icons
+from gui.extend_wizard import (
+    ERROR_STYLE,
+    MESSAGE_WIDTH,
+    NOTE_STYLE,
+    OK_STYLE,
+    Job,
+    JobSignals,
+    _error_label,
+    _show_problems,
+)
+
+WHERE_FIELDS = ("switchback_type", "server", "hierarchy_type", "source_disk", "disk_size_mib")
+WHAT_FIELDS = ("mount_point", "root_tag", "fs_type", "dk_tag", "bitmap_file", "asynchronous")
+_MNEMONIC = {
+    "switchback_type": "&Switchback Type:",
+    "server": "Se&rver:",
+    "hierarchy_type": "&Hierarchy Type:",
+    "source_disk": "Source &Disk:",
+    "disk_size_mib": "New Disk Si&ze (MiB):",
+    "mount_point": "&Mount Point:",
+    "root_tag": "R&oot Tag:",
+    "fs_type": "&File System Type:",
+    "dk_tag": "Data Re&plication Resource Tag:",
+    "bitmap_file": "&Bitmap File:",
+    "asynchronous": "",
+}
+
+
+class _FieldsPage(QWizardPage):
+    """A form of create fields, each validated by core as it changes."""
+
+    def __init__(
+        self, wizard: CreateWizard, names: tuple[str, ...], title: str, subtitle: str
+    ) -> None:
+        super().__init__()
+        self.w = wizard
+        self.names = names
+        self.setTitle(title)
+        self.setSubTitle(subtitle)
+        self.form = QFormLayout(self)
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+        self.fields: dict[str, QWidget] = {}
+        self.errors = {name: _error_label(name) for name in names}
+        self.labels: dict[str, QLabel] = {}
+        self._problems: list[Problem] = []
+        self._timer = QTimer(self, singleShot=True, interval=150)
+        self._timer.timeout.connect(self.validate)
+
+    def add(self, name: str, widget: QWidget, row: QWidget | None = None) -> None:
+        widget.setObjectName(name)
+        widget.setAccessibleName(create.LABELS[name])
+        widget.setMinimumWidth(260)
+        self.fields[name] = widget
+        label = QLabel(_MNEMONIC[name], objectName=f"{name}_label")
+        label.setBuddy(widget)
+        self.labels[name] = label
+        self.form.addRow(label, row or widget)
+        self.form.addRow("", self.errors[name])
+
+    def show_field(self, name: str, shown: bool) -> None:
+        self.labels[name].setVisible(shown)
+        self.fields[name].setVisible(shown)
+        if not shown:
+            self.errors[name].hide()
+
+    @Slot()
+    def edited(self) -> None:
+        self._timer.start()
+        self.completeChanged.emit()
+
+    @Slot()
+    def validate(self) -> None:
+        request = self.w.request()
+        problems = create.check_request(self.w.cluster, self.w.lab_layout, request)
+        shown = create.shown_fields(request.hierarchy_type)
+        self._problems = [p for p in problems if p.field in self.names and p.field in shown]
+        _show_problems(self.errors, self.fields, self._problems)
+        self.after_validate(request)
+        self.completeChanged.emit()
+
+    def after_validate(self, request: CreateRequest) -> None:
+        """Page-specific hints shown after each check."""
+
+    def initializePage(self) -> None:
+        self.validate()
+
+    def isComplete(self) -> bool:
+        return not self._timer.isActive() and not self._problems
+
+
+class WherePage(_FieldsPage):
+    def __init__(self, wizard: CreateWizard) -> None:
+        super().__init__(
+            wizard,
+            WHERE_FIELDS,
+            "Create Resource Hierarchy",
+            "Where the data to protect is: the server and its disk.",
+        )
+        self.setObjectName("create_where_page")
+        d = wizard.defaults
+        self.switchback_type = QComboBox()
+        self.switchback_type.addItems(d.choices["switchback_type"])
+        self.server = QComboBox()
+        self.server.addItems(d.choices["server"])
+        self.hierarchy_type = QComboBox()
+        for key, text in create.HIERARCHY_TYPES.items():
+            self.hierarchy_type.addItem(text, key)
+        self.source_disk = QComboBox()
+        self.source_disk.setEditable(True)
+        self.disk_size_mib = QLineEdit()
+        self.add("switchback_type", self.switchback_type)
+        self.add("server", self.server)
+        self.add("hierarchy_type", self.hierarchy_type)
+        self.add("source_disk", self.source_disk)
+        self.add("disk_size_mib", self.disk_size_mib)
+        self.disk_note = QLabel(objectName="source_disk_note")
+        self.disk_note.setStyleSheet(NOTE_STYLE)
+        self.disk_note.setWordWrap(True)
+        self.disk_note.setMinimumWidth(MESSAGE_WIDTH)
+        self.form.addRow("", self.disk_note)
+        self.fill(d.request)
+        self.switchback_type.currentTextChanged.connect(self.edited)
+        self.server.currentTextChanged.connect(self._server_changed)
+        self.hierarchy_type.currentIndexChanged.connect(self._type_changed)
+        self.source_disk.editTextChanged.connect(self.edited)
+        self.disk_size_mib.textChanged.connect(self.edited)
+
+    def fill(self, r: CreateRequest) -> None:
+        for w in self.fields.values():
+            w.blockSignals(True)
+        self.switchback_type.setCurrentText(r.switchback_type)
+        self.server.setCurrentText(r.server)
+        self.hierarchy_type.setCurrentIndex(self.hierarchy_type.findData(r.hierarchy_type))
+        self.source_disk.clear()
+        self.source_disk.addItems(self.w.defaults.choices["source_disk"])
+        self.source_disk.setEditText(r.source_disk)
+        self.disk_size_mib.setText("" if r.disk_size_mib is None else str(r.disk_size_mib))
+        for w in self.fields.values():
+            w.blockSignals(False)
+
+    @Slot()
+    def _server_changed(self) -> None:
+        self.w.reset_defaults()
+        self.edited()
+
+    @Slot()
+    def _type_changed(self) -> None:
+        self.w.reset_defaults()
+        self.edited()
+
+    def after_validate(self, request: CreateRequest) -> None:
+        try:
+            exists = self.w.lab_layout.server_path(request.server, request.source_disk).exists()
+        except PathOutsideServer:
+            exists = False
+        self.show_field("disk_size_mib", not exists)
+        if not request.source_disk.startswith("/"):
+            self.disk_note.hide()
+            return
+        if exists:
+            label = create.fs_label(
+                self.w.lab_layout.server_path(request.server, request.source_disk)
+            )
+            has = f"it has an {label} file system" if label else "it has no file system"
+            erase = (
+                " (Replicate New File System erases it)"
+                if (label and request.hierarchy_type == create.NEW_FS)
+                else ""
+            )
+            self.disk_note.setText(
+                f"{request.source_disk} exists on {request.server}: {has}{erase}."
+            )
+        else:
+            self.disk_note.setText(
+                f"{request.source_disk} does not exist yet: it will be created with the size below."
+            )
+        self.disk_note.show()
+
+
+class WhatPage(_FieldsPage):
+    def __init__(self, wizard: CreateWizard) -> None:
+        super().__init__(
+            wizard,
+            WHAT_FIELDS,
+            "DataKeeper Resource",
+            "The file system to protect, and how its volume is replicated.",
+        )
+        self.setObjectName("create_what_page")
+        self.mount_point = QLineEdit()
+        self.root_tag = QLineEdit()
+        self.fs_type = QComboBox()
+        self.fs_type.addItems(create.FS_TYPES)
+        self.dk_tag = QLineEdit()
+        self.bitmap_file = QLineEdit()
+        self.bitmap_none = QCheckBox("&None: no bitmap", objectName="bitmap_none")
+        self.asynchronous = QCheckBox("Enable &Asynchronous Replication")
+        row = QWidget()
+        box = QHBoxLayout(row)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(self.bitmap_file, 1)
+        box.addWidget(self.bitmap_none)
+        self.add("mount_point", self.mount_point)
+        self.add("root_tag", self.root_tag)
+        self.add("fs_type", self.fs_type)
+        self.add("dk_tag", self.dk_tag)
+        self.add("bitmap_file", self.bitmap_file, row)
+        self.add("asynchronous", self.asynchronous)
+        self.fs_type_label = QLabel(objectName="bitmap_fs_type")
+        self.none_note = QLabel(
+            "No bitmap: no intent log is kept, so every resync will be a full resync.",
+            objectName="bitmap_none_note",
+        )
+        self.bitmap_note = QLabel(objectName="bitmap_note")
+        for note in (self.none_note, self.bitmap_note):
+            note.setStyleSheet(NOTE_STYLE)
+            note.setWordWrap(True)
+            note.setMinimumWidth(MESSAGE_WIDTH)
+        self.form.addRow("", self.fs_type_label)
+        self.form.addRow("", self.none_note)
+        self.form.addRow("", self.bitmap_note)
+        self.fill(wizard.defaults.request)
+        for edit in (self.mount_point, self.root_tag, self.dk_tag, self.bitmap_file):
+            edit.textChanged.connect(self.edited)
+        self.fs_type.currentTextChanged.connect(self.edited)
+        self.asynchronous.toggled.connect(self.edited)
+        self.bitmap_none.toggled.connect(self._none_toggled)
+
+    def fill(self, r: CreateRequest) -> None:
+        for w in (*self.fields.values(), self.bitmap_none):
+            w.blockSignals(True)
+        self.mount_point.setText(r.mount_point or "")
+        self.root_tag.setText(r.root_tag or "")
+        self.fs_type.setCurrentText(r.fs_type or "ext4")
+        self.dk_tag.setText(r.dk_tag)
+        self.bitmap_file.setText(r.bitmap_file or "")
+        self.bitmap_none.setChecked(r.bitmap_file is None)
+        self.bitmap_file.setEnabled(r.bitmap_file is not None)
+        self.asynchronous.setChecked(r.asynchronous)
+        for w in (*self.fields.values(), self.bitmap_none):
+            w.blockSignals(False)
+        self.bitmap_note.setText(self.w.defaults.bitmap_note)
+        self.bitmap_note.setVisible(bool(self.w.defaults.bitmap_note))
+
+    @Slot(bool)
+    def _none_toggled(self, none: bool) -> None:
+        self.bitmap_file.setEnabled(not none)
+        self.edited()
+
+    def after_validate(self, request: CreateRequest) -> None:
+        fs = request.hierarchy_type != create.DK_ONLY
+        for name in ("mount_point", "root_tag", "fs_type"):
+            self.show_field(name, fs)
+        self.fs_type.setEnabled(request.hierarchy_type == create.NEW_FS)
+        self.none_note.setVisible(request.bitmap_file is None)
+        self.fs_type_label.hide()
+        if request.bitmap_file and request.bitmap_file.startswith("/"):
+            try:
+                info = filesystem_of(
+                    self.w.lab_layout.server_path(request.server, request.bitmap_file)
+                )
+            except (PathOutsideServer, FsProbeError):
+                return
+            refused = info.is_btrfs
+            self.fs_type_label.setText(
+                f"On {request.server} this location is on <b>{info.fs_type}</b>"
+                + (" — refused: DataKeeper cannot keep a bitmap on btrfs." if refused else ".")
+            )
+            self.fs_type_label.setStyleSheet(ERROR_STYLE if refused else "")
+            self.fs_type_label.show()
+
+
+class CreateProgressPage(QWizardPage):
+    def __init__(self, wizard: CreateWizard) -> None:
+        super().__init__()
+        self.w = wizard
+        self.setObjectName("create_progress_page")
+        self.setTitle("Creating")
+        self.setSubTitle("Every step is undone if one fails.")
+        self.steps = QListWidget(objectName="create_steps")
+        self.steps.setWordWrap(True)
+        self.bar = QProgressBar(objectName="create_progress")
+        self.result = QLabel(objectName="create_result")
+        self.result.setWordWrap(True)
+        self.command = QLineEdit(objectName="show_command")
+        self.command.setReadOnly(True)
+        self.command.setAccessibleName("The lkctl command that does the same")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.steps, 1)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.result)
+        layout.addWidget(QLabel("The same from the command line:"))
+        layout.addWidget(self.command)
+        self.running = False
+        self.succeeded = False
+        self.hierarchy_root = ""
+
+    def initializePage(self) -> None:
+        self.steps.clear()
+        self.result.clear()
+        self.running, self.succeeded = True, False
+        request, home, session = self.w.request(), self.w.home, self.w.session
+        self.command.setText(commands.create(request))
+        self.bar.setRange(0, 0)
+
+        def work(signals: JobSignals) -> object:
+            hub = EventHub()
+            hub.subscribe(lambda e: signals.log.emit(e.level, e.text), LogLine)  # type: ignore[attr-defined]
+            backend = LabBackend(home)
+            try:
+                plan = create.plan(backend.cluster(), backend.layout, request)
+                signals.step.emit(-1, len(plan.steps), "\n".join(plan.titles), "plan")
+                return create.execute(
+                    backend,
+                    plan,
+                    session,
+                    hub=hub,
+                    on_step=lambda i, n, t, s: signals.step.emit(i, n, t, s),
+                )
+            finally:
+                backend.close()
+
+        self.w.run_job(work, self._done, self._failed, self._step)
+        self.completeChanged.emit()
+
+    @Slot(int, int, str, str)
+    def _step(self, index: int, total: int, title: str, status: str) -> None:
+        if status == "plan":
+            for text in title.split("\n"):
+                self.steps.addItem(QListWidgetItem(icons.icon("state-standby"), text))
+            self.bar.setRange(0, total)
+            return
+        item = self.steps.item(index)
+        if item is None:
+            return
+        name = {"running": "state-resyncing", "done": "state-active", "failed": "state-failed"}[
+            status
+        ]
+        item.setIcon(icons.icon(name))
+        if status == "done":
+            self.bar.setValue(index + 1)
+
+    def _done(self, result: object) -> None:
+        assert isinstance(result, create.CreateResult)
+        self.running, self.succeeded = False, True
+        self.hierarchy_root = result.root_tag
+        self.bar.setRange(0, 1)
+        self.bar.setValue(1)
+        self.result.setText(result.message)
+        self.result.setStyleSheet(OK_STYLE)
+        self.w.created.emit(result.hierarchy_id, result.root_tag)
+        self.completeChanged.emit()
+        self.w.button(QWizard.WizardButton.BackButton).setEnabled(False)
+
+    def _failed(self, message: str) -> None:
+        self.running, self.succeeded = False, False
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.result.setText(
+            f"The create failed: {message}\nEverything done so far was rolled "
+            "back. Go Back to change the settings, or Cancel."
+        )
+        self.result.setStyleSheet(ERROR_STYLE)
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:
+        return self.succeeded
+
+
+class CreateFinishPage(QWizardPage):
+    def __init__(self, wizard: CreateWizard) -> None:
+        super().__init__()
+        self.w = wizard
+        self.setObjectName("create_finish_page")
+        self.setTitle("Hierarchy Created")
+        self.setSubTitle("It is in service, and not protected yet.")
+        self.text = QLabel(objectName="create_finish_text")
+        self.text.setWordWrap(True)
+        self.extend_now = QPushButton("&Extend this hierarchy now…", objectName="extend_now")
+        self.extend_now.setIcon(icons.icon("action-extend"))
+        self.extend_now.clicked.connect(self._extend_now)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.text)
+        layout.addWidget(self.extend_now, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addStretch(1)
+        self.setButtonText(QWizard.WizardButton.FinishButton, "&Done")
+
+    def initializePage(self) -> None:
+        r = self.w.request()
+        self.text.setText(
+            f"<p><b>{self.w.progress.hierarchy_root}</b> is in service on {r.server} with "
+            "priority 1.</p><p>It is not protected until it is extended to another server: "
+            "extend it now, with the Extend wizard.</p>"
+        )
+
+    @Slot()
+    def _extend_now(self) -> None:
+        self.w.extend_requested.emit(self.w.progress.hierarchy_root, self.w.request().server)
+        self.w.accept()
+
+
+class CreateWizard(QWizard):
+    """Create Resource Hierarchy (DataKeeper)."""
+
+    created = Signal(int, str)  # hierarchy id, root tag
+    extend_requested = Signal(str, str)  # root tag, server: open Extend (from_create)
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        home: Path,
+        *,
+        server: str | None = None,
+        session: Session | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("create_wizard")
+        self.setWindowTitle("Create Resource Hierarchy")
+        self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
+        self.setWindowIcon(icons.app_icon())
+        self.cluster = cluster
+        self.home = home
+        self.lab_layout = LabLayout(home)
+        self.session = session or local_administrator()
+        self._jobs: set[Job] = set()
+        self.defaults = create.defaults(cluster, self.lab_layout, server=server)
+        self.where = WherePage(self)
+        self.what = WhatPage(self)
+        self.progress = CreateProgressPage(self)
+        self.finish = CreateFinishPage(self)
+        for page in (self.where, self.what, self.progress, self.finish):
+            self.addPage(page)
+        for which, name in (
+            (QWizard.WizardButton.NextButton, "next_button"),
+            (QWizard.WizardButton.BackButton, "back_button"),
+            (QWizard.WizardButton.CancelButton, "cancel_button"),
+            (QWizard.WizardButton.FinishButton, "finish_button"),
+        ):
+            self.button(which).setObjectName(name)
+        self.resize(760, 600)
+        self.currentIdChanged.connect(self._page_changed)
+
+    @Slot(int)
+    def _page_changed(self, _page_id: int) -> None:
+        if self.currentPage() is self.finish:
+            self.button(QWizard.WizardButton.BackButton).setEnabled(False)
+            self.button(QWizard.WizardButton.CancelButton).setEnabled(False)
+
+    def request(self) -> CreateRequest:
+        w, x = self.where, getattr(self, "what", None)
+        disk = w.source_disk.currentText().strip()
+        size: int | str | None = w.disk_size_mib.text().strip()
+        try:
+            exists = self.lab_layout.server_path(w.server.currentText(), disk).exists()
+        except PathOutsideServer:
+            exists = False
+        if exists:
+            size = None
+        base = dataclasses.replace(
+            self.defaults.request,
+            switchback_type=w.switchback_type.currentText(),
+            server=w.server.currentText(),
+            hierarchy_type=w.hierarchy_type.currentData(),
+            source_disk=disk,
+            disk_size_mib=size,
+        )
+        if x is None:
+            return base
+        fs = base.hierarchy_type != create.DK_ONLY
+        return dataclasses.replace(
+            base,
+            mount_point=x.mount_point.text() if fs else None,
+            root_tag=x.root_tag.text() if fs else None,
+            fs_type=x.fs_type.currentText() if fs else None,
+            dk_tag=x.dk_tag.text(),
+            bitmap_file=None if x.bitmap_none.isChecked() else x.bitmap_file.text(),
+            asynchronous=x.asynchronous.isChecked(),
+        )
+
+    def reset_defaults(self) -> None:
+        """New defaults for a new server or hierarchy type (the second page follows)."""
+        w = self.where
+        self.defaults = create.defaults(
+            self.cluster,
+            self.lab_layout,
+            server=w.server.currentText(),
+            hierarchy_type=w.hierarchy_type.currentData(),
+        )
+        w.fill(self.defaults.request)
+        if hasattr(self, "what"):
+            self.what.fill(self.defaults.request)
+
+    def run_job(self, work, on_result, on_failed, on_step) -> Job:  # type: ignore[no-untyped-def]
+        job = Job(work)
+        job.setAutoDelete(False)
+        self._jobs.add(job)
+        job.signals.result.connect(on_result)
+        job.signals.failed.connect(on_failed)
+        job.signals.step.connect(on_step)
+        job.signals.result.connect(lambda _v, j=job: self._jobs.discard(j))
+        job.signals.failed.connect(lambda _m, j=job: self._jobs.discard(j))
+        from PySide6.QtCore import QThreadPool
+
+        QThreadPool.globalInstance().start(job)
+        return job
+
+    def reject(self) -> None:
+        if self.progress.running:
+            return  # a create is quick and cannot be interrupted half way
+        super().reject()
+
+    def problems_of(self, page: _FieldsPage) -> list[Problem]:
+        return list(page._problems)
+
+
+__all__ = ["CreateWizard"]
