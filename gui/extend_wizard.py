@@ -54,7 +54,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from core import extend
+from core import commands, extend
 from core.backend import LabBackend
 from core.checks import Problem
 from core.errors import LkError
@@ -645,12 +645,18 @@ class ProgressPage(QWizardPage):
         mono = QFont("monospace")
         mono.setStyleHint(QFont.StyleHint.Monospace)
         self.log.setFont(mono)
+        self.command = QLineEdit(objectName="show_command")
+        self.command.setReadOnly(True)
+        self.command.setAccessibleName("The lkctl command that does the same")
+        self.command.setToolTip("The lkctl line that performs this same extend (copyable).")
         layout = QVBoxLayout(self)
         layout.addWidget(self.steps, 2)
         layout.addWidget(self.bar)
         layout.addWidget(self.result)
         layout.addWidget(QLabel("Log:"))
         layout.addWidget(self.log, 1)
+        layout.addWidget(QLabel("The same from the command line:"))
+        layout.addWidget(self.command)
         self.running = False
         self.succeeded = False
         self.cancel = threading.Event()
@@ -666,6 +672,7 @@ class ProgressPage(QWizardPage):
         self.bar.setRange(0, 0)
         request, home, session = self.w.request(), self.w.home, self.w.session
         cancel = self.cancel
+        self.command.setText(commands.extend(request))
 
         def work(signals: JobSignals) -> object:
             hub = EventHub()
