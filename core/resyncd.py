@@ -27,7 +27,7 @@ from core.lab import LabLayout
 from core.mirrors import lock_path
 from core.model import Hierarchy, MirrorState, MirrorTarget
 from core.replication.bitmap import Bitmap, BitmapError, BitmapInvalid, IntentLog, MemoryBitmap
-from core.replication.mirror import _NoBitmapState  # the engine's no-bitmap flag file
+from core.replication.mirror import NoBitmapState
 from core.replication.resync import Resync, ResyncBusy, ResyncError, ResyncProgress
 from core.replication.volume import Volume
 from core.status import format_rate, format_size
@@ -134,7 +134,7 @@ def _resync(home: Path, resource_id: int, target: str) -> int:
             volume_size=mirror.volume_size, chunk_size=mirror.chunk_size, targets=[target]
         )
         full = True
-        flags = _NoBitmapState(layout.server_path(mirror.source, source_inst.volume))
+        flags = NoBitmapState(layout.server_path(mirror.source, source_inst.volume))
         if flags.existed and flags.needs_full.pop(target, None) is not None:
             flags.save()
 

@@ -32,9 +32,12 @@ slots, in a plain region updated in place.
     C region = capacity x bytes_per_target, padded to 4096
 
 The CRC-32 covers the whole slot (with the CRC field taken as zero). Updates are written
-to the slot that does *not* hold the current generation, with generation + 1, then
-``fdatasync``\\ ed; a torn update fails its CRC and the reader falls back to the other
-slot, which still holds the previous state (at most one slot is ever being written). Only
+to the slot that does *not* hold the current generation, with generation + 1; a torn
+update fails its CRC and the reader falls back to the other slot, which still holds the
+previous state (at most one slot is ever being written). Marks are synced (``fdatasync``)
+before :meth:`Bitmap.mark_write` returns; clears may be lazy (not synced), but an
+update never overwrites the last durable slot while the current one may not be on disk
+(it syncs first), so a crash finds either the new state or the last durable one. Only
 the 4 KiB pages of a slot that differ from what is known to be on disk are rewritten.
 Changing the table's capacity rewrites the whole file through a temporary file and an
 atomic rename (other processes notice the new inode under the lock and reopen).
@@ -174,6 +177,10 @@ def _get_bit(buf: bytes | bytearray, base: int, c: int) -> bool:
     return bool(buf[base + (c >> 3)] >> (c & 7) & 1)
 
 
+def _all_set(buf: bytes | bytearray, base: int, first: int, end: int) -> bool:
+    return all(buf[base + (c >> 3)] >> (c & 7) & 1 for c in range(first, end))
+
+
 def _iter_set(seg: bytes | bytearray | memoryview, limit: int) -> Iterator[int]:
     for m in _NONZERO.finditer(seg):
         byte_index = m.start()
@@ -227,10 +234,11 @@ class IntentLog(Protocol):
         *,
         replicated: Sequence[str] = (),
         unreplicated: Sequence[str] = (),
-        ahead: int = 0,
+        hot: tuple[int, int] | None = None,
     ) -> bool: ...
     def note_copied(self, name: str, first: int, end: int) -> None: ...
-    def commit_clears(self, name: str, chunks: Iterable[int]) -> int: ...
+    def note_copied_runs(self, name: str, runs: Sequence[tuple[int, int]]) -> None: ...
+    def commit_clears(self, name: str, chunks: Iterable[int], *, durable: bool = False) -> int: ...
     def set_all(self, name: str) -> None: ...
     def dirty_chunks(self, name: str) -> list[int]: ...
     def dirty_count(self, name: str) -> int: ...
@@ -283,7 +291,12 @@ class MemoryBitmap:
     persistent = False
 
     def __init__(
-        self, *, volume_size: int, chunk_size: int = DEFAULT_CHUNK_SIZE, targets: Sequence[str] = ()
+        self,
+        *,
+        volume_size: int,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        targets: Sequence[str] = (),
+        dirty: bool = True,
     ) -> None:
         if chunk_size <= 0 or volume_size <= 0:
             raise BitmapError("chunk size and volume size must be > 0")
@@ -294,7 +307,7 @@ class MemoryBitmap:
         self._c = bytearray(self._a.capacity * self._a.bpt)
         self._lock = threading.RLock()
         for t in targets:
-            self.add_target(t, dirty=True)
+            self.add_target(t, dirty=dirty)
 
     @property
     def chunk_size(self) -> int:
@@ -352,27 +365,40 @@ class MemoryBitmap:
         *,
         replicated: Sequence[str] = (),
         unreplicated: Sequence[str] = (),
-        ahead: int = 0,
+        hot: tuple[int, int] | None = None,
     ) -> bool:
         _check_range(self._a.nchunks, first, end)
         with self._lock:
-            stop = min(self._a.nchunks, end + max(0, ahead))
-            for name in replicated:
-                base = self._a.index(name) * self._a.bpt
-                _set_range(self._a.d, base, first, stop, True)
-                _set_range(self._c, base, first, stop, True)
-            for name in unreplicated:
-                base = self._a.index(name) * self._a.bpt
+            rep = [self._a.index(n) * self._a.bpt for n in replicated]
+            unrep = [self._a.index(n) * self._a.bpt for n in unreplicated]
+            lo, hi = first, end
+            if hot is not None:
+                lo, hi = max(0, min(first, hot[0])), min(self._a.nchunks, max(end, hot[1]))
+            changed = not all(_all_set(self._a.d, b, lo, hi) for b in rep) or not all(
+                _all_set(self._a.d, b, first, end) for b in unrep
+            )
+            if changed:
+                for base in rep:  # C set only where this call marks (see Bitmap)
+                    for c in range(lo, hi):
+                        if _set_bit(self._a.d, base, c, True):
+                            _set_bit(self._c, base, c, True)
+            for base in unrep:
                 _set_range(self._a.d, base, first, end, True)
                 _set_range(self._c, base, first, end, False)
             return False
 
     def note_copied(self, name: str, first: int, end: int) -> None:
-        _check_range(self._a.nchunks, first, end)
-        with self._lock:
-            _set_range(self._c, self._a.index(name) * self._a.bpt, first, end, True)
+        self.note_copied_runs(name, [(first, end)])
 
-    def commit_clears(self, name: str, chunks: Iterable[int]) -> int:
+    def note_copied_runs(self, name: str, runs: Sequence[tuple[int, int]]) -> None:
+        for first, end in runs:
+            _check_range(self._a.nchunks, first, end)
+        with self._lock:
+            base = self._a.index(name) * self._a.bpt
+            for first, end in runs:
+                _set_range(self._c, base, first, end, True)
+
+    def commit_clears(self, name: str, chunks: Iterable[int], *, durable: bool = False) -> int:
         with self._lock:
             base = self._a.index(name) * self._a.bpt
             n = 0
@@ -518,6 +544,7 @@ class Bitmap:
         self._headers: list[bytes] = [b"", b""]  # raw headers as last seen on disk
         self._images: list[bytes | bytearray | None] = [None, None]  # known slot content
         self.fsyncs = 0  # durable slot writes done by this object (for tests/benchmarks)
+        self._synced = False  # the current slot is known to be on disk
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -732,6 +759,7 @@ class Bitmap:
         self._c_offset = 2 * slot_size
         self._generation = gen
         self._current = idx
+        self._synced = False  # written by someone else: maybe not on disk yet
         self._images = [None, None]
         self._images[idx] = img
         for other_gen, other_idx, other_img in candidates:
@@ -753,8 +781,17 @@ class Bitmap:
             off += PAGE
         return None
 
-    def _write_current(self) -> None:
-        """Write the in-memory state as generation + 1 into the other slot, durably."""
+    def _write_current(self, durable: bool = True) -> None:
+        """Write the in-memory state as generation + 1 into the other slot.
+
+        ``durable``: ``fdatasync`` before returning. A lazy (not durable) update is
+        allowed for clears only, and never overwrites the last durable slot: when the
+        current slot may not be on disk yet, it is synced before the other slot (the
+        last durable state) is overwritten.
+        """
+        if not self._synced:
+            os.fdatasync(self._fd)
+            self._synced = True
         target = 1 - self._current
         gen = self._generation + 1
         img = _build_slot(self._chunk_size, self._volume_size, gen, self._arrays, self._slot_size)
@@ -779,8 +816,10 @@ class Bitmap:
                     page = run_end
                 else:
                     page += PAGE
-        os.fdatasync(self._fd)
-        self.fsyncs += 1
+        if durable:
+            os.fdatasync(self._fd)
+            self.fsyncs += 1
+        self._synced = durable
         self._images[target] = img
         self._headers[target] = bytes(img[:HEADER_SIZE])
         self._current = target
@@ -865,64 +904,75 @@ class Bitmap:
         *,
         replicated: Sequence[str] = (),
         unreplicated: Sequence[str] = (),
-        ahead: int = 0,
+        hot: tuple[int, int] | None = None,
     ) -> bool:
         """Record a write of chunks ``[first, end)`` before it starts; durable on return.
 
-        ``replicated`` targets will get the write too (their C bits are set: once the
-        write completed and the target was flushed, the bit may be committed clear);
-        ``unreplicated`` targets will not (their C bits are cancelled). ``ahead`` extra
-        chunks after ``end`` are marked for replicated targets when a durable update is
-        needed anyway (sequential writers then pay one fsync per ``ahead`` chunks).
+        ``replicated`` targets will get the write too: the chunks this call marks for
+        them (D from 0 to 1) get their C bit set, so once the write completed and the
+        target was flushed the mark may be committed clear; a chunk someone else had
+        already marked keeps its C bit as it was (that earlier write may not be on the
+        target). ``unreplicated`` targets will not get the write: their C bits are
+        cancelled. ``hot``, a chunk range around the write (the mirror's hot extent), is
+        marked as well for replicated targets (every chunk of it is marked on return):
+        later writes there then cost no bitmap I/O (DRBD's activity-log extents).
         Returns True when the file was updated durably.
         """
         _check_range(self.nchunks, first, end)
         with self._locked():
             a = self._arrays
-            changed = False
             rep = [a.index(n) for n in replicated]
             unrep = [a.index(n) for n in unreplicated]
-            for idx in rep + unrep:
-                if not self._all_set(idx, first, end):
-                    changed = True
+            lo, hi = first, end
+            if hot is not None:
+                lo, hi = max(0, min(first, hot[0])), min(a.nchunks, max(end, hot[1]))
+            changed = not all(_all_set(a.d, i * a.bpt, lo, hi) for i in rep) or not all(
+                _all_set(a.d, i * a.bpt, first, end) for i in unrep
+            )
             if changed:
-                for idx in rep + unrep:
+                fresh: dict[int, list[int]] = {}
+                for idx in rep:
+                    fresh[idx] = [c for c in range(lo, hi) if _set_bit(a.d, idx * a.bpt, c, True)]
+                for idx in unrep:
                     _set_range(a.d, idx * a.bpt, first, end, True)
-                # Ahead: only chunks nobody marked yet (a chunk someone else marked keeps
-                # its C bit as that writer left it).
-                ahead_set: dict[int, list[int]] = {idx: [] for idx in rep}
-                for c in range(end, min(a.nchunks, end + max(0, ahead))):
-                    for idx in rep:
-                        if _set_bit(a.d, idx * a.bpt, c, True):
-                            ahead_set[idx].append(c)
                 self._write_current()
-                for idx in rep:
-                    self._c_set(idx, first, end, True)
-                    for c in ahead_set[idx]:
-                        self._c_set(idx, c, c + 1, True)
-            else:
-                for idx in rep:
-                    self._c_set(idx, first, end, True)
+                for idx, chunks in fresh.items():
+                    if chunks:
+                        bit_base, raw = self._c_read(idx, chunks[0], chunks[-1] + 1)
+                        for c in chunks:
+                            _set_bit(raw, 0, c - bit_base, True)
+                        self._c_write(idx, bit_base, raw)
             for idx in unrep:
                 self._c_set(idx, first, end, False)
             return changed
 
-    def _all_set(self, idx: int, first: int, end: int) -> bool:
-        a = self._arrays
-        base = idx * a.bpt
-        return all(_get_bit(a.d, base, c) for c in range(first, end))
-
     def note_copied(self, name: str, first: int, end: int) -> None:
         """The target now has chunks ``[first, end)`` (not yet flushed): set their C bits."""
-        _check_range(self.nchunks, first, end)
-        with self._locked():
-            self._c_set(self._arrays.index(name), first, end, True)
+        self.note_copied_runs(name, [(first, end)])
 
-    def commit_clears(self, name: str, chunks: Iterable[int]) -> int:
+    def note_copied_runs(self, name: str, runs: Sequence[tuple[int, int]]) -> None:
+        """:meth:`note_copied` for several runs (sorted), in one update."""
+        if not runs:
+            return
+        for first, end in runs:
+            _check_range(self.nchunks, first, end)
+        with self._locked():
+            idx = self._arrays.index(name)
+            lo = min(f for f, _e in runs)
+            hi = max(e for _f, e in runs)
+            bit_base, raw = self._c_read(idx, lo, hi)
+            changed = False
+            for first, end in runs:
+                changed |= _set_range(raw, 0, first - bit_base, end - bit_base, True)
+            if changed:
+                self._c_write(idx, bit_base, raw)
+
+    def commit_clears(self, name: str, chunks: Iterable[int], *, durable: bool = False) -> int:
         """Clear the D bits of ``chunks`` whose C bit survived; returns how many.
 
         Call only after the target was flushed, with chunks the caller itself brought
-        to the target before that flush.
+        to the target before that flush. Lazy by default (no ``fdatasync``): a clear
+        lost in a crash only costs an extra copy.
         """
         wanted = sorted(set(chunks))
         if not wanted:
@@ -940,7 +990,7 @@ class Bitmap:
                     ccleared = True
                     cleared += _set_bit(a.d, base, c, False)
             if cleared:
-                self._write_current()
+                self._write_current(durable=durable)
             if ccleared:
                 self._c_write(idx, bit_base, craw)
             return cleared
@@ -970,15 +1020,20 @@ class Bitmap:
             return _get_bit(a.d, a.index(name) * a.bpt, chunk)
 
     def sync(self) -> None:
-        """Make everything written so far durable (C bits included)."""
+        """Make everything written so far durable (lazy clears and C bits included)."""
         with self._locked():
             os.fdatasync(self._fd)
+            self._synced = True
 
     def close(self) -> None:
         with self._tlock:
             if self._fd >= 0:
                 fd, self._fd = self._fd, -1
-                os.close(fd)
+                try:
+                    if not self._synced:
+                        os.fdatasync(fd)  # lazy clears: cheap now, saves a copy later
+                finally:
+                    os.close(fd)
 
     def __enter__(self) -> Bitmap:
         return self

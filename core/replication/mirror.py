@@ -17,11 +17,14 @@ A failed target write (``ENOSPC``, ``EIO``, ``EROFS``, ...) makes that target OU
 with the reason (``"No space left on device"``) and never fails the source write; its
 bits stay set. A failed source write raises :class:`SourceWriteError`.
 
-Bits of replicating targets are cleared lazily by a background pass (DRBD's activity
-log idea): a chunk written in the last ``clear_delay`` seconds stays marked (hot chunks
-cost no bitmap I/O), older ones are committed clear after the target was flushed, in one
-bitmap update per pass. Sequential writers mark ``set_ahead`` chunks ahead, so they pay
-one bitmap fsync per ``set_ahead`` chunks. A stale set bit only costs an extra copy.
+Bits of replicating targets are cleared lazily, by extents (DRBD's activity-log idea):
+the first write into an *extent* (``extent_chunks`` chunks, 64 = 4 MiB by default) marks
+the whole extent in one durable bitmap update; further writes there cost no bitmap I/O
+while the extent is hot. A background pass commits the bits of extents idle for
+``clear_delay`` seconds (or the least recently written ones beyond ``max_hot_extents``)
+after flushing the target, lazily (no fsync). The price: after a crash of the source,
+the hot extents are copied again (at most ``max_hot_extents`` x 4 MiB). A stale set bit
+only ever costs an extra copy.
 
 **States** (DOMAIN.md, "The mirror"), published through ``on_state(target, state,
 reason)``; resync progress through ``on_progress(ResyncProgress)``. Both callbacks are
@@ -94,6 +97,7 @@ __all__ = [
     "Mirror",
     "MirrorError",
     "MirrorNotOnline",
+    "NoBitmapState",
     "ProgressCallback",
     "ResyncTuning",
     "SourceWriteError",
@@ -166,14 +170,15 @@ class TargetStatus:
 
 @dataclass
 class _Item:
+    """One asynchronous write queued for a target."""
+
     offset: int
-    data: bytes | memoryview
+    data: bytes
     durable: bool
     first: int
     end: int
     epoch: int
     seq: int
-    done: threading.Event | None = None
     error: OSError | None = None
 
 
@@ -190,19 +195,27 @@ class _Target:
         self.paused = spec.paused
         self.replicating = False
         self.epoch = 0
+        # hot extents of a replicating target: writes in flight, and the seq/time of the
+        # last completed write (their bits are committed clear once idle)
         self.inflight: dict[int, int] = {}
-        self.pending: dict[int, int] = {}  # chunk -> seq of its last completed write
+        self.pending: dict[int, int] = {}
         self.pending_time: dict[int, float] = {}
+        self.hot: set[int] = set()  # extents this mirror marked durably, not cleared since
         self.resync: Resync | None = None
         self.resync_thread: threading.Thread | None = None
         self.progress: ResyncProgress | None = None
-        self.channel: _Channel | None = None
+        self.channel: _Channel | None = None  # asynchronous mode: the bounded queue
+        self.syncer: _Syncer | None = None  # synchronous mode: parallel flushes
         self.problem = ""  # why the volume cannot be used ("" = usable)
         self.published = False
 
 
 class _Channel:
-    """One thread per replicating target: the async queue, or parallel sync writes."""
+    """Asynchronous mode: the bounded queue of one target and the thread that drains it.
+
+    At most ``max_writes`` writes or ``max_bytes`` bytes wait (64 / 64 MiB by
+    default); a writer blocks while the queue is full. Writes are applied in order.
+    """
 
     def __init__(self, mirror: Mirror, target: _Target, max_writes: int, max_bytes: int) -> None:
         self.mirror = mirror
@@ -212,7 +225,8 @@ class _Channel:
         self._cond = threading.Condition()
         self._items: list[_Item] = []
         self._bytes = 0
-        self._busy = False
+        self._busy = False  # a write to the target is in progress
+        self._outstanding = 0  # queued or in progress, completion not yet recorded
         self._stop = False
         self._thread = threading.Thread(
             target=self._loop, name=f"mirror-{target.name}", daemon=True
@@ -234,6 +248,7 @@ class _Channel:
                 return False
             self._items.append(item)
             self._bytes += size
+            self._outstanding += 1
             self._cond.notify_all()
             return True
 
@@ -257,31 +272,29 @@ class _Channel:
                 item.error = exc
             finally:
                 with self._cond:
-                    self._busy = False
+                    self._busy = False  # before the bookkeeping: _quiesce holds its lock
                     self._cond.notify_all()
-            if item.done is not None:
-                item.done.set()
-            else:
+            try:
                 self.mirror._target_write_done(self.target, item)
+            finally:
+                with self._cond:
+                    self._outstanding -= 1
+                    self._cond.notify_all()
 
-    def drop_and_wait(self) -> list[_Item]:
-        """Drop what is queued and wait for the write in progress; returns the dropped."""
+    def drop_and_wait(self) -> None:
+        """Drop what is queued and wait for the write in progress (their bits stay set)."""
         with self._cond:
-            dropped, self._items, self._bytes = self._items, [], 0
+            self._outstanding -= len(self._items)
+            self._items, self._bytes = [], 0
             self._cond.notify_all()
             while self._busy:
                 self._cond.wait()
-        for item in dropped:
-            if item.done is not None:
-                item.error = OSError(errno.ECANCELED, "write dropped: target stopped replicating")
-                item.done.set()
-        return dropped
 
     def drain(self, timeout: float | None = None) -> bool:
-        """Wait until everything queued was written."""
+        """Wait until everything queued was written and recorded."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._items or self._busy:
+            while self._outstanding > 0:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
@@ -295,8 +308,66 @@ class _Channel:
         self._thread.join()
 
 
-class _NoBitmapState:
-    """The flag file of a mirror without bitmap (see the module docstring)."""
+class _Syncer:
+    """A helper thread that flushes (``fdatasync``) one target on demand, so that the
+    target's flush of a durable synchronous write runs while the source's flush runs in
+    the writer's thread. Two bare locks hand the work over (the cheapest wake-up)."""
+
+    def __init__(self, name: str) -> None:
+        self._go = threading.Lock()
+        self._go.acquire()
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._use = threading.Lock()  # one writer's flush at a time
+        self._fd = -1
+        self._error: OSError | None = None
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name=f"sync-{name}", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        go, done = self._go, self._done
+        while True:
+            go.acquire()
+            if self._stop:
+                done.release()
+                return
+            try:
+                os.fdatasync(self._fd)
+                self._error = None
+            except OSError as exc:
+                self._error = exc
+            done.release()
+
+    def start(self, fd: int) -> bool:
+        """Start flushing ``fd``; False when busy with another writer's flush."""
+        if not self._use.acquire(blocking=False):
+            return False
+        self._fd = fd
+        self._go.release()
+        return True
+
+    def wait(self) -> OSError | None:
+        """Wait for the flush :meth:`start` began; its error, if any."""
+        self._done.acquire()
+        err = self._error
+        self._use.release()
+        return err
+
+    def stop(self) -> None:
+        with self._use:
+            self._stop = True
+            self._go.release()
+            self._done.acquire()
+        self._thread.join()
+
+
+class NoBitmapState:
+    """The flag file of a mirror without bitmap (see the module docstring).
+
+    ``needs_full`` maps target names to the reason they need a full resync; ``clean``
+    says whether the mirror was stopped cleanly; ``existed`` whether the file was there.
+    """
 
     def __init__(self, source: Path) -> None:
         self.path = source.with_name(source.name + NO_BITMAP_SUFFIX)
@@ -338,6 +409,9 @@ class _NoBitmapState:
 _StateEvent = tuple[str, MirrorState, str]
 
 
+_NoBitmapState = NoBitmapState  # the former private name, still imported elsewhere
+
+
 @dataclass
 class _Events:
     q: queue.SimpleQueue[_StateEvent | ResyncProgress | None] = field(
@@ -373,10 +447,10 @@ class Mirror:
         auto_resync: bool = True,
         awaiting_previous_source: str | None = None,
         create_target_volumes: bool = True,
-        clear_delay: float = 1.0,
-        clear_interval: float = 0.5,
-        max_hot_chunks: int = 4096,
-        set_ahead: int = 16,
+        clear_delay: float = 5.0,
+        clear_interval: float = 1.0,
+        max_hot_extents: int = 1024,
+        extent_chunks: int = 64,
         resync_tuning: ResyncTuning | None = None,
     ) -> None:
         names = [t.name for t in targets]
@@ -404,8 +478,8 @@ class Mirror:
         self.create_target_volumes = create_target_volumes
         self.clear_delay = clear_delay
         self.clear_interval = clear_interval
-        self.max_hot_chunks = max_hot_chunks
-        self.set_ahead = max(0, set_ahead)
+        self.max_hot_extents = max(0, max_hot_extents)
+        self.extent_chunks = max(1, extent_chunks)
         self._tuning = resync_tuning or ResyncTuning()
         self.bitmap_problem = ""  # why the bitmap file was rebuilt, if it was
 
@@ -414,7 +488,6 @@ class Mirror:
         self._closed = False
         self._seq = 0
         self._last_write = 0.0
-        self._last_end = -1
         self._awaiting = awaiting_previous_source
         self._events = _Events()
         self._dispatcher = threading.Thread(
@@ -422,19 +495,27 @@ class Mirror:
         )
         self._dispatcher.start()
 
+        self._targets: dict[str, _Target] = {}
+        self._nobitmap: NoBitmapState | None = None
         self.source = Volume.open(self.source_path)
+        self.nchunks = (self.source.size + chunk_size - 1) // chunk_size
+        locks: ChunkLocks | None = None
+        bitmap: IntentLog | None = None
         try:
-            self.nchunks = (self.source.size + chunk_size - 1) // chunk_size
-            self._locks = ChunkLocks(self.source_path, chunk_size)
-            self._nobitmap: _NoBitmapState | None = None
-            self.bitmap: IntentLog = self._open_bitmap(names)
+            locks = self._locks = ChunkLocks(self.source_path, chunk_size)
+            bitmap = self.bitmap = self._open_bitmap(names)
             if self._nobitmap is not None:
                 self._nobitmap.clean = False  # until close(): a crash means full resyncs
                 self._nobitmap.save()
-            self._targets: dict[str, _Target] = {}
             for spec in targets:
                 self._targets[spec.name] = self._setup_target(spec)
         except BaseException:
+            for t in self._targets.values():
+                self._close_target_volume(t)
+            if bitmap is not None:
+                bitmap.close()
+            if locks is not None:
+                locks.close()
             self._shutdown_dispatcher()
             self.source.close()
             raise
@@ -448,13 +529,16 @@ class Mirror:
     def _open_bitmap(self, names: list[str]) -> IntentLog:
         size = self.source.size
         if self.bitmap_file is None:
-            self._nobitmap = _NoBitmapState(self.source_path)
+            self._nobitmap = NoBitmapState(self.source_path)
             if not self._nobitmap.clean:
                 for n in names:
                     self._nobitmap.needs_full.setdefault(
                         n, "the mirror has no bitmap and was not stopped cleanly"
                     )
-            return MemoryBitmap(volume_size=size, chunk_size=self.chunk_size, targets=names)
+            # clean bits: the flag file says which targets need a (full) resync
+            return MemoryBitmap(
+                volume_size=size, chunk_size=self.chunk_size, targets=names, dirty=False
+            )
         try:
             bm = Bitmap.open(self.bitmap_file, volume_size=size, chunk_size=self.chunk_size)
         except BitmapInvalid as exc:
@@ -736,20 +820,29 @@ class Mirror:
             self._seq += 1
             seq = self._seq
             self._last_write = time.monotonic()
-            ahead = self.set_ahead if offset == self._last_end else 0
-            self._last_end = offset + len(mv)
             rep = [t for t in self._targets.values() if t.replicating]
             unrep = [t.name for t in self._targets.values() if not t.replicating]
             epochs = {t.name: t.epoch for t in rep}
+            extents = self._extents(first, end)
+            # Every extent already marked (durably, by this mirror, not cleared since)
+            # for every target, and no target that misses the write: no bitmap I/O.
+            need_mark = bool(unrep) or any(e not in t.hot for t in rep for e in extents)
             for t in rep:
-                for c in range(first, end):
-                    t.inflight[c] = t.inflight.get(c, 0) + 1
+                for e in extents:
+                    t.inflight[e] = t.inflight.get(e, 0) + 1
             if self._nobitmap is not None:
                 self._persist_needs_full(unrep)
         try:
-            marked = self.bitmap.mark_write(
-                first, end, replicated=[t.name for t in rep], unreplicated=unrep, ahead=ahead
-            )
+            if need_mark:
+                ext = self.extent_chunks
+                hot = (first // ext * ext, min(self.nchunks, -(-end // ext) * ext))
+                self.bitmap.mark_write(
+                    first, end, replicated=[t.name for t in rep], unreplicated=unrep, hot=hot
+                )
+                with self._lock:
+                    for t in rep:
+                        if t.epoch == epochs[t.name]:
+                            t.hot.update(extents)
         except (OSError, BitmapError) as exc:
             with self._lock:
                 for t in rep:
@@ -758,15 +851,6 @@ class Mirror:
                 f"cannot record the write in the bitmap ({_reason(exc)}); nothing was written",
                 step="write",
             ) from exc
-        if marked and ahead:
-            stop = min(self.nchunks, end + ahead)
-            with self._lock:
-                for t in rep:
-                    if t.epoch == epochs[t.name]:
-                        for c in range(end, stop):
-                            t.pending.setdefault(c, seq)
-                            t.pending_time.setdefault(c, time.monotonic())
-
         # 1. the source (page cache); a failure here leaves every target untouched
         try:
             self.source.write(offset, mv)
@@ -788,52 +872,60 @@ class Mirror:
                 self._source_sync()
             return
 
-        # 2. synchronous: the targets, in parallel with the source's fdatasync if durable
-        failures: list[tuple[_Target, OSError]] = []
-        items: list[tuple[_Target, _Item]] = []
-        if durable and rep:
-            for t in rep:
-                item = _Item(offset, mv, True, first, end, epochs[t.name], seq, threading.Event())
-                ch = t.channel
-                if ch is not None and ch.submit(item):
-                    items.append((t, item))
+        # 2. synchronous: the targets' pwrite here (page cache, fast); when durable, the
+        # targets' fdatasync run in their helper threads while the source's runs here.
+        failures: dict[str, OSError] = {}
+        written: list[_Target] = []
+        for t in rep:
+            vol = t.volume
+            try:
+                if vol is None:
+                    raise OSError(errno.EIO, "target volume closed")
+                vol.write(offset, mv)
+                written.append(t)
+            except OSError as exc:
+                failures[t.name] = exc
+        if durable:
+            started: list[tuple[_Target, _Syncer | None]] = []
+            for t in written:
+                syncer = t.syncer
+                vol = t.volume
+                if syncer is not None and vol is not None and syncer.start(vol.fileno()):
+                    started.append((t, syncer))
                 else:
-                    with self._lock:
-                        self._inflight_done(t, epochs[t.name], first, end, seq, ok=False)
+                    started.append((t, None))  # busy with another writer's flush: do it here
             source_error: OSError | None = None
             try:
                 self.source.flush()
             except OSError as exc:
                 source_error = exc
-            for t, item in items:
-                assert item.done is not None
-                item.done.wait()
-                if item.error is not None:
-                    failures.append((t, item.error))
+            for t, maybe_syncer in started:
+                if maybe_syncer is not None:
+                    err = maybe_syncer.wait()
+                else:
+                    err = None
+                    try:
+                        if t.volume is not None:
+                            t.volume.flush()
+                    except OSError as exc:
+                        err = exc
+                if err is not None:
+                    failures[t.name] = err
             if source_error is not None:
                 with self._lock:
-                    for t, item in items:
-                        if item.error is None:
+                    for t in rep:
+                        self._inflight_done(t, epochs[t.name], first, end, seq, ok=False)
+                        if t.name not in failures and t.epoch == epochs[t.name]:
+                            # the target has a write the source may not: not in sync
                             self._stop_replicating(
                                 t, f"the source failed to store a write: {_reason(source_error)}"
                             )
                 raise SourceWriteError(_reason(source_error), source_error.errno)
-        else:
-            for t in rep:
-                vol = t.volume
-                try:
-                    if vol is None:
-                        raise OSError(errno.EIO, "target volume closed")
-                    vol.write(offset, mv)
-                except OSError as exc:
-                    failures.append((t, exc))
-                items.append((t, _Item(offset, b"", False, first, end, epochs[t.name], seq)))
-        failed = {id(t) for t, _e in failures}
         with self._lock:
-            for t, _item in items:
-                self._inflight_done(t, epochs[t.name], first, end, seq, ok=id(t) not in failed)
-            for t, error in failures:
-                if t.epoch == epochs[t.name]:
+            for t in rep:
+                self._inflight_done(t, epochs[t.name], first, end, seq, ok=t.name not in failures)
+                error = failures.get(t.name)
+                if error is not None and t.epoch == epochs[t.name]:
                     self._stop_replicating(t, _reason(error))
 
     def _source_sync(self) -> None:
@@ -845,19 +937,23 @@ class Mirror:
     def _inflight_done(
         self, t: _Target, epoch: int, first: int, end: int, seq: int, *, ok: bool
     ) -> None:
-        """A write of ``t`` finished (caller holds ``_lock``)."""
+        """A write of chunks ``[first, end)`` to ``t`` finished (caller holds ``_lock``)."""
         if t.epoch != epoch:
             return
         now = time.monotonic()
-        for c in range(first, end):
-            left = t.inflight.get(c, 0) - 1
+        for e in self._extents(first, end):
+            left = t.inflight.get(e, 0) - 1
             if left > 0:
-                t.inflight[c] = left
+                t.inflight[e] = left
             else:
-                t.inflight.pop(c, None)
+                t.inflight.pop(e, None)
             if ok:
-                t.pending[c] = seq
-                t.pending_time[c] = now
+                t.pending[e] = seq
+                t.pending_time[e] = now
+
+    def _extents(self, first: int, end: int) -> range:
+        """The hot extents (groups of ``extent_chunks`` chunks) chunks [first, end) touch."""
+        return range(first // self.extent_chunks, (end - 1) // self.extent_chunks + 1)
 
     def _target_write_done(self, t: _Target, item: _Item) -> None:
         """Completion of an asynchronous target write (channel thread)."""
@@ -886,8 +982,14 @@ class Mirror:
             except (OSError, LkError):
                 log.exception("clearing mirror bits failed (they stay set: extra copies only)")
 
-    def _clear_pass(self, force: bool) -> None:
+    def clear_idle(self) -> int:
+        """Commit the bits of idle hot extents now (what the background pass does);
+        returns how many extents were cleared."""
+        return self._clear_pass(force=False)
+
+    def _clear_pass(self, force: bool) -> int:
         now = time.monotonic()
+        cleared = 0
         for t in list(self._targets.values()):
             with self._lock:
                 if not t.replicating or not t.pending:
@@ -901,7 +1003,7 @@ class Mirror:
                         for c, s in t.pending.items()
                         if c not in t.inflight and now - t.pending_time[c] >= self.clear_delay
                     }
-                    excess = len(t.pending) - len(cand) - self.max_hot_chunks
+                    excess = len(t.pending) - len(cand) - self.max_hot_extents
                     if excess > 0:
                         older = sorted(
                             (c for c in t.pending if c not in cand and c not in t.inflight),
@@ -922,12 +1024,19 @@ class Mirror:
                 if t.epoch != epoch or not t.replicating:
                     continue
                 ready = [
-                    c for c, s in cand.items() if t.pending.get(c) == s and c not in t.inflight
+                    e for e, s in cand.items() if t.pending.get(e) == s and e not in t.inflight
                 ]
-                self.bitmap.commit_clears(t.name, ready)
-                for c in ready:
-                    t.pending.pop(c, None)
-                    t.pending_time.pop(c, None)
+                ext = self.extent_chunks
+                chunks = [
+                    c for e in ready for c in range(e * ext, min(self.nchunks, (e + 1) * ext))
+                ]
+                self.bitmap.commit_clears(t.name, chunks)
+                for e in ready:
+                    t.pending.pop(e, None)
+                    t.pending_time.pop(e, None)
+                    t.hot.discard(e)
+                cleared += len(ready)
+        return cleared
 
     # -- replication on/off ------------------------------------------------------------------
     def _start_replicating(self, t: _Target) -> None:
@@ -936,9 +1045,12 @@ class Mirror:
         t.inflight.clear()
         t.pending.clear()
         t.pending_time.clear()
+        t.hot.clear()
         t.replicating = True
-        if t.channel is None:
+        if self.asynchronous and t.channel is None:
             t.channel = _Channel(self, t, self.async_max_writes, self.async_max_bytes)
+        if not self.asynchronous and t.syncer is None:
+            t.syncer = _Syncer(t.name)
 
     def _stop_replicating(self, t: _Target, reason: str) -> None:
         """(caller holds ``_lock``) ``t`` misses writes from now on: OUT_OF_SYNC."""
@@ -948,6 +1060,7 @@ class Mirror:
         t.inflight.clear()
         t.pending.clear()
         t.pending_time.clear()
+        t.hot.clear()
         if self._nobitmap is not None:
             self._persist_needs_full([t.name], reason)
         if was or t.state is not MirrorState.OUT_OF_SYNC:
@@ -1208,6 +1321,9 @@ class Mirror:
             if t.channel is not None:
                 t.channel.stop()
                 t.channel = None
+            if t.syncer is not None:
+                t.syncer.stop()
+                t.syncer = None
             self._close_target_volume(t)
             del self._targets[name]
             self.bitmap.remove_target(name)
@@ -1233,6 +1349,9 @@ class Mirror:
             if t.channel is not None:
                 t.channel.stop()
                 t.channel = None
+            if t.syncer is not None:
+                t.syncer.stop()
+                t.syncer = None
             self._close_target_volume(t)
         if self._nobitmap is not None:
             self._nobitmap.clean = True

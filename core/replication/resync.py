@@ -15,35 +15,46 @@ can be killed (SIGKILL) at any point and restarted: it resumes from the bitmap.
 **Protocol** (see ``bitmap.py`` for D and C bits)::
 
     full resync:   bitmap.set_all(target)   (durable, before any copy: a crash resumes)
-    each pass:     for each run of dirty chunks (<= io_size bytes):
-                       hold the chunk range shared (ChunkLocks: threads + OFD locks)
-                       copy source -> target (or skip a hole, see below)
-                       bitmap.note_copied(run)            (C bits)
-                   every commit_bytes / commit_interval:
-                       target.fdatasync(); bitmap.commit_clears(chunks copied so far)
-    finish:        hold every chunk shared (waits for writers in flight), commit,
-                   copy the last few dirty chunks if any, flush, and only when the
-                   target's D bits are all clear and the target is flushed: in sync.
+    each pass:     for each group of runs of dirty chunks (<= io_size bytes copied):
+                       hold the group's chunk range shared (ChunkLocks: threads + OFD)
+                       copy source -> target, run by run (or skip holes, see below)
+                       bitmap.note_copied_runs(group)        (C bits)
+                   every commit_bytes / commit_interval, in a helper thread:
+                       target.fdatasync(); bitmap.commit_clears(chunks copied before)
+    end of pass:   hold every chunk shared (waits for writers in flight), commit, copy
+                   the last few dirty chunks if any (at most FINAL_PASS_CHUNKS, or all
+                   of them when passes stopped shrinking under heavy writes), flush, and
+                   only when the target's D bits are all clear and the target is
+                   flushed: in sync (``on_in_sync`` is called right there, still under
+                   the lock, so the mirror switches the target to TARGET before any
+                   other write goes through).
 
 Writers hold a chunk exclusively while they mark the bitmap (D set, C cancelled) and
 write the source, so a chunk written during its copy is either copied after the write
 or has its C bit cancelled and is copied again in the next pass: the target never ends
 older than the source. A resync killed anywhere leaves D bits set for every chunk not
 yet committed, and commits happen only after the target was flushed, so a restart
-never skips a chunk the target lacks, and TARGET is never reported early.
+never skips a chunk the target lacks, and TARGET is never reported early. One resync
+at a time owns a target (an OFD lock on the target file, released by the kernel when
+the owner dies): a second one fails with :class:`ResyncBusy`.
 
-**Holes.** When a run of chunks is a hole in the source *and* a hole in the target
-(``lseek(SEEK_DATA)`` finds no data in the range in either file, checked while the
-chunks are locked), both read as zeros: the run needs no copy and counts as done. A
-hole in the source over data in the target is copied (zeros are written). Filesystems
-without hole support report everything as data, so holes are never wrongly assumed.
+**Holes.** A chunk that is a hole in the source *and* a hole in the target
+(``lseek(SEEK_DATA)`` finds no data in its range in either file, checked while the
+chunk is locked) reads as zeros on both sides: it needs no copy and counts as done.
+A run with no hole at all in the source (``SEEK_HOLE``) is copied in one go; a hole in
+the source over data in the target is copied (zeros are written). Filesystems without
+hole support report everything as data, so holes are never wrongly assumed.
 
 **Speed.** Large runs (``io_size``, 4 MiB by default) copied with ``copy_file_range``
 (in-kernel, no copy through Python; falls back to ``preadv``/``pwrite`` with one reused
-buffer), one ``fdatasync`` per commit (every 64 MiB or second) and at the end, never per
-chunk. The speed limit is LifeKeeper's ``LKDR_SPEED_LIMIT`` in KB/s (1 KB = 1000 bytes),
-500000 by default, 0 = unlimited; while writes compete (``competing_io()`` true) the
-limit drops to ``LKDR_SPEED_LIMIT_MIN`` (20000 KB/s) unless the limit is lower.
+buffer). Writeback of the target is started after each group
+(``sync_file_range(SYNC_FILE_RANGE_WRITE)``, a hint) and the periodic commits (every
+64 MiB or second: ``fdatasync`` + clearing bits) run in a helper thread, so the disk
+writes while the copy goes on; one last ``fdatasync`` at the end; never one per chunk.
+Scattered dirty chunks are grouped (one lock and one bitmap update per group). The
+speed limit is LifeKeeper's ``LKDR_SPEED_LIMIT`` in KB/s (1 KB = 1000 bytes), 500000
+by default, 0 = unlimited; while writes compete (``competing_io()`` true) the limit
+drops to ``LKDR_SPEED_LIMIT_MIN`` (20000 KB/s) unless the limit is lower.
 
 Without a persistent bitmap (bitmap None: a :class:`MemoryBitmap`), nothing survives a
 crash: a killed resync starts again from zero, as a full resync.
@@ -74,7 +85,15 @@ from core.replication.bitmap import (
     IntentLog,
     MemoryBitmap,
 )
-from core.replication.volume import ChunkLocks, Volume, VolumeError, is_hole, try_lock_file
+from core.replication.volume import (
+    ChunkLocks,
+    Volume,
+    VolumeError,
+    has_hole,
+    is_hole,
+    start_writeback,
+    try_lock_file,
+)
 
 __all__ = [
     "DEFAULT_IO_SIZE",
@@ -96,6 +115,7 @@ DEFAULT_COMMIT_BYTES = 64 * 1024 * 1024
 DEFAULT_COMMIT_INTERVAL = 1.0
 PROGRESS_INTERVAL = 0.1  # at most ~10 reports a second
 FINAL_PASS_CHUNKS = 64  # copied while every writer waits, to converge under writes
+GROUP_SPAN = 16  # a lock group spans at most 16 I/O sizes of chunks
 STALLED_PASSES = 3  # passes that did not shrink the dirty set before forcing the end
 #: Byte offset, in the target volume file, of the lock that says "a resync owns me".
 OWNER_LOCK_OFFSET = 1 << 61
@@ -234,6 +254,10 @@ class Resync:
         self._error: BaseException | None = None
         self._buf: bytearray | None = None
         self._use_cfr = hasattr(os, "copy_file_range")
+        self._committer: threading.Thread | None = None
+        self._unflushed = False  # the target was written since its last flush
+        self._source_may_have_holes = skip_holes
+        self._commit_error: BaseException | None = None
 
         # progress
         self.bytes_total = 0
@@ -321,6 +345,9 @@ class Resync:
         try:
             return self._run(t0)
         finally:
+            th = self._committer
+            if th is not None:  # only after an error: let its flush end before we return
+                th.join()
             if owner_fd >= 0:
                 os.close(owner_fd)  # releases the OFD lock
             if self._own_locks:
@@ -338,6 +365,11 @@ class Resync:
             if self.full:
                 self.bitmap.set_all(self.name)  # durable before the first copy
             self.bytes_total = self._bytes_of(self.bitmap.dirty_chunks(self.name))
+            # Writes fill holes, nothing here makes new ones: a source without any hole
+            # now has none for the whole resync, and no chunk needs the hole checks.
+            self._source_may_have_holes = self.skip_holes and has_hole(
+                self.source.fileno(), 0, self.source.size
+            )
         except (OSError, BitmapError) as exc:
             raise ResyncError(self.name, f"bitmap: {exc}", getattr(exc, "errno", None)) from exc
         self._samples.append((t0, 0))
@@ -368,24 +400,29 @@ class Resync:
                 ):
                     if self._try_finish(pending, force=stalled >= STALLED_PASSES):
                         return self._finish(t0, in_sync=True, cancelled=False)
-                    pending = []
                     continue
                 self.passes += 1
-                for first, end in self._runs(dirty):
+                for lock_first, lock_end, runs in self._groups(dirty):
                     if not self._wait_running():
                         break
-                    self._copy_locked(first, end)
-                    pending.extend(range(first, end))
-                    pending_bytes += self._span(first, end)
+                    self._copy_group(lock_first, lock_end, runs)
+                    for first, end in runs:
+                        pending.extend(range(first, end))
+                        pending_bytes += self._span(first, end)
                     self._report()
                     now = time.monotonic()
-                    if pending_bytes >= self.commit_bytes or (
-                        now - last_commit >= self.commit_interval
-                    ):
-                        self._commit(pending)
-                        pending_bytes, last_commit = 0, time.monotonic()
+                    if (
+                        pending_bytes >= self.commit_bytes
+                        or now - last_commit >= self.commit_interval
+                    ) and self._commit_async(pending):
+                        pending_bytes, last_commit = 0, now
                     self._throttle()
-                self._commit(pending)
+                if self._cancel.is_set():
+                    continue
+                # End of a pass: commit and check under every chunk's lock at once (the
+                # usual case, no writer meanwhile, ends here with a single flush).
+                if self._try_finish(pending):
+                    return self._finish(t0, in_sync=True, cancelled=False)
                 pending_bytes, last_commit = 0, time.monotonic()
         except OSError as exc:
             with contextlib.suppress(OSError, BitmapError):
@@ -406,13 +443,12 @@ class Resync:
             if dirty:
                 self.passes += 1
                 self.bytes_total = self.bytes_done + self._bytes_of(dirty)
-                copied: list[int] = []
-                for first, end in self._runs(dirty):
+                runs = self._runs(dirty, unlimited=True)
+                for first, end in runs:
                     self._copy(first, end)
-                    self.bitmap.note_copied(self.name, first, end)
-                    copied.extend(range(first, end))
-                self._commit(copied)
-            self.target.flush()
+                self.bitmap.note_copied_runs(self.name, runs)
+                self._commit(list(dirty))
+            self._flush_target()
             if self.bitmap.dirty_count(self.name) != 0:
                 return False  # only possible if someone bypassed the chunk locks
             if self._on_in_sync is not None:
@@ -420,11 +456,57 @@ class Resync:
             return True
 
     def _commit(self, chunks: list[int]) -> None:
+        """Flush the target, then clear the bits of ``chunks`` (copied before the flush)."""
+        self._commit_wait()
         if not chunks:
             return
-        self.target.flush()  # the data first, then the bits that say it is there
+        self._flush_target()  # the data first, then the bits that say it is there
         self.bitmap.commit_clears(self.name, chunks)
         chunks.clear()
+
+    def _flush_target(self) -> None:
+        """``fdatasync`` the target, unless nothing was written since the last one."""
+        if self._unflushed:
+            self._unflushed = False  # before: a write during the flush sets it again
+            self.target.flush()
+
+    def _commit_async(self, chunks: list[int]) -> bool:
+        """Commit ``chunks`` in a helper thread while copying goes on.
+
+        The target's writeback then overlaps the copy instead of stopping it. Only one
+        commit runs at a time: when one is still running, False (keep accumulating).
+        """
+        th = self._committer
+        if th is not None and th.is_alive():
+            return False
+        self._commit_wait()  # reap the previous one (and raise its error)
+        if not chunks:
+            return True
+        batch = list(chunks)
+        chunks.clear()
+        th = threading.Thread(
+            target=self._commit_worker, args=(batch,), name=f"commit-{self.name}", daemon=True
+        )
+        self._committer = th
+        th.start()
+        return True
+
+    def _commit_worker(self, batch: list[int]) -> None:
+        try:
+            self._flush_target()
+            self.bitmap.commit_clears(self.name, batch)
+        except BaseException as exc:  # handed to the copying thread by _commit_wait
+            self._commit_error = exc
+
+    def _commit_wait(self) -> None:
+        th = self._committer
+        if th is not None:
+            th.join()
+            self._committer = None
+        exc = self._commit_error
+        if exc is not None:
+            self._commit_error = None
+            raise exc
 
     def _finish(self, t0: float, *, in_sync: bool, cancelled: bool) -> ResyncResult:
         elapsed = time.monotonic() - t0
@@ -454,12 +536,17 @@ class Resync:
         )
 
     # -- copying ---------------------------------------------------------------------------
-    def _runs(self, dirty: Sequence[int]) -> list[tuple[int, int]]:
-        """Contiguous runs of dirty chunks, each at most the I/O size (and speed slice)."""
+    def _io_limit(self) -> int:
+        """Chunks per copy: the I/O size, or less so that the speed limit paces smoothly."""
         limit = self.io_chunks
         rate = self._rate_limit()
         if rate:
             limit = max(1, min(limit, int(rate * 0.05) // self.chunk_size))
+        return limit
+
+    def _runs(self, dirty: Sequence[int], unlimited: bool = False) -> list[tuple[int, int]]:
+        """Contiguous runs of dirty chunks, each at most the I/O size (and speed slice)."""
+        limit = self.nchunks if unlimited else self._io_limit()
         runs: list[tuple[int, int]] = []
         start = prev = -2
         for c in dirty:
@@ -473,6 +560,30 @@ class Resync:
             runs.append((start, prev + 1))
         return runs
 
+    def _groups(self, dirty: Sequence[int]) -> list[tuple[int, int, list[tuple[int, int]]]]:
+        """Runs gathered under one lock: ``(lock_first, lock_end, runs)``.
+
+        Scattered dirty chunks (a partial resync) are copied a few at a time under one
+        lock and one bitmap update, instead of paying both for every chunk: a group
+        copies at most the I/O size and spans at most ``GROUP_SPAN`` times it (writers
+        to the chunks in between wait for one group, i.e. one I/O size of copying).
+        """
+        limit = self._io_limit()
+        span = limit * GROUP_SPAN
+        groups: list[tuple[int, int, list[tuple[int, int]]]] = []
+        cur: list[tuple[int, int]] = []
+        size = 0
+        for first, end in self._runs(dirty):
+            n = end - first
+            if cur and (size + n > limit or end - cur[0][0] > span):
+                groups.append((cur[0][0], cur[-1][1], cur))
+                cur, size = [], 0
+            cur.append((first, end))
+            size += n
+        if cur:
+            groups.append((cur[0][0], cur[-1][1], cur))
+        return groups
+
     def _span(self, first: int, end: int) -> int:
         return min(end * self.chunk_size, self.source.size) - first * self.chunk_size
 
@@ -484,23 +595,51 @@ class Resync:
             n -= self.nchunks * self.chunk_size - self.source.size
         return n
 
-    def _copy_locked(self, first: int, end: int) -> None:
-        with self.locks.shared(first, end):
-            self._copy(first, end)
-            self.bitmap.note_copied(self.name, first, end)
+    def _copy_group(self, lock_first: int, lock_end: int, runs: list[tuple[int, int]]) -> None:
+        with self.locks.shared(lock_first, lock_end):
+            for first, end in runs:
+                self._copy(first, end)
+            self.bitmap.note_copied_runs(self.name, runs)
+        # overlap the target's writeback with the next copies (one call per group: it
+        # only writes pages that are dirty, so the clean chunks in between cost nothing)
+        start_writeback(
+            self.target.fileno(), lock_first * self.chunk_size, self._span(lock_first, lock_end)
+        )
 
     def _copy(self, first: int, end: int) -> None:
+        """Copy chunks ``[first, end)``, skipping chunks that are holes in both files."""
         off = first * self.chunk_size
         length = self._span(first, end)
         sfd = self.source.fileno()
         tfd = self.target.fileno()
-        if self.skip_holes and is_hole(sfd, off, length) and is_hole(tfd, off, length):
+        if not self._source_may_have_holes or not has_hole(sfd, off, length):
+            self._copy_run(sfd, tfd, first, end)  # the usual case: all data, one big copy
+        elif is_hole(sfd, off, length) and is_hole(tfd, off, length):
             self.chunks_skipped += end - first
-        else:
-            self._copy_bytes(sfd, tfd, off, length)
-            self.chunks_copied += end - first
-            self.bytes_copied += length
+        else:  # mixed: decide chunk by chunk, copying contiguous runs
+            run_start = -1
+            for c in range(first, end):
+                c_off = c * self.chunk_size
+                c_len = self._span(c, c + 1)
+                skip = is_hole(sfd, c_off, c_len) and is_hole(tfd, c_off, c_len)
+                if skip:
+                    if run_start >= 0:
+                        self._copy_run(sfd, tfd, run_start, c)
+                        run_start = -1
+                    self.chunks_skipped += 1
+                elif run_start < 0:
+                    run_start = c
+            if run_start >= 0:
+                self._copy_run(sfd, tfd, run_start, end)
         self.bytes_done += length
+
+    def _copy_run(self, sfd: int, tfd: int, first: int, end: int) -> None:
+        length = self._span(first, end)
+        off = first * self.chunk_size
+        self._unflushed = True
+        self._copy_bytes(sfd, tfd, off, length)
+        self.chunks_copied += end - first
+        self.bytes_copied += length
 
     def _copy_bytes(self, sfd: int, tfd: int, off: int, length: int) -> None:
         done = 0
@@ -697,20 +836,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (VolumeError, OSError) as exc:
         print(f"ERROR source: {exc}", file=sys.stderr, flush=True)
         return EXIT_ERROR
-    created_target = False
-    try:
-        if os.path.exists(args.target) and os.path.getsize(args.target) > 0:
-            target = Volume.open(args.target)
-        else:  # missing, or created by a run killed before it got its size
-            target = Volume.create(args.target, source.size, exist_ok=True)
-            created_target = True
-    except (VolumeError, OSError) as exc:
-        print(f"ERROR target: {exc}", file=sys.stderr, flush=True)
-        return EXIT_ERROR
+    # A missing target is all zeros: mark every chunk dirty (durably) before creating it,
+    # so a run killed right after the creation cannot leave an empty target "in sync".
+    target_missing = not (os.path.exists(args.target) and os.path.getsize(args.target) > 0)
     try:
         bitmap, full = _open_bitmap(args, source.size)
+        if target_missing:
+            bitmap.set_all(args.target_name)
+            full = True
     except (BitmapError, OSError) as exc:
         print(f"ERROR bitmap: {exc}", file=sys.stderr, flush=True)
+        return EXIT_ERROR
+    try:
+        if target_missing:
+            target = Volume.create(args.target, source.size, exist_ok=True)
+        else:
+            target = Volume.open(args.target)
+    except (VolumeError, OSError) as exc:
+        print(f"ERROR target: {exc}", file=sys.stderr, flush=True)
         return EXIT_ERROR
 
     def progress(p: ResyncProgress) -> None:
@@ -727,7 +870,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             target,
             bitmap,
             args.target_name,
-            full=full or args.full or created_target,
+            full=full or args.full,
             speed_limit_kbps=args.speed_limit,
             io_size=args.io_size,
             commit_bytes=args.commit_bytes,

@@ -11,12 +11,14 @@ and turn into a target state.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import errno
 import fcntl
 import os
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -28,8 +30,10 @@ __all__ = [
     "VolumeError",
     "VolumeRangeError",
     "VolumeSizeMismatch",
+    "has_hole",
     "is_hole",
     "lock_file",
+    "start_writeback",
     "try_lock_file",
     "unlock_file",
 ]
@@ -173,6 +177,11 @@ class Volume:
     def fsync(self) -> None:
         """Make data and all metadata durable (``fsync``)."""
         os.fsync(self.fileno())
+
+    def start_writeback(self, offset: int, length: int) -> None:
+        """Ask the kernel to start writing ``[offset, offset+length)`` out, without waiting
+        (a hint that lets a later :meth:`flush` find less to do); see :func:`start_writeback`."""
+        start_writeback(self.fileno(), offset, length)
 
     def is_hole(self, offset: int, length: int) -> bool:
         """True when ``[offset, offset+length)`` provably holds no data (see :func:`is_hole`)."""
@@ -367,3 +376,55 @@ def is_hole(fd: int, offset: int, length: int) -> bool:
             return False
         raise
     return nxt >= offset + length
+
+
+def has_hole(fd: int, offset: int, length: int) -> bool:
+    """True when the kernel reports a hole somewhere in ``[offset, offset+length)``.
+
+    ``lseek(SEEK_HOLE)`` returns the next hole at or after ``offset`` (the end of the
+    file counts as one). Without hole support the answer is always False.
+    """
+    if length <= 0:
+        return False
+    seek_hole = getattr(os, "SEEK_HOLE", None)
+    if seek_hole is None:
+        return False
+    try:
+        nxt = os.lseek(fd, offset, seek_hole)
+    except OSError as exc:
+        if exc.errno in (errno.ENXIO, errno.EINVAL, errno.EOPNOTSUPP):
+            return False
+        raise
+    return nxt < offset + length
+
+
+_SYNC_FILE_RANGE_WRITE = 2
+_sfr: Callable[[int, int, int, int], int] | None = None
+_sfr_loaded = False
+
+
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    global _sfr, _sfr_loaded
+    if not _sfr_loaded:
+        _sfr_loaded = True
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            fn = libc.sync_file_range
+            fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+            fn.restype = ctypes.c_int
+            _sfr = fn
+        except (OSError, AttributeError):
+            _sfr = None
+    return _sfr
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """``sync_file_range(SYNC_FILE_RANGE_WRITE)``: start writeback of a range, no wait.
+
+    Only a hint: it makes no promise of durability (an ``fdatasync`` still must follow)
+    and its failures are ignored (the ``fdatasync`` reports real I/O errors). Copying
+    and writing back then overlap instead of the final flush doing all the work.
+    """
+    fn = _load_sync_file_range()
+    if fn is not None and length > 0:
+        fn(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
