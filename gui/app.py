@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import logging.handlers
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from core import paths
-from core.backend import LabBackend
 from core.errors import LkError
 
 NO_DISPLAY_MESSAGE = (
@@ -26,10 +24,37 @@ def has_display() -> bool:
     return any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
 
 
+class _StartupBuffer(logging.Handler):
+    """Keeps the records of the first second until the log file is opened."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+_buffer = _StartupBuffer()
+
+
 def setup_logging() -> None:
-    """Log to a rotating file under user_log_dir (the console also shows operations)."""
+    """Start logging; records wait in memory until :func:`open_log_file` (cheap)."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
+    if _buffer not in root.handlers:
+        root.addHandler(_buffer)
+
+
+def open_log_file() -> None:
+    """Log to a rotating file under user_log_dir (the console also shows operations).
+
+    Done once the window shows (``logging.handlers`` costs a noticeable part of the
+    startup); the records logged until then are written first.
+    """
+    import logging.handlers
+
+    root = logging.getLogger()
     try:
         folder = paths.log_dir()
         folder.mkdir(parents=True, exist_ok=True)
@@ -40,6 +65,22 @@ def setup_logging() -> None:
         handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
+    if _buffer in root.handlers:
+        root.removeHandler(_buffer)
+        for record in _buffer.records:
+            handler.handle(record)
+        _buffer.records.clear()
+
+
+def open_lab() -> None:
+    """Open (and on first use create) the lab; raises LkError when it cannot.
+
+    Through the backend, which also finishes what crashed processes left behind
+    (journaled operations, resyncs whose process died) before any window shows.
+    """
+    from core.backend import LabBackend
+
+    LabBackend().close()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WxH",
         default="1024x640",
         help="window size for --screenshot (default 1024x640)",
+    )
+    parser.add_argument(
+        "--exit-when-shown",
+        action="store_true",
+        help="exit as soon as the window has painted the cluster (startup checks, benchmarks)",
     )
     return parser
 
@@ -72,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Open (and on first use create) the lab before any window, so that a damaged or
     # read-only store is reported clearly instead of as an empty window.
     try:
-        LabBackend().close()
+        open_lab()
     except LkError as exc:
         print(f"lkconsole: {exc}", file=sys.stderr)
         return 1
@@ -89,10 +135,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setOrganizationName("lkconsole")
     app.setDesktopFileName("lkconsole")
     window = MainWindow()
+    window.cluster_shown.connect(_open_log_file_once)
     if args.screenshot is not None:
         return _screenshot(app, window, args.screenshot, args.size)
+    if args.exit_when_shown:
+        window.cluster_shown.connect(lambda: _painted_then_quit(app, window))
     window.show()
     return app.exec()
+
+
+def _open_log_file_once() -> None:
+    from PySide6.QtCore import QTimer
+
+    if _buffer in logging.getLogger().handlers:
+        QTimer.singleShot(0, open_log_file)  # after the first paint
+
+
+def _painted_then_quit(app: object, window: object) -> None:
+    """Paint the window with its cluster now, then leave the event loop."""
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    assert isinstance(app, QApplication) and isinstance(window, QWidget)
+    window.repaint()
+    app.quit()
 
 
 _QT_NOISE = (

@@ -20,10 +20,13 @@ _SERVER_ICON = {
 }
 
 
+_ICONS = importlib.resources.files("resources") / "icons"
+
+
 @functools.cache
 def icon(name: str) -> QIcon:
     """The icon ``resources/icons/<name>.svg`` (a null icon, logged, when missing)."""
-    path = importlib.resources.files("resources") / "icons" / f"{name}.svg"
+    path = _ICONS / f"{name}.svg"
     if not path.is_file():
         log.warning("missing icon %s", name)
         return QIcon()

@@ -1,30 +1,70 @@
-"""The LK Console main window: the status table of the cluster."""
+"""The LK Console main window: status table, panels, menus, toolbar, message bar.
+
+Wiring (see gui/bridge.py)::
+
+    store ──ClusterWatcher thread──▶ cluster_loaded ─┐
+    EventHub (any thread) ──EventBridge subscriber ──┴─▶ EventBridge.batch (≤ 10/s) ──▶ _apply
+    OperationRunner (QThreadPool) ──log/progress/finished──▶ output panel, message bar
+
+``MainWindow(home=None, hub=None)``: ``home`` is the data directory (default: the
+user's, or ``$LKCONSOLE_HOME``); ``hub`` the in-process :class:`~core.events.EventHub`
+operations publish to (default: a new one, :attr:`MainWindow.hub`).
+
+Dialogs built elsewhere plug in through :attr:`MainWindow.actions`::
+
+    window.actions.register("extend_hierarchy", handler)  # handler(preselection)
+
+and run their operation off the GUI thread with :meth:`MainWindow.run_operation`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import weakref
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QPoint, QSettings, QSize, Qt, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QFontMetrics
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QHeaderView,
-    QLabel,
+    QLineEdit,
     QMainWindow,
+    QMenu,
     QMessageBox,
-    QTreeView,
+    QSizePolicy,
+    QToolBar,
+    QWidget,
 )
 
+from core import availability as av
 from core import paths
-from core.model import Cluster
+from core.availability import Connection, Preselection, Selection
+from core.events import EventHub
+from core.model import Cluster, MirrorState, Role
+from core.properties import properties
+from core.session import Session, local_administrator
+from core.status import mirror_text
+from core.store import LogRow
+from gui import actions as act
 from gui import icons
-from gui.bridge import ClusterWatcher
+from gui.actions import ActionRegistry
+from gui.bridge import ClusterWatcher, EventBatch, EventBridge
+from gui.message_bar import MessageBar
+from gui.output_panel import OutputPanel
+from gui.properties_panel import PropertiesPanel
 from gui.status_model import StatusModel
+from gui.status_view import ICON_SIZE, StatusView
+from gui.workers import OperationRunner, OperationWorker, Work
+
+if TYPE_CHECKING:
+    from gui.help_dialog import HelpDialog
 
 log = logging.getLogger(__name__)
 
 APP_TITLE = "LK Console"
+SETTINGS_VERSION = 1
 
 
 def settings() -> QSettings:
@@ -34,103 +74,493 @@ def settings() -> QSettings:
 
 
 class MainWindow(QMainWindow):
-    """Status table of the embedded lab cluster, kept live from the store."""
+    """The console of one cluster (the embedded lab), kept live from the store."""
 
     cluster_shown = Signal()  # after each snapshot reached the model
+    batch_applied = Signal()  # after each update (snapshot, progress, log lines)
 
-    def __init__(self, home: Path | None = None) -> None:
+    def __init__(self, home: Path | None = None, hub: EventHub | None = None) -> None:
         super().__init__()
         self.setObjectName("main_window")
+        self.setAccessibleName(APP_TITLE)
         self.setWindowTitle(f"{APP_TITLE} — lab cluster")
         self.setWindowIcon(icons.app_icon())
+        self.setDockOptions(
+            QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
+        )
+        self.home = home
+        self.hub = hub if hub is not None else EventHub()
         self.cluster: Cluster | None = None
+        self.connection = Connection(connected=False)
+        # Who works at the console (core.session): what wizards and operations check.
+        self.session: Session = local_administrator()
         self._first_load = True
+        self.connection_wanted = True  # connecting or connected (False after Disconnect)
+        self._help: HelpDialog | None = None
+        self.last_context_menu: QMenu | None = None
+
+        # First the thread that reads the store, so that it works while the widgets are
+        # built (what it sends waits in the queue until the event loop runs).
+        self.bridge = EventBridge(self.hub, self)
+        self.bridge.batch.connect(self._apply)
+        # Stop listening to the hub even if the window is dropped without closing it.
+        weakref.finalize(self, self.bridge.close)
+        self.watcher: ClusterWatcher = self._start_watcher()
 
         self.model = StatusModel(self)
-        self.tree = QTreeView(self)
-        self.tree.setObjectName("status_tree")
-        self.tree.setAccessibleName("Status table")
-        self.tree.setModel(self.model)
-        self.tree.setAlternatingRowColors(True)
-        self.tree.setUniformRowHeights(True)
-        self.tree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
-        self.tree.setAllColumnsShowFocus(False)
-        header = self.tree.header()
-        header.setObjectName("status_header")
-        header.setMinimumSectionSize(120)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self.tree = StatusView(self.model, self)
+        self.proxy = self.tree.proxy
         self.setCentralWidget(self.tree)
 
-        self.message = QLabel("Connecting to the lab cluster…", self)
-        self.message.setObjectName("message_bar")
-        self.statusBar().addWidget(self.message, 1)
+        # Named "actions" as the other consoles' code expects; calling it still returns
+        # QWidget.actions().
+        self.actions = ActionRegistry(self)
+        self.properties_panel = PropertiesPanel(self)
+        self.output_panel = OutputPanel(self)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.properties_panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.output_panel)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self.message_bar = MessageBar(self.statusBar())
+        self.message = self.message_bar.message  # the last result (a QLabel)
+
+        self.runner = OperationRunner(self)
+        self.runner.busy_changed.connect(self._on_busy)
+
+        self._build_actions()
+        self._build_toolbar()
         self._build_menus()
 
-        self.watcher = ClusterWatcher(home)
-        self.watcher.cluster_loaded.connect(self._show_cluster)
-        self.watcher.failed.connect(self._show_failure)
-        self.resize(1024, 640)
+        self.tree.selection_changed.connect(self._on_selection)
+        self.tree.menu_requested.connect(self._on_menu_requested)
+        self.actions.failed.connect(self._on_action_failed)
+
+        self.resize(1024, 768)
+        self.resizeDocks([self.properties_panel], [340], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.output_panel], [170], Qt.Orientation.Vertical)
         self._restore_settings()
-        self.watcher.watch_for(self)
+        self._update_empty_text()
+        self._update_context()
+        self.message_bar.show_connection(self.connection)
 
-    # -- menus ------------------------------------------------------------------------
+    # -- actions, menus, toolbar -----------------------------------------------------------
+    def _build_actions(self) -> None:
+        a = self.actions
+        a.adopt(
+            "toggle_output_panel", self.output_panel.toggleViewAction(), "Ctrl+Shift+O"
+        ).setText("&Output Panel")
+        a.adopt(
+            "toggle_properties_panel", self.properties_panel.toggleViewAction(), "Ctrl+Shift+P"
+        ).setText("&Properties Panel")
+        a["exit"].triggered.connect(self.close)
+        a["expand_all"].triggered.connect(self.tree.expandAll)
+        a["collapse_all"].triggered.connect(self.tree.collapseAll)
+        a["refresh"].triggered.connect(self.request_reload)
+        a["find_tag"].triggered.connect(self._focus_filter)
+        a["documentation"].triggered.connect(self.show_documentation)
+        a["about"].triggered.connect(self._about)
+        a.register(av.SERVER_PROPERTIES, self._show_server_properties)
+        a.register(av.RESOURCE_PROPERTIES, self._show_resource_properties)
+        a.register(av.CONNECT, self._connect_handler)
+        a.register(av.DISCONNECT, self._disconnect_handler)
+        for name, short in (
+            (av.CREATE_HIERARCHY, "Create"),
+            (av.EXTEND_HIERARCHY, "Extend"),
+            (av.IN_SERVICE, "In Service"),
+            (av.OUT_OF_SERVICE, "Out of Service"),
+        ):
+            a[name].setIconText(short)
+        for name in (
+            av.CONNECT,
+            av.DISCONNECT,
+            av.UNEXTEND_HIERARCHY,
+            av.DELETE_HIERARCHY,
+            av.RESOURCE_PROPERTIES,
+            "refresh",
+        ):
+            a[name].setPriority(QAction.Priority.LowPriority)
+
     def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        file_menu.setObjectName("menu_file")
-        exit_action = QAction("E&xit", self, objectName="action_exit")
-        exit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        exit_action.triggered.connect(self.close)
-        file_menu.addAction(exit_action)
+        bar = self.menuBar()
+        bar.setObjectName("menu_bar")
+        bar.setAccessibleName("Menu bar")
+        for name, title, entries in act.MENUS:
+            menu = bar.addMenu(title)
+            menu.setObjectName(name)
+            menu.setAccessibleName(act.plain_text(title))
+            menu.setToolTipsVisible(True)
+            self.actions.fill_menu(menu, entries)
 
-        view_menu = self.menuBar().addMenu("&View")
-        view_menu.setObjectName("menu_view")
-        expand = QAction("&Expand All", self, objectName="action_expand_all")
-        expand.triggered.connect(self.tree.expandAll)
-        collapse = QAction("&Collapse All", self, objectName="action_collapse_all")
-        collapse.triggered.connect(self.tree.collapseAll)
-        view_menu.addActions([expand, collapse])
-
-        help_menu = self.menuBar().addMenu("&Help")
-        help_menu.setObjectName("menu_help")
-        about = QAction("&About LK Console", self, objectName="action_about")
-        about.triggered.connect(self._about)
-        help_menu.addAction(about)
-
-    @Slot()
-    def _about(self) -> None:
-        QMessageBox.about(
-            self,
-            f"About {APP_TITLE}",
-            f"<b>{APP_TITLE}</b><p>A console for high-availability clusters protecting "
-            "DataKeeper replicated volumes, in the image of the LifeKeeper for Linux GUI.</p>"
-            f"<p>Data directory: {paths.data_dir()}</p>",
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Main Toolbar", self)
+        bar.setObjectName("main_toolbar")
+        bar.setAccessibleName("Main toolbar")
+        bar.setIconSize(QSize(20, 20))
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        bar.setMovable(True)
+        for entry in act.TOOLBAR:
+            if entry is None:
+                bar.addSeparator()
+            else:
+                action = self.actions[entry]
+                bar.addAction(action)
+                button = bar.widgetForAction(action)
+                if button is not None:
+                    button.setObjectName(f"{entry}_button")
+                    button.setAccessibleName(act.plain_text(action.text()))
+        spacer = QWidget(bar)
+        spacer.setObjectName("toolbar_spacer")
+        spacer.setAccessibleName("Spacer")
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        bar.addWidget(spacer)
+        self.tag_filter = QLineEdit(bar)
+        self.tag_filter.setObjectName("tag_filter")
+        self.tag_filter.setAccessibleName("Filter by tag")
+        self.tag_filter.setPlaceholderText("Filter by tag (Ctrl+F)")
+        self.tag_filter.setToolTip("Show the hierarchies with a resource tag containing this text.")
+        self.tag_filter.setClearButtonEnabled(True)
+        self.tag_filter.addAction(
+            icons.icon("action-verify"), QLineEdit.ActionPosition.LeadingPosition
         )
+        self.tag_filter.setFixedWidth(220)
+        self.tag_filter.textChanged.connect(self._on_filter)
+        bar.addWidget(self.tag_filter)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        self.toolbar = bar
+        toggle = self.actions.adopt("toggle_toolbar", bar.toggleViewAction())
+        toggle.setText("&Toolbar")
 
-    # -- state --------------------------------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        """The data directory of the cluster shown (for dialogs that need it)."""
+        return self.home if self.home is not None else paths.data_dir()
+
+    # -- connection ------------------------------------------------------------------------
+    def _start_watcher(self) -> ClusterWatcher:
+        watcher = ClusterWatcher(self.home)
+        # Bound methods, not lambdas: a lambda would keep the window alive from the thread.
+        watcher.cluster_loaded.connect(self._on_cluster_loaded)
+        watcher.log_loaded.connect(self._on_log_loaded)
+        watcher.failed.connect(self._show_failure)
+        watcher.watch_for(self)
+        return watcher
+
+    def connect_cluster(self, role: Role = Role.ADMINISTRATOR) -> None:
+        """Connect to the lab cluster (again) with ``role``."""
+        if self.connection_wanted:
+            return
+        self.connection_wanted = True
+        self.connection = Connection(connected=False, role=role)
+        self.session = Session(self.session.user, role)
+        self.show_result("Connecting to the lab cluster…", ok=None)
+        self._first_load = True
+        self.watcher = self._start_watcher()
+        self.message_bar.show_connection(self.connection)
+        self._update_empty_text()
+        self._update_context()
+
+    def disconnect_cluster(self) -> None:
+        """Stop watching the cluster and empty the window."""
+        if not self.connection_wanted:
+            return
+        self.connection_wanted = False
+        self.watcher.stop()  # what it still sends is dropped (see _from_current_watcher)
+        self.bridge.flush()
+        self.connection = Connection(connected=False, role=self.connection.role)
+        self.model.set_cluster(Cluster((), ()))
+        self.cluster = None
+        self.message_bar.show_connection(self.connection)
+        self.message_bar.show_resyncs(None)
+        self.show_result("Disconnected from the lab cluster.", ok=None)
+        self._update_empty_text()
+        self._update_context()
+
+    def set_role(self, role: Role) -> None:
+        """The session's role (Guest, Operator, Administrator): what may be done."""
+        self.connection = dataclasses.replace(self.connection, role=role)
+        self.session = Session(self.session.user, role)
+        self.message_bar.show_connection(self.connection)
+        self._update_context()
+
+    def request_reload(self) -> None:
+        """Read the store again now (after this process changed it)."""
+        if self.connection_wanted:
+            self.watcher.request_reload()
+
+    # -- operations ------------------------------------------------------------------------
+    def run_operation(
+        self,
+        operation: str,
+        work: Work,
+        success: str | None = None,
+        prepare: Callable[[OperationWorker], object] | None = None,
+    ) -> OperationWorker:
+        """Run ``work(reporter)`` on a worker thread, showing its log and result.
+
+        While it runs, a busy indicator shows; its log lines go to the output panel; at
+        the end the message bar shows the result and the store is read again.
+        ``prepare(worker)`` runs before the worker starts (connect to it there).
+        """
+        panel = self.output_panel  # not self: a lambda must not keep the window alive
+        bar = self.message_bar
+
+        def connect(worker: OperationWorker) -> None:
+            signals = worker.signals
+            signals.log.connect(lambda level, text, op=operation: panel.add_live(op, level, text))
+            signals.progress.connect(bar.set_progress)
+            signals.finished.connect(self._on_operation_finished)
+            if prepare is not None:
+                prepare(worker)
+
+        return self.runner.start(operation, work, success, connect)
+
+    @Slot(bool, str)
+    def _on_operation_finished(self, ok: bool, message: str) -> None:
+        self.show_result(message, ok)
+        self.request_reload()
+
+    @Slot(bool)
+    def _on_busy(self, busy: bool) -> None:
+        names = ", ".join(w.operation for w in self.runner.running())
+        self.message_bar.set_busy(busy, f"Running: {names}" if names else "")
+
+    @Slot(str)
+    def _on_action_failed(self, message: str) -> None:
+        self.show_result(message, ok=False)
+
+    def show_result(self, text: str, ok: bool | None = True) -> None:
+        """The message bar's last result."""
+        self.message_bar.show_result(text, ok)
+
+    # -- updates ---------------------------------------------------------------------------
+    def _from_current_watcher(self) -> bool:
+        return self.sender() is self.watcher and self.connection_wanted
+
     @Slot(object)
-    def _show_cluster(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-        self.model.set_cluster(cluster)
-        if self._first_load:
-            self._first_load = False
-            self.tree.expandAll()
-            self.tree.resizeColumnToContents(0)
-            self.tree.setColumnWidth(0, max(self.tree.columnWidth(0) + 24, 220))
+    def _on_cluster_loaded(self, cluster: Cluster) -> None:
+        if self._from_current_watcher():
+            self.bridge.offer_cluster(cluster)
+
+    @Slot(object)
+    def _on_log_loaded(self, rows: list[LogRow]) -> None:
+        if self._from_current_watcher():
+            self.output_panel.add_rows(rows)
+
+    @Slot(object)
+    def _apply(self, batch: EventBatch) -> None:
+        """One coalesced update: snapshot, live progress, log lines, results."""
+        if batch.cluster is not None and self.connection_wanted:
+            self.model.set_cluster(batch.cluster)
+            if not self.connection.connected:
+                self.connection = Connection(connected=True, role=self.connection.role)
+                self.message_bar.show_connection(self.connection)
+        for event in batch.progress.values():
+            self.model.apply_progress(event)
+        for line in batch.log_lines:
+            self.output_panel.add_live(line.operation, line.level, line.text)
+        for finished in batch.finished:
+            self.show_result(finished.message, finished.ok)
+        if batch.reload:
+            self.request_reload()
+        self.cluster = self.model.cluster() if self.connection.connected else None
+        if batch.cluster is not None and self._first_load and self.cluster is not None:
+            self._first_show(self.cluster)
+        self._fit_resync_columns()
+        self.message_bar.show_resyncs(self.cluster)
+        self._update_empty_text()
+        self._update_context()
+        if batch.cluster is not None:
+            self.cluster_shown.emit()
+        self.batch_applied.emit()
+
+    def _first_show(self, cluster: Cluster) -> None:
+        self._first_load = False
+        self.tree.expandAll()
+        self._size_columns()
         alive = sum(1 for s in cluster.servers if s.state.is_alive)
-        self.message.setText(
+        count = len(cluster.hierarchies)
+        noun = "hierarchy" if count == 1 else "hierarchies"
+        self.show_result(
             f"Connected to the lab cluster: {alive} of {len(cluster.servers)} servers alive, "
-            f"{len(cluster.hierarchies)} resource hierarchies. Role: Administrator."
+            f"{count} resource {noun}."
         )
-        self.cluster_shown.emit()
+
+    def _size_columns(self) -> None:
+        header = self.tree.header()
+        names = ",".join(s.name for s in self.model.servers)
+        saved = settings().value("status_tree/header")
+        if (
+            isinstance(saved, QByteArray)
+            and settings().value("status_tree/servers") == names
+            and header.restoreState(saved)
+        ):
+            self.tree.sort_by(header.sortIndicatorSection(), header.sortIndicatorOrder())
+            return
+        metrics = QFontMetrics(self.tree.font())
+        self.tree.resizeColumnToContents(0)
+        self.tree.setColumnWidth(0, min(max(self.tree.columnWidth(0) + 12, 150), 320))
+        for column in range(1, self.model.columnCount()):
+            title = str(self.model.headerData(column, Qt.Orientation.Horizontal))
+            width = metrics.horizontalAdvance(title) + ICON_SIZE + 24
+            self.tree.setColumnWidth(column, max(width, 120))
+
+    def _fit_resync_columns(self) -> None:
+        """Widen a server column showing a resync so its text is not cut (never narrows)."""
+        if self.cluster is None:
+            return
+        metrics = QFontMetrics(self.tree.font())
+        header = self.tree.header()
+        for h in self.cluster.hierarchies:
+            for m in h.mirrors:
+                for t in m.targets:
+                    if t.state is not MirrorState.RESYNCING:
+                        continue
+                    column = self.model.column_of(t.server)
+                    if column is None or column == header.count() - 1:
+                        continue  # the last column stretches
+                    needed = metrics.horizontalAdvance(mirror_text(t)) + ICON_SIZE + 16
+                    if self.tree.columnWidth(column) < needed:
+                        self.tree.setColumnWidth(column, needed)
 
     @Slot(str)
     def _show_failure(self, message: str) -> None:
-        self.message.setText(f"Error: {message}")
+        self.show_result(f"Error: {message}", ok=False)
         log.error("%s", message)
 
-    # -- settings -----------------------------------------------------------------------
+    # -- selection and context -------------------------------------------------------------
+    @Slot(object)
+    def _on_selection(self, _selection: Selection) -> None:
+        self._update_context()
+
+    def selection(self) -> Selection:
+        return self.tree.selection()
+
+    def _update_context(self) -> None:
+        selection = self.tree.selection()
+        self.actions.update_context(self.cluster, selection, self.connection)
+        self.properties_panel.show_properties(properties(self.cluster, selection))
+
+    @Slot(str, QPoint)
+    def _on_menu_requested(self, kind: str, pos: QPoint) -> None:
+        menu = self.context_menu(kind)
+        self.last_context_menu = menu
+        menu.popup(pos)
+
+    def context_menu(self, kind: str) -> QMenu:
+        """The context menu for ``kind`` ("cell", "resource", "server", "empty", ...)."""
+        entries = {
+            "cell": act.CELL_MENU,
+            "resource": act.RESOURCE_MENU,
+            "server": act.SERVER_MENU,
+            "empty": act.EMPTY_MENU,
+            "tag_header": (),
+        }[kind]
+        menu = self.actions.context_menu(self, f"{kind}_menu", entries)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        if kind in ("server", "tag_header"):
+            self._add_sort_actions(menu, kind)
+        server = self.tree.selection().server
+        sub = menu.findChild(QMenu, "cell_server_menu")
+        if sub is not None and server is not None:
+            sub.setTitle(f"&Server {server}")
+            sub.setAccessibleName(f"Server {server}")
+        return menu
+
+    def _add_sort_actions(self, menu: QMenu, kind: str) -> None:
+        if kind == "server":
+            server = self.tree.selection().server
+            column = self.model.column_of(server) if server else None
+            if column is None:
+                return
+            menu.addSeparator()
+            sort = menu.addAction(f"Sort Rows by State on {server}")
+            sort.setObjectName("sort_by_server_state")
+            tree = self.tree
+            sort.triggered.connect(lambda _c=False, c=column: tree.sort_by(c))
+            return
+        for name, text, order in (
+            ("sort_by_tag", "Sort by Tag (A to Z)", Qt.SortOrder.AscendingOrder),
+            ("sort_by_tag_descending", "Sort by Tag (Z to A)", Qt.SortOrder.DescendingOrder),
+        ):
+            action = menu.addAction(text)
+            action.setObjectName(name)
+            action.triggered.connect(lambda _c=False, o=order, t=self.tree: t.sort_by(0, o))
+
+    @Slot(str)
+    def _on_filter(self, text: str) -> None:
+        self.proxy.set_tag_filter(text)
+        self._update_empty_text()
+
+    def _update_empty_text(self) -> None:
+        """What the status table says when it has no row to show."""
+        text = self.tag_filter.text().strip()
+        if not self.connection_wanted:
+            message = "Not connected. Use File › Connect to see the cluster."
+        elif not self.connection.connected:
+            message = "Connecting to the lab cluster…"
+        elif text:
+            message = f"No resource tag contains “{text}”."
+        else:
+            message = "No resource hierarchy yet: Edit › Resource › Create Resource Hierarchy."
+        self.tree.set_empty_text(message)
+
+    @Slot()
+    def _focus_filter(self) -> None:
+        self.toolbar.show()
+        self.tag_filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.tag_filter.selectAll()
+
+    # -- built-in handlers -----------------------------------------------------------------
+    def _connect_handler(self, _pre: Preselection) -> None:
+        self.connect_cluster(self.connection.role)
+
+    def _disconnect_handler(self, _pre: Preselection) -> None:
+        self.disconnect_cluster()
+
+    def _show_server_properties(self, pre: Preselection) -> None:
+        if pre.server is not None and self.tree.selection() != Selection(server=pre.server):
+            self.tree.select_server(pre.server)
+        self._raise_dock(self.properties_panel)
+
+    def _show_resource_properties(self, pre: Preselection) -> None:
+        if pre.hierarchy_id is not None and pre.resource_id is not None:
+            self.tree.select_resource(pre.hierarchy_id, pre.resource_id)
+        self._raise_dock(self.properties_panel)
+
+    def _raise_dock(self, dock: QWidget) -> None:
+        dock.show()
+        dock.raise_()
+
+    @Slot()
+    def show_documentation(self) -> HelpDialog:
+        from gui.help_dialog import HelpDialog  # on demand: not needed to start
+
+        if self._help is None:
+            self._help = HelpDialog(self)
+        self._help.show()
+        self._help.raise_()
+        return self._help
+
+    @Slot()
+    def _about(self) -> None:
+        from importlib import metadata  # only here: it is slow to import
+
+        try:
+            version = metadata.version("lkconsole")
+        except metadata.PackageNotFoundError:
+            version = "development"
+        QMessageBox.about(
+            self,
+            f"About {APP_TITLE}",
+            f"<b>{APP_TITLE}</b> {version}<p>A console for high-availability clusters "
+            "protecting DataKeeper replicated volumes, in the image of the LifeKeeper for "
+            "Linux GUI.</p>"
+            f"<p>Data directory: {paths.data_dir()}<br>Settings: {paths.config_dir()}</p>"
+            "<p>MIT licence.</p>",
+        )
+
+    # -- settings --------------------------------------------------------------------------
     def _restore_settings(self) -> None:
         s = settings()
         geometry = s.value("main_window/geometry")
@@ -138,15 +568,24 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         state = s.value("main_window/state")
         if isinstance(state, QByteArray):
-            self.restoreState(state)
+            self.restoreState(state, SETTINGS_VERSION)
 
     def _save_settings(self) -> None:
         s = settings()
         s.setValue("main_window/geometry", self.saveGeometry())
-        s.setValue("main_window/state", self.saveState())
+        s.setValue("main_window/state", self.saveState(SETTINGS_VERSION))
+        if not self._first_load and self.model.servers:
+            s.setValue("status_tree/header", self.tree.header().saveState())
+            s.setValue("status_tree/servers", ",".join(x.name for x in self.model.servers))
         s.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._save_settings()
+        self.bridge.close()
         self.watcher.stop()
+        if self._help is not None:
+            self._help.close()
         super().closeEvent(event)
+
+
+__all__ = ["APP_TITLE", "MainWindow", "settings"]

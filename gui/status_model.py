@@ -6,17 +6,24 @@ whole :class:`~core.model.Cluster` snapshots (:meth:`StatusModel.set_cluster`) a
 the difference into the smallest change: ``dataChanged`` for exactly the cells that
 changed, row insertion/removal for hierarchies that came or went. It never resets for a
 state change, so selection, expanded branches and scrolling survive updates.
+
+Snapshots from :class:`gui.bridge.ClusterWatcher` share unchanged hierarchies with the
+previous snapshot, so finding what changed costs one identity test per hierarchy.
+Between two snapshots, :meth:`StatusModel.apply_progress` shows the live progress of a
+resync from core events; a later snapshot never moves a resync's progress backwards.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QFont
 
-from core.model import Cluster, Hierarchy, NodeStatus, Server
+from core.events import MirrorProgress
+from core.model import Cluster, Hierarchy, MirrorState, NodeStatus, ResourceKind, Server
 from core.status import Cell, cell
 from gui import icons
 
@@ -26,6 +33,7 @@ _DISPLAY = Qt.ItemDataRole.DisplayRole
 _DECORATION = Qt.ItemDataRole.DecorationRole
 _TOOLTIP = Qt.ItemDataRole.ToolTipRole
 _ACCESSIBLE = Qt.ItemDataRole.AccessibleTextRole
+_CELL_ROLES = [_DISPLAY, _DECORATION, _TOOLTIP, _ACCESSIBLE]
 
 
 class Role(enum.IntEnum):
@@ -40,6 +48,23 @@ class Role(enum.IntEnum):
     KIND = Qt.ItemDataRole.UserRole + 6  # ResourceKind value
     PERCENT = Qt.ItemDataRole.UserRole + 7  # resync percentage while resyncing
     TAG = Qt.ItemDataRole.UserRole + 8  # the resource's tag on that server
+    SORT = Qt.ItemDataRole.UserRole + 9  # sort key: tag (column 0), state rank (servers)
+
+
+# Sort order of a server column: in service first, then standby, then trouble.
+_RANK = {
+    "source": 0,
+    "active": 0,
+    "degraded": 1,
+    "target": 2,
+    "standby": 2,
+    "resyncing": 3,
+    "outofsync": 4,
+    "waitsource": 5,
+    "failed": 6,
+    "unknown": 7,
+}
+_UNDEFINED_RANK = 9
 
 
 @dataclass(eq=False)
@@ -48,14 +73,11 @@ class _Node:
     resource_id: int
     parent: _Node | None
     children: list[_Node] = field(default_factory=list)
+    row: int = 0
     tag: str = ""
     status: NodeStatus = NodeStatus.NORMAL
-    cells: dict[str, Cell | None] = field(default_factory=dict)
+    cells: dict[str, Cell] = field(default_factory=dict)  # servers where defined
     tags: dict[str, str] = field(default_factory=dict)
-
-    def row(self) -> int:
-        siblings = self.parent.children if self.parent is not None else []
-        return siblings.index(self)
 
 
 def _shape(h: Hierarchy) -> tuple[tuple[int, int | None], ...]:
@@ -63,15 +85,29 @@ def _shape(h: Hierarchy) -> tuple[tuple[int, int | None], ...]:
     return tuple((rid, h.parent(rid)) for rid in h.resource_ids())
 
 
+def _renumber(nodes: list[_Node], start: int = 0) -> None:
+    for row in range(start, len(nodes)):
+        nodes[row].row = row
+
+
 class StatusModel(QAbstractItemModel):
     """Hierarchies (rows, a tree) by servers (columns); cells are resource states."""
 
     def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
+        # State first: Qt may ask for rows while the base class is being set up.
         self._root = _Node(0, 0, None)
         self._servers: list[Server] = []
+        self._column: dict[str, int] = {}
         self._shapes: dict[int, tuple[tuple[int, int | None], ...]] = {}
-        self._hierarchies: dict[int, Hierarchy] = {}
+        self._incoming: dict[int, Hierarchy] = {}  # as the last snapshot had it
+        self._hierarchies: dict[int, Hierarchy] = {}  # as shown (with live progress)
+        self._tops: dict[int, _Node] = {}
+        self._progress: dict[int, dict[tuple[int, str], MirrorProgress]] = {}
+        self._mirror_tags: dict[str, list[tuple[int, int]]] = {}
+        self._cluster: Cluster | None = None
+        self._highlight: str | None = None
+        self._bold: QFont | None = None
+        super().__init__(parent)
 
     # -- feeding --------------------------------------------------------------------
     @property
@@ -81,6 +117,15 @@ class StatusModel(QAbstractItemModel):
     def hierarchy(self, hierarchy_id: int) -> Hierarchy | None:
         return self._hierarchies.get(hierarchy_id)
 
+    def cluster(self) -> Cluster | None:
+        """The cluster as shown: the last snapshot with the live resync progress."""
+        if self._cluster is None and self._servers:
+            order = [n.hierarchy_id for n in self._root.children]
+            self._cluster = Cluster(
+                tuple(self._servers), tuple(self._hierarchies[i] for i in sorted(order))
+            )
+        return self._cluster
+
     def set_cluster(self, cluster: Cluster) -> None:
         """Show ``cluster``, changing only what differs from what is shown."""
         names = [s.name for s in cluster.servers]
@@ -88,11 +133,17 @@ class StatusModel(QAbstractItemModel):
             # A server joined or left the cluster: every row changes width.
             self.beginResetModel()
             self._servers = list(cluster.servers)
+            self._column = {name: column for column, name in enumerate(names, start=1)}
             self._root.children = []
             self._shapes.clear()
+            self._incoming.clear()
             self._hierarchies.clear()
-            for h in cluster.hierarchies:
+            self._tops.clear()
+            self._mirror_tags.clear()
+            for h in sorted(cluster.hierarchies, key=lambda h: h.id):
                 self._root.children.append(self._build(h))
+            _renumber(self._root.children)
+            self._cluster = None
             self.endResetModel()
             return
         self._update_servers(cluster.servers)
@@ -102,35 +153,60 @@ class StatusModel(QAbstractItemModel):
         for column, (old, new) in enumerate(zip(self._servers, servers, strict=True), start=1):
             if old != new:
                 self._servers[column - 1] = new
+                self._cluster = None
                 self.headerDataChanged.emit(Qt.Orientation.Horizontal, column, column)
 
     def _update_hierarchies(self, hierarchies: tuple[Hierarchy, ...]) -> None:
         wanted = {h.id: h for h in hierarchies}
         # Removed, or reshaped (a resource added or removed): take the row out.
-        for row in range(len(self._root.children) - 1, -1, -1):
-            node = self._root.children[row]
+        children = self._root.children
+        for row in range(len(children) - 1, -1, -1):
+            node = children[row]
             h = wanted.get(node.hierarchy_id)
-            if h is None or _shape(h) != self._shapes[node.hierarchy_id]:
+            if h is None or (
+                h is not self._incoming[node.hierarchy_id]
+                and _shape(h) != self._shapes[node.hierarchy_id]
+            ):
                 self.beginRemoveRows(QModelIndex(), row, row)
-                del self._root.children[row]
-                del self._shapes[node.hierarchy_id]
-                del self._hierarchies[node.hierarchy_id]
+                del children[row]
+                self._forget(node.hierarchy_id)
+                _renumber(children, row)
+                self._cluster = None
                 self.endRemoveRows()
-        shown = {n.hierarchy_id: n for n in self._root.children}
         for h in hierarchies:
-            node = shown.get(h.id)
-            if node is None:
-                row = sum(1 for n in self._root.children if n.hierarchy_id < h.id)
+            old = self._incoming.get(h.id)
+            if old is h:
+                continue
+            self._cluster = None
+            top = self._tops.get(h.id)
+            if top is None:
+                row = sum(1 for n in children if n.hierarchy_id < h.id)
                 self.beginInsertRows(QModelIndex(), row, row)
-                self._root.children.insert(row, self._build(h))
+                children.insert(row, self._build(h))
+                _renumber(children, row)
                 self.endInsertRows()
+            elif old != h:
+                self._incoming[h.id] = h
+                shown = self._with_progress(h)
+                self._hierarchies[h.id] = shown
+                self._index_mirrors(shown)
+                self._refresh(top, shown)
             else:
-                self._hierarchies[h.id] = h
-                self._refresh(node, h)
+                self._incoming[h.id] = h
+
+    def _forget(self, hierarchy_id: int) -> None:
+        del self._shapes[hierarchy_id]
+        del self._incoming[hierarchy_id]
+        del self._hierarchies[hierarchy_id]
+        del self._tops[hierarchy_id]
+        self._progress.pop(hierarchy_id, None)
 
     def _build(self, h: Hierarchy) -> _Node:
         self._shapes[h.id] = _shape(h)
+        self._incoming[h.id] = h
+        h = self._with_progress(h)
         self._hierarchies[h.id] = h
+        self._index_mirrors(h)
         nodes: dict[int, _Node] = {}
         top: _Node | None = None
         for rid in h.resource_ids():
@@ -142,36 +218,107 @@ class StatusModel(QAbstractItemModel):
             if parent_id is None:
                 top = node
             else:
+                node.row = len(parent.children)
                 parent.children.append(node)
         assert top is not None
+        self._tops[h.id] = top
         return top
 
+    def _index_mirrors(self, h: Hierarchy) -> None:
+        for m in h.mirrors:
+            inst = h.instance(m.resource_id, m.source)
+            if inst is not None:
+                where = self._mirror_tags.setdefault(inst.tag, [])
+                if (h.id, m.resource_id) not in where:
+                    where.append((h.id, m.resource_id))
+
     def _fill(self, node: _Node, h: Hierarchy) -> None:
-        node.tag = h.tag_of(node.resource_id)
-        node.status = h.status(node.resource_id)
-        node.cells = {s.name: cell(h, node.resource_id, s.name) for s in self._servers}
-        node.tags = {
-            s.name: inst.tag
-            for s in self._servers
-            if (inst := h.instance(node.resource_id, s.name)) is not None
-        }
+        rid = node.resource_id
+        node.tag = h.tag_of(rid)
+        node.status = h.status(rid)
+        servers = [r.server for r in h.resources if r.resource_id == rid]
+        node.cells = {}
+        node.tags = {}
+        for name in servers:
+            c = cell(h, rid, name)
+            inst = h.instance(rid, name)
+            if c is not None and inst is not None:
+                node.cells[name] = c
+                node.tags[name] = inst.tag
 
     def _refresh(self, node: _Node, h: Hierarchy) -> None:
         """Emit dataChanged for exactly the cells of ``node`` (and below) that changed."""
-        before = (node.tag, node.status, dict(node.cells), dict(node.tags))
+        tag, status, cells, tags = node.tag, node.status, node.cells, node.tags
         self._fill(node, h)
-        if (node.tag, node.status) != before[:2]:
-            first = self.createIndex(node.row(), 0, node)
-            self.dataChanged.emit(first, first)
-        for column, server in enumerate(self._servers, start=1):
-            name = server.name
-            if node.cells.get(name) != before[2].get(name) or node.tags.get(name) != before[3].get(
-                name
-            ):
-                index = self.createIndex(node.row(), column, node)
-                self.dataChanged.emit(index, index)
+        if (node.tag, node.status) != (tag, status):
+            first = self.createIndex(node.row, 0, node)
+            self.dataChanged.emit(first, first, _CELL_ROLES)
+        for name in cells.keys() | node.cells.keys():
+            if node.cells.get(name) != cells.get(name) or node.tags.get(name) != tags.get(name):
+                column = self._column.get(name)
+                if column is not None:
+                    index = self.createIndex(node.row, column, node)
+                    self.dataChanged.emit(index, index, _CELL_ROLES)
         for child in node.children:
             self._refresh(child, h)
+
+    # -- live resync progress (core events) ----------------------------------------------
+    def apply_progress(self, event: MirrorProgress) -> bool:
+        """Show a resync's progress now; True when a cell changed."""
+        for hid, rid in self._mirror_tags.get(event.mirror, ()):
+            h = self._hierarchies.get(hid)
+            mirror = h.mirror(rid) if h is not None else None
+            if h is None or mirror is None:
+                continue
+            source = h.instance(rid, mirror.source)
+            if source is None or source.tag != event.mirror:
+                continue
+            target = mirror.target(event.target)
+            if target is None:
+                continue
+            self._progress.setdefault(hid, {})[(rid, event.target)] = event
+            shown = self._with_progress(self._incoming[hid])
+            if shown == h:
+                return False
+            self._hierarchies[hid] = shown
+            self._cluster = None
+            self._refresh(self._tops[hid], shown)
+            return True
+        return False
+
+    def _with_progress(self, h: Hierarchy) -> Hierarchy:
+        """``h`` with the newer progress of resyncs seen in events (stale ones dropped)."""
+        overlay = self._progress.get(h.id)
+        if not overlay:
+            return h
+        mirrors = list(h.mirrors)
+        for (rid, server), event in list(overlay.items()):
+            i = next((i for i, m in enumerate(mirrors) if m.resource_id == rid), None)
+            target = mirrors[i].target(server) if i is not None else None
+            if (
+                i is None
+                or target is None
+                or target.state is not MirrorState.RESYNCING
+                or (target.bytes_total and event.bytes_total != target.bytes_total)
+                or event.bytes_done <= target.bytes_done
+            ):
+                # The store caught up, or the resync ended or started over: its word wins.
+                del overlay[(rid, server)]
+                continue
+            live = replace(
+                target,
+                bytes_done=event.bytes_done,
+                bytes_total=event.bytes_total,
+                rate=event.rate,
+                eta=event.eta,
+            )
+            m = mirrors[i]
+            mirrors[i] = replace(
+                m, targets=tuple(live if t.server == server else t for t in m.targets)
+            )
+        if not overlay:
+            del self._progress[h.id]
+        return replace(h, mirrors=tuple(mirrors))
 
     # -- QAbstractItemModel -----------------------------------------------------------
     def _node(self, index: Index) -> _Node:
@@ -192,7 +339,7 @@ class StatusModel(QAbstractItemModel):
         node = self._node(index).parent
         if node is None or node is self._root:
             return QModelIndex()
-        return self.createIndex(node.row(), 0, node)
+        return self.createIndex(node.row, 0, node)
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:
         if parent.column() > 0:
@@ -201,6 +348,11 @@ class StatusModel(QAbstractItemModel):
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:
         return 1 + len(self._servers)
+
+    def hasChildren(self, parent: Index = QModelIndex()) -> bool:
+        if parent.column() > 0:
+            return False
+        return bool(self._node(parent).children)
 
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
@@ -222,49 +374,62 @@ class StatusModel(QAbstractItemModel):
         if role == _DECORATION:
             return icons.server_icon(server.state)
         if role == _TOOLTIP:
-            return f"Server {server.name}: {server.state.value}"
+            return (
+                f"Server {server.name}: {server.state.value}\n"
+                "Click to show its properties; right-click for its actions."
+            )
         if role == Role.SERVER:
             return server.name
+        if role == Qt.ItemDataRole.FontRole and server.name == self._highlight:
+            if self._bold is None:
+                self._bold = QFont()
+                self._bold.setBold(True)
+            return self._bold
         return None
 
     def data(self, index: Index, role: int = _DISPLAY) -> Any:
         if not index.isValid():
             return None
-        node = self._node(index)
+        node: _Node = index.internalPointer()
         column = index.column()
+        if column == 0:
+            return self._resource_data(node, role)
+        server = self._servers[column - 1].name
+        c = node.cells.get(server)
+        if c is None:
+            if role == _ACCESSIBLE:
+                return f"{node.tag} is not defined on {server}"
+            if role == Role.SORT:
+                return _UNDEFINED_RANK * 1000
+        elif role == _DISPLAY:
+            return c.text
+        elif role == _DECORATION:
+            return icons.state_icon(c.icon)
+        elif role == _TOOLTIP:
+            return f"{node.tags.get(server, node.tag)} on {server}: {c.state.value} ({c.text})"
+        elif role == _ACCESSIBLE:
+            return f"{node.tags.get(server, node.tag)} on {server}: {c.text}"
+        elif role == Role.STATE:
+            return c.state.name
+        elif role == Role.MIRROR_STATE:
+            return c.mirror_state.name if c.mirror_state is not None else None
+        elif role == Role.PERCENT:
+            return c.percent
+        elif role == Role.SORT:
+            return _RANK.get(c.icon, 8) * 1000 + (c.percent or 0)
+        if role == Role.SERVER:
+            return server
+        if role == Role.TAG:
+            return node.tags.get(server)
+        return self._id_data(node, role)
+
+    def _id_data(self, node: _Node, role: int) -> Any:
         if role == Role.HIERARCHY_ID:
             return node.hierarchy_id
         if role == Role.RESOURCE_ID:
             return node.resource_id
         if role == Role.KIND:
-            h = self._hierarchies[node.hierarchy_id]
-            return h.kind_of(node.resource_id).value
-        if column == 0:
-            return self._resource_data(node, role)
-        server = self._servers[column - 1].name
-        if role == Role.SERVER:
-            return server
-        c = node.cells.get(server)
-        if role == Role.TAG:
-            return node.tags.get(server)
-        if c is None:
-            if role == _ACCESSIBLE:
-                return f"{node.tag} is not defined on {server}"
-            return None
-        if role == _DISPLAY:
-            return c.text
-        if role == _DECORATION:
-            return icons.state_icon(c.icon)
-        if role == _TOOLTIP:
-            return f"{node.tags.get(server, node.tag)} on {server}: {c.state.value} ({c.text})"
-        if role == _ACCESSIBLE:
-            return f"{node.tags.get(server, node.tag)} on {server}: {c.text}"
-        if role == Role.STATE:
-            return c.state.name
-        if role == Role.MIRROR_STATE:
-            return c.mirror_state.name if c.mirror_state is not None else None
-        if role == Role.PERCENT:
-            return c.percent
+            return self._hierarchies[node.hierarchy_id].kind_of(node.resource_id).value
         return None
 
     def _resource_data(self, node: _Node, role: int) -> Any:
@@ -274,25 +439,54 @@ class StatusModel(QAbstractItemModel):
             return icons.node_icon(node.status)
         if role == Role.NODE_STATUS:
             return node.status.name
-        if role == Role.TAG:
-            return node.tag
+        if role in (Role.TAG, Role.SORT):
+            return node.tag.casefold() if role == Role.SORT else node.tag
         if role in (_TOOLTIP, _ACCESSIBLE):
             h = self._hierarchies[node.hierarchy_id]
-            kind = h.kind_of(node.resource_id).label
-            return f"{node.tag}: {kind}, status {node.status.label}"
-        return None
+            kind = h.kind_of(node.resource_id)
+            where = h.in_service_server
+            state = f"in service on {where}" if where else "not in service"
+            text = f"{node.tag}: {kind.label}, status {node.status.label}, {state}"
+            if kind is ResourceKind.DATAKEEPER and role == _TOOLTIP:
+                text += "\nRight-click for the actions on this resource."
+            return text
+        return self._id_data(node, role)
 
     # -- lookups for views and tests -------------------------------------------------
     def index_of(self, tag: str, server: str | None = None) -> QModelIndex:
         """Index of the resource shown as ``tag`` (column 0, or the column of ``server``)."""
-        column = 0
-        if server is not None:
-            names = [s.name for s in self._servers]
-            column = 1 + names.index(server)
+        column = 0 if server is None else self._column[server]
         stack = [*self._root.children]
         while stack:
             node = stack.pop()
             if node.tag == tag:
-                return self.createIndex(node.row(), column, node)
+                return self.createIndex(node.row, column, node)
             stack.extend(node.children)
         return QModelIndex()
+
+    def index_for(self, hierarchy_id: int, resource_id: int, server: str | None = None) -> Any:
+        """Index of a resource by ids (column 0, or the column of ``server``)."""
+        top = self._tops.get(hierarchy_id)
+        column = 0 if server is None else self._column.get(server)
+        if top is None or column is None:
+            return QModelIndex()
+        stack = [top]
+        while stack:
+            node = stack.pop()
+            if node.resource_id == resource_id:
+                return self.createIndex(node.row, column, node)
+            stack.extend(node.children)
+        return QModelIndex()
+
+    def column_of(self, server: str) -> int | None:
+        return self._column.get(server)
+
+    def set_highlighted_server(self, name: str | None) -> None:
+        """Show the header of server ``name`` in bold (the selected server)."""
+        if name == self._highlight:
+            return
+        old, self._highlight = self._highlight, name
+        for server in (old, name):
+            column = self._column.get(server) if server is not None else None
+            if column is not None:
+                self.headerDataChanged.emit(Qt.Orientation.Horizontal, column, column)

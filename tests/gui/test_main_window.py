@@ -6,24 +6,40 @@ import gc
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
-from PySide6.QtCore import QSize
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QLabel, QTreeView
+from PySide6.QtWidgets import QDockWidget, QLabel, QToolBar, QTreeView
 
-from core.model import ServerState
+from core.events import EventHub, ResourceStateChanged
+from core.model import ResourceState, ServerState
 from core.store import Store
 from gui.main_window import MainWindow
+from gui.status_model import StatusModel
+from tests.gui.lab_states import seed
 from tests.helpers import REPO
 
+H = Qt.Orientation.Horizontal
 
-def _window(qtbot) -> MainWindow:
-    window = MainWindow()
+
+def _window(qtbot, hub: EventHub | None = None) -> MainWindow:
+    window = MainWindow(hub=hub)
     qtbot.addWidget(window)
     window.show()
     qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=10_000)
     return window
+
+
+def _changes(model: StatusModel) -> list[tuple[int, int, str | None]]:
+    """(row, column, text) of every cell the model reports changed, and resets."""
+    seen: list[tuple[int, int, str | None]] = []
+    model.dataChanged.connect(lambda a, b, roles=(): seen.append((a.row(), a.column(), a.data())))
+    model.modelReset.connect(lambda: seen.append((-1, -1, "reset")))
+    model.rowsRemoved.connect(lambda *a: seen.append((-1, -1, "removed")))
+    model.rowsInserted.connect(lambda *a: seen.append((-1, -1, "inserted")))
+    return seen
 
 
 def test_a_window_dropped_without_closing_ends_its_thread(qtbot) -> None:
@@ -40,30 +56,72 @@ def test_a_window_dropped_without_closing_ends_its_thread(qtbot) -> None:
 def test_window_shows_the_lab_cells(qtbot) -> None:
     window = _window(qtbot)
     tree = window.findChild(QTreeView, "status_tree")
-    assert tree is not None and tree.model() is window.model
+    assert tree is not None and tree.model().sourceModel() is window.model
     model = window.model
-    assert [model.headerData(c, _h()) for c in range(1, 4)] == [
+    assert [model.headerData(c, H) for c in range(1, 4)] == [
         "lab1  (ALIVE)",
         "lab2  (ALIVE)",
         "lab3  (ALIVE)",
     ]
-    root = model.index(0, 0)
+    root = tree.model().index(0, 0)
     assert root.data() == "/data"
-    assert model.index(0, 1).data() == "Active"
-    assert model.index(0, 2).data() is None and model.index(0, 3).data() is None
-    assert model.index(0, 1, root).data() == "Active"
+    assert tree.model().index(0, 1).data() == "Active"
+    assert tree.model().index(0, 2).data() is None
+    assert tree.model().index(0, 3).data() is None
+    assert tree.model().index(0, 1, root).data() == "Active"
+    assert tree.model().index(0, 0, root).data() == "datarep-data"
     assert tree.isExpanded(root)
-    assert not model.index(0, 1).data(1).isNull()  # an icon next to the text
+    assert not tree.model().index(0, 1).data(Qt.ItemDataRole.DecorationRole).isNull()
+    assert not root.data(Qt.ItemDataRole.DecorationRole).isNull()  # node status icon
     message = window.findChild(QLabel, "message_bar")
     assert message is not None and "3 of 3 servers alive" in message.text()
+    connection = window.findChild(QLabel, "connection_label")
+    assert connection is not None and connection.text() == "Lab cluster · Administrator"
 
 
-def test_window_follows_changes_made_by_another_process(qtbot) -> None:
+def test_a_change_by_another_process_reaches_its_cell_only(qtbot) -> None:
     window = _window(qtbot)
+    seen = _changes(window.model)
     other = Store()  # another console or lkctl
+    ids = seed(other)
+    with other.transaction() as txn:
+        txn.set_instance_state(ids.dk_id, "lab1", ResourceState.OSF)
+    dk = window.model.index_of("datarep-data", "lab1")
+    qtbot.waitUntil(lambda: dk.data() == "Failed", timeout=5_000)
+    assert [x for x in seen if x[1] > 0] == [(0, 1, "Failed")]  # no other cell, no reset
+    assert all(x[2] not in ("reset", "removed", "inserted") for x in seen)
+    assert window.model.index_of("/data", "lab1").data() == "Active"
+    other.close()
+
+
+def test_a_server_state_change_shows_in_its_header(qtbot) -> None:
+    window = _window(qtbot)
+    other = Store()
     with other.transaction() as txn:
         txn.set_server_state("lab2", ServerState.DEAD)
-    qtbot.waitUntil(lambda: window.model.headerData(2, _h()) == "lab2  (DEAD)", timeout=5_000)
+    qtbot.waitUntil(lambda: window.model.headerData(2, H) == "lab2  (DEAD)", timeout=5_000)
+    other.close()
+
+
+def test_a_core_event_from_a_worker_thread_reaches_its_cell(qtbot) -> None:
+    """An operation writes the store and publishes the event from its own thread."""
+    hub = EventHub()
+    window = _window(qtbot, hub)
+    seen = _changes(window.model)
+
+    def operation() -> None:
+        with Store() as store:
+            ids = seed(store)
+            with store.transaction() as txn:
+                txn.set_instance_state(ids.root_id, "lab1", ResourceState.ISU)
+            hub.publish(ResourceStateChanged(ids.root_id, "lab1", "ISU"))
+
+    thread = threading.Thread(target=operation)
+    thread.start()
+    cell = window.model.index_of("/data", "lab1")
+    qtbot.waitUntil(lambda: cell.data() == "Degraded", timeout=5_000)
+    thread.join()
+    assert [x for x in seen if x[1] > 0] == [(0, 1, "Degraded")]
 
 
 def test_geometry_is_saved_and_restored(qtbot) -> None:
@@ -72,6 +130,50 @@ def test_geometry_is_saved_and_restored(qtbot) -> None:
     window.close()
     again = _window(qtbot)
     assert again.size() == QSize(700, 450)
+
+
+def test_dock_layout_is_saved_and_restored(qtbot) -> None:
+    window = _window(qtbot)
+    output = window.findChild(QDockWidget, "output_panel")
+    props = window.findChild(QDockWidget, "properties_panel")
+    assert window.dockWidgetArea(output) == Qt.DockWidgetArea.BottomDockWidgetArea
+    assert window.dockWidgetArea(props) == Qt.DockWidgetArea.RightDockWidgetArea
+    window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, output)
+    props.hide()
+    window.findChild(QToolBar, "main_toolbar").hide()
+    window.close()
+
+    again = _window(qtbot)
+    output = again.findChild(QDockWidget, "output_panel")
+    props = again.findChild(QDockWidget, "properties_panel")
+    assert again.dockWidgetArea(output) == Qt.DockWidgetArea.LeftDockWidgetArea
+    assert output.isVisible() and not props.isVisible()
+    assert not again.findChild(QToolBar, "main_toolbar").isVisible()
+    assert not again.actions["toggle_properties_panel"].isChecked()
+
+
+def test_column_widths_and_sorting_are_saved_and_restored(qtbot) -> None:
+    window = _window(qtbot)
+    window.tree.setColumnWidth(1, 333)
+    window.tree.sort_by(0, Qt.SortOrder.DescendingOrder)
+    window.close()
+    again = _window(qtbot)
+    assert again.tree.columnWidth(1) == 333
+    assert again.tree.sort_state == (0, Qt.SortOrder.DescendingOrder)
+
+
+def test_disconnect_and_connect(qtbot) -> None:
+    window = _window(qtbot)
+    window.actions["disconnect"].trigger()
+    assert window.model.rowCount() == 0
+    assert window.findChild(QLabel, "connection_label").text() == "Not connected"
+    assert not window.actions["disconnect"].isEnabled()
+    assert window.actions["connect"].isEnabled()
+    assert "File › Connect" in window.actions["create_hierarchy"].toolTip()
+    window.actions["connect"].trigger()
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=10_000)
+    assert window.findChild(QLabel, "connection_label").text() == "Lab cluster · Administrator"
+    assert not window.actions["connect"].isEnabled()
 
 
 def test_no_display_is_a_clear_message_and_exit_2(tmp_path: Path) -> None:
@@ -113,9 +215,3 @@ def test_screenshot_writes_the_window_as_png(tmp_path: Path) -> None:
     # Not blank: the status tree drew text and icons in several colours.
     colours = {image.pixel(x, y) for x in range(0, 800, 7) for y in range(0, 120, 3)}
     assert len(colours) > 10
-
-
-def _h():
-    from PySide6.QtCore import Qt
-
-    return Qt.Orientation.Horizontal

@@ -1,0 +1,103 @@
+"""Startup: ``lkconsole`` to a shown main window, vs a bare PySide6 QMainWindow.
+
+Both run as fresh processes, alternately, in the same run, on the offscreen platform
+(or the display you have): from the moment the process is started until the window
+has painted (for lkconsole: with the cluster's state in it), measured by this script.
+The lab is created once beforehand; the first start of a new lab is shown apart.
+
+    .venv/bin/python benchmarks/startup.py [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GOAL = 1.5
+
+BARE = """
+import sys
+from PySide6.QtWidgets import QApplication, QMainWindow, QTreeView
+app = QApplication(sys.argv[:1])
+window = QMainWindow()
+window.setCentralWidget(QTreeView())
+window.resize(1024, 768)
+window.show()
+window.repaint()
+"""
+
+
+def _time(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{argv} failed ({done.returncode}): {done.stderr}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "LKCONSOLE_HOME": str(Path(tmp) / "home"),
+            "XDG_CONFIG_HOME": str(Path(tmp) / "config"),
+            "XDG_STATE_HOME": str(Path(tmp) / "state"),
+        }
+        if not any(env.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+            env["QT_QPA_PLATFORM"] = "offscreen"
+        ours = [sys.executable, "-m", "gui.app", "--exit-when-shown"]
+        bare = [sys.executable, "-c", BARE]
+        first_run = _time(ours, env)  # creates the lab
+        _time(bare, env)  # warm the file cache for both
+        bare_times, our_times = [], []
+        for _ in range(args.runs):
+            bare_times.append(_time(bare, env))
+            our_times.append(_time(ours, env))
+    base, mine = statistics.median(bare_times), statistics.median(our_times)
+    ratio = mine / base
+    rows = [
+        (
+            "start to shown window (median)",
+            f"{base * 1000:.0f} ms",
+            f"{mine * 1000:.0f} ms",
+            f"{ratio:.2f}x",
+            f"<= {GOAL}x",
+            "yes" if ratio <= GOAL else "NO",
+        ),
+        (
+            "best of runs",
+            f"{min(bare_times) * 1000:.0f} ms",
+            f"{min(our_times) * 1000:.0f} ms",
+            f"{min(our_times) / min(bare_times):.2f}x",
+            "",
+            "",
+        ),
+        ("first start (creates the lab)", "", f"{first_run * 1000:.0f} ms", "", "", ""),
+    ]
+    _print_table(
+        rows, f"startup.py: {args.runs} runs each, alternating, Python {sys.version.split()[0]}"
+    )
+    return 0 if ratio <= GOAL else 1
+
+
+def _print_table(rows: list[tuple[str, ...]], title: str) -> None:
+    header = ("measure", "baseline (bare QMainWindow)", "ours (lkconsole)", "ratio", "goal", "met")
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    print(title)
+    for row in (header, *rows):
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,531 @@
+"""When an action of the console applies, and why not: business rules, no Qt.
+
+Every action of the console's menus, toolbar and context menus is named here (the same
+name is the QAction's objectName). :func:`availability` says, for a cluster, what the
+user selected and the session, whether each action is enabled, with a sentence that
+is either what the action will do or why it cannot be done now (shown as the action's
+tooltip). :func:`preselection` says which fields a dialog opened from that selection
+starts with (template server, tag, target server...).
+
+A selection is one of: nothing, a server (a column header), a resource (a row of the
+status tree) or a cell (a resource on one server).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.model import Cluster, Hierarchy, MirrorState, ResourceKind, Role, Server
+
+CONNECT = "connect"
+DISCONNECT = "disconnect"
+SERVER_PROPERTIES = "server_properties"
+STOP_SERVER = "stop_server"
+START_SERVER = "start_server"
+CREATE_HIERARCHY = "create_hierarchy"
+EXTEND_HIERARCHY = "extend_hierarchy"
+UNEXTEND_HIERARCHY = "unextend_hierarchy"
+DELETE_HIERARCHY = "delete_hierarchy"
+IN_SERVICE = "in_service"
+OUT_OF_SERVICE = "out_of_service"
+RESOURCE_PROPERTIES = "resource_properties"
+
+ACTIONS = (
+    CONNECT,
+    DISCONNECT,
+    SERVER_PROPERTIES,
+    STOP_SERVER,
+    START_SERVER,
+    CREATE_HIERARCHY,
+    EXTEND_HIERARCHY,
+    UNEXTEND_HIERARCHY,
+    DELETE_HIERARCHY,
+    IN_SERVICE,
+    OUT_OF_SERVICE,
+    RESOURCE_PROPERTIES,
+)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the user pointed at: a server, a resource (row), or a cell (both)."""
+
+    server: str | None = None
+    hierarchy_id: int | None = None
+    resource_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.hierarchy_id is None) != (self.resource_id is None):
+            raise ValueError("a resource selection needs both hierarchy_id and resource_id")
+
+    @property
+    def kind(self) -> str:
+        """ "none", "server", "resource" or "cell"."""
+        if self.resource_id is None:
+            return "none" if self.server is None else "server"
+        return "resource" if self.server is None else "cell"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The console's connection: to which cluster, with which role."""
+
+    connected: bool = True
+    role: Role = Role.ADMINISTRATOR
+    cluster_name: str = "lab"
+    is_lab: bool = True
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether an action is enabled; ``reason`` says what it does, or why not."""
+
+    enabled: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Preselection:
+    """The fields a dialog opened from a selection starts with.
+
+    ``server`` is the server the action applies to: the server to stop, start or show;
+    the server to bring in or out of service or to unextend from; for Create the server
+    to create on. For Extend, ``template_server`` and ``tag`` are the template server
+    and the tag to extend (the selected resource's tag on the template server), and
+    ``target_server`` the clicked cell's server when it lacks the hierarchy.
+    """
+
+    hierarchy_id: int | None = None
+    resource_id: int | None = None
+    tag: str | None = None
+    root_tag: str | None = None
+    template_server: str | None = None
+    target_server: str | None = None
+    server: str | None = None
+    version: int | None = None
+
+
+def _ok(reason: str) -> Availability:
+    return Availability(True, reason)
+
+
+def _no(reason: str) -> Availability:
+    return Availability(False, reason)
+
+
+def _names(names: list[str] | tuple[str, ...]) -> str:
+    return ", ".join(names)
+
+
+# -- common preconditions ----------------------------------------------------------------
+def _connection_problem(
+    cluster: Cluster | None, connection: Connection, needed: Role, what: str
+) -> Availability | None:
+    if not connection.connected or cluster is None:
+        return _no("Not connected to a cluster: use File › Connect first.")
+    if connection.role < needed:
+        return _no(
+            f"Your role is {connection.role.label}; {what} needs the {needed.label} role. "
+            "Reconnect with a role that allows it."
+        )
+    return None
+
+
+def _selected_server(cluster: Cluster, selection: Selection) -> Server | Availability:
+    if selection.server is None:
+        return _no("Select a server first: click its column header or a cell in its column.")
+    server = cluster.server(selection.server)
+    if server is None:
+        return _no(f"There is no server {selection.server} in the cluster any more.")
+    return server
+
+
+def _selected_hierarchy(cluster: Cluster, selection: Selection) -> Hierarchy | Availability:
+    if selection.hierarchy_id is None or selection.resource_id is None:
+        return _no("Select a resource first: click a resource or a cell in the status table.")
+    h = cluster.hierarchy(selection.hierarchy_id)
+    if h is None or selection.resource_id not in h.resource_ids():
+        return _no("The selected resource no longer exists; select another one.")
+    return h
+
+
+def _tag(h: Hierarchy, resource_id: int, server: str | None = None) -> str:
+    if server is not None:
+        inst = h.instance(resource_id, server)
+        if inst is not None:
+            return inst.tag
+    return h.tag_of(resource_id)
+
+
+def _server_state(cluster: Cluster, name: str) -> str:
+    server = cluster.server(name)
+    return server.state.value if server is not None else "not in the cluster"
+
+
+# -- the rules -----------------------------------------------------------------------------
+def connect(cluster: Cluster | None, selection: Selection, connection: Connection) -> Availability:
+    if connection.connected:
+        return _no(f"Already connected to the {connection.cluster_name} cluster.")
+    return _ok(f"Connect to the {connection.cluster_name} cluster.")
+
+
+def disconnect(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    if not connection.connected:
+        return _no("Not connected to a cluster.")
+    return _ok(f"Disconnect from the {connection.cluster_name} cluster.")
+
+
+def server_properties(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(cluster, connection, Role.GUEST, "viewing properties")
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    server = _selected_server(cluster, selection)
+    if isinstance(server, Availability):
+        return server
+    return _ok(f"Show the properties of server {server.name}.")
+
+
+def stop_server(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(cluster, connection, Role.ADMINISTRATOR, "Stop Server")
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    if not connection.is_lab:
+        return _no("Servers can be stopped only in the embedded lab cluster.")
+    server = _selected_server(cluster, selection)
+    if isinstance(server, Availability):
+        return server
+    if not server.state.is_alive:
+        return _no(f"{server.name} is not running ({server.state.value}); use Start Server.")
+    return _ok(
+        f"Stop {server.name} as if it crashed: its in-service hierarchies fail over to "
+        "the best standby server."
+    )
+
+
+def start_server(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(cluster, connection, Role.ADMINISTRATOR, "Start Server")
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    if not connection.is_lab:
+        return _no("Servers can be started only in the embedded lab cluster.")
+    server = _selected_server(cluster, selection)
+    if isinstance(server, Availability):
+        return server
+    if server.state.is_alive:
+        return _no(f"{server.name} is already running ({server.state.value}).")
+    return _ok(f"Start {server.name}; its mirrors resync from their sources.")
+
+
+def create_hierarchy(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(
+        cluster, connection, Role.ADMINISTRATOR, "Create Resource Hierarchy"
+    )
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    alive = [s.name for s in cluster.servers if s.state.is_alive]
+    if not alive:
+        return _no("No server is alive: start one first (Edit › Server › Start Server).")
+    where = _create_server(cluster, selection) or alive[0]
+    return _ok(f"Create a new resource hierarchy (on {where}).")
+
+
+def _create_server(cluster: Cluster, selection: Selection) -> str | None:
+    if selection.server is None:
+        return None
+    server = cluster.server(selection.server)
+    return server.name if server is not None and server.state.is_alive else None
+
+
+def extend_hierarchy(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(
+        cluster, connection, Role.ADMINISTRATOR, "Extend Resource Hierarchy"
+    )
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    h = _selected_hierarchy(cluster, selection)
+    if isinstance(h, Availability):
+        return h
+    root = h.root_tag
+    template = h.in_service_server
+    if template is None:
+        return _no(
+            f"{root} is not in service on any server; bring it in service first: Extend "
+            "copies a hierarchy from the server where it is in service."
+        )
+    if not _alive(cluster, template):
+        return _no(
+            f"The template server {template} is {_server_state(cluster, template)}; "
+            "start it before extending."
+        )
+    missing = [s.name for s in cluster.servers if s.name not in h.servers]
+    if not missing:
+        return _no(
+            f"There is no server left to extend {root} to: it is already defined on every "
+            f"server ({_names(h.servers)})."
+        )
+    alive = [name for name in missing if _alive(cluster, name)]
+    if not alive:
+        verb = "is" if len(missing) == 1 else "are"
+        return _no(
+            f"There is no alive server to extend {root} to: {_names(missing)} {verb} not "
+            "running. Start one first."
+        )
+    target = selection.server if selection.server in alive else None
+    to = target or (alive[0] if len(alive) == 1 else f"one of {_names(alive)}")
+    return _ok(f"Extend {root} from {template} to {to}.")
+
+
+def unextend_hierarchy(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(
+        cluster, connection, Role.ADMINISTRATOR, "Unextend Resource Hierarchy"
+    )
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    h = _selected_hierarchy(cluster, selection)
+    if isinstance(h, Availability):
+        return h
+    root = h.root_tag
+    defined = h.servers
+    if len(defined) <= 1:
+        return _no(
+            f"{root} is defined only on {_names(defined)}; Unextend removes a hierarchy from "
+            "one of several servers. Use Delete Resource Hierarchy to remove it completely."
+        )
+    active = h.in_service_server
+    if selection.server is not None:
+        server = selection.server
+        if server not in defined:
+            return _no(f"{root} is not defined on {server}; there is nothing to unextend there.")
+        if server == active:
+            return _no(
+                f"{root} is in service on {server}; bring it in service on another server "
+                f"(or take it out of service) before unextending it from {server}."
+            )
+        return _ok(
+            f"Remove {root} from {server} (its mirror target and bitmap there; the data "
+            "volume is kept)."
+        )
+    removable = [s for s in defined if s != active]
+    return _ok(f"Remove {root} from one of {_names(removable)}.")
+
+
+def delete_hierarchy(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(
+        cluster, connection, Role.ADMINISTRATOR, "Delete Resource Hierarchy"
+    )
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    h = _selected_hierarchy(cluster, selection)
+    if isinstance(h, Availability):
+        return h
+    return _ok(f"Remove {h.root_tag} and its resources from every server ({_names(h.servers)}).")
+
+
+def in_service(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(cluster, connection, Role.OPERATOR, "In Service")
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    h = _selected_hierarchy(cluster, selection)
+    if isinstance(h, Availability):
+        return h
+    assert selection.resource_id is not None
+    rid = selection.resource_id
+    server = _in_service_server(h, selection)
+    tag = _tag(h, rid, server)
+    inst = h.instance(rid, server)
+    if inst is None:
+        return _no(f"{tag} is not defined on {server}; extend the hierarchy to {server} first.")
+    if inst.state.in_service:
+        hint = "" if selection.server else "; to switch it over, select its cell on another server"
+        return _no(f"{tag} is already in service on {server}{hint}.")
+    if not _alive(cluster, server):
+        return _no(f"{server} is {_server_state(cluster, server)}; start it first.")
+    elsewhere = sorted({r.server for r in h.resources if r.state.in_service and r.server != server})
+    scope = h.resource_ids() if elsewhere else [r for r, _depth in h.walk(rid)]
+    refusal = _mirror_refusal(h, scope, server, tag)
+    if refusal is not None:
+        return refusal
+    if elsewhere:
+        return _ok(f"Switch {tag} over from {_names(elsewhere)} to {server}.")
+    return _ok(f"Bring {tag} in service on {server} (the resources it depends on first).")
+
+
+def _in_service_server(h: Hierarchy, selection: Selection) -> str:
+    """The server In Service applies to: the clicked one, else the best-priority one."""
+    if selection.server is not None:
+        return selection.server
+    return h.home_server
+
+
+def _mirror_refusal(h: Hierarchy, scope: list[int], server: str, tag: str) -> Availability | None:
+    """Refuse bringing DataKeeper resources in service where their copy is not a Target."""
+    for rid in scope:
+        if h.kind_of(rid) is not ResourceKind.DATAKEEPER:
+            continue
+        mirror = h.mirror(rid)
+        if mirror is None or mirror.source == server:
+            continue
+        dk = _tag(h, rid, mirror.source)
+        target = mirror.target(server)
+        if target is None:
+            return _no(f"The mirror {dk} has no target on {server}; extend to {server} first.")
+        if target.state is MirrorState.RESYNCING:
+            return _no(
+                f"The mirror {dk} is still resyncing to {server} ({target.percent} %); "
+                f"{tag} cannot be brought in service on {server} until its state is Target."
+            )
+        if target.state is MirrorState.OUT_OF_SYNC:
+            why = f" ({target.reason})" if target.reason else ""
+            return _no(
+                f"The mirror {dk} is Out of Sync on {server}{why}; resync it (Target) before "
+                f"bringing {tag} in service there."
+            )
+        if target.state is MirrorState.WAIT_FOR_PREVIOUS_SOURCE:
+            return _no(
+                f"The copy of {dk} on {server} may be stale (Wait for Previous Source): bring "
+                f"{tag} in service on {mirror.source}, or force the mirror online."
+            )
+    return None
+
+
+def out_of_service(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(cluster, connection, Role.OPERATOR, "Out of Service")
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    h = _selected_hierarchy(cluster, selection)
+    if isinstance(h, Availability):
+        return h
+    assert selection.resource_id is not None
+    rid = selection.resource_id
+    server = _out_of_service_server(h, selection)
+    if server is None:
+        return _no(f"{h.tag_of(rid)} is not in service on any server.")
+    tag = _tag(h, rid, server)
+    inst = h.instance(rid, server)
+    if inst is None:
+        return _no(f"{tag} is not defined on {server}.")
+    if not inst.state.in_service:
+        return _no(f"{tag} is not in service on {server} ({inst.state.cell_text}).")
+    return _ok(f"Take {tag} out of service on {server} (the resources that depend on it first).")
+
+
+def _out_of_service_server(h: Hierarchy, selection: Selection) -> str | None:
+    if selection.server is not None:
+        return selection.server
+    assert selection.resource_id is not None
+    return next(
+        (
+            r.server
+            for r in h.resources
+            if r.resource_id == selection.resource_id and r.state.in_service
+        ),
+        None,
+    )
+
+
+def resource_properties(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(cluster, connection, Role.GUEST, "viewing properties")
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    h = _selected_hierarchy(cluster, selection)
+    if isinstance(h, Availability):
+        return h
+    assert selection.resource_id is not None
+    tag = _tag(h, selection.resource_id, selection.server)
+    where = f" on {selection.server}" if selection.server else ""
+    return _ok(f"Show the properties of {tag}{where}.")
+
+
+def _alive(cluster: Cluster, name: str) -> bool:
+    server = cluster.server(name)
+    return server is not None and server.state.is_alive
+
+
+Rule = Callable[[Cluster | None, Selection, Connection], Availability]
+
+RULES: dict[str, Rule] = {
+    CONNECT: connect,
+    DISCONNECT: disconnect,
+    SERVER_PROPERTIES: server_properties,
+    STOP_SERVER: stop_server,
+    START_SERVER: start_server,
+    CREATE_HIERARCHY: create_hierarchy,
+    EXTEND_HIERARCHY: extend_hierarchy,
+    UNEXTEND_HIERARCHY: unextend_hierarchy,
+    DELETE_HIERARCHY: delete_hierarchy,
+    IN_SERVICE: in_service,
+    OUT_OF_SERVICE: out_of_service,
+    RESOURCE_PROPERTIES: resource_properties,
+}
+
+
+def availability(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> dict[str, Availability]:
+    """Every action of :data:`ACTIONS`: enabled or not, and the sentence saying why."""
+    return {name: rule(cluster, selection, connection) for name, rule in RULES.items()}
+
+
+# -- preselection ----------------------------------------------------------------------
+def preselection(cluster: Cluster | None, selection: Selection, action: str) -> Preselection:
+    """The fields the dialog of ``action`` starts with, for what the user selected."""
+    if cluster is None:
+        return Preselection(server=selection.server)
+    if action in (CREATE_HIERARCHY,):
+        return Preselection(server=_create_server(cluster, selection))
+    h = cluster.hierarchy(selection.hierarchy_id) if selection.hierarchy_id is not None else None
+    if h is None or selection.resource_id is None:
+        return Preselection(server=selection.server)
+    rid = selection.resource_id
+    template = h.in_service_server or h.home_server
+    server: str | None = selection.server
+    target: str | None = None
+    if action == EXTEND_HIERARCHY:
+        target = server if server is not None and server not in h.servers else None
+    elif action == IN_SERVICE:
+        server = _in_service_server(h, selection)
+    elif action == OUT_OF_SERVICE:
+        server = _out_of_service_server(h, selection)
+    return Preselection(
+        hierarchy_id=h.id,
+        resource_id=rid,
+        tag=_tag(h, rid, template),
+        root_tag=h.root_tag,
+        template_server=template,
+        target_server=target,
+        server=server,
+        version=h.version,
+    )

@@ -1,0 +1,485 @@
+"""Every action of the console in one place: text, mnemonic, shortcut, icon, handler.
+
+The menus, the toolbar and the context menus all show the same :class:`QAction` objects,
+so an action is enabled, disabled or hidden everywhere at once. Whether an action
+applies, and the sentence saying why not, come from :mod:`core.availability`.
+
+An action whose dialog or operation is built elsewhere stays hidden until a handler is
+registered, so a release never shows a dead menu item::
+
+    window.actions.register("extend_hierarchy", lambda pre: ExtendWizard(window, pre).open())
+
+The handler gets a :class:`core.availability.Preselection`: the template server, tag,
+hierarchy and target server of what the user clicked (a resource, a cell, a server).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu, QMenuBar, QWidget
+
+from core import availability as av
+from core.availability import Availability, Connection, Preselection, Selection
+from core.errors import LkError
+from core.model import Cluster
+from gui import icons
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Preselection], object]
+Shortcut = str | QKeySequence.StandardKey | None
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str  # objectName; for rule actions also the core.availability name
+    text: str  # with its mnemonic (&)
+    tip: str  # what it does, when no rule says more
+    icon: str | None = None  # resources/icons/<icon>.svg
+    shortcut: Shortcut = None
+    needs_handler: bool = False  # hidden until a handler is registered
+    menu_role: QAction.MenuRole = QAction.MenuRole.NoRole
+
+
+ELLIPSIS = "…"
+
+SPECS: tuple[ActionSpec, ...] = (
+    # File
+    ActionSpec(
+        av.CONNECT,
+        "&Connect",
+        "Connect to a cluster.",
+        "action-connect",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.DISCONNECT,
+        "&Disconnect",
+        "Disconnect from the cluster.",
+        "action-disconnect",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        "exit",
+        "E&xit",
+        "Close LK Console.",
+        shortcut="Ctrl+Q",
+        menu_role=QAction.MenuRole.QuitRole,
+    ),
+    # Edit › Server
+    ActionSpec(
+        av.SERVER_PROPERTIES,
+        "&Properties",
+        "Show the properties of the selected server.",
+        "action-properties",
+        shortcut="Ctrl+Alt+Return",
+    ),
+    ActionSpec(
+        av.STOP_SERVER,
+        f"S&top Server{ELLIPSIS}",
+        "Stop the selected lab server, as if it crashed.",
+        "action-server-stop",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.START_SERVER,
+        "St&art Server",
+        "Start the selected lab server.",
+        "action-server-start",
+        needs_handler=True,
+    ),
+    # Edit › Resource
+    ActionSpec(
+        av.CREATE_HIERARCHY,
+        f"&Create Resource Hierarchy{ELLIPSIS}",
+        "Create a new resource hierarchy.",
+        "action-create",
+        shortcut="Ctrl+N",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.EXTEND_HIERARCHY,
+        f"&Extend Resource Hierarchy{ELLIPSIS}",
+        "Extend the selected hierarchy to another server.",
+        "action-extend",
+        shortcut="Ctrl+E",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.UNEXTEND_HIERARCHY,
+        f"&Unextend Resource Hierarchy{ELLIPSIS}",
+        "Remove the selected hierarchy from one server.",
+        "action-unextend",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.DELETE_HIERARCHY,
+        f"&Delete Resource Hierarchy{ELLIPSIS}",
+        "Remove the selected hierarchy from every server.",
+        "action-delete",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.IN_SERVICE,
+        f"&In Service{ELLIPSIS}",
+        "Bring the selected resource in service.",
+        "action-inservice",
+        shortcut="Ctrl+I",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.OUT_OF_SERVICE,
+        f"&Out of Service{ELLIPSIS}",
+        "Take the selected resource out of service.",
+        "action-outofservice",
+        shortcut="Ctrl+O",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.RESOURCE_PROPERTIES,
+        "&Properties",
+        "Show the properties of the selected resource.",
+        "action-properties",
+        shortcut="Alt+Return",
+    ),
+    # View
+    ActionSpec(
+        "expand_all",
+        "&Expand All",
+        "Expand every hierarchy to its dependencies.",
+        shortcut="Ctrl++",
+    ),
+    ActionSpec(
+        "collapse_all", "&Collapse All", "Show only the hierarchy roots.", shortcut="Ctrl+-"
+    ),
+    ActionSpec(
+        "refresh",
+        "&Refresh",
+        "Read the cluster state again now.",
+        "action-refresh",
+        shortcut="F5",
+    ),
+    ActionSpec("find_tag", "&Filter by Tag", "Filter the status table by tag.", shortcut="Ctrl+F"),
+    # Help
+    ActionSpec(
+        "documentation",
+        "LK Console &Documentation",
+        "Open the user guide (works offline).",
+        shortcut="F1",
+    ),
+    ActionSpec(
+        "about",
+        "&About LK Console",
+        "Version, data directory and licence.",
+        menu_role=QAction.MenuRole.AboutRole,
+    ),
+)
+
+# Menus: (objectName, title, entries); an entry is an action name, None (a separator) or
+# a submenu.
+Menu = tuple[str, str, tuple["str | Menu | None", ...]]
+
+MENUS: tuple[Menu, ...] = (
+    ("menu_file", "&File", (av.CONNECT, av.DISCONNECT, None, "exit")),
+    (
+        "menu_edit",
+        "&Edit",
+        (
+            (
+                "menu_server",
+                "&Server",
+                (av.SERVER_PROPERTIES, None, av.STOP_SERVER, av.START_SERVER),
+            ),
+            (
+                "menu_resource",
+                "&Resource",
+                (
+                    av.CREATE_HIERARCHY,
+                    av.EXTEND_HIERARCHY,
+                    av.UNEXTEND_HIERARCHY,
+                    av.DELETE_HIERARCHY,
+                    None,
+                    av.IN_SERVICE,
+                    av.OUT_OF_SERVICE,
+                    None,
+                    av.RESOURCE_PROPERTIES,
+                ),
+            ),
+        ),
+    ),
+    (
+        "menu_view",
+        "&View",
+        (
+            "toggle_output_panel",
+            "toggle_properties_panel",
+            "toggle_toolbar",
+            None,
+            "expand_all",
+            "collapse_all",
+            None,
+            "find_tag",
+            "refresh",
+        ),
+    ),
+    ("menu_help", "&Help", ("documentation", None, "about")),
+)
+
+TOOLBAR: tuple[str | None, ...] = (
+    av.CONNECT,
+    av.DISCONNECT,
+    None,
+    av.CREATE_HIERARCHY,
+    av.EXTEND_HIERARCHY,
+    av.UNEXTEND_HIERARCHY,
+    av.DELETE_HIERARCHY,
+    None,
+    av.IN_SERVICE,
+    av.OUT_OF_SERVICE,
+    None,
+    av.RESOURCE_PROPERTIES,
+    "refresh",
+)
+
+# Context menus of the status table.
+CELL_MENU: tuple[str | Menu | None, ...] = (
+    av.IN_SERVICE,
+    av.OUT_OF_SERVICE,
+    None,
+    av.EXTEND_HIERARCHY,
+    av.UNEXTEND_HIERARCHY,
+    av.DELETE_HIERARCHY,
+    None,
+    av.RESOURCE_PROPERTIES,
+    ("cell_server_menu", "&Server", (av.SERVER_PROPERTIES, None, av.STOP_SERVER, av.START_SERVER)),
+)
+RESOURCE_MENU: tuple[str | None, ...] = (
+    av.IN_SERVICE,
+    av.OUT_OF_SERVICE,
+    None,
+    av.EXTEND_HIERARCHY,
+    av.UNEXTEND_HIERARCHY,
+    av.DELETE_HIERARCHY,
+    None,
+    av.RESOURCE_PROPERTIES,
+)
+SERVER_MENU: tuple[str | None, ...] = (
+    av.SERVER_PROPERTIES,
+    None,
+    av.STOP_SERVER,
+    av.START_SERVER,
+    None,
+    av.CREATE_HIERARCHY,
+)
+EMPTY_MENU: tuple[str | None, ...] = (av.CREATE_HIERARCHY, None, "expand_all", "collapse_all")
+
+
+def plain_text(text: str) -> str:
+    """A menu text as a user reads it: no mnemonic ampersand, no trailing ellipsis."""
+    text = re.sub(r"&(.)", r"\1", text)
+    return text.removesuffix(ELLIPSIS).removesuffix("...").strip()
+
+
+class ActionRegistry(QObject):
+    """The window's actions by name; enabled state and tooltips follow the selection.
+
+    Calling the registry (``window.actions()``) still returns the window's QActions, as
+    ``QWidget.actions()`` does.
+    """
+
+    triggered = Signal(str, object)  # action name, Preselection (after the handler ran)
+    failed = Signal(str)  # a handler raised an LkError: its message
+
+    def __init__(self, window: QWidget) -> None:
+        super().__init__(window)
+        self.setObjectName("action_registry")
+        self._actions: dict[str, QAction] = {}
+        self._specs: dict[str, ActionSpec] = {}
+        self._handlers: dict[str, Handler] = {}
+        self._cluster: Cluster | None = None
+        self._selection = Selection()
+        self._connection = Connection(connected=False)
+        self._availability: dict[str, Availability] = {}
+        for spec in SPECS:
+            self._create(spec)
+        self.update_context(None, Selection(), Connection(connected=False))
+
+    def __call__(self) -> list[QAction]:
+        return QWidget.actions(self._owner())
+
+    def _owner(self) -> QWidget:
+        # Not kept in an attribute: the registry must not keep its window alive.
+        window = self.parent()
+        assert isinstance(window, QWidget)
+        return window
+
+    # -- building ------------------------------------------------------------------------
+    def _create(self, spec: ActionSpec) -> QAction:
+        window = self._owner()
+        action = QAction(spec.text, window)
+        action.setObjectName(spec.name)
+        if spec.icon:
+            action.setIcon(icons.icon(spec.icon))
+        if spec.shortcut is not None:
+            action.setShortcut(QKeySequence(spec.shortcut))
+        action.setToolTip(spec.tip)
+        action.setStatusTip(spec.tip)
+        action.setWhatsThis(spec.tip)
+        action.setMenuRole(spec.menu_role)
+        action.setIconVisibleInMenu(True)
+        action.setVisible(not spec.needs_handler)
+        if spec.name in av.RULES:
+            # A bound method, not a lambda: the connection must not keep the registry
+            # (and through its handlers the window) alive.
+            action.triggered.connect(self._on_triggered)
+        window.addAction(action)  # shortcuts work with the menu bar hidden too
+        self._actions[spec.name] = action
+        self._specs[spec.name] = spec
+        return action
+
+    def adopt(self, name: str, action: QAction, shortcut: Shortcut = None) -> QAction:
+        """Add an action made elsewhere (a dock's toggle action) under ``name``."""
+        action.setObjectName(name)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        tip = action.toolTip() or plain_text(action.text())
+        action.setStatusTip(tip)
+        self._actions[name] = action
+        return action
+
+    def action(self, name: str) -> QAction:
+        return self._actions[name]
+
+    __getitem__ = action
+
+    def names(self) -> list[str]:
+        return list(self._actions)
+
+    def fill_menu(self, menu: QMenu | QMenuBar, entries: Iterable[object]) -> None:
+        """Add the actions (and separators, and submenus) of ``entries`` to ``menu``."""
+        if isinstance(menu, QMenu) and menu.objectName():
+            menu.menuAction().setObjectName(f"{menu.objectName()}_action")
+        for entry in entries:
+            if entry is None:
+                menu.addSeparator()
+            elif isinstance(entry, str):
+                menu.addAction(self._actions[entry])
+            else:
+                assert isinstance(entry, tuple)
+                name, title, children = entry
+                sub = QMenu(title, menu)
+                sub.setObjectName(name)
+                sub.setAccessibleName(plain_text(title))
+                sub.setToolTipsVisible(True)
+                sub.menuAction().setObjectName(f"{name}_action")
+                self.fill_menu(sub, children)
+                menu.addMenu(sub)
+
+    def context_menu(
+        self, parent: QWidget, name: str, entries: Sequence[str | Menu | None]
+    ) -> QMenu:
+        menu = QMenu(parent)
+        menu.setObjectName(name)
+        menu.setAccessibleName(name.replace("_", " ").capitalize())
+        menu.setToolTipsVisible(True)
+        self.fill_menu(menu, entries)
+        return menu
+
+    # -- handlers ------------------------------------------------------------------------
+    def register(self, name: str, handler: Handler) -> None:
+        """Make action ``name`` do ``handler(preselection)`` and show it."""
+        if name not in av.RULES:
+            raise KeyError(f"{name!r} is not an action with a handler: {sorted(av.RULES)}")
+        self._handlers[name] = handler
+        self._actions[name].setVisible(True)
+        self.update_context(self._cluster, self._selection, self._connection)
+
+    def unregister(self, name: str) -> None:
+        """Remove the handler; an action that needs one is hidden again."""
+        self._handlers.pop(name, None)
+        if self._specs[name].needs_handler:
+            self._actions[name].setVisible(False)
+
+    def is_registered(self, name: str) -> bool:
+        return name in self._handlers
+
+    @Slot()
+    def _on_triggered(self) -> None:
+        action = self.sender()
+        if isinstance(action, QAction):
+            self.trigger(action.objectName())
+
+    def trigger(self, name: str) -> None:
+        """Run the handler of ``name`` with the preselection of the current selection."""
+        handler = self._handlers.get(name)
+        if handler is None or not self._actions[name].isEnabled():
+            return
+        pre = self.preselection(name)
+        try:
+            handler(pre)
+        except LkError as exc:
+            log.warning("%s failed: %s", name, exc)
+            self.failed.emit(str(exc))
+            return
+        self.triggered.emit(name, pre)
+
+    # -- context -------------------------------------------------------------------------
+    def update_context(
+        self, cluster: Cluster | None, selection: Selection, connection: Connection
+    ) -> None:
+        """Enable the rule actions for what is selected now, each with its reason."""
+        self._cluster, self._selection, self._connection = cluster, selection, connection
+        self._availability = av.availability(cluster, selection, connection)
+        for name, result in self._availability.items():
+            action = self._actions[name]
+            # Always: a hidden action reads as disabled, whatever it will be once shown.
+            action.setEnabled(result.enabled)
+            if action.toolTip() != result.reason:
+                action.setToolTip(result.reason)
+                action.setStatusTip(result.reason)
+
+    def availability(self, name: str) -> Availability:
+        return self._availability[name]
+
+    def preselection(self, name: str) -> Preselection:
+        return av.preselection(self._cluster, self._selection, name)
+
+    @property
+    def selection(self) -> Selection:
+        return self._selection
+
+    @property
+    def connection(self) -> Connection:
+        return self._connection
+
+
+def find_menu_action(menubar: QMenuBar, *path: str) -> QAction | None:
+    """The action at a menu path given by visible texts: ("Edit", "Resource", "Extend…")."""
+    actions = menubar.actions()
+    found: QAction | None = None
+    for depth, text in enumerate(path):
+        wanted = plain_text(text)
+        found = next((a for a in actions if plain_text(a.text()) == wanted), None)
+        if found is None:
+            return None
+        if depth < len(path) - 1:
+            menu = found.menu()
+            if not isinstance(menu, QMenu):
+                return None
+            actions = menu.actions()
+    return found
+
+
+__all__ = [
+    "ActionRegistry",
+    "ActionSpec",
+    "Handler",
+    "find_menu_action",
+    "plain_text",
+]
