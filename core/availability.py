@@ -16,7 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.model import Cluster, Hierarchy, MirrorState, ResourceKind, Role, Server
+from core.model import (
+    Cluster,
+    Hierarchy,
+    Mirror,
+    MirrorState,
+    MirrorTarget,
+    ResourceKind,
+    Role,
+    Server,
+)
 
 CONNECT = "connect"
 DISCONNECT = "disconnect"
@@ -30,6 +39,12 @@ DELETE_HIERARCHY = "delete_hierarchy"
 IN_SERVICE = "in_service"
 OUT_OF_SERVICE = "out_of_service"
 RESOURCE_PROPERTIES = "resource_properties"
+PAUSE_MIRROR = "pause_mirror"
+RESUME_MIRROR = "resume_mirror"
+FULL_RESYNC = "full_resync"
+FORCE_ONLINE = "force_online"
+SPEED_LIMIT = "speed_limit"
+MIRROR_ACTIONS = (PAUSE_MIRROR, RESUME_MIRROR, FULL_RESYNC, FORCE_ONLINE, SPEED_LIMIT)
 
 ACTIONS = (
     CONNECT,
@@ -44,6 +59,7 @@ ACTIONS = (
     IN_SERVICE,
     OUT_OF_SERVICE,
     RESOURCE_PROPERTIES,
+    *MIRROR_ACTIONS,
 )
 
 
@@ -476,6 +492,132 @@ def _alive(cluster: Cluster, name: str) -> bool:
 
 Rule = Callable[[Cluster | None, Selection, Connection], Availability]
 
+# -- mirror actions (a DataKeeper resource, or a cell of one) ------------------------------
+PAUSED = "paused by the administrator"  # core.mirror_ops.PAUSED_REASON
+
+
+def _selected_mirror(
+    cluster: Cluster | None, selection: Selection, connection: Connection, role: Role, what: str
+) -> tuple[Hierarchy, Mirror, list[MirrorTarget]] | Availability:
+    """The mirror of the selected DataKeeper resource and the targets the action concerns
+    (the clicked cell's server when it is a target, else every target)."""
+    problem = _connection_problem(cluster, connection, role, what)
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    h = _selected_hierarchy(cluster, selection)
+    if isinstance(h, Availability):
+        return h
+    assert selection.resource_id is not None
+    mirror = h.mirror(selection.resource_id)
+    if mirror is None:
+        return _no(
+            f"{h.tag_of(selection.resource_id)} is not a DataKeeper resource: select "
+            "the DataKeeper resource (or one of its cells) for mirror actions."
+        )
+    if not mirror.targets:
+        return _no(
+            f"{h.tag_of(mirror.resource_id)} has no mirror target yet: extend the hierarchy first."
+        )
+    if selection.server is not None and selection.server != mirror.source:
+        target = mirror.target(selection.server)
+        if target is None:
+            return _no(f"{selection.server} is not a target of {h.tag_of(mirror.resource_id)}.")
+        return h, mirror, [target]
+    return h, mirror, list(mirror.targets)
+
+
+def pause_mirror(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    found = _selected_mirror(cluster, selection, connection, Role.OPERATOR, "Pause Mirror")
+    if isinstance(found, Availability):
+        return found
+    h, mirror, targets = found
+    tag = h.tag_of(mirror.resource_id)
+    active = [t.server for t in targets if t.reason != PAUSED]
+    if not active:
+        return _no(
+            f"The mirror of {tag} to {_names([t.server for t in targets])} is already paused."
+        )
+    return _ok(
+        f"Pause the mirror of {tag} to {_names(active)}: writes are only recorded in "
+        "the bitmap until it is resumed."
+    )
+
+
+def resume_mirror(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    found = _selected_mirror(cluster, selection, connection, Role.OPERATOR, "Resume Mirror")
+    if isinstance(found, Availability):
+        return found
+    h, mirror, targets = found
+    tag = h.tag_of(mirror.resource_id)
+    behind = [t.server for t in targets if t.state in (MirrorState.OUT_OF_SYNC,)]
+    if not behind:
+        waiting = [t.server for t in targets if t.state is MirrorState.WAIT_FOR_PREVIOUS_SOURCE]
+        if waiting:
+            return _no(
+                f"{_names(waiting)} waits for the previous source; use Force Online "
+                "if you are sure."
+            )
+        return _no(f"The mirror of {tag} is not stopped: nothing to resume.")
+    return _ok(
+        f"Resume the mirror of {tag} to {_names(behind)}: resync what it missed (from the bitmap)."
+    )
+
+
+def full_resync(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    found = _selected_mirror(cluster, selection, connection, Role.ADMINISTRATOR, "Full Resync")
+    if isinstance(found, Availability):
+        return found
+    h, mirror, targets = found
+    servers = [t.server for t in targets if t.state is not MirrorState.WAIT_FOR_PREVIOUS_SOURCE]
+    if not servers:
+        return _no("Those copies wait for the previous source: use Force Online first.")
+    return _ok(f"Copy every chunk of {h.tag_of(mirror.resource_id)} again to {_names(servers)}.")
+
+
+def force_online(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    found = _selected_mirror(cluster, selection, connection, Role.ADMINISTRATOR, "Force Online")
+    if isinstance(found, Availability):
+        return found
+    h, mirror, targets = found
+    waiting = [t.server for t in targets if t.state is MirrorState.WAIT_FOR_PREVIOUS_SOURCE]
+    if not waiting:
+        return _no(
+            "Force Online is only for a copy that waits for the previous source "
+            "(after both sides crashed)."
+        )
+    return _ok(
+        f"Bring the copy of {h.tag_of(mirror.resource_id)} on {waiting[0]} online "
+        "although it may be stale."
+    )
+
+
+def speed_limit(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(cluster, connection, Role.ADMINISTRATOR, "Set Speed Limit")
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    h = _selected_hierarchy(cluster, selection)
+    if isinstance(h, Availability):
+        return h
+    assert selection.resource_id is not None
+    mirror = h.mirror(selection.resource_id)
+    if mirror is None:
+        return _no(f"{h.tag_of(selection.resource_id)} is not a DataKeeper resource.")
+    shown = "unlimited" if mirror.speed_limit_kbps == 0 else f"{mirror.speed_limit_kbps} KB/s"
+    return _ok(f"Set the resync speed limit of {h.tag_of(mirror.resource_id)} (now {shown}).")
+
+
 RULES: dict[str, Rule] = {
     CONNECT: connect,
     DISCONNECT: disconnect,
@@ -489,6 +631,11 @@ RULES: dict[str, Rule] = {
     IN_SERVICE: in_service,
     OUT_OF_SERVICE: out_of_service,
     RESOURCE_PROPERTIES: resource_properties,
+    PAUSE_MIRROR: pause_mirror,
+    RESUME_MIRROR: resume_mirror,
+    FULL_RESYNC: full_resync,
+    FORCE_ONLINE: force_online,
+    SPEED_LIMIT: speed_limit,
 }
 
 

@@ -150,6 +150,33 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     # View
     ActionSpec(
+        av.PAUSE_MIRROR, "&Pause Mirror", "Pause the mirror.", "action-pause", needs_handler=True
+    ),
+    ActionSpec(
+        av.RESUME_MIRROR,
+        "&Resume Mirror",
+        "Resume the mirror.",
+        "action-resume",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.FULL_RESYNC,
+        f"&Full Resync{ELLIPSIS}",
+        "Copy every chunk again.",
+        "action-refresh",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.FORCE_ONLINE,
+        f"F&orce Online{ELLIPSIS}",
+        "Bring a possibly stale copy online.",
+        "state-waitsource",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.SPEED_LIMIT, f"Set &Speed Limit{ELLIPSIS}", "Limit the resync speed.", needs_handler=True
+    ),
+    ActionSpec(
         "expand_all",
         "&Expand All",
         "Expand every hierarchy to its dependencies.",
@@ -185,6 +212,12 @@ SPECS: tuple[ActionSpec, ...] = (
 # a submenu.
 Menu = tuple[str, str, tuple["str | Menu | None", ...]]
 
+MIRROR_SUBMENU = (
+    "menu_mirror",
+    "&Mirror",
+    (av.PAUSE_MIRROR, av.RESUME_MIRROR, av.FULL_RESYNC, None, av.FORCE_ONLINE, av.SPEED_LIMIT),
+)
+
 MENUS: tuple[Menu, ...] = (
     ("menu_file", "&File", (av.CONNECT, av.DISCONNECT, None, "exit")),
     (
@@ -207,6 +240,8 @@ MENUS: tuple[Menu, ...] = (
                     None,
                     av.IN_SERVICE,
                     av.OUT_OF_SERVICE,
+                    None,
+                    MIRROR_SUBMENU,
                     None,
                     av.RESOURCE_PROPERTIES,
                 ),
@@ -256,16 +291,20 @@ CELL_MENU: tuple[str | Menu | None, ...] = (
     av.UNEXTEND_HIERARCHY,
     av.DELETE_HIERARCHY,
     None,
+    ("cell_mirror_menu", "&Mirror", MIRROR_SUBMENU[2]),
+    None,
     av.RESOURCE_PROPERTIES,
     ("cell_server_menu", "&Server", (av.SERVER_PROPERTIES, None, av.STOP_SERVER, av.START_SERVER)),
 )
-RESOURCE_MENU: tuple[str | None, ...] = (
+RESOURCE_MENU: tuple[str | Menu | None, ...] = (
     av.IN_SERVICE,
     av.OUT_OF_SERVICE,
     None,
     av.EXTEND_HIERARCHY,
     av.UNEXTEND_HIERARCHY,
     av.DELETE_HIERARCHY,
+    None,
+    ("resource_mirror_menu", "&Mirror", MIRROR_SUBMENU[2]),
     None,
     av.RESOURCE_PROPERTIES,
 )

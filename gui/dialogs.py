@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from core import credentials, users
 from core.backend import LabBackend
 from core.errors import CheckFailed
-from core.session import Session
+from core.session import Session, local_administrator
 from gui.extend_wizard import ERROR_STYLE, NOTE_STYLE, Job, JobSignals
 
 Run = Callable[[LabBackend, dict[str, Any], Session], Any]
@@ -65,8 +65,9 @@ class OperationDialog(QDialog):
 
     done = Signal(bool, str)  # ok, message (after the dialog closed on success)
 
-    def __init__(self, spec: OperationSpec, home: Path, session: Session,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, spec: OperationSpec, home: Path, session: Session, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.spec = spec
         self.home = home
@@ -78,8 +79,10 @@ class OperationDialog(QDialog):
         icon = QLabel()
         style = self.style()
         pixmap = style.standardIcon(
-            QStyle.StandardPixmap.SP_MessageBoxWarning if spec.warning
-            else QStyle.StandardPixmap.SP_MessageBoxQuestion).pixmap(32, 32)
+            QStyle.StandardPixmap.SP_MessageBoxWarning
+            if spec.warning
+            else QStyle.StandardPixmap.SP_MessageBoxQuestion
+        ).pixmap(32, 32)
         icon.setPixmap(pixmap)
         text = QLabel(spec.text, objectName="operation_text")
         text.setWordWrap(True)
@@ -122,11 +125,11 @@ class OperationDialog(QDialog):
         self.ok.setObjectName("operation_ok")
         cancel = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
         cancel.setObjectName("operation_cancel")
-        self.show_command = self.buttons.addButton("Show &Command",
-                                                   QDialogButtonBox.ButtonRole.HelpRole)
+        self.show_command = self.buttons.addButton(
+            "Show &Command", QDialogButtonBox.ButtonRole.HelpRole
+        )
         self.show_command.setObjectName("show_command_button")
-        self.show_command.setToolTip("The lkctl line that does the same (to copy into a "
-                                     "script).")
+        self.show_command.setToolTip("The lkctl line that does the same (to copy into a script).")
         self.buttons.accepted.connect(self._run)
         self.buttons.rejected.connect(self.reject)
         self.show_command.clicked.connect(self._toggle_command)
@@ -219,7 +222,7 @@ class ConnectDialog(QDialog):
         self.server = QComboBox(objectName="connect_server")
         self.server.addItem("lab")
         self.server.setAccessibleName("Cluster")
-        self.user = QLineEdit(user, objectName="connect_user")
+        self.user = QLineEdit(user or local_administrator().user, objectName="connect_user")
         self.user.setAccessibleName("User")
         self.password = QLineEdit(objectName="connect_password")
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
@@ -240,15 +243,19 @@ class ConnectDialog(QDialog):
         self.error.setWordWrap(True)
         self.error.hide()
         form = QFormLayout()
-        for text, widget in (("&Cluster:", self.server), ("&User:", self.user),
-                             ("&Password:", self.password)):
+        for text, widget in (
+            ("&Cluster:", self.server),
+            ("&User:", self.user),
+            ("&Password:", self.password),
+        ):
             label = QLabel(text)
             label.setBuddy(widget)
             form.addRow(label, widget)
         form.addRow("", self.remember)
         form.addRow("", self.keyring_note)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.button(QDialogButtonBox.StandardButton.Ok).setObjectName("connect_ok")
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("&Connect")
         buttons.addButton(self.forget, QDialogButtonBox.ButtonRole.ResetRole)
@@ -276,8 +283,11 @@ class ConnectDialog(QDialog):
         self.password.clear()
         self.remember.setChecked(False)
         self.error.setStyleSheet(NOTE_STYLE)
-        self.error.setText("The remembered password was removed from the keyring." if gone
-                           else "No password was remembered for this user.")
+        self.error.setText(
+            "The remembered password was removed from the keyring."
+            if gone
+            else "No password was remembered for this user."
+        )
         self.error.show()
 
     @Slot()
@@ -288,8 +298,12 @@ class ConnectDialog(QDialog):
         server, remember = self.server.currentText(), self.remember.isChecked()
 
         def work(_signals: JobSignals) -> object:
+            owner = local_administrator()
             backend = LabBackend(home)
             try:
+                known = {u.name for u in users.list_users(backend.store)}
+                if user in ("", owner.user) and user not in known and not password:
+                    return owner, ""  # the data directory's owner: no password
                 session = users.authenticate(backend.store, user, password)
             finally:
                 backend.close()

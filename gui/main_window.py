@@ -48,7 +48,7 @@ from core.session import Session, local_administrator
 from core.status import mirror_text
 from core.store import LogRow
 from gui import actions as act
-from gui import icons
+from gui import icons, operations
 from gui.actions import ActionRegistry
 from gui.bridge import ClusterWatcher, EventBatch, EventBridge
 from gui.message_bar import MessageBar
@@ -129,6 +129,7 @@ class MainWindow(QMainWindow):
         self.runner.busy_changed.connect(self._on_busy)
 
         self._build_actions()
+        operations.install(self)  # every operation's dialog, on its action
         self._build_toolbar()
         self._build_menus()
 

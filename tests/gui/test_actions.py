@@ -51,21 +51,22 @@ def _select(window: MainWindow, tag: str, server: str | None = None) -> None:
     assert window.tree.select_resource(r.hierarchy_id, r.resource_id, server)
 
 
-def test_operations_without_a_dialog_are_hidden_until_registered(qtbot, window: MainWindow) -> None:
+def test_every_operation_has_its_dialog_and_none_is_dead(qtbot, window: MainWindow) -> None:
     for name in NEED_HANDLERS:
-        action = window.actions[name]
-        assert not action.isVisible(), name
+        assert window.actions.is_registered(name), name
+        assert window.actions[name].isVisible(), name
     resource_menu = window.findChild(QMenu, "menu_resource")
-    assert _menu_texts(resource_menu) == ["Properties"]
+    assert "Extend Resource Hierarchy" in _menu_texts(resource_menu)
+    # An action whose dialog is taken away is hidden, never left dead.
+    window.actions.unregister("extend_hierarchy")
+    assert not window.actions["extend_hierarchy"].isVisible()
+    assert "Extend Resource Hierarchy" not in _menu_texts(resource_menu)
     window.actions.register("extend_hierarchy", lambda pre: None)
     assert window.actions["extend_hierarchy"].isVisible()
-    assert _menu_texts(resource_menu) == ["Extend Resource Hierarchy", "Properties"]
     toolbar = window.findChild(QToolBar, "main_toolbar")
     button = toolbar.widgetForAction(window.actions["extend_hierarchy"])
     assert button.objectName() == "extend_hierarchy_button"
     qtbot.waitUntil(button.isVisible)
-    window.actions.unregister("extend_hierarchy")
-    assert not window.actions["extend_hierarchy"].isVisible()
     with pytest.raises(KeyError, match="not an action with a handler"):
         window.actions.register("expand_all", lambda pre: None)
 
@@ -90,7 +91,15 @@ def test_the_menus_of_lifekeeper(window: MainWindow) -> None:
         "Delete Resource Hierarchy",
         "In Service",
         "Out of Service",
+        "Mirror",
         "Properties",
+    ]
+    assert _menu_texts(window.findChild(QMenu, "menu_mirror")) == [
+        "Pause Mirror",
+        "Resume Mirror",
+        "Full Resync",
+        "Force Online",
+        "Set Speed Limit",
     ]
     assert _menu_texts(window.findChild(QMenu, "menu_view")) == [
         "Output Panel",
@@ -227,7 +236,7 @@ def test_right_click_an_empty_cell_preselects_the_target_server(window: MainWind
     assert (got[0].template_server, got[0].tag, got[0].target_server) == ("lab1", "/data", "lab3")
     server_menu = menu.findChild(QMenu, "cell_server_menu")
     assert plain_text(server_menu.title()) == "Server lab3"
-    assert _menu_texts(server_menu) == ["Properties"]  # Stop/Start: not registered here
+    assert _menu_texts(server_menu) == ["Properties", "Stop Server", "Start Server"]
     menu.close()
 
 
@@ -239,7 +248,13 @@ def test_right_click_a_server_header(qtbot, window: MainWindow) -> None:
     header.customContextMenuRequested.emit(QPoint(x, 5))
     menu = window.last_context_menu
     assert menu is not None and menu.objectName() == "server_menu"
-    assert _menu_texts(menu) == ["Properties", "Stop Server", "Sort Rows by State on lab2"]
+    assert _menu_texts(menu) == [
+        "Properties",
+        "Stop Server",
+        "Start Server",
+        "Create Resource Hierarchy",
+        "Sort Rows by State on lab2",
+    ]
     assert window.properties_panel.heading.text() == "Server lab2"
     next(a for a in menu.actions() if a.objectName() == "stop_server").trigger()
     assert got[0].server == "lab2"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QDockWidget, QLabel, QToolBar, QTreeView
+from PySide6.QtWidgets import QDockWidget, QLabel, QPushButton, QToolBar, QTreeView
 
 from core.events import EventHub, ResourceStateChanged
 from core.model import ResourceState, ServerState
@@ -171,6 +171,9 @@ def test_disconnect_and_connect(qtbot) -> None:
     assert window.actions["connect"].isEnabled()
     assert "File › Connect" in window.actions["create_hierarchy"].toolTip()
     window.actions["connect"].trigger()
+    dialog = window.operations.last_dialog  # File › Connect: the owner needs no password
+    assert dialog.objectName() == "connect_dialog"
+    dialog.findChild(QPushButton, "connect_ok").click()
     qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=10_000)
     assert window.findChild(QLabel, "connection_label").text() == "Lab cluster · Administrator"
     assert not window.actions["connect"].isEnabled()

@@ -1,0 +1,364 @@
+"""Every operation of the console wired to its dialog: the handlers of the actions.
+
+:func:`install` registers, on a :class:`~gui.main_window.MainWindow`, the wizards
+(Create, Extend), the operation dialogs (Unextend, Delete, In Service, Out of Service,
+server Stop/Start, the mirror actions) and File › Connect. Each handler gets the
+preselection of what the user clicked; the operations themselves are core's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtWidgets import QWidget
+
+from core import availability as av
+from core import commands, hierarchy_ops, mirror_ops, service
+from core.availability import Preselection
+from core.backend import LabBackend
+from core.lab import DEFAULT_SPEED_LIMIT_KBPS
+from core.model import Cluster, Hierarchy
+from core.session import Session
+from gui.create_wizard import CreateWizard
+from gui.dialogs import ConnectDialog, OperationDialog, OperationSpec
+from gui.extend_wizard import ExtendWizard
+
+if TYPE_CHECKING:
+    from gui.main_window import MainWindow
+
+
+def install(window: MainWindow) -> None:
+    """Register every operation's handler on ``window``'s actions."""
+    ops = _Operations(window)
+    a = window.actions
+    a.register(av.CREATE_HIERARCHY, ops.create)
+    a.register(av.EXTEND_HIERARCHY, ops.extend)
+    a.register(av.UNEXTEND_HIERARCHY, ops.unextend)
+    a.register(av.DELETE_HIERARCHY, ops.delete)
+    a.register(av.IN_SERVICE, ops.in_service)
+    a.register(av.OUT_OF_SERVICE, ops.out_of_service)
+    a.register(av.STOP_SERVER, ops.stop_server)
+    a.register(av.START_SERVER, ops.start_server)
+    a.register(av.PAUSE_MIRROR, ops.pause)
+    a.register(av.RESUME_MIRROR, ops.resume)
+    a.register(av.FULL_RESYNC, ops.full_resync)
+    a.register(av.FORCE_ONLINE, ops.force_online)
+    a.register(av.SPEED_LIMIT, ops.speed_limit)
+    a.register(av.CONNECT, ops.connect)
+    window.operations = ops  # type: ignore[attr-defined]
+
+
+class _Operations:
+    def __init__(self, window: MainWindow) -> None:
+        self.w = window
+        self.last_dialog: QWidget | None = None
+
+    # -- helpers -----------------------------------------------------------------------
+    def _cluster(self) -> Cluster:
+        assert self.w.cluster is not None, "actions are enabled only when connected"
+        return self.w.cluster
+
+    def _hierarchy(self, pre: Preselection) -> Hierarchy:
+        h = self._cluster().hierarchy(pre.hierarchy_id or -1)
+        assert h is not None, "actions are enabled only with a hierarchy selected"
+        return h
+
+    def _open(self, dialog: QWidget) -> QWidget:
+        self.last_dialog = dialog
+        dialog.open()  # type: ignore[attr-defined]
+        return dialog
+
+    def _dialog(self, spec: OperationSpec) -> OperationDialog:
+        dialog = OperationDialog(spec, self.w.data_dir, self.w.session, self.w)
+        dialog.done.connect(self._done)
+        self._open(dialog)
+        return dialog
+
+    def _done(self, ok: bool, message: str) -> None:
+        self.w.show_result(message, ok)
+        self.w.request_reload()
+
+    # -- wizards -------------------------------------------------------------------------
+    def create(self, pre: Preselection) -> CreateWizard:
+        wizard = CreateWizard(
+            self._cluster(),
+            self.w.data_dir,
+            server=pre.server,
+            session=self.w.session,
+            parent=self.w,
+        )
+        wizard.created.connect(lambda _hid, tag: self._done(True, f"Created {tag}."))
+        wizard.extend_requested.connect(self._extend_after_create)
+        self._open(wizard)
+        return wizard
+
+    def _extend_after_create(self, tag: str, server: str) -> None:
+        # The cluster shown may not have the new hierarchy yet: read it now.
+        backend = LabBackend(self.w.data_dir)
+        try:
+            cluster = backend.cluster()
+        finally:
+            backend.close()
+        self._extend_wizard(cluster, template_server=server, tag=tag, from_create=True)
+
+    def extend(self, pre: Preselection) -> ExtendWizard:
+        return self._extend_wizard(
+            self._cluster(),
+            template_server=pre.template_server,
+            tag=pre.tag,
+            target_server=pre.target_server,
+        )
+
+    def _extend_wizard(self, cluster: Cluster, **kw: Any) -> ExtendWizard:
+        wizard = ExtendWizard(cluster, self.w.data_dir, session=self.w.session, parent=self.w, **kw)
+        wizard.extended.connect(
+            lambda _hid, target: self._done(True, f"Extended to {target}: the mirror is resyncing.")
+        )
+        self._open(wizard)
+        return wizard
+
+    # -- hierarchy operations ---------------------------------------------------------------
+    def unextend(self, pre: Preselection) -> OperationDialog:
+        h = self._hierarchy(pre)
+        servers = [s for s in h.servers if s != h.in_service_server]
+        tag = h.root_tag
+        return self._dialog(
+            OperationSpec(
+                name="unextend",
+                title="Unextend Resource Hierarchy",
+                text=f"Remove <b>{tag}</b> from a standby server: its resources, its priority, "
+                "its mirror target and bitmap there. The data volume is kept.",
+                server_label="&Server:",
+                servers=servers,
+                server=pre.server if pre.server in servers else (servers[0] if servers else None),
+                confirm="&Unextend",
+                warning=True,
+                command=lambda v: commands.unextend(tag, v["server"]),
+                run=lambda b, v, s: hierarchy_ops.execute(
+                    b,
+                    hierarchy_ops.plan_unextend(
+                        b.cluster(), b.layout, hierarchy_ops.UnextendRequest(tag, v["server"])
+                    ),
+                    s,
+                ),
+            )
+        )
+
+    def delete(self, pre: Preselection) -> OperationDialog:
+        h = self._hierarchy(pre)
+        tag = h.root_tag
+        return self._dialog(
+            OperationSpec(
+                name="delete",
+                title="Delete Resource Hierarchy",
+                text=f"Delete <b>{tag}</b> and its resources from every server "
+                f"({', '.join(h.servers)})? Its mirrors stop; no volume is deleted.",
+                confirm="&Delete",
+                warning=True,
+                command=lambda _v: commands.delete(tag),
+                run=lambda b, _v, s: hierarchy_ops.execute(
+                    b,
+                    hierarchy_ops.plan_delete(
+                        b.cluster(), b.layout, hierarchy_ops.DeleteRequest(tag)
+                    ),
+                    s,
+                ),
+            )
+        )
+
+    def in_service(self, pre: Preselection) -> OperationDialog:
+        h = self._hierarchy(pre)
+        tag = h.root_tag
+        current = h.in_service_server
+        servers = [s for s in h.servers if s != current]
+        what = (
+            f"Switch <b>{tag}</b> over from {current} to the server below: it goes out "
+            f"of service on {current} first, then comes in service there."
+            if current
+            else f"Bring <b>{tag}</b> in service on the server below (the "
+            "resources it depends on first)."
+        )
+        return self._dialog(
+            OperationSpec(
+                name="in_service",
+                title="In Service",
+                text=what,
+                server_label="&Server:",
+                servers=servers,
+                server=pre.server if pre.server in servers else (servers[0] if servers else None),
+                confirm="&In Service",
+                command=lambda v: (
+                    commands.switchover(tag, v["server"])
+                    if current
+                    else commands.in_service(tag, v["server"])
+                ),
+                run=lambda b, v, s: service.in_service(b, tag, v["server"], s),
+            )
+        )
+
+    def out_of_service(self, pre: Preselection) -> OperationDialog:
+        h = self._hierarchy(pre)
+        tag = h.root_tag
+        return self._dialog(
+            OperationSpec(
+                name="out_of_service",
+                title="Out of Service",
+                text=f"Take <b>{tag}</b> out of service on {h.in_service_server} (the "
+                "resources that depend on others first). It is not protected until it is "
+                "brought in service again.",
+                confirm="&Out of Service",
+                warning=True,
+                command=lambda _v: commands.out_of_service(tag),
+                run=lambda b, _v, s: service.out_of_service(b, tag, s),
+            )
+        )
+
+    # -- the lab's servers -----------------------------------------------------------------
+    def stop_server(self, pre: Preselection) -> OperationDialog:
+        server = pre.server or ""
+        return self._dialog(
+            OperationSpec(
+                name="stop_server",
+                title="Stop Server",
+                text=f"Stop <b>{server}</b> as if it crashed. Its hierarchies fail over to the "
+                "alive server with the best priority whose mirrors are Target; without one, "
+                "they stay down.",
+                confirm="S&top",
+                warning=True,
+                command=lambda _v: commands.lab_server("stop", server),
+                run=lambda b, _v, s: service.stop_server(b, server, s),
+            )
+        )
+
+    def start_server(self, pre: Preselection) -> OperationDialog:
+        server = pre.server or ""
+        return self._dialog(
+            OperationSpec(
+                name="start_server",
+                title="Start Server",
+                text=f"Start <b>{server}</b> again: it rejoins as a standby and its copies "
+                "resync what they missed (from the bitmap).",
+                confirm="St&art",
+                command=lambda _v: commands.lab_server("start", server),
+                run=lambda b, _v, s: service.start_server(b, server, s),
+            )
+        )
+
+    # -- mirrors ---------------------------------------------------------------------------
+    def _mirror(self, pre: Preselection) -> tuple[str, str | None]:
+        h = self._hierarchy(pre)
+        assert pre.resource_id is not None
+        mirror = h.mirror(pre.resource_id)
+        assert mirror is not None
+        tag = h.tag_of(pre.resource_id)
+        target = pre.server if pre.server and mirror.target(pre.server) else None
+        return tag, target
+
+    def pause(self, pre: Preselection) -> OperationDialog:
+        tag, target = self._mirror(pre)
+        to = target or "every target"
+        return self._dialog(
+            OperationSpec(
+                name="pause_mirror",
+                title="Pause Mirror",
+                text=f"Pause the mirror of <b>{tag}</b> to {to}: writes are only recorded in the "
+                "bitmap, and copied when it is resumed.",
+                confirm="&Pause",
+                command=lambda _v: commands.mirror("pause", tag, target),
+                run=lambda b, _v, s: mirror_ops.pause(b, tag, target, s),
+            )
+        )
+
+    def resume(self, pre: Preselection) -> OperationDialog:
+        tag, target = self._mirror(pre)
+        to = target or "every target"
+        return self._dialog(
+            OperationSpec(
+                name="resume_mirror",
+                title="Resume Mirror",
+                text=f"Resume the mirror of <b>{tag}</b> to {to}: it resyncs what it missed "
+                "(only the dirty chunks of the bitmap), then replicates again.",
+                confirm="&Resume",
+                command=lambda _v: commands.mirror("resume", tag, target),
+                run=lambda b, _v, s: mirror_ops.resume(b, tag, target, s),
+            )
+        )
+
+    def full_resync(self, pre: Preselection) -> OperationDialog:
+        tag, target = self._mirror(pre)
+        to = target or "every target"
+        return self._dialog(
+            OperationSpec(
+                name="full_resync",
+                title="Full Resync",
+                text=f"Copy every chunk of <b>{tag}</b> to {to} again. Until it is done, nothing "
+                "can switch over there.",
+                confirm="&Full Resync",
+                warning=True,
+                command=lambda _v: commands.mirror("fullresync", tag, target),
+                run=lambda b, _v, s: mirror_ops.full_resync(b, tag, target, s),
+            )
+        )
+
+    def force_online(self, pre: Preselection) -> OperationDialog:
+        h = self._hierarchy(pre)
+        tag = h.root_tag
+        assert pre.resource_id is not None
+        mirror = h.mirror(pre.resource_id)
+        assert mirror is not None
+        waiting = [t.server for t in mirror.targets if t.state.name == "WAIT_FOR_PREVIOUS_SOURCE"]
+        server = pre.server if pre.server in waiting else (waiting[0] if waiting else "")
+        return self._dialog(
+            OperationSpec(
+                name="force_online",
+                title="Force Online",
+                text=f"<b>Warning:</b> the copy of {h.tag_of(mirror.resource_id)} on {server} may "
+                f"be stale. Forcing it online brings <b>{tag}</b> in service there; whatever "
+                f"{mirror.source} wrote after this copy was last in sync is <b>lost</b>, and "
+                "every other copy is fully resynced from it.",
+                server_label="&Server:",
+                servers=waiting,
+                server=server,
+                confirm="&Force Online",
+                warning=True,
+                command=lambda v: commands.force_online(tag, v["server"]),
+                run=lambda b, v, s: service.force_online(b, tag, v["server"], s),
+            )
+        )
+
+    def speed_limit(self, pre: Preselection) -> OperationDialog:
+        h = self._hierarchy(pre)
+        assert pre.resource_id is not None
+        mirror = h.mirror(pre.resource_id)
+        assert mirror is not None
+        tag = h.tag_of(pre.resource_id)
+        return self._dialog(
+            OperationSpec(
+                name="speed_limit",
+                title="Set Speed Limit",
+                text=f"The resync speed limit of <b>{tag}</b>, for every resync of this mirror "
+                f"(LifeKeeper's default is {DEFAULT_SPEED_LIMIT_KBPS} KB/s; 0 = unlimited).",
+                value_label="&Speed limit:",
+                value=mirror.speed_limit_kbps,
+                value_range=(0, 100_000_000),
+                value_suffix=" KB/s",
+                confirm="&Set",
+                command=lambda v: commands.speed(tag, v["value"]),
+                run=lambda b, v, s: mirror_ops.set_speed_limit(b, tag, v["value"], s),
+            )
+        )
+
+    # -- File › Connect --------------------------------------------------------------------
+    def connect(self, _pre: Preselection) -> ConnectDialog:
+        dialog = ConnectDialog(self.w.data_dir, self.w)
+        dialog.connected.connect(self._connected)
+        self._open(dialog)
+        return dialog
+
+    def _connected(self, session: Session) -> None:
+        self.w.session = session  # connect_cluster keeps the user, with this role
+        self.w.connect_cluster(session.role)
+        self.w.show_result(f"Connected as {session.user} ({session.role.label}).")
+
+
+__all__ = ["install"]
