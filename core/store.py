@@ -300,8 +300,7 @@ class Store:
         """Everything, read in one consistent snapshot."""
         with self._snapshot():
             servers = self.servers()
-            ids = [r[0] for r in self._conn.execute("SELECT id FROM hierarchies ORDER BY id")]
-            hierarchies = tuple(h for h in (self._hierarchy(i) for i in ids) if h is not None)
+            hierarchies = tuple(_read_hierarchies(self._conn))
         return Cluster(servers, hierarchies)
 
     def hierarchy(self, hierarchy_id: int) -> Hierarchy | None:
@@ -541,51 +540,65 @@ class Txn:
 
 def _read_hierarchy(c: sqlite3.Connection, hierarchy_id: int) -> Hierarchy | None:
     """One hierarchy with everything about it, read through ``c``."""
-    row = c.execute("SELECT * FROM hierarchies WHERE id=?", (hierarchy_id,)).fetchone()
-    if row is None or row["root_id"] is None:
-        return None
-    resources = tuple(
-        Resource(
-            resource_id=r["resource_id"],
-            hierarchy_id=hierarchy_id,
-            kind=ResourceKind(r["kind"]),
-            server=r["server"],
-            tag=r["tag"],
-            state=ResourceState[r["state"]],
-            mount_point=r["mount_point"],
-            fs_type=r["fs_type"],
-            volume=r["volume"],
-            bitmap_file=r["bitmap_file"],
+    found = _read_hierarchies(c, hierarchy_id)
+    return found[0] if found else None
+
+
+def _read_hierarchies(c: sqlite3.Connection, only: int | None = None) -> list[Hierarchy]:
+    """Every hierarchy (or only one), in a handful of queries whatever their number."""
+    where, args = ("WHERE r.hierarchy_id=?", (only,)) if only is not None else ("", ())
+    rows = c.execute(
+        "SELECT * FROM hierarchies" + (" WHERE id=?" if only is not None else "") + " ORDER BY id",
+        args,
+    ).fetchall()
+    resources: dict[int, list[Resource]] = {}
+    for r in c.execute(
+        "SELECT i.*, r.kind, r.hierarchy_id FROM instances i "
+        "JOIN resources r ON r.id = i.resource_id JOIN servers s ON s.name = i.server "
+        f"{where} ORDER BY r.hierarchy_id, i.resource_id, s.position",
+        args,
+    ):
+        resources.setdefault(r["hierarchy_id"], []).append(
+            Resource(
+                resource_id=r["resource_id"],
+                hierarchy_id=r["hierarchy_id"],
+                kind=ResourceKind(r["kind"]),
+                server=r["server"],
+                tag=r["tag"],
+                state=ResourceState[r["state"]],
+                mount_point=r["mount_point"],
+                fs_type=r["fs_type"],
+                volume=r["volume"],
+                bitmap_file=r["bitmap_file"],
+            )
         )
-        for r in c.execute(
-            "SELECT i.*, r.kind FROM instances i JOIN resources r ON r.id = i.resource_id "
-            "JOIN servers s ON s.name = i.server "
-            "WHERE r.hierarchy_id=? ORDER BY i.resource_id, s.position",
-            (hierarchy_id,),
+    dependencies: dict[int, list[Dependency]] = {}
+    for d in c.execute(
+        "SELECT d.*, r.hierarchy_id FROM dependencies d JOIN resources r ON r.id = d.parent_id "
+        f"{where} ORDER BY d.parent_id, d.child_id",
+        args,
+    ):
+        dependencies.setdefault(d["hierarchy_id"], []).append(
+            Dependency(d["parent_id"], d["child_id"])
         )
-    )
-    dependencies = tuple(
-        Dependency(d["parent_id"], d["child_id"])
-        for d in c.execute(
-            "SELECT d.* FROM dependencies d JOIN resources r ON r.id = d.parent_id "
-            "WHERE r.hierarchy_id=? ORDER BY d.parent_id, d.child_id",
-            (hierarchy_id,),
+    equivalencies: dict[int, list[Equivalency]] = {}
+    eq_where = "WHERE hierarchy_id=?" if only is not None else ""
+    for e in c.execute(
+        f"SELECT hierarchy_id, server, priority FROM equivalencies {eq_where} "
+        "ORDER BY hierarchy_id, priority",
+        args,
+    ):
+        equivalencies.setdefault(e["hierarchy_id"], []).append(
+            Equivalency(e["server"], e["priority"])
         )
-    )
-    equivalencies = tuple(
-        Equivalency(e["server"], e["priority"])
-        for e in c.execute(
-            "SELECT server, priority FROM equivalencies WHERE hierarchy_id=? ORDER BY priority",
-            (hierarchy_id,),
-        )
-    )
-    mirrors = []
-    for m in c.execute(
-        "SELECT m.* FROM mirrors m JOIN resources r ON r.id = m.resource_id "
-        "WHERE r.hierarchy_id=? ORDER BY m.resource_id",
-        (hierarchy_id,),
-    ).fetchall():
-        targets = tuple(
+    targets: dict[int, list[MirrorTarget]] = {}
+    for t in c.execute(
+        "SELECT t.* FROM mirror_targets t JOIN servers s ON s.name = t.server "
+        "JOIN resources r ON r.id = t.resource_id "
+        f"{where} ORDER BY t.resource_id, s.position",
+        args,
+    ):
+        targets.setdefault(t["resource_id"], []).append(
             MirrorTarget(
                 server=t["server"],
                 state=MirrorState[t["state"]],
@@ -596,13 +609,14 @@ def _read_hierarchy(c: sqlite3.Connection, hierarchy_id: int) -> Hierarchy | Non
                 eta=t["eta"],
                 dirty_chunks=t["dirty_chunks"],
             )
-            for t in c.execute(
-                "SELECT t.* FROM mirror_targets t JOIN servers s ON s.name = t.server "
-                "WHERE t.resource_id=? ORDER BY s.position",
-                (m["resource_id"],),
-            )
         )
-        mirrors.append(
+    mirrors: dict[int, list[Mirror]] = {}
+    for m in c.execute(
+        "SELECT m.*, r.hierarchy_id FROM mirrors m JOIN resources r ON r.id = m.resource_id "
+        f"{where} ORDER BY m.resource_id",
+        args,
+    ):
+        mirrors.setdefault(m["hierarchy_id"], []).append(
             Mirror(
                 resource_id=m["resource_id"],
                 source=m["source"],
@@ -610,19 +624,23 @@ def _read_hierarchy(c: sqlite3.Connection, hierarchy_id: int) -> Hierarchy | Non
                 chunk_size=m["chunk_size"],
                 speed_limit_kbps=m["speed_limit_kbps"],
                 asynchronous=bool(m["asynchronous"]),
-                targets=targets,
+                targets=tuple(targets.get(m["resource_id"], ())),
             )
         )
-    return Hierarchy(
-        id=hierarchy_id,
-        switchback=SwitchbackType(row["switchback"]),
-        version=row["version"],
-        root_id=row["root_id"],
-        resources=resources,
-        dependencies=dependencies,
-        equivalencies=equivalencies,
-        mirrors=tuple(mirrors),
-    )
+    return [
+        Hierarchy(
+            id=row["id"],
+            switchback=SwitchbackType(row["switchback"]),
+            version=row["version"],
+            root_id=row["root_id"],
+            resources=tuple(resources.get(row["id"], ())),
+            dependencies=tuple(dependencies.get(row["id"], ())),
+            equivalencies=tuple(equivalencies.get(row["id"], ())),
+            mirrors=tuple(mirrors.get(row["id"], ())),
+        )
+        for row in rows
+        if row["root_id"] is not None
+    ]
 
 
 def read_hierarchy(txn: Txn, hierarchy_id: int) -> Hierarchy | None:
