@@ -193,6 +193,13 @@ SPECS: tuple[ActionSpec, ...] = (
         shortcut="F5",
     ),
     ActionSpec("find_tag", "&Filter by Tag", "Filter the status table by tag.", shortcut="Ctrl+F"),
+    ActionSpec(
+        "show_history",
+        f"&History{ELLIPSIS}",
+        "Every operation run on this cluster: who, when, the steps and the result.",
+        "action-history",
+        shortcut="Ctrl+H",
+    ),
     # Help
     ActionSpec(
         "documentation",
@@ -261,6 +268,8 @@ MENUS: tuple[Menu, ...] = (
             None,
             "find_tag",
             "refresh",
+            None,
+            "show_history",
         ),
     ),
     ("menu_help", "&Help", ("documentation", None, "about")),

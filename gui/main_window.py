@@ -60,6 +60,7 @@ from gui.workers import OperationRunner, OperationWorker, Work
 
 if TYPE_CHECKING:
     from gui.help_dialog import HelpDialog
+    from gui.history_view import HistoryDialog
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ class MainWindow(QMainWindow):
         a["refresh"].triggered.connect(self.request_reload)
         a["find_tag"].triggered.connect(self._focus_filter)
         a["documentation"].triggered.connect(self.show_documentation)
+        a["show_history"].triggered.connect(self.show_history)
         a["about"].triggered.connect(self._about)
         a.register(av.SERVER_PROPERTIES, self._show_server_properties)
         a.register(av.RESOURCE_PROPERTIES, self._show_resource_properties)
@@ -532,6 +534,17 @@ class MainWindow(QMainWindow):
     def _raise_dock(self, dock: QWidget) -> None:
         dock.show()
         dock.raise_()
+
+    @Slot()
+    def show_history(self) -> HistoryDialog:
+        """View › History: the operations run on this cluster."""
+        from gui.history_view import HistoryDialog  # on demand: not needed to start
+
+        dialog = HistoryDialog(self.data_dir, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.history_dialog = dialog
+        dialog.show()
+        return dialog
 
     @Slot()
     def show_documentation(self) -> HelpDialog:

@@ -109,6 +109,7 @@ def test_the_menus_of_lifekeeper(window: MainWindow) -> None:
         "Collapse All",
         "Filter by Tag",
         "Refresh",
+        "History",
     ]
     assert _menu_texts(window.findChild(QMenu, "menu_help")) == [
         "LK Console Documentation",
