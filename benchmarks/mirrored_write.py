@@ -36,6 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _summary import record
+
 from core.model import MirrorState
 from core.replication.bitmap import Bitmap
 from core.replication.mirror import Mirror, TargetSpec
@@ -129,6 +131,14 @@ def main() -> int:
             ok = ratio >= GOAL
             failed |= not ok
             label = f"{pattern} {bs // 1024} KiB"
+            record(
+                f"mirrored writes, {label} durable",
+                f"{p_mbs:.1f} MB/s",
+                f"{m_mbs:.1f} MB/s",
+                f"{ratio:.2f}",
+                f">= {GOAL}",
+                ok,
+            )
             print(
                 f"{label:22}{p_mbs:15.1f}{m_mbs:11.1f}{ratio:8.3f}  >= {GOAL} "
                 + ("MET" if ok else "NOT MET")

@@ -1,0 +1,88 @@
+"""Run every benchmark and print one table: measure, baseline, ours, ratio, goal, met.
+
+    .venv/bin/python benchmarks/run_all.py [--quick]
+
+Each benchmark measures its baseline in the same run (see each script's docstring).
+``--quick`` uses smaller volumes (256 MiB instead of 1 GiB) for a fast look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = (
+    ("resync_vs_copy.py", ["--size-mib", "{size}"]),
+    ("partial_vs_full.py", ["--size-mib", "{size}"]),
+    ("mirrored_write.py", []),
+    ("verify_vs_read.py", ["--size-mib", "{size}"]),
+    ("status_model_scale.py", []),
+    ("event_loop_latency.py", []),
+    ("startup.py", []),
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="256 MiB volumes instead of 1 GiB")
+    args = parser.parse_args()
+    size = "256" if args.quick else "1024"
+    rows: list[dict[str, object]] = []
+    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
+    for script, options in BENCHMARKS:
+        path = HERE / script
+        if not path.exists():
+            continue
+        with tempfile.NamedTemporaryFile("r", suffix=".jsonl") as summary:
+            env["LKBENCH_SUMMARY"] = summary.name
+            started = time.monotonic()
+            done = subprocess.run(
+                [sys.executable, str(path), *(o.format(size=size) for o in options)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            took = time.monotonic() - started
+            found = [json.loads(line) for line in Path(summary.name).read_text().splitlines()]
+        print(f"--- {script} ({took:.0f} s)")
+        print(done.stdout.rstrip())
+        if not found:
+            print(done.stderr.rstrip()[-2000:])
+            rows.append(
+                {
+                    "measure": f"{script}: no result (exit {done.returncode})",
+                    "baseline": "",
+                    "ours": "",
+                    "ratio": "",
+                    "goal": "",
+                    "met": False,
+                }
+            )
+        rows.extend(found)
+    print()
+    print(
+        f"Machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        f", {platform.system()} {platform.release()}"
+    )
+    header = ("measure", "baseline", "ours", "ratio", "goal", "met")
+    table = [header] + [
+        tuple(str(r[k]) if k != "met" else ("yes" if r["met"] else "NO") for k in header)
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
+    return 0 if all(r["met"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
