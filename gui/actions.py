@@ -454,6 +454,9 @@ class ActionRegistry(QObject):
         if self._specs[name].needs_handler:
             self._actions[name].setVisible(False)
 
+    def handler(self, name: str) -> Handler | None:
+        return self._handlers.get(name)
+
     def is_registered(self, name: str) -> bool:
         return name in self._handlers
 

@@ -24,7 +24,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QPoint, QSettings, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QFontMetrics
@@ -233,6 +233,11 @@ class MainWindow(QMainWindow):
         self.toolbar = bar
         toggle = self.actions.adopt("toggle_toolbar", bar.toggleViewAction())
         toggle.setText("&Toolbar")
+
+    @property
+    def operations(self) -> Any:
+        """The operations' handlers (gui.operations), e.g. ``.last_dialog`` for tests."""
+        return operations.of(self)
 
     @property
     def data_dir(self) -> Path:

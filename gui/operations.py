@@ -8,6 +8,7 @@ preselection of what the user clicked; the operations themselves are core's.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import QWidget
@@ -45,13 +46,31 @@ def install(window: MainWindow) -> None:
     a.register(av.FORCE_ONLINE, ops.force_online)
     a.register(av.SPEED_LIMIT, ops.speed_limit)
     a.register(av.CONNECT, ops.connect)
-    window.operations = ops  # type: ignore[attr-defined]
+    # Nothing is stored on the window itself: the actions' handlers keep ``ops`` alive,
+    # and :func:`of` finds it through them. (An extra attribute on the window made the
+    # garbage collector crash PySide when a window was dropped without being closed.)
+
+
+def of(window: MainWindow) -> _Operations:
+    """The operations installed on ``window`` (tests look at ``.last_dialog``)."""
+    handler = window.actions.handler(av.CREATE_HIERARCHY)
+    ops = getattr(handler, "__self__", None)
+    assert isinstance(ops, _Operations), "gui.operations.install() was not called"
+    return ops
 
 
 class _Operations:
     def __init__(self, window: MainWindow) -> None:
-        self.w = window
+        # A weak reference: the window owns this object (no cycle for the garbage
+        # collector to break in the middle of a Qt object tree).
+        self._window = weakref.ref(window)
         self.last_dialog: QWidget | None = None
+
+    @property
+    def w(self) -> MainWindow:
+        window = self._window()
+        assert window is not None, "the window is gone"
+        return window
 
     # -- helpers -----------------------------------------------------------------------
     def _cluster(self) -> Cluster:
