@@ -44,7 +44,15 @@ RESUME_MIRROR = "resume_mirror"
 FULL_RESYNC = "full_resync"
 FORCE_ONLINE = "force_online"
 SPEED_LIMIT = "speed_limit"
-MIRROR_ACTIONS = (PAUSE_MIRROR, RESUME_MIRROR, FULL_RESYNC, FORCE_ONLINE, SPEED_LIMIT)
+VERIFY_MIRROR = "verify_mirror"
+MIRROR_ACTIONS = (
+    PAUSE_MIRROR,
+    RESUME_MIRROR,
+    FULL_RESYNC,
+    FORCE_ONLINE,
+    SPEED_LIMIT,
+    VERIFY_MIRROR,
+)
 
 ACTIONS = (
     CONNECT,
@@ -618,6 +626,27 @@ def speed_limit(
     return _ok(f"Set the resync speed limit of {h.tag_of(mirror.resource_id)} (now {shown}).")
 
 
+def verify_mirror(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    found = _selected_mirror(cluster, selection, connection, Role.OPERATOR, "Verify Mirror")
+    if isinstance(found, Availability):
+        return found
+    h, mirror, targets = found
+    tag = h.tag_of(mirror.resource_id)
+    busy = [t.server for t in targets if t.state is MirrorState.RESYNCING]
+    if busy:
+        return _no(
+            f"A resync of {tag} to {_names(busy)} is running: verify it once the resync is done."
+        )
+    if any(t.verify_percent is not None for t in targets):
+        return _no(f"A verify of {tag} is already running.")
+    return _ok(
+        f"Compare {tag} on {_names([t.server for t in targets])} with the source chunk "
+        "by chunk, and mark what differs for a resync."
+    )
+
+
 RULES: dict[str, Rule] = {
     CONNECT: connect,
     DISCONNECT: disconnect,
@@ -636,6 +665,7 @@ RULES: dict[str, Rule] = {
     FULL_RESYNC: full_resync,
     FORCE_ONLINE: force_online,
     SPEED_LIMIT: speed_limit,
+    VERIFY_MIRROR: verify_mirror,
 }
 
 

@@ -471,6 +471,14 @@ def _add_mirror(sub: Any) -> None:
         a.add_argument("tag", metavar="TAG")
         a.add_argument("--target", metavar="SERVER", help="one target (default: every one)")
         a.set_defaults(handler=cmd_mirror_action, action=name)
+    ver = msub.add_parser(
+        "verify", help="online verify: compare target and source, chunk by chunk; mark what differs"
+    )
+    ver.add_argument("tag", metavar="TAG")
+    ver.add_argument("--target", metavar="SERVER", help="one target (default: every one)")
+    ver.add_argument("--repair", action="store_true", help="resync what differs")
+    ver.add_argument("--json", action="store_true")
+    ver.set_defaults(handler=cmd_mirror_verify)
     force = msub.add_parser(
         "force", help="bring a copy that waits for the previous source online (may be stale)"
     )
@@ -619,6 +627,40 @@ def cmd_lab_server(args: argparse.Namespace, out: TextIO) -> int:
     try:
         action = service.stop_server if args.action == "stop" else service.start_server
         return _print_lines(args, out, action(backend, args.server, _session(args, backend)))
+    finally:
+        backend.close()
+
+
+def cmd_mirror_verify(args: argparse.Namespace, out: TextIO) -> int:
+    backend = LabBackend()
+    try:
+        lines = mirror_ops.verify(
+            backend, args.tag, args.target, _session(args, backend), repair=args.repair
+        )
+        ref = mirror_ops.find(backend, args.tag)
+        if args.json:
+            json.dump(
+                {
+                    "ok": True,
+                    "steps": lines,
+                    "targets": [
+                        {
+                            "server": t.server,
+                            "state": t.state.name,
+                            "last_verified": t.last_verified,
+                            "differences": t.last_differences,
+                        }
+                        for t in ref.mirror.targets
+                    ],
+                },
+                out,
+                indent=2,
+            )
+            out.write("\n")
+        else:
+            for line in lines:
+                print(line, file=out)
+        return EXIT_OK
     finally:
         backend.close()
 

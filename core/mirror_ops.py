@@ -30,6 +30,7 @@ from core.operation_log import OperationLog
 from core.replication.bitmap import Bitmap, BitmapError
 from core.replication.mirror import Mirror as EngineMirror
 from core.replication.mirror import TargetSpec
+from core.replication.volume import Volume
 from core.session import Session
 from core.status import format_eta, format_rate
 
@@ -440,3 +441,141 @@ def volume_path(backend: LabBackend, ref: MirrorRef, server: str) -> Path:
     inst = ref.hierarchy.instance(ref.mirror.resource_id, server)
     assert inst is not None and inst.volume
     return backend.layout.server_path(server, inst.volume)
+
+
+# -- online verify -------------------------------------------------------------------------
+def verify(
+    backend: LabBackend,
+    tag: str,
+    target: str | None,
+    session: Session,
+    *,
+    repair: bool = False,
+    cancel: threading.Event | None = None,
+    wait_repair: float = 600.0,
+) -> list[str]:
+    """Compare each target with the source chunk by chunk (blake2b per chunk) and mark
+    every differing chunk dirty in the source's bitmap; with ``repair``, resync them.
+
+    Refused while a resync of that target runs. Progress goes to the store (the cell
+    shows "Verifying n %"), the result too ("last verified ..., N differences").
+    """
+    from core.replication.verify import Verify, VerifyProgress  # only when verifying
+
+    session.require(Role.OPERATOR, "Verify Mirror")
+    ref = find(backend, tag)
+    targets = _targets(ref, target)
+    home, rid = backend.store.home, ref.mirror.resource_id
+    for t in targets:
+        if t.state is MirrorState.RESYNCING or mirrors.resync_running(home, rid, t.server):
+            raise CheckFailed(
+                [
+                    Problem(
+                        "target",
+                        "resync_running",
+                        f"A resync of {ref.tag} to {t.server} is running: verify it once "
+                        "the resync is done (Target).",
+                    )
+                ]
+            )
+    lines: list[str] = []
+    layout = backend.layout
+    for t in targets:
+        source = Volume.open(
+            layout.server_path(ref.mirror.source, ref.source.volume or ""), readonly=True
+        )
+        target_volume = Volume.open(volume_path(backend, ref, t.server), readonly=True)
+        bitmap = (
+            Bitmap.open(layout.server_path(ref.mirror.source, ref.source.bitmap_file))
+            if ref.source.bitmap_file
+            else None
+        )
+        last = [0.0]
+
+        def progress(p: VerifyProgress, server: str = t.server, last: list[float] = last) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 0.2 or p.bytes_done >= p.bytes_total:
+                last[0] = now
+                with backend.store.transaction() as txn:
+                    txn.set_verify(rid, server, percent=p.percent)
+
+        job = Verify(
+            source,
+            target_volume,
+            bitmap,
+            t.server,
+            on_progress=progress,
+            speed_limit_kbps=ref.mirror.speed_limit_kbps,
+        )
+        stopper = None
+        if cancel is not None:
+            stopper = threading.Thread(
+                target=lambda j=job: (cancel.wait(), j.cancel()), daemon=True
+            )
+            stopper.start()
+        try:
+            result = job.run()
+        finally:
+            source.close()
+            target_volume.close()
+            if bitmap is not None:
+                bitmap.close()
+        with backend.store.transaction() as txn:
+            txn.set_verify(
+                rid,
+                t.server,
+                percent=None,
+                verified=None if result.cancelled else time.time(),
+                differences=None if result.cancelled else result.chunks_differing,
+            )
+        if result.cancelled:
+            lines.append(
+                f"Verify of {ref.tag} on {t.server} cancelled after {result.chunks_checked} chunks."
+            )
+            continue
+        shown = ", ".join(str(c) for c in result.differing[:10])
+        more = " …" if len(result.differing) > 10 else ""
+        lines.append(
+            f"Verified {ref.tag} on {t.server}: {result.chunks_checked} chunks checked, "
+            f"{result.chunks_differing} differing" + (f" (chunks {shown}{more})." if shown else ".")
+        )
+        if result.chunks_differing and not repair:
+            _set_state(
+                backend,
+                ref,
+                t,
+                MirrorState.OUT_OF_SYNC,
+                f"verify found {result.chunks_differing} differing chunks: resume to repair them",
+            )
+        elif result.chunks_differing and repair:
+            if ref.source.bitmap_file is None:
+                lines += full_resync(backend, tag, t.server, session)
+            else:
+                _set_state(backend, ref, t, MirrorState.RESYNCING, "repairing what verify found")
+                mirrors.start_resync(home, rid, t.server)
+            deadline = time.monotonic() + wait_repair
+            while time.monotonic() < deadline:
+                row = backend.store.hierarchy(ref.hierarchy.id)
+                found = row.mirror(rid) if row is not None else None
+                now_t = found.target(t.server) if found is not None else None
+                if now_t is None or now_t.state is not MirrorState.RESYNCING:
+                    break
+                time.sleep(0.1)
+            repaired = min(result.chunks_differing * ref.mirror.chunk_size, ref.mirror.volume_size)
+            lines.append(
+                f"Repaired {t.server}: {repaired} bytes ({result.chunks_differing} "
+                "chunks) copied again from the source."
+            )
+    return _logged(
+        backend,
+        f"verify mirror {ref.tag}",
+        session,
+        commands.join(
+            "mirror",
+            "verify",
+            tag,
+            *(["--target", target] if target else []),
+            *(["--repair"] if repair else []),
+        ),
+        lines,
+    )

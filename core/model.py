@@ -203,6 +203,9 @@ class MirrorTarget:
     rate: float = 0.0  # bytes per second
     eta: float | None = None  # seconds
     dirty_chunks: int = 0
+    verify_percent: int | None = None  # while an online verify runs
+    last_verified: float | None = None  # seconds since the epoch
+    last_differences: int | None = None  # differing chunks the last verify found
 
     @property
     def percent(self) -> int:

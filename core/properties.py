@@ -7,6 +7,7 @@ and a test reads them without a window.
 
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass
 
 from core.availability import Selection
@@ -232,6 +233,12 @@ def target_rows(h: Hierarchy, mirror: Mirror, target: MirrorTarget) -> tuple[Row
         )
         rows.append(Row("Rate", format_rate(target.rate) if target.rate > 0 else "—"))
         rows.append(Row("ETA", format_eta(target.eta) if target.eta is not None else "—"))
+    if target.verify_percent is not None:
+        rows.append(Row("Online verify", f"{target.verify_percent} % done"))
+    if target.last_verified is not None:
+        when = _dt.datetime.fromtimestamp(target.last_verified).strftime("%Y-%m-%d %H:%M")
+        found = target.last_differences or 0
+        rows.append(Row("Last verified", f"{when}, {found} difference{'s' if found != 1 else ''}"))
     return tuple(rows)
 
 

@@ -151,6 +151,12 @@ _MIGRATIONS: list[str] = [
     );
     CREATE INDEX history_started ON history(started);
     """,
+    # 6: online verify of mirror targets
+    """
+    ALTER TABLE mirror_targets ADD COLUMN verify_percent INTEGER;
+    ALTER TABLE mirror_targets ADD COLUMN last_verified REAL;
+    ALTER TABLE mirror_targets ADD COLUMN last_differences INTEGER;
+    """,
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -515,6 +521,28 @@ class Txn:
             ),
         )
 
+    def set_verify(
+        self,
+        resource_id: int,
+        server: str,
+        *,
+        percent: int | None,
+        verified: float | None = None,
+        differences: int | None = None,
+    ) -> None:
+        """A verify's progress (percent, None when not verifying) and, when done, its result."""
+        if verified is None:
+            self._c.execute(
+                "UPDATE mirror_targets SET verify_percent=? WHERE resource_id=? AND server=?",
+                (percent, resource_id, server),
+            )
+            return
+        self._c.execute(
+            "UPDATE mirror_targets SET verify_percent=?, last_verified=?, last_differences=? "
+            "WHERE resource_id=? AND server=?",
+            (percent, verified, differences, resource_id, server),
+        )
+
     def delete_mirror_target(self, resource_id: int, server: str) -> None:
         self._c.execute(
             "DELETE FROM mirror_targets WHERE resource_id=? AND server=?", (resource_id, server)
@@ -608,6 +636,9 @@ def _read_hierarchies(c: sqlite3.Connection, only: int | None = None) -> list[Hi
                 rate=t["rate"],
                 eta=t["eta"],
                 dirty_chunks=t["dirty_chunks"],
+                verify_percent=t["verify_percent"],
+                last_verified=t["last_verified"],
+                last_differences=t["last_differences"],
             )
         )
     mirrors: dict[int, list[Mirror]] = {}

@@ -174,6 +174,13 @@ SPECS: tuple[ActionSpec, ...] = (
         needs_handler=True,
     ),
     ActionSpec(
+        av.VERIFY_MIRROR,
+        f"&Verify Mirror{ELLIPSIS}",
+        "Compare the target with the source, chunk by chunk.",
+        "action-verify",
+        needs_handler=True,
+    ),
+    ActionSpec(
         av.SPEED_LIMIT, f"Set &Speed Limit{ELLIPSIS}", "Limit the resync speed.", needs_handler=True
     ),
     ActionSpec(
@@ -222,7 +229,15 @@ Menu = tuple[str, str, tuple["str | Menu | None", ...]]
 MIRROR_SUBMENU = (
     "menu_mirror",
     "&Mirror",
-    (av.PAUSE_MIRROR, av.RESUME_MIRROR, av.FULL_RESYNC, None, av.FORCE_ONLINE, av.SPEED_LIMIT),
+    (
+        av.PAUSE_MIRROR,
+        av.RESUME_MIRROR,
+        av.FULL_RESYNC,
+        av.VERIFY_MIRROR,
+        None,
+        av.FORCE_ONLINE,
+        av.SPEED_LIMIT,
+    ),
 )
 
 MENUS: tuple[Menu, ...] = (

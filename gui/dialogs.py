@@ -56,6 +56,8 @@ class OperationSpec:
     value: int = 0
     value_range: tuple[int, int] = (0, 100_000_000)
     value_suffix: str = ""
+    check_label: str = ""  # shows a yes/no choice when set
+    checked: bool = False
     warning: bool = False  # a destructive or risky operation
     confirm: str = "OK"
 
@@ -112,6 +114,12 @@ class OperationDialog(QDialog):
             label.setBuddy(self.value_box)
             form.addRow(label, self.value_box)
             self.value_box.valueChanged.connect(self._update_command)
+        self.check_box: QCheckBox | None = None
+        if spec.check_label:
+            self.check_box = QCheckBox(spec.check_label, objectName="operation_check")
+            self.check_box.setChecked(spec.checked)
+            form.addRow("", self.check_box)
+            self.check_box.toggled.connect(self._update_command)
         self.error = QLabel(objectName="operation_error")
         self.error.setStyleSheet(ERROR_STYLE)
         self.error.setWordWrap(True)
@@ -148,6 +156,8 @@ class OperationDialog(QDialog):
             values["server"] = self.server_box.currentText()
         if self.value_box is not None:
             values["value"] = self.value_box.value()
+        if self.check_box is not None:
+            values["check"] = self.check_box.isChecked()
         return values
 
     @Slot()

@@ -45,6 +45,7 @@ def install(window: MainWindow) -> None:
     a.register(av.FULL_RESYNC, ops.full_resync)
     a.register(av.FORCE_ONLINE, ops.force_online)
     a.register(av.SPEED_LIMIT, ops.speed_limit)
+    a.register(av.VERIFY_MIRROR, ops.verify)
     a.register(av.CONNECT, ops.connect)
     # Nothing is stored on the window itself: the actions' handlers keep ``ops`` alive,
     # and :func:`of` finds it through them. (An extra attribute on the window made the
@@ -364,6 +365,30 @@ class _Operations:
                 confirm="&Set",
                 command=lambda v: commands.speed(tag, v["value"]),
                 run=lambda b, v, s: mirror_ops.set_speed_limit(b, tag, v["value"], s),
+            )
+        )
+
+    def verify(self, pre: Preselection) -> OperationDialog:
+        tag, target = self._mirror(pre)
+        to = target or "every target"
+        return self._dialog(
+            OperationSpec(
+                name="verify_mirror",
+                title="Verify Mirror",
+                text=f"Compare <b>{tag}</b> on {to} with the source, chunk by chunk (a blake2b "
+                "checksum of each), without stopping the mirror. Every differing chunk is "
+                "marked dirty; with repair it is copied again at once.",
+                check_label="&Repair what differs (a partial resync)",
+                checked=True,
+                confirm="&Verify",
+                command=lambda v: commands.join(
+                    "mirror",
+                    "verify",
+                    tag,
+                    *(["--target", target] if target else []),
+                    *(["--repair"] if v["check"] else []),
+                ),
+                run=lambda b, v, s: mirror_ops.verify(b, tag, target, s, repair=bool(v["check"])),
             )
         )
 

@@ -98,6 +98,7 @@ def test_the_menus_of_lifekeeper(window: MainWindow) -> None:
         "Pause Mirror",
         "Resume Mirror",
         "Full Resync",
+        "Verify Mirror",
         "Force Online",
         "Set Speed Limit",
     ]

@@ -106,8 +106,11 @@ def test_the_documented_walk_extends_and_the_target_gets_the_bytes(
     assert steps.count() == 5
     assert steps.item(0).text().startswith("Create DataKeeper resource datarep-data on lab2")
     assert "was extended to lab2" in wizard.findChild(QLabel, "extend_result").text()
-    assert wizard.findChild(QLineEdit, "show_command").text().startswith(
-        "lkctl extend /data --template lab1 --target lab2")
+    assert (
+        wizard.findChild(QLineEdit, "show_command")
+        .text()
+        .startswith("lkctl extend /data --template lab1 --target lab2")
+    )
     assert wizard.button(QWizard.WizardButton.NextButton).text() == "&Finish"
     assert not wizard.button(QWizard.WizardButton.BackButton).isEnabled()
     wizard.grab().save(str(shots / "extend-5-progress.png"))

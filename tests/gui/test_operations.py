@@ -12,7 +12,15 @@ import keyring
 import pytest
 from keyring.backends import fail
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QPushButton, QWizard
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QWizard,
+)
 
 from core import mirror_ops, users
 from core.backend import LabBackend
@@ -270,3 +278,28 @@ def test_wizard_keyboard_only(qtbot, window: MainWindow) -> None:
     qtbot.waitUntil(lambda: wizard.currentId() == Page.PRE_EXTEND, timeout=5000)
     assert wizard.button(QWizard.WizardButton.NextButton).isDefault()
     wizard.reject()
+
+
+def test_verify_mirror_from_the_context_menu(qtbot, window: MainWindow) -> None:
+    _extend_in_lab(window, qtbot)
+    lab = LabBackend()
+    target = lab.layout.server_path("lab2", "/disks/datarep-data.img")
+    with open(target, "r+b") as f:
+        f.seek(7 * 65536)
+        f.write(b"corrupt")
+    _select(window, "datarep-data", "lab2")
+    menu = window.context_menu("cell")
+    mirror_menu = menu.findChild(QMenu, "cell_mirror_menu")
+    next(a for a in mirror_menu.actions() if a.objectName() == "verify_mirror").trigger()
+    dialog = window.operations.last_dialog
+    assert dialog.findChild(QCheckBox, "operation_check").isChecked()
+    dialog.findChild(QPushButton, "show_command_button").click()
+    assert dialog.findChild(QLineEdit, "show_command").text() == (
+        "lkctl mirror verify datarep-data --target lab2 --repair"
+    )
+    _confirm(qtbot, window)
+    assert "1 differing (chunks 7)" in window.message.text()
+    qtbot.waitUntil(lambda: _cell(window, "datarep-data", "lab2") == "Target", timeout=10_000)
+    source = lab.layout.server_path("lab1", "/disks/datarep-data.img")
+    assert digest(target) == digest(source)
+    lab.close()
