@@ -477,6 +477,13 @@ def _add_mirror(sub: Any) -> None:
     ver.add_argument("tag", metavar="TAG")
     ver.add_argument("--target", metavar="SERVER", help="one target (default: every one)")
     ver.add_argument("--repair", action="store_true", help="resync what differs")
+    ver.add_argument(
+        "--method",
+        default="blake2b",
+        metavar="blake2b|bytes",
+        help="compare blake2b checksums of each chunk (default), or the bytes "
+        "themselves (faster here: both copies are local files)",
+    )
     ver.add_argument("--json", action="store_true")
     ver.set_defaults(handler=cmd_mirror_verify)
     force = msub.add_parser(
@@ -635,7 +642,12 @@ def cmd_mirror_verify(args: argparse.Namespace, out: TextIO) -> int:
     backend = LabBackend()
     try:
         lines = mirror_ops.verify(
-            backend, args.tag, args.target, _session(args, backend), repair=args.repair
+            backend,
+            args.tag,
+            args.target,
+            _session(args, backend),
+            repair=args.repair,
+            method=args.method,
         )
         ref = mirror_ops.find(backend, args.tag)
         if args.json:

@@ -23,10 +23,14 @@ def join(*words: str) -> str:
 
 def extend(request: ExtendRequest) -> str:
     words = [
-        "extend", request.tag_to_extend,
-        "--template", request.template_server,
-        "--target", request.target_server,
-        "--switchback", str(request.switchback_type),
+        "extend",
+        request.tag_to_extend,
+        "--template",
+        request.template_server,
+        "--target",
+        request.target_server,
+        "--switchback",
+        str(request.switchback_type),
     ]
     if request.template_priority is not None and str(request.template_priority).strip():
         words += ["--template-priority", str(request.template_priority).strip()]
@@ -44,16 +48,19 @@ def extend(request: ExtendRequest) -> str:
 def create(request: CreateRequest) -> str:
     words = [
         "create",
-        "--server", request.server,
-        "--switchback", request.switchback_type,
-        "--type", _TYPE_OPTIONS.get(request.hierarchy_type, request.hierarchy_type),
-        "--disk", request.source_disk,
+        "--server",
+        request.server,
+        "--switchback",
+        request.switchback_type,
+        "--type",
+        _TYPE_OPTIONS.get(request.hierarchy_type, request.hierarchy_type),
+        "--disk",
+        request.source_disk,
     ]
     if request.disk_size_mib is not None:
         words += ["--size-mib", str(request.disk_size_mib)]
     if request.hierarchy_type != "dk_only":
-        words += ["--mount-point", request.mount_point or "", "--root-tag",
-                  request.root_tag or ""]
+        words += ["--mount-point", request.mount_point or "", "--root-tag", request.root_tag or ""]
         if request.fs_type:
             words += ["--fs-type", request.fs_type]
     words += ["--dk-tag", request.dk_tag, "--bitmap", request.bitmap_file or "none"]

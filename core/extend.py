@@ -887,7 +887,9 @@ def execute(
     if h is None:
         raise OperationError("the hierarchy no longer exists; reload and try again")
     out = OperationLog(
-        f"extend {h.root_tag} to {request.target_server}", hub, session,
+        f"extend {h.root_tag} to {request.target_server}",
+        hub,
+        session,
         commands.extend(request),
     )
     steps = extend_plan.steps

@@ -453,6 +453,7 @@ def verify(
     repair: bool = False,
     cancel: threading.Event | None = None,
     wait_repair: float = 600.0,
+    method: str = "blake2b",
 ) -> list[str]:
     """Compare each target with the source chunk by chunk (blake2b per chunk) and mark
     every differing chunk dirty in the source's bitmap; with ``repair``, resync them.
@@ -463,6 +464,14 @@ def verify(
     from core.replication.verify import Verify, VerifyProgress  # only when verifying
 
     session.require(Role.OPERATOR, "Verify Mirror")
+    if method not in ("blake2b", "bytes"):
+        raise CheckFailed(
+            [
+                Problem(
+                    "method", "unknown_method", f"Method {method!r} is not one of blake2b, bytes."
+                )
+            ]
+        )
     ref = find(backend, tag)
     targets = _targets(ref, target)
     home, rid = backend.store.home, ref.mirror.resource_id
@@ -506,6 +515,7 @@ def verify(
             t.server,
             on_progress=progress,
             speed_limit_kbps=ref.mirror.speed_limit_kbps,
+            method="bytes" if method == "bytes" else "blake2b",
         )
         stopper = None
         if cancel is not None:

@@ -64,8 +64,13 @@ def cell(h: Hierarchy, resource_id: int, server: str) -> Cell | None:
                 return Cell("Source", "source", state)
             target = mirror.target(server)
             if target is not None and target.verify_percent is not None:
-                return Cell(f"Verifying {target.verify_percent} %", "resyncing", state,
-                            target.state, target.verify_percent)
+                return Cell(
+                    f"Verifying {target.verify_percent} %",
+                    "resyncing",
+                    state,
+                    target.state,
+                    target.verify_percent,
+                )
             if target is not None:
                 return Cell(
                     mirror_text(target),

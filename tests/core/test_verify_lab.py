@@ -73,3 +73,15 @@ def test_verify_is_refused_while_a_resync_runs(hermetic_env: Path) -> None:
     mirror_ops.set_speed_limit(backend, "datarep-data", 0, local_administrator())
     wait_for_mirror(backend, backend.cluster().hierarchies[0].id, "lab2")
     backend.close()
+
+
+def test_verify_by_bytes_finds_the_same_chunks(hermetic_env: Path) -> None:
+    backend = LabBackend()
+    fill_source(backend)
+    assert run_lkctl(["extend", "/data", "--accept-defaults", "--wait"]).returncode == 0
+    _flip(hermetic_env / "servers/lab2/disks/datarep-data.img", [42])
+    done = run_lkctl(["mirror", "verify", "datarep-data", "--method", "bytes"])
+    assert "1 differing (chunks 42)." in done.stdout
+    bad = run_lkctl(["mirror", "verify", "datarep-data", "--method", "md5"])
+    assert bad.returncode == 2 and bad.stderr.startswith("method: ")
+    backend.close()
