@@ -44,12 +44,16 @@ def create_bitmap(path: Path, volume_size: int, chunk_size: int) -> None:
     Bitmap.create(path, volume_size=volume_size, chunk_size=chunk_size, overwrite=True).close()
 
 
-def add_bitmap_target(path: Path, target: str, volume_size: int, chunk_size: int) -> None:
-    """Give the source's intent log a section for ``target``, every chunk dirty."""
+def add_bitmap_target(
+    path: Path, target: str, volume_size: int, chunk_size: int, *, dirty: bool = True
+) -> None:
+    """Give the source's intent log a section for ``target``: every chunk dirty, or none
+    (``dirty=False``: the target is known to be in sync). A bitmap that cannot be trusted
+    is rebuilt with every chunk dirty."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         Bitmap.create(
-            path, volume_size=volume_size, chunk_size=chunk_size, targets=[target]
+            path, volume_size=volume_size, chunk_size=chunk_size, targets=[target], dirty=dirty
         ).close()
         return
     try:
@@ -61,34 +65,9 @@ def add_bitmap_target(path: Path, target: str, volume_size: int, chunk_size: int
         ).close()
         return
     try:
-        if bitmap.has_target(target):
-            bitmap.set_all(target)
-        else:
-            bitmap.add_target(target, dirty=True)
-    finally:
-        bitmap.close()
-
-
-def add_clean_bitmap_target(path: Path, target: str, volume_size: int, chunk_size: int) -> None:
-    """Give the intent log a section for ``target`` known to be in sync: no bit set."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        Bitmap.create(
-            path, volume_size=volume_size, chunk_size=chunk_size, targets=[target], dirty=False
-        ).close()
-        return
-    try:
-        bitmap = Bitmap.open(path, volume_size=volume_size, chunk_size=chunk_size)
-    except BitmapInvalid as exc:
-        log.warning("%s; rebuilt with every chunk dirty", exc)
-        Bitmap.create(
-            path, volume_size=volume_size, chunk_size=chunk_size, targets=[target], overwrite=True
-        ).close()
-        return
-    try:
-        if bitmap.has_target(target):  # old bits describe another source: start clean
+        if bitmap.has_target(target):  # old bits may describe another source: start anew
             bitmap.remove_target(target)
-        bitmap.add_target(target, dirty=False)
+        bitmap.add_target(target, dirty=dirty)
     finally:
         bitmap.close()
 

@@ -211,10 +211,7 @@ def _apply(
         mirrors.stop_resync(store.home, rid, server)
     for path, target, size, chunk, dirty in change.bitmap_targets:
         try:
-            if dirty:
-                mirrors.add_bitmap_target(path, target, size, chunk)
-            else:
-                mirrors.add_clean_bitmap_target(path, target, size, chunk)
+            mirrors.add_bitmap_target(path, target, size, chunk, dirty=dirty)
         except OSError as exc:
             out.say(
                 "WARNING",

@@ -8,6 +8,7 @@ which opens the Extend wizard without Template Server and Tag to Extend.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
@@ -37,17 +38,16 @@ from core.fsinfo import FsProbeError, filesystem_of
 from core.lab import LabLayout, PathOutsideServer
 from core.model import Cluster
 from core.session import Session, local_administrator
-from gui import icons
+from gui import icons, jobs
 from gui.extend_wizard import (
     ERROR_STYLE,
     MESSAGE_WIDTH,
     NOTE_STYLE,
     OK_STYLE,
-    Job,
-    JobSignals,
     _error_label,
     _show_problems,
 )
+from gui.jobs import Job, JobSignals
 
 WHERE_FIELDS = ("switchback_type", "server", "hierarchy_type", "source_disk", "disk_size_mib")
 WHAT_FIELDS = ("mount_point", "root_tag", "fs_type", "dk_tag", "bitmap_file", "asynchronous")
@@ -530,19 +530,14 @@ class CreateWizard(QWizard):
         if hasattr(self, "what"):
             self.what.fill(self.defaults.request)
 
-    def run_job(self, work, on_result, on_failed, on_step) -> Job:  # type: ignore[no-untyped-def]
-        job = Job(work)
-        job.setAutoDelete(False)
-        self._jobs.add(job)
-        job.signals.result.connect(on_result)
-        job.signals.failed.connect(on_failed)
-        job.signals.step.connect(on_step)
-        job.signals.result.connect(lambda _v, j=job: self._jobs.discard(j))
-        job.signals.failed.connect(lambda _m, j=job: self._jobs.discard(j))
-        from PySide6.QtCore import QThreadPool
-
-        QThreadPool.globalInstance().start(job)
-        return job
+    def run_job(
+        self,
+        work: Callable[[JobSignals], object],
+        on_result: Callable[[object], None],
+        on_failed: Callable[[str], None],
+        on_step: Callable[[int, int, str, str], None],
+    ) -> Job:
+        return jobs.start(self._jobs, work, on_result, on_failed, on_step)
 
     def reject(self) -> None:
         if self.progress.running:

@@ -35,7 +35,8 @@ from core import credentials, users
 from core.backend import LabBackend
 from core.errors import CheckFailed
 from core.session import Session, local_administrator
-from gui.extend_wizard import ERROR_STYLE, NOTE_STYLE, Job, JobSignals
+from gui.extend_wizard import ERROR_STYLE, NOTE_STYLE
+from gui.jobs import Job, JobSignals
 
 Run = Callable[[LabBackend, dict[str, Any], Session], Any]
 

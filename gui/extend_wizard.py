@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QFont, QKeyEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -64,7 +64,8 @@ from core.fsinfo import FsProbeError, filesystem_of
 from core.lab import LabLayout, PathOutsideServer
 from core.model import Cluster
 from core.session import Session, local_administrator
-from gui import icons
+from gui import icons, jobs
+from gui.jobs import Job, JobSignals
 
 log = logging.getLogger(__name__)
 
@@ -82,36 +83,6 @@ class Page(enum.IntEnum):
     EXTEND = 10  # + the index of the DataKeeper resource
     PROGRESS = 90
     FINISH = 91
-
-
-# -- work off the GUI thread -----------------------------------------------------------
-class JobSignals(QObject):
-    """What a background job of the wizard reports (created in the GUI thread)."""
-
-    result = Signal(object)  # whatever the job returns
-    failed = Signal(str)
-    step = Signal(int, int, str, str)  # index, total, title, status
-    log = Signal(str, str)  # level, text
-
-
-class Job(QRunnable):
-    """Run ``work(signals)`` on the thread pool; its result or its LkError comes back."""
-
-    def __init__(self, work: Callable[[JobSignals], object]) -> None:
-        super().__init__()
-        self.signals = JobSignals()
-        self._work = work
-
-    def run(self) -> None:
-        try:
-            value = self._work(self.signals)
-        except LkError as exc:
-            self.signals.failed.emit(str(exc))
-        except Exception as exc:  # a bug: report it, never leave the wizard waiting
-            log.exception("extend wizard job failed")
-            self.signals.failed.emit(f"unexpected error (a bug): {exc!r}")
-        else:
-            self.signals.result.emit(value)
 
 
 def _error_label(name: str) -> QLabel:
@@ -911,19 +882,7 @@ class ExtendWizard(QWizard):
         on_step: Callable[[int, int, str, str], None] | None = None,
         on_log: Callable[[str, str], None] | None = None,
     ) -> Job:
-        job = Job(work)
-        job.setAutoDelete(False)
-        self._jobs.add(job)
-        job.signals.result.connect(on_result)
-        job.signals.failed.connect(on_failed)
-        job.signals.result.connect(lambda _v, j=job: self._jobs.discard(j))
-        job.signals.failed.connect(lambda _m, j=job: self._jobs.discard(j))
-        if on_step is not None:
-            job.signals.step.connect(on_step)
-        if on_log is not None:
-            job.signals.log.connect(on_log)
-        QThreadPool.globalInstance().start(job)
-        return job
+        return jobs.start(self._jobs, work, on_result, on_failed, on_step, on_log)
 
     @property
     def busy(self) -> bool:

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from core import history
 from core.backend import LabBackend
 from gui import icons
-from gui.extend_wizard import Job, JobSignals
+from gui.jobs import Job, JobSignals
 
 Index = QModelIndex | QPersistentModelIndex
 COLUMNS = ("When", "User", "Role", "Operation", "Result", "Duration")
