@@ -280,7 +280,10 @@ def _open(backend: LabBackend, ref: MirrorRef) -> tuple[EngineMirror, StateChang
                 name=t.server,
                 volume=layout.server_path(t.server, inst.volume),
                 state=t.state,
-                connected=t.server in alive,
+                # Only an in-sync target is written to; the others only get their bits
+                # marked (their resync process copies them), so the writer does not
+                # take them from that process.
+                connected=t.server in alive and t.state is MirrorState.TARGET,
                 paused=t.reason == PAUSED_REASON,
             )
         )

@@ -36,6 +36,7 @@ from core.store import Store
 log = logging.getLogger("lkconsole.resyncd")
 
 PROGRESS_INTERVAL_S = 0.2
+BUSY_WAIT_S = 300.0  # how long to wait for a writer that holds the target
 
 
 def _find(store: Store, resource_id: int) -> Hierarchy | None:
@@ -172,7 +173,11 @@ def _resync(home: Path, resource_id: int, target: str) -> int:
         say("ERROR", f"Resync of {tag} to {target} cannot start: {exc.reason}")
         return 1
 
+    stopping = False
+
     def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
         resync.cancel()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -192,10 +197,27 @@ def _resync(home: Path, resource_id: int, target: str) -> int:
         f"{dirty} dirty chunks of {format_size(mirror.chunk_size)}).",
     )
     try:
-        result = resync.run()
-    except ResyncBusy:
-        print("another resync holds this target", flush=True)
-        return 0
+        # A writer holding the target (a mirror opened for a write while it was Target)
+        # lets go within seconds: wait for it rather than leave the target Resyncing.
+        deadline = time.monotonic() + BUSY_WAIT_S
+        while True:
+            try:
+                result = resync.run()
+                break
+            except ResyncBusy:
+                if stopping or time.monotonic() > deadline:
+                    print("another resync holds this target", flush=True)
+                    return 0
+                time.sleep(0.2)
+                resync = Resync(
+                    source,
+                    target_volume,
+                    bitmap,
+                    target,
+                    full=full,
+                    speed_limit_kbps=mirror.speed_limit_kbps,
+                    on_progress=progress,
+                )
     except ResyncError as exc:
         set_row(MirrorState.OUT_OF_SYNC, exc.reason)
         say(
