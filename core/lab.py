@@ -20,7 +20,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from core import mirrors
 from core.errors import LkError
 from core.model import (
     Mirror,
@@ -155,6 +154,8 @@ def reset_lab(store: Store) -> None:
     """Throw the whole lab away (servers, volumes, hierarchies) and create it anew.
 
     The resyncs at work stop first: their files are about to go."""
+    from core import mirrors  # the replication engine: only when the lab is reset
+
     for h in store.cluster().hierarchies:
         for m in h.mirrors:
             for t in m.targets:

@@ -73,14 +73,29 @@ def open_log_file() -> None:
 
 
 def open_lab() -> None:
-    """Open (and on first use create) the lab; raises LkError when it cannot.
+    """Open (and on first use create) the lab; raises LkError when it cannot (a damaged
+    or read-only store is reported before any window)."""
+    from core.lab import ensure_lab
+    from core.store import Store
 
-    Through the backend, which also finishes what crashed processes left behind
-    (journaled operations, resyncs whose process died) before any window shows.
-    """
-    from core.backend import LabBackend
+    with Store() as store:
+        ensure_lab(store)
 
-    LabBackend().close()
+
+def recover_in_background() -> None:
+    """Finish what crashed processes left (journaled operations, resyncs whose process
+    died) without holding up the first paint: the replication engine loads meanwhile."""
+    import threading
+
+    def recover() -> None:
+        from core.backend import LabBackend
+
+        try:
+            LabBackend().close()
+        except LkError as exc:
+            logging.getLogger(__name__).error("recovery of the lab failed: %s", exc)
+
+    threading.Thread(target=recover, name="lab_recovery", daemon=True).start()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,12 +151,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setDesktopFileName("lkconsole")
     window = MainWindow()
     window.cluster_shown.connect(_open_log_file_once)
+    _after_first_paint(window, recover_in_background)
     if args.screenshot is not None:
         return _screenshot(app, window, args.screenshot, args.size)
     if args.exit_when_shown:
         window.cluster_shown.connect(lambda: _painted_then_quit(app, window))
     window.show()
     return app.exec()
+
+
+def _after_first_paint(window: object, action: object) -> None:
+    """Run ``action()`` once, after the window first painted the cluster."""
+    from PySide6.QtCore import QTimer
+
+    from gui.main_window import MainWindow
+
+    assert isinstance(window, MainWindow) and callable(action)
+    done = []
+
+    def once() -> None:
+        if not done:
+            done.append(True)
+            QTimer.singleShot(0, action)
+
+    window.cluster_shown.connect(once)
 
 
 def _open_log_file_once() -> None:

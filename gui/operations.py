@@ -8,24 +8,48 @@ preselection of what the user clicked; the operations themselves are core's.
 
 from __future__ import annotations
 
+import functools
 import weakref
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PySide6.QtWidgets import QWidget
 
 from core import availability as av
-from core import commands, hierarchy_ops, mirror_ops, service
 from core.availability import Preselection
-from core.backend import LabBackend
 from core.lab import DEFAULT_SPEED_LIMIT_KBPS
 from core.model import Cluster, Hierarchy
 from core.session import Session
-from gui.create_wizard import CreateWizard
-from gui.dialogs import ConnectDialog, OperationDialog, OperationSpec
-from gui.extend_wizard import ExtendWizard
 
 if TYPE_CHECKING:
+    from core import commands, hierarchy_ops, mirror_ops, service
+    from core.backend import LabBackend
+    from gui.create_wizard import CreateWizard
+    from gui.dialogs import ConnectDialog, OperationDialog, OperationSpec
+    from gui.extend_wizard import ExtendWizard
     from gui.main_window import MainWindow
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _load() -> None:
+    """Import the dialogs and operations on first use: they are not needed to start."""
+    global commands, hierarchy_ops, mirror_ops, service, LabBackend
+    global CreateWizard, ConnectDialog, OperationDialog, OperationSpec, ExtendWizard
+    from core import commands, hierarchy_ops, mirror_ops, service
+    from core.backend import LabBackend
+    from gui.create_wizard import CreateWizard
+    from gui.dialogs import ConnectDialog, OperationDialog, OperationSpec
+    from gui.extend_wizard import ExtendWizard
+
+
+def _loaded(method: F) -> F:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _load()
+        return method(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def install(window: MainWindow) -> None:
@@ -99,6 +123,7 @@ class _Operations:
         self.w.request_reload()
 
     # -- wizards -------------------------------------------------------------------------
+    @_loaded
     def create(self, pre: Preselection) -> CreateWizard:
         wizard = CreateWizard(
             self._cluster(),
@@ -112,6 +137,7 @@ class _Operations:
         self._open(wizard)
         return wizard
 
+    @_loaded
     def _extend_after_create(self, tag: str, server: str) -> None:
         # The cluster shown may not have the new hierarchy yet: read it now.
         backend = LabBackend(self.w.data_dir)
@@ -121,6 +147,7 @@ class _Operations:
             backend.close()
         self._extend_wizard(cluster, template_server=server, tag=tag, from_create=True)
 
+    @_loaded
     def extend(self, pre: Preselection) -> ExtendWizard:
         return self._extend_wizard(
             self._cluster(),
@@ -138,6 +165,7 @@ class _Operations:
         return wizard
 
     # -- hierarchy operations ---------------------------------------------------------------
+    @_loaded
     def unextend(self, pre: Preselection) -> OperationDialog:
         h = self._hierarchy(pre)
         servers = [s for s in h.servers if s != h.in_service_server]
@@ -164,6 +192,7 @@ class _Operations:
             )
         )
 
+    @_loaded
     def delete(self, pre: Preselection) -> OperationDialog:
         h = self._hierarchy(pre)
         tag = h.root_tag
@@ -186,6 +215,7 @@ class _Operations:
             )
         )
 
+    @_loaded
     def in_service(self, pre: Preselection) -> OperationDialog:
         h = self._hierarchy(pre)
         tag = h.root_tag
@@ -216,6 +246,7 @@ class _Operations:
             )
         )
 
+    @_loaded
     def out_of_service(self, pre: Preselection) -> OperationDialog:
         h = self._hierarchy(pre)
         tag = h.root_tag
@@ -234,6 +265,7 @@ class _Operations:
         )
 
     # -- the lab's servers -----------------------------------------------------------------
+    @_loaded
     def stop_server(self, pre: Preselection) -> OperationDialog:
         server = pre.server or ""
         return self._dialog(
@@ -250,6 +282,7 @@ class _Operations:
             )
         )
 
+    @_loaded
     def start_server(self, pre: Preselection) -> OperationDialog:
         server = pre.server or ""
         return self._dialog(
@@ -274,6 +307,7 @@ class _Operations:
         target = pre.server if pre.server and mirror.target(pre.server) else None
         return tag, target
 
+    @_loaded
     def pause(self, pre: Preselection) -> OperationDialog:
         tag, target = self._mirror(pre)
         to = target or "every target"
@@ -289,6 +323,7 @@ class _Operations:
             )
         )
 
+    @_loaded
     def resume(self, pre: Preselection) -> OperationDialog:
         tag, target = self._mirror(pre)
         to = target or "every target"
@@ -304,6 +339,7 @@ class _Operations:
             )
         )
 
+    @_loaded
     def full_resync(self, pre: Preselection) -> OperationDialog:
         tag, target = self._mirror(pre)
         to = target or "every target"
@@ -320,6 +356,7 @@ class _Operations:
             )
         )
 
+    @_loaded
     def force_online(self, pre: Preselection) -> OperationDialog:
         h = self._hierarchy(pre)
         tag = h.root_tag
@@ -346,6 +383,7 @@ class _Operations:
             )
         )
 
+    @_loaded
     def speed_limit(self, pre: Preselection) -> OperationDialog:
         h = self._hierarchy(pre)
         assert pre.resource_id is not None
@@ -368,6 +406,7 @@ class _Operations:
             )
         )
 
+    @_loaded
     def verify(self, pre: Preselection) -> OperationDialog:
         tag, target = self._mirror(pre)
         to = target or "every target"
@@ -393,6 +432,7 @@ class _Operations:
         )
 
     # -- File › Connect --------------------------------------------------------------------
+    @_loaded
     def connect(self, _pre: Preselection) -> ConnectDialog:
         dialog = ConnectDialog(self.w.data_dir, self.w)
         dialog.connected.connect(self._connected)
