@@ -13,7 +13,7 @@ from tests.helpers import REPO, wait_until
 
 # Each child plans from the same snapshot, waits for the other, then executes.
 CHILD = """
-import os, sys, time
+import os, sys, threading
 from pathlib import Path
 from core import extend
 from core.backend import LabBackend
@@ -24,8 +24,9 @@ b = LabBackend()
 d = extend.defaults(b.cluster(), b.layout, target_server=target)
 p = extend.plan(b.cluster(), b.layout, d.request)
 ready.touch()
-while not go.exists():
-    time.sleep(0.001)
+pause = threading.Event()
+while not go.exists():  # the test creates it once both children are ready
+    pause.wait(0.001)
 try:
     extend.execute(b, p, local_administrator())
 except LkError as exc:
@@ -54,7 +55,7 @@ def test_exactly_one_of_two_simultaneous_extends_wins(tmp_path: Path, hermetic_e
             for t, r in zip(("lab2", "lab3"), ready, strict=True)
         ]
         wait_until(lambda ready=ready: all(r.exists() for r in ready), 60, "both planned")
-        go.touch()
+        go.touch()  # both children planned from the same snapshot: release them together
         results = [c.communicate(timeout=60) for c in children]
         codes = sorted(c.returncode for c in children)
         assert codes == [0, 3], results
