@@ -303,3 +303,36 @@ def test_verify_mirror_from_the_context_menu(qtbot, window: MainWindow) -> None:
     source = lab.layout.server_path("lab1", "/disks/datarep-data.img")
     assert digest(target) == digest(source)
     lab.close()
+
+
+def test_speed_limit_and_force_online_dialogs(qtbot, window: MainWindow) -> None:
+    from PySide6.QtWidgets import QSpinBox
+
+    from core import service
+
+    _extend_in_lab(window, qtbot)
+    _select(window, "datarep-data", "lab2")
+    window.actions["speed_limit"].trigger()
+    dialog = window.operations.last_dialog
+    dialog.findChild(QSpinBox, "operation_value").setValue(1234)
+    dialog.findChild(QPushButton, "show_command_button").click()
+    assert dialog.findChild(QLineEdit, "show_command").text() == (
+        "lkctl mirror speed datarep-data 1234"
+    )
+    _confirm(qtbot, window)
+    lab = LabBackend()
+    assert lab.cluster().hierarchies[0].mirrors[0].speed_limit_kbps == 1234
+    # Both sides in trouble: the copy on lab2 waits for the previous source.
+    mirror_ops.pause(lab, "datarep-data", "lab2", local_administrator())
+    service.stop_server(lab, "lab1", local_administrator())
+    lab.close()
+    qtbot.waitUntil(
+        lambda: "Wait for Previous Source" in _cell(window, "datarep-data", "lab2"), timeout=10_000
+    )
+    _select(window, "datarep-data", "lab2")
+    assert window.actions["force_online"].isEnabled(), window.actions["force_online"].toolTip()
+    window.actions["force_online"].trigger()
+    text = window.operations.last_dialog.findChild(QLabel, "operation_text").text()
+    assert "may be stale" in text and "<b>lost</b>" in text
+    _confirm(qtbot, window)
+    qtbot.waitUntil(lambda: _cell(window, "/data", "lab2") == "Active", timeout=10_000)
