@@ -65,7 +65,6 @@ LABELS = {
     "bitmap_file": "Bitmap File",
     "asynchronous": "Enable Asynchronous Replication",
 }
-FIELDS = tuple(LABELS)
 
 
 @dataclass(frozen=True)

@@ -113,11 +113,6 @@ class SwitchbackType(enum.Enum):
     AUTOMATIC = "automatic"
 
 
-class MirrorRole(enum.Enum):
-    SOURCE = "Source"
-    TARGET = "Target"
-
-
 class MirrorState(enum.Enum):
     """Sync state of one target of a DataKeeper mirror (DOMAIN.md, mirror state)."""
 

@@ -173,10 +173,6 @@ class LogRow:
     text: str
 
 
-def default_path() -> Path:
-    return paths.data_dir() / DB_NAME
-
-
 class Store:
     """A connection to the cluster database. Use from the thread that opened it."""
 

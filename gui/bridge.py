@@ -260,9 +260,3 @@ class EventBridge(QObject):
             self._unsubscribe = None
         with contextlib.suppress(RuntimeError):  # the C++ side may be gone already
             self._timer.stop()
-
-
-def log_rows_from_events(lines: list[LogLine]) -> list[LogRow]:
-    """Hub log lines as output-panel rows (id 0: not from the store), stamped now."""
-    now = time.time()
-    return [LogRow(0, now, line.operation, line.level, line.text) for line in lines]

@@ -544,8 +544,5 @@ class CreateWizard(QWizard):
             return  # a create is quick and cannot be interrupted half way
         super().reject()
 
-    def problems_of(self, page: _FieldsPage) -> list[Problem]:
-        return list(page._problems)
-
 
 __all__ = ["CreateWizard"]

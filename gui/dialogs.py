@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
 
 from core import credentials, users
 from core.backend import LabBackend
-from core.errors import CheckFailed
 from core.session import Session, local_administrator
 from gui.extend_wizard import ERROR_STYLE, NOTE_STYLE
 from gui.jobs import Job, JobSignals
@@ -213,10 +212,6 @@ class OperationDialog(QDialog):
         if self._job is not None:
             return  # running: wait for the result
         super().reject()
-
-
-def problems_text(exc: CheckFailed) -> str:
-    return "\n".join(p.message for p in exc.problems)
 
 
 # -- File › Connect -----------------------------------------------------------------------
