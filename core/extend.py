@@ -332,7 +332,7 @@ def check_field(
 ) -> list[Problem]:
     """The problems of one field (as the user types or leaves it)."""
     if field_name in PRE_EXTEND_FIELDS:
-        return [p for p in _pre_extend_field_problems(cluster, request) if p.field == field_name]
+        return [p for p in pre_extend_field_problems(cluster, request) if p.field == field_name]
     return [
         p
         for p in _extend_page_problems(cluster, layout, request, resource_id)
@@ -349,7 +349,7 @@ def check_page(
 ) -> list[Problem]:
     """Every problem of one page (``pre_extend``, or ``extend`` for one DataKeeper)."""
     if page == PRE_EXTEND_PAGE:
-        problems = _pre_extend_field_problems(cluster, request)
+        problems = pre_extend_field_problems(cluster, request)
         if not problems:
             problems = _pre_extend_cross_checks(cluster, layout, request)
         return problems
@@ -431,7 +431,8 @@ def _resolve(cluster: Cluster, request: ExtendRequest) -> _Resolved:
     return found
 
 
-def _pre_extend_field_problems(cluster: Cluster, request: ExtendRequest) -> list[Problem]:
+def pre_extend_field_problems(cluster: Cluster, request: ExtendRequest) -> list[Problem]:
+    """The problems of the Pre-Extend fields (in memory: no file system is probed)."""
     r = _resolve(cluster, request)
     problems = list(r.problems)
     h, template, target = r.hierarchy, r.template, r.target

@@ -44,8 +44,8 @@ from gui.extend_wizard import (
     MESSAGE_WIDTH,
     NOTE_STYLE,
     OK_STYLE,
-    _error_label,
-    _show_problems,
+    error_label,
+    show_field_problems,
 )
 from gui.jobs import Job, JobSignals
 
@@ -80,7 +80,7 @@ class _FieldsPage(QWizardPage):
         self.form = QFormLayout(self)
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
         self.fields: dict[str, QWidget] = {}
-        self.errors = {name: _error_label(name) for name in names}
+        self.errors = {name: error_label(name) for name in names}
         self.labels: dict[str, QLabel] = {}
         self._problems: list[Problem] = []
         self._timer = QTimer(self, singleShot=True, interval=150)
@@ -114,7 +114,7 @@ class _FieldsPage(QWizardPage):
         problems = create.check_request(self.w.cluster, self.w.lab_layout, request)
         shown = create.shown_fields(request.hierarchy_type)
         self._problems = [p for p in problems if p.field in self.names and p.field in shown]
-        _show_problems(self.errors, self.fields, self._problems)
+        show_field_problems(self.errors, self.fields, self._problems)
         self.after_validate(request)
         self.completeChanged.emit()
 

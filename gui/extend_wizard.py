@@ -85,7 +85,7 @@ class Page(enum.IntEnum):
     FINISH = 91
 
 
-def _error_label(name: str) -> QLabel:
+def error_label(name: str) -> QLabel:
     label = QLabel(objectName=f"{name}_error")
     label.setStyleSheet(ERROR_STYLE)
     label.setWordWrap(True)
@@ -95,7 +95,7 @@ def _error_label(name: str) -> QLabel:
     return label
 
 
-def _show_problems(
+def show_field_problems(
     labels: dict[str, QLabel], fields: dict[str, QWidget], problems: list[Problem]
 ) -> None:
     """Each problem's message under its field, the field outlined; the rest cleared."""
@@ -167,7 +167,7 @@ class PreExtendPage(QWizardPage):
             "template_priority": self.template_priority,
             "target_priority": self.target_priority,
         }
-        self.errors = {name: _error_label(name) for name in self.fields}
+        self.errors = {name: error_label(name) for name in self.fields}
         self.notes: dict[str, QLabel] = {}
         form = QFormLayout(self)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
@@ -279,15 +279,11 @@ class PreExtendPage(QWizardPage):
     @Slot()
     def validate(self) -> None:
         """Check every field now (cheap, in memory) and show each message under it."""
-        request = self.w.request()
-        problems = []
-        for name in self.fields:
-            problems += extend.check_field(self.w.cluster, self.w.lab_layout, request, name)
-        self.show_problems(problems)
+        self.show_problems(extend.pre_extend_field_problems(self.w.cluster, self.w.request()))
 
     def show_problems(self, problems: list[Problem]) -> None:
         self._problems = [p for p in problems if p.field in self.fields]
-        _show_problems(self.errors, self.fields, self._problems)
+        show_field_problems(self.errors, self.fields, self._problems)
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:
@@ -435,7 +431,7 @@ class ExtendPage(QWizardPage):
             "dk_tag": self.dk_tag,
             "bitmap_file": self.bitmap_file,
         }
-        self.errors = {name: _error_label(name) for name in self.fields}
+        self.errors = {name: error_label(name) for name in self.fields}
         bitmap_row = QWidget()
         row = QHBoxLayout(bitmap_row)
         row.setContentsMargins(0, 0, 0, 0)
@@ -580,7 +576,7 @@ class ExtendPage(QWizardPage):
             for p in problems
             if p.field in self.fields and p.resource_id in (None, self.resource_id)
         ]
-        _show_problems(self.errors, self.fields, self._problems)
+        show_field_problems(self.errors, self.fields, self._problems)
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:
