@@ -52,6 +52,12 @@ class _Parser(argparse.ArgumentParser):
 Handler = Callable[[argparse.Namespace, TextIO], int]
 
 
+def _print_json(out: TextIO, data: object) -> None:
+    """What --json prints: indented JSON and a final newline."""
+    json.dump(data, out, indent=2)
+    out.write("\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="lkctl",
@@ -159,10 +165,7 @@ def cmd_user(args: argparse.Namespace, out: TextIO) -> int:
         if args.action == "list":
             found = users.list_users(backend.store)
             if args.json:
-                json.dump(
-                    [{"name": u.name, "role": u.role.name.lower()} for u in found], out, indent=2
-                )
-                out.write("\n")
+                _print_json(out, [{"name": u.name, "role": u.role.name.lower()} for u in found])
             else:
                 print(
                     f"{local_administrator().user} (local owner): Administrator, no password",
@@ -222,12 +225,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return handler(args, out)
     except CheckFailed as exc:
         if getattr(args, "json", False):
-            json.dump(
-                {"ok": False, "problems": [dataclasses.asdict(p) for p in exc.problems]},
-                out,
-                indent=2,
+            _print_json(
+                out, {"ok": False, "problems": [dataclasses.asdict(p) for p in exc.problems]}
             )
-            out.write("\n")
         for p in exc.problems:
             print(f"{p.field}: {p.message}", file=sys.stderr)
         return EXIT_USAGE
@@ -263,8 +263,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         backend.close()
     if args.json:
-        json.dump(status_json(cluster), out, indent=2)
-        out.write("\n")
+        _print_json(out, status_json(cluster))
     else:
         out.write(status_text(cluster))
     return EXIT_OK
@@ -408,8 +407,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
         since = parse_since(args.since) if args.since else None
         found = history.entries(backend.store, since)
         if args.json:
-            json.dump([dataclasses.asdict(e) for e in found], out, indent=2)
-            out.write("\n")
+            _print_json(out, [dataclasses.asdict(e) for e in found])
             return EXIT_OK
         for e in found:
             when = dt.datetime.fromtimestamp(e.started).strftime("%Y-%m-%d %H:%M:%S")
@@ -525,8 +523,7 @@ def cmd_mirror_status(args: argparse.Namespace, out: TextIO) -> int:
             for ref in refs
         ]
         if args.json:
-            json.dump(data, out, indent=2)
-            out.write("\n")
+            _print_json(out, data)
             return EXIT_OK
         for mirror in data:
             bitmap = mirror["bitmap_file"] or "None (every resync is full)"
@@ -606,8 +603,7 @@ def _add_service(sub: Any) -> None:
 
 def _print_lines(args: argparse.Namespace, out: TextIO, lines: list[str]) -> int:
     if getattr(args, "json", False):
-        json.dump({"ok": True, "steps": lines}, out, indent=2)
-        out.write("\n")
+        _print_json(out, {"ok": True, "steps": lines})
     else:
         for line in lines:
             print(line, file=out)
@@ -651,7 +647,8 @@ def cmd_mirror_verify(args: argparse.Namespace, out: TextIO) -> int:
         )
         ref = mirror_ops.find(backend, args.tag)
         if args.json:
-            json.dump(
+            _print_json(
+                out,
                 {
                     "ok": True,
                     "steps": lines,
@@ -665,10 +662,7 @@ def cmd_mirror_verify(args: argparse.Namespace, out: TextIO) -> int:
                         for t in ref.mirror.targets
                     ],
                 },
-                out,
-                indent=2,
             )
-            out.write("\n")
         else:
             for line in lines:
                 print(line, file=out)
@@ -860,16 +854,14 @@ def cmd_create(args: argparse.Namespace, out: TextIO) -> int:
         if args.dry_run:
             titles = [] if problems else create.plan(cluster, backend.layout, request).titles
             if args.json:
-                json.dump(
+                _print_json(
+                    out,
                     {
                         "request": request.to_json(),
                         "problems": [dataclasses.asdict(p) for p in problems],
                         "plan": titles,
                     },
-                    out,
-                    indent=2,
                 )
-                out.write("\n")
             else:
                 for name in d.shown:
                     print(f"  {create.LABELS[name]:<32} {getattr(request, name)}", file=out)
@@ -884,7 +876,8 @@ def cmd_create(args: argparse.Namespace, out: TextIO) -> int:
             backend, create.plan(cluster, backend.layout, request), _session(args, backend)
         )
         if args.json:
-            json.dump(
+            _print_json(
+                out,
                 {
                     "ok": True,
                     "request": request.to_json(),
@@ -893,10 +886,7 @@ def cmd_create(args: argparse.Namespace, out: TextIO) -> int:
                         backend.store.hierarchy(result.hierarchy_id), backend.cluster()
                     ),
                 },
-                out,
-                indent=2,
             )
-            out.write("\n")
         else:
             print(result.message, file=out)
         return EXIT_OK
@@ -1032,7 +1022,8 @@ def cmd_extend(args: argparse.Namespace, out: TextIO) -> int:
         if args.dry_run:
             titles = [] if problems else extend.plan(cluster, backend.layout, request).titles
             if args.json:
-                json.dump(
+                _print_json(
+                    out,
                     {
                         "request": request.to_json(),
                         "shown": list(d.shown),
@@ -1045,10 +1036,7 @@ def cmd_extend(args: argparse.Namespace, out: TextIO) -> int:
                         "problems": [dataclasses.asdict(p) for p in problems],
                         "plan": titles,
                     },
-                    out,
-                    indent=2,
                 )
-                out.write("\n")
             else:
                 _print_dry_run(out, request, d, problems, titles)
             return EXIT_USAGE if problems else EXIT_OK
@@ -1075,7 +1063,8 @@ def cmd_extend(args: argparse.Namespace, out: TextIO) -> int:
                 )
                 return EXIT_FAILED
         if args.json:
-            json.dump(
+            _print_json(
+                out,
                 {
                     "ok": True,
                     "request": request.to_json(),
@@ -1085,10 +1074,7 @@ def cmd_extend(args: argparse.Namespace, out: TextIO) -> int:
                         backend.store.hierarchy(result.hierarchy_id), backend.cluster()
                     ),
                 },
-                out,
-                indent=2,
             )
-            out.write("\n")
         else:
             print(result.message, file=out)
         return EXIT_OK
@@ -1185,16 +1171,14 @@ def _run_op(
 ) -> int:
     if args.dry_run:
         if args.json:
-            json.dump({"plan": the_plan.titles}, out, indent=2)
-            out.write("\n")
+            _print_json(out, {"plan": the_plan.titles})
         else:
             for i, title in enumerate(the_plan.titles, 1):
                 print(f"  {i}. {title}", file=out)
         return EXIT_OK
     message = hierarchy_ops.execute(backend, the_plan, _session(args, backend))
     if args.json:
-        json.dump({"ok": True, "steps": the_plan.titles, "message": message}, out, indent=2)
-        out.write("\n")
+        _print_json(out, {"ok": True, "steps": the_plan.titles, "message": message})
     else:
         print(message, file=out)
     return EXIT_OK
