@@ -42,7 +42,7 @@ from core import availability as av
 from core import paths
 from core.availability import Connection, Preselection, Selection
 from core.events import EventHub
-from core.model import Cluster, MirrorState, Role
+from core.model import Cluster, Role
 from core.properties import properties
 from core.session import Session, local_administrator
 from core.status import mirror_text
@@ -414,7 +414,8 @@ class MainWindow(QMainWindow):
             self.tree.setColumnWidth(column, max(width, 120))
 
     def _fit_resync_columns(self) -> None:
-        """Widen a server column showing a resync so its text is not cut (never narrows)."""
+        """Widen a server column whose mirror text (a resync's progress, "Out of Sync (Wait
+        for Previous Source)") would be cut (never narrows)."""
         if self.cluster is None:
             return
         metrics = QFontMetrics(self.tree.font())
@@ -422,8 +423,6 @@ class MainWindow(QMainWindow):
         for h in self.cluster.hierarchies:
             for m in h.mirrors:
                 for t in m.targets:
-                    if t.state is not MirrorState.RESYNCING:
-                        continue
                     column = self.model.column_of(t.server)
                     if column is None or column == header.count() - 1:
                         continue  # the last column stretches
