@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import logging
+from pathlib import Path
 
 from PySide6.QtGui import QIcon
 
@@ -20,7 +20,10 @@ _SERVER_ICON = {
 }
 
 
-_ICONS = importlib.resources.files("resources") / "icons"
+# Next to this package (in the source tree, the wheel and the frozen build alike);
+# importlib.resources would cost a noticeable part of the start-up for the same path.
+_RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+_ICONS = _RESOURCES / "icons"
 
 
 @functools.cache
@@ -47,5 +50,5 @@ def node_icon(status: NodeStatus) -> QIcon:
 
 
 def app_icon() -> QIcon:
-    path = importlib.resources.files("resources") / "lkconsole.svg"
+    path = _RESOURCES / "lkconsole.svg"
     return QIcon(str(path)) if path.is_file() else QIcon()
