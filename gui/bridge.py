@@ -70,14 +70,35 @@ def share_unchanged(previous: Cluster | None, current: Cluster) -> Cluster:
     return replace(current, servers=servers, hierarchies=hierarchies)
 
 
+@dataclass(frozen=True)
+class InitialState:
+    """What the window shows on its first paint, read before it is built."""
+
+    cluster: Cluster
+    log_rows: list[LogRow]
+
+
+def read_initial_state(home: Path | None = None) -> InitialState:
+    """Open (on first use create) the lab and read the cluster and the output panel's
+    last lines, in the calling thread: the console does it once, before its window
+    exists, so that the first paint already shows the cluster."""
+    with Store(home) as store:
+        ensure_lab(store)
+        return InitialState(store.cluster(), store.log_lines_after(0, LOG_LINES_KEPT))
+
+
 class ClusterWatcher(QThread):
-    """Emits :attr:`cluster_loaded` (a ``Cluster``) and :attr:`log_loaded` (LogRows)."""
+    """Emits :attr:`cluster_loaded` (a ``Cluster``) and :attr:`log_loaded` (LogRows).
+
+    Given the :class:`InitialState` the window already shows, its first snapshot shares
+    the hierarchies that did not change since, and it reads only newer log lines.
+    """
 
     cluster_loaded = Signal(object)
     log_loaded = Signal(object)  # list[core.store.LogRow], oldest first
     failed = Signal(str)
 
-    def __init__(self, home: Path | None = None) -> None:
+    def __init__(self, home: Path | None = None, shown: InitialState | None = None) -> None:
         # No Qt parent on purpose: Qt aborts when a running thread is destroyed, so the
         # thread must not die with its window; the window stops it instead (see watch()).
         super().__init__()
@@ -86,6 +107,7 @@ class ClusterWatcher(QThread):
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._reload = threading.Event()
+        self._shown = shown
 
     def watch_for(self, owner: object) -> None:
         """Start, and stop when ``owner`` is closed or garbage-collected."""
@@ -119,8 +141,9 @@ class ClusterWatcher(QThread):
 
     def _loop(self, store: Store) -> None:
         seen: int | None = None
-        last_log_id = 0
-        previous: Cluster | None = None
+        shown, self._shown = self._shown, None
+        previous = shown.cluster if shown is not None else None
+        last_log_id = shown.log_rows[-1].id if shown is not None and shown.log_rows else 0
         pause = POLL_INTERVAL_S
         while not self._stopping.is_set():
             try:

@@ -6,9 +6,12 @@ Wiring (see gui/bridge.py)::
     EventHub (any thread) ──EventBridge subscriber ──┴─▶ EventBridge.batch (≤ 10/s) ──▶ _apply
     OperationRunner (QThreadPool) ──log/progress/finished──▶ output panel, message bar
 
-``MainWindow(home=None, hub=None)``: ``home`` is the data directory (default: the
-user's, or ``$LKCONSOLE_HOME``); ``hub`` the in-process :class:`~core.events.EventHub`
-operations publish to (default: a new one, :attr:`MainWindow.hub`).
+``MainWindow(home=None, hub=None, initial=None)``: ``home`` is the data directory
+(default: the user's, or ``$LKCONSOLE_HOME``); ``hub`` the in-process
+:class:`~core.events.EventHub` operations publish to (default: a new one,
+:attr:`MainWindow.hub`); ``initial`` the cluster and log lines already read
+(:func:`gui.bridge.read_initial_state`), shown from the first paint on; without it the
+window shows "Connecting…" until the watcher's first snapshot.
 
 Dialogs built elsewhere plug in through :attr:`MainWindow.actions`::
 
@@ -32,7 +35,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMainWindow,
     QMenu,
-    QMessageBox,
     QSizePolicy,
     QToolBar,
     QWidget,
@@ -50,7 +52,7 @@ from core.store import LogRow
 from gui import actions as act
 from gui import icons, operations
 from gui.actions import ActionRegistry
-from gui.bridge import ClusterWatcher, EventBatch, EventBridge
+from gui.bridge import ClusterWatcher, EventBatch, EventBridge, InitialState
 from gui.message_bar import MessageBar
 from gui.output_panel import OutputPanel
 from gui.properties_panel import PropertiesPanel
@@ -80,7 +82,12 @@ class MainWindow(QMainWindow):
     cluster_shown = Signal()  # after each snapshot reached the model
     batch_applied = Signal()  # after each update (snapshot, progress, log lines)
 
-    def __init__(self, home: Path | None = None, hub: EventHub | None = None) -> None:
+    def __init__(
+        self,
+        home: Path | None = None,
+        hub: EventHub | None = None,
+        initial: InitialState | None = None,
+    ) -> None:
         super().__init__()
         self.setObjectName("main_window")
         self.setAccessibleName(APP_TITLE)
@@ -106,7 +113,7 @@ class MainWindow(QMainWindow):
         self.bridge.batch.connect(self._apply)
         # Stop listening to the hub even if the window is dropped without closing it.
         weakref.finalize(self, self.bridge.close)
-        self.watcher: ClusterWatcher = self._start_watcher()
+        self.watcher: ClusterWatcher = self._start_watcher(initial)
 
         self.model = StatusModel(self)
         self.tree = StatusView(self.model, self)
@@ -145,6 +152,9 @@ class MainWindow(QMainWindow):
         self._update_empty_text()
         self._update_context()
         self.message_bar.show_connection(self.connection)
+        if initial is not None:
+            self._apply(EventBatch(cluster=initial.cluster))
+            self.output_panel.add_rows(initial.log_rows)
 
     # -- actions, menus, toolbar -----------------------------------------------------------
     def _build_actions(self) -> None:
@@ -245,8 +255,8 @@ class MainWindow(QMainWindow):
         return self.home if self.home is not None else paths.data_dir()
 
     # -- connection ------------------------------------------------------------------------
-    def _start_watcher(self) -> ClusterWatcher:
-        watcher = ClusterWatcher(self.home)
+    def _start_watcher(self, shown: InitialState | None = None) -> ClusterWatcher:
+        watcher = ClusterWatcher(self.home, shown)
         # Bound methods, not lambdas: a lambda would keep the window alive from the thread.
         watcher.cluster_loaded.connect(self._on_cluster_loaded)
         watcher.log_loaded.connect(self._on_log_loaded)
@@ -563,6 +573,8 @@ class MainWindow(QMainWindow):
     @Slot()
     def _about(self) -> None:
         from importlib import metadata  # only here: it is slow to import
+
+        from PySide6.QtWidgets import QMessageBox
 
         try:
             version = metadata.version("lkconsole")

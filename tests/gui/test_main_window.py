@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QPushButton, QToolBar, QTreeV
 from core.events import EventHub, ResourceStateChanged
 from core.model import ResourceState, ServerState
 from core.store import Store
+from gui.bridge import read_initial_state
 from gui.main_window import MainWindow
 from gui.status_model import StatusModel
 from tests.gui.lab_states import seed
@@ -46,6 +47,7 @@ import gc
 from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
+from gui.bridge import read_initial_state
 from gui.main_window import MainWindow
 window = MainWindow()
 loop = QEventLoop()
@@ -101,6 +103,32 @@ def test_window_shows_the_lab_cells(qtbot) -> None:
     assert message is not None and "3 of 3 servers alive" in message.text()
     connection = window.findChild(QLabel, "connection_label")
     assert connection is not None and connection.text() == "Lab cluster · Administrator"
+
+
+def test_the_first_paint_already_shows_the_cluster(qtbot) -> None:
+    # What lkconsole does: read the store before the window, so no "Connecting…" frame.
+    initial = read_initial_state()
+    window = MainWindow(initial=initial)
+    qtbot.addWidget(window)
+    seen = _changes(window.model)
+    proxy = window.tree.model()
+    assert proxy.index(0, 0).data() == "/data"
+    assert proxy.index(0, 1).data() == "Active"
+    assert window.tree.empty_text == ""
+    lines = window.output_panel.lines()
+    assert len(lines) == 1 and "Created the lab cluster" in lines[0]
+    window.show()
+    # The watcher's first snapshot is the same cluster: no cell changes, no reset, and
+    # the log lines already shown are not shown twice.
+    with qtbot.waitSignal(window.cluster_shown, timeout=10_000):
+        pass
+    assert seen == []
+    assert window.output_panel.lines() == lines
+    with Store() as other, other.transaction() as txn:
+        txn.add_log_line("lkctl", "INFO", "a newer line")
+    window.request_reload()
+    qtbot.waitUntil(lambda: len(window.output_panel.lines()) == 2, timeout=10_000)
+    assert "a newer line" in window.output_panel.lines()[1]
 
 
 def test_a_change_by_another_process_reaches_its_cell_only(qtbot) -> None:
