@@ -135,9 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     setup_logging()
     # The start-up makes many long-lived objects (modules, classes, Qt's enums) and no
-    # garbage worth a collection: collect nothing until the window has painted, then move
-    # what the start-up made out of the collector's sight (gc.freeze, as CPython's
-    # documentation suggests for this case).
+    # garbage worth a collection: collect nothing until the window has painted, then
+    # gc.freeze() moves what the start-up made out of later collections' way.
     gc.disable()
 
     # Open (and on first use create) the lab before any window, so that a damaged or
@@ -145,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         initial = open_lab()
     except LkError as exc:
+        gc.enable()
         print(f"lkconsole: {exc}", file=sys.stderr)
         return 1
 

@@ -270,3 +270,33 @@ def test_screenshot_writes_the_window_as_png(tmp_path: Path) -> None:
     # Not blank: the status tree drew text and icons in several colours.
     colours = {image.pixel(x, y) for x in range(0, 800, 7) for y in range(0, 120, 3)}
     assert len(colours) > 10
+
+
+AFTER_START = """
+import gc, sys
+import gui.app
+
+def painted_then_quit(app, window):
+    print("rows", window.model.rowCount(), "gc enabled", gc.isenabled(),
+          "frozen", gc.get_freeze_count() > 0)
+    app.quit()
+
+gui.app._painted_then_quit = painted_then_quit
+sys.exit(gui.app.main(["--exit-when-shown"]))
+"""
+
+
+def test_lkconsole_collects_garbage_again_once_shown() -> None:
+    # The collector is off during the start-up only (gui/app.py); once the window has
+    # painted, collections are back, and what the start-up made is frozen out of them.
+    done = subprocess.run(
+        [sys.executable, "-c", AFTER_START],
+        cwd=REPO,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "rows 1 gc enabled True frozen True" in done.stdout
