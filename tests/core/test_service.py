@@ -175,6 +175,9 @@ def test_the_previous_source_returning_takes_it_back(lab: LabBackend) -> None:
 def test_lkctl_commands_for_service(lab: LabBackend) -> None:
     assert run_lkctl(["switchover", "/data", "--to", "lab3"]).returncode == 0
     assert _h(lab).in_service_server == "lab3"
+    # lab1, the source until now, is a target that catches up first: a failover goes
+    # only to a mirror that is Target.
+    wait_for_mirror(lab, _h(lab).id, "lab1")
     done = run_lkctl(["lab", "stop", "lab3", "--json"])
     assert done.returncode == 0, done.stderr
     assert "/data fails over from lab3 to lab1 (priority 1)." in done.stdout
