@@ -103,6 +103,7 @@ class MainWindow(QMainWindow):
         # Who works at the console (core.session): what wizards and operations check.
         self.session: Session = local_administrator()
         self._first_load = True
+        self._showing_summary = False  # the message bar shows the connection's summary
         self.connection_wanted = True  # connecting or connected (False after Disconnect)
         self._help: HelpDialog | None = None
         self.last_context_menu: QMenu | None = None
@@ -349,7 +350,20 @@ class MainWindow(QMainWindow):
 
     def show_result(self, text: str, ok: bool | None = True) -> None:
         """The message bar's last result."""
+        self._showing_summary = False
         self.message_bar.show_result(text, ok)
+
+    def _show_summary(self, cluster: Cluster) -> None:
+        """The connection's result, kept current until another result replaces it."""
+        alive = sum(1 for s in cluster.servers if s.state.is_alive)
+        count = len(cluster.hierarchies)
+        noun = "hierarchy" if count == 1 else "hierarchies"
+        self.show_result(
+            f"Connected to the lab cluster: {alive} of {len(cluster.servers)} servers alive, "
+            f"{count} resource {noun}.",
+            ok=True if alive == len(cluster.servers) else None,
+        )
+        self._showing_summary = True
 
     # -- updates ---------------------------------------------------------------------------
     def _from_current_watcher(self) -> bool:
@@ -382,8 +396,11 @@ class MainWindow(QMainWindow):
         if batch.reload:
             self.request_reload()
         self.cluster = self.model.cluster() if self.connection.connected else None
-        if batch.cluster is not None and self._first_load and self.cluster is not None:
-            self._first_show(self.cluster)
+        if batch.cluster is not None and self.cluster is not None:
+            if self._first_load:
+                self._first_show(self.cluster)
+            elif self._showing_summary:
+                self._show_summary(self.cluster)
         self._fit_resync_columns()
         self.message_bar.show_resyncs(self.cluster)
         self._update_empty_text()
@@ -396,13 +413,7 @@ class MainWindow(QMainWindow):
         self._first_load = False
         self.tree.expandAll()
         self._size_columns()
-        alive = sum(1 for s in cluster.servers if s.state.is_alive)
-        count = len(cluster.hierarchies)
-        noun = "hierarchy" if count == 1 else "hierarchies"
-        self.show_result(
-            f"Connected to the lab cluster: {alive} of {len(cluster.servers)} servers alive, "
-            f"{count} resource {noun}."
-        )
+        self._show_summary(cluster)
 
     def _size_columns(self) -> None:
         header = self.tree.header()
