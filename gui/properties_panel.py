@@ -61,6 +61,23 @@ class PropertiesPanel(QDockWidget):
         head.addWidget(self.heading, 1)
         layout.addLayout(head)
 
+        self.tree = QTreeWidget(body)
+        self.tree.setObjectName("properties_tree")
+        self.tree.setAccessibleName("Properties")
+        self.tree.setColumnCount(2)
+        self.tree.setHeaderLabels(["Property", "Value"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.setIndentation(0)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setIconSize(QSize(_ICON_SIZE, _ICON_SIZE))
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tree.setWordWrap(False)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        header = self.tree.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        layout.addWidget(self.tree, 1)
         self.hint = QLabel(body)
         self.hint.setObjectName("properties_hint")
         self.hint.setAccessibleName("Properties hint")
@@ -71,43 +88,11 @@ class PropertiesPanel(QDockWidget):
         self.hint.hide()
         layout.addWidget(self.hint, 1)
         self.setWidget(body)
-        self._body = body
-        self._layout = layout
 
-        self._tree: QTreeWidget | None = None
         self._shape: tuple[object, ...] = ()
-        self.current: Properties | None = None
-
-    @property
-    def tree(self) -> QTreeWidget:
-        """The property rows, made when first needed (at start nothing is selected, and
-        the first QTreeWidget costs a noticeable part of the console's start-up)."""
-        if self._tree is None:
-            self._tree = self._make_tree()
-        return self._tree
-
-    def _make_tree(self) -> QTreeWidget:
-        body = self._body
-        tree = QTreeWidget(body)
-        tree.setObjectName("properties_tree")
-        tree.setAccessibleName("Properties")
-        tree.setColumnCount(2)
-        tree.setHeaderLabels(["Property", "Value"])
-        tree.setRootIsDecorated(False)
-        tree.setIndentation(0)
-        tree.setUniformRowHeights(True)
-        tree.setAlternatingRowColors(True)
-        tree.setIconSize(QSize(_ICON_SIZE, _ICON_SIZE))
-        tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        tree.setWordWrap(False)
-        tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        header = tree.header()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-        self._layout.insertWidget(1, tree, 1)  # between the heading and the hint
-        self._section_font = QFont(tree.font())
+        self._section_font = QFont(self.tree.font())
         self._section_font.setBold(True)
-        return tree
+        self.current: Properties | None = None
 
     def show_properties(self, props: Properties) -> None:
         """Show ``props``; rows that keep their place are updated in place."""
@@ -123,10 +108,7 @@ class PropertiesPanel(QDockWidget):
             self.heading_icon.setPixmap(pixmap)
         self.hint.setText(props.hint)
         self.hint.setVisible(bool(props.hint))
-        if not props.hint:
-            self.tree.show()
-        elif self._tree is not None:
-            self._tree.hide()
+        self.tree.setVisible(not props.hint)
         self.heading_icon.setVisible(props.icon is not None)
         shape = tuple((s.title, tuple(r.label for r in s.rows)) for s in props.sections)
         if shape == self._shape:
@@ -175,20 +157,15 @@ class PropertiesPanel(QDockWidget):
     def rows(self) -> dict[str, str]:
         """``label: value`` of every row shown (a later section wins a repeated label)."""
         found: dict[str, str] = {}
-        if self._tree is None:
-            return found
-        for i in range(self._tree.topLevelItemCount()):
-            item = self._tree.topLevelItem(i)
+        for i in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(i)
             if item is not None and not item.isFirstColumnSpanned():
                 found[item.text(0)] = item.text(1)
         return found
 
     def sections(self) -> list[str]:
-        tree = self._tree
-        if tree is None:
-            return []
         return [
             item.text(0)
-            for i in range(tree.topLevelItemCount())
-            if (item := tree.topLevelItem(i)) is not None and item.isFirstColumnSpanned()
+            for i in range(self.tree.topLevelItemCount())
+            if (item := self.tree.topLevelItem(i)) is not None and item.isFirstColumnSpanned()
         ]
