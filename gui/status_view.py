@@ -27,10 +27,6 @@ class StatusView(QTreeView):
 
     def __init__(self, model: StatusModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        # A viewport made here, in Python: the first time PySide wraps a plain QWidget
-        # that C++ created (the default viewport), it initialises every QWidget subclass
-        # it knows to find the best type, which costs ~15 ms of the console's start-up.
-        self.setViewport(QWidget(self))
         self.setObjectName("status_tree")
         self.setAccessibleName("Status table")
         self.setAccessibleDescription(
