@@ -10,13 +10,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from core import paths
 from core.errors import LkError
-
-if TYPE_CHECKING:
-    from gui.bridge import InitialState
 
 NO_DISPLAY_MESSAGE = (
     "lkconsole: no display found (DISPLAY and WAYLAND_DISPLAY are not set).\n"
@@ -78,15 +74,6 @@ def open_log_file() -> None:
         _buffer.records.clear()
 
 
-def open_lab() -> InitialState:
-    """Open (and on first use create) the lab and read what the window first shows;
-    raises LkError when it cannot (a damaged or read-only store is reported before any
-    window)."""
-    from gui.bridge import read_initial_state
-
-    return read_initial_state()
-
-
 def recover_in_background() -> None:
     """Finish what crashed processes left (journaled operations, resyncs whose process
     died) without holding up the first paint: the replication engine loads meanwhile."""
@@ -141,8 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Open (and on first use create) the lab before any window, so that a damaged or
     # read-only store is reported clearly instead of as an empty window.
+    from gui.bridge import read_initial_state
+
     try:
-        initial = open_lab()
+        initial = read_initial_state()
     except LkError as exc:
         gc.enable()
         print(f"lkconsole: {exc}", file=sys.stderr)
