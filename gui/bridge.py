@@ -110,7 +110,10 @@ class ClusterWatcher(QThread):
         self._shown = shown
 
     def watch_for(self, owner: object) -> None:
-        """Start, and stop when ``owner`` is closed or garbage-collected."""
+        """Start, and stop when ``owner`` is closed or garbage-collected (not at all
+        when it was stopped already)."""
+        if self._stopping.is_set():
+            return
         weakref.finalize(owner, self.stop)
         self.start()
 

@@ -23,13 +23,14 @@ and run their operation off the GUI thread with :meth:`MainWindow.run_operation`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QPoint, QSettings, QSize, Qt, Signal, Slot
+from PySide6.QtCore import QByteArray, QPoint, QSettings, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QFontMetrics
 from PySide6.QtWidgets import (
     QLineEdit,
@@ -108,8 +109,8 @@ class MainWindow(QMainWindow):
         self._help: HelpDialog | None = None
         self.last_context_menu: QMenu | None = None
 
-        # First the thread that reads the store, so that it works while the widgets are
-        # built (what it sends waits in the queue until the event loop runs).
+        # First the thread that reads the store, so that without an initial state it
+        # works while the widgets are built (what it sends waits for the event loop).
         self.bridge = EventBridge(self.hub, self)
         self.bridge.batch.connect(self._apply)
         # Stop listening to the hub even if the window is dropped without closing it.
@@ -262,7 +263,12 @@ class MainWindow(QMainWindow):
         watcher.cluster_loaded.connect(self._on_cluster_loaded)
         watcher.log_loaded.connect(self._on_log_loaded)
         watcher.failed.connect(self._show_failure)
-        watcher.watch_for(self)
+        if shown is None:
+            watcher.watch_for(self)
+        else:
+            # The window shows that state already: start once the event loop runs, so
+            # that the thread does not take the interpreter from building the window.
+            QTimer.singleShot(0, self, functools.partial(watcher.watch_for, self))
         return watcher
 
     def connect_cluster(self, role: Role = Role.ADMINISTRATOR) -> None:
