@@ -284,9 +284,39 @@ def extend_hierarchy(
     if problem is not None:
         return problem
     assert cluster is not None
+    if selection.resource_id is None:
+        return _extend_any(cluster)
     h = _selected_hierarchy(cluster, selection)
     if isinstance(h, Availability):
         return h
+    return _extend_from(cluster, h, selection.server)
+
+
+def _extend_any(cluster: Cluster) -> Availability:
+    """No resource selected: the wizard asks for the template server and the tag."""
+    if not cluster.hierarchies:
+        return _no(
+            "There is no resource hierarchy to extend yet: create one first "
+            "(Edit › Resource › Create Resource Hierarchy)."
+        )
+    refused = []
+    for h in cluster.hierarchies:  # usually the first one can be extended
+        found = _extend_from(cluster, h, None)
+        if found.enabled:
+            return _ok(
+                "Extend a resource hierarchy: the wizard asks for the template server and "
+                "the tag to extend."
+            )
+        refused.append(found)
+    if len(refused) == 1:
+        return refused[0]
+    return _no(
+        f"None of the {len(refused)} resource hierarchies can be extended now; select one "
+        "to see why."
+    )
+
+
+def _extend_from(cluster: Cluster, h: Hierarchy, server: str | None) -> Availability:
     root = h.root_tag
     template = h.in_service_server
     if template is None:
@@ -312,7 +342,7 @@ def extend_hierarchy(
             f"There is no alive server to extend {root} to: {_names(missing)} {verb} not "
             "running. Start one first."
         )
-    target = selection.server if selection.server in alive else None
+    target = server if server in alive else None
     to = target or (alive[0] if len(alive) == 1 else f"one of {_names(alive)}")
     return _ok(f"Extend {root} from {template} to {to}.")
 

@@ -57,10 +57,28 @@ def test_every_action_has_a_rule_and_a_sentence(lab: Cluster) -> None:
 def test_nothing_selected(lab: Cluster) -> None:
     nothing = Selection()
     assert rule("create_hierarchy", lab, nothing).enabled
-    extend = rule("extend_hierarchy", lab, nothing)
-    assert not extend.enabled and "Select a resource" in extend.reason
     server = rule("server_properties", lab, nothing)
     assert not server.enabled and "column header" in server.reason
+
+
+def test_extend_with_nothing_selected_asks_in_the_wizard(lab: Cluster) -> None:
+    # From the menu, the wizard offers Template Server and Tag to Extend itself.
+    for nothing in (Selection(), Selection(server="lab2")):
+        extend = rule("extend_hierarchy", lab, nothing)
+        assert extend.enabled
+        assert "asks for the template server and the tag" in extend.reason
+    empty = dataclasses.replace(lab, hierarchies=())
+    refused = rule("extend_hierarchy", empty, Selection())
+    assert not refused.enabled and "create one first" in refused.reason
+    both = c.extended(c.extended(lab, "lab2", MirrorState.TARGET), "lab3", MirrorState.TARGET)
+    refused = rule("extend_hierarchy", both, Selection())
+    assert not refused.enabled and "no server left to extend /data to" in refused.reason
+    two = dataclasses.replace(both, hierarchies=both.hierarchies * 2)
+    refused = rule("extend_hierarchy", two, Selection())
+    assert not refused.enabled
+    assert refused.reason == (
+        "None of the 2 resource hierarchies can be extended now; select one to see why."
+    )
 
 
 def test_not_connected_disables_everything_but_connect(lab: Cluster) -> None:

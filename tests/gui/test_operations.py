@@ -81,6 +81,26 @@ def test_the_menu_path_opens_the_extend_wizard(qtbot, window: MainWindow) -> Non
     wizard.reject()
 
 
+def test_with_nothing_selected_the_menu_extends_what_can_be_extended(
+    qtbot, window: MainWindow
+) -> None:
+    # A new administrator opens the console and goes straight to the documented extend.
+    assert window.selection().kind == "none"
+    action = find_menu_action(window.menuBar(), "Edit", "Resource", "Extend Resource Hierarchy")
+    assert action is not None and action.isEnabled()
+    assert "asks for the template server and the tag" in action.toolTip()
+    action.trigger()
+    wizard = window.operations.last_dialog
+    assert isinstance(wizard, ExtendWizard) and wizard.isVisible()
+    wizard.next()
+    page = wizard.currentPage()
+    assert page.findChild(QComboBox, "template_server").isVisible()
+    assert page.findChild(QComboBox, "template_server").currentText() == "lab1"
+    assert page.findChild(QComboBox, "tag_to_extend").currentText() == "/data"
+    assert page.findChild(QComboBox, "target_server").currentText() == "lab2"
+    wizard.reject()
+
+
 def test_right_click_an_empty_cell_extends_to_that_server(qtbot, window: MainWindow) -> None:
     _select(window, "datarep-data", "lab3")
     menu = window.context_menu("cell")
