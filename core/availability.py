@@ -299,20 +299,22 @@ def _extend_any(cluster: Cluster) -> Availability:
             "There is no resource hierarchy to extend yet: create one first "
             "(Edit › Resource › Create Resource Hierarchy)."
         )
-    refused = []
-    for h in cluster.hierarchies:  # usually the first one can be extended
-        found = _extend_from(cluster, h, None)
-        if found.enabled:
-            return _ok(
-                "Extend a resource hierarchy: the wizard asks for the template server and "
-                "the tag to extend."
-            )
-        refused.append(found)
-    if len(refused) == 1:
-        return refused[0]
+    # What _extend_from enables, without its sentences: this runs for every hierarchy at
+    # each update while nothing is selected.
+    alive = {s.name for s in cluster.servers if s.state.is_alive}
+    if any(
+        h.in_service_server in alive and alive - {e.server for e in h.equivalencies}
+        for h in cluster.hierarchies
+    ):
+        return _ok(
+            "Extend a resource hierarchy: the wizard asks for the template server and the "
+            "tag to extend."
+        )
+    if len(cluster.hierarchies) == 1:
+        return _extend_from(cluster, cluster.hierarchies[0], None)
     return _no(
-        f"None of the {len(refused)} resource hierarchies can be extended now; select one "
-        "to see why."
+        f"None of the {len(cluster.hierarchies)} resource hierarchies can be extended now; "
+        "select one to see why."
     )
 
 
