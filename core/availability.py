@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from core import permissions
 from core.model import (
     Cluster,
     Hierarchy,
@@ -26,6 +27,7 @@ from core.model import (
     Role,
     Server,
 )
+from core.permissions import Op
 
 CONNECT = "connect"
 DISCONNECT = "disconnect"
@@ -144,13 +146,15 @@ def _names(names: list[str] | tuple[str, ...]) -> str:
 
 # -- common preconditions ----------------------------------------------------------------
 def _connection_problem(
-    cluster: Cluster | None, connection: Connection, needed: Role, what: str
+    cluster: Cluster | None, connection: Connection, op: Op
 ) -> Availability | None:
+    """Not connected, or the permission table does not let this role run ``op``."""
     if not connection.connected or cluster is None:
         return _no("Not connected to a cluster: use File › Connect first.")
-    if connection.role < needed:
+    if not permissions.allowed(connection.role, op):
+        needed = permissions.least_role(op)
         return _no(
-            f"Your role is {connection.role.label}; {what} needs the {needed.label} role. "
+            f"Your role is {connection.role.label}; {op.label} needs the {needed.label} role. "
             "Reconnect with a role that allows it."
         )
     return None
@@ -205,7 +209,7 @@ def disconnect(
 def server_properties(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    problem = _connection_problem(cluster, connection, Role.GUEST, "viewing properties")
+    problem = _connection_problem(cluster, connection, Op.VIEW)
     if problem is not None:
         return problem
     assert cluster is not None
@@ -218,7 +222,7 @@ def server_properties(
 def stop_server(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    problem = _connection_problem(cluster, connection, Role.ADMINISTRATOR, "Stop Server")
+    problem = _connection_problem(cluster, connection, Op.STOP_SERVER)
     if problem is not None:
         return problem
     assert cluster is not None
@@ -238,7 +242,7 @@ def stop_server(
 def start_server(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    problem = _connection_problem(cluster, connection, Role.ADMINISTRATOR, "Start Server")
+    problem = _connection_problem(cluster, connection, Op.START_SERVER)
     if problem is not None:
         return problem
     assert cluster is not None
@@ -255,9 +259,7 @@ def start_server(
 def create_hierarchy(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    problem = _connection_problem(
-        cluster, connection, Role.ADMINISTRATOR, "Create Resource Hierarchy"
-    )
+    problem = _connection_problem(cluster, connection, Op.CREATE_HIERARCHY)
     if problem is not None:
         return problem
     assert cluster is not None
@@ -278,9 +280,7 @@ def _create_server(cluster: Cluster, selection: Selection) -> str | None:
 def extend_hierarchy(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    problem = _connection_problem(
-        cluster, connection, Role.ADMINISTRATOR, "Extend Resource Hierarchy"
-    )
+    problem = _connection_problem(cluster, connection, Op.EXTEND_HIERARCHY)
     if problem is not None:
         return problem
     assert cluster is not None
@@ -352,9 +352,7 @@ def _extend_from(cluster: Cluster, h: Hierarchy, server: str | None) -> Availabi
 def unextend_hierarchy(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    problem = _connection_problem(
-        cluster, connection, Role.ADMINISTRATOR, "Unextend Resource Hierarchy"
-    )
+    problem = _connection_problem(cluster, connection, Op.UNEXTEND_HIERARCHY)
     if problem is not None:
         return problem
     assert cluster is not None
@@ -389,9 +387,7 @@ def unextend_hierarchy(
 def delete_hierarchy(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    problem = _connection_problem(
-        cluster, connection, Role.ADMINISTRATOR, "Delete Resource Hierarchy"
-    )
+    problem = _connection_problem(cluster, connection, Op.DELETE_HIERARCHY)
     if problem is not None:
         return problem
     assert cluster is not None
@@ -404,7 +400,7 @@ def delete_hierarchy(
 def in_service(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    problem = _connection_problem(cluster, connection, Role.OPERATOR, "In Service")
+    problem = _connection_problem(cluster, connection, Op.IN_SERVICE)
     if problem is not None:
         return problem
     assert cluster is not None
@@ -474,7 +470,7 @@ def _mirror_refusal(h: Hierarchy, scope: list[int], server: str, tag: str) -> Av
 def out_of_service(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    problem = _connection_problem(cluster, connection, Role.OPERATOR, "Out of Service")
+    problem = _connection_problem(cluster, connection, Op.OUT_OF_SERVICE)
     if problem is not None:
         return problem
     assert cluster is not None
@@ -512,7 +508,7 @@ def _out_of_service_server(h: Hierarchy, selection: Selection) -> str | None:
 def resource_properties(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    problem = _connection_problem(cluster, connection, Role.GUEST, "viewing properties")
+    problem = _connection_problem(cluster, connection, Op.VIEW)
     if problem is not None:
         return problem
     assert cluster is not None
@@ -537,11 +533,11 @@ PAUSED = "paused by the administrator"  # core.mirror_ops.PAUSED_REASON
 
 
 def _selected_mirror(
-    cluster: Cluster | None, selection: Selection, connection: Connection, role: Role, what: str
+    cluster: Cluster | None, selection: Selection, connection: Connection, op: Op
 ) -> tuple[Hierarchy, Mirror, list[MirrorTarget]] | Availability:
     """The mirror of the selected DataKeeper resource and the targets the action concerns
     (the clicked cell's server when it is a target, else every target)."""
-    problem = _connection_problem(cluster, connection, role, what)
+    problem = _connection_problem(cluster, connection, op)
     if problem is not None:
         return problem
     assert cluster is not None
@@ -570,7 +566,7 @@ def _selected_mirror(
 def pause_mirror(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    found = _selected_mirror(cluster, selection, connection, Role.OPERATOR, "Pause Mirror")
+    found = _selected_mirror(cluster, selection, connection, Op.PAUSE_MIRROR)
     if isinstance(found, Availability):
         return found
     h, mirror, targets = found
@@ -589,7 +585,7 @@ def pause_mirror(
 def resume_mirror(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    found = _selected_mirror(cluster, selection, connection, Role.OPERATOR, "Resume Mirror")
+    found = _selected_mirror(cluster, selection, connection, Op.RESUME_MIRROR)
     if isinstance(found, Availability):
         return found
     h, mirror, targets = found
@@ -611,7 +607,7 @@ def resume_mirror(
 def full_resync(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    found = _selected_mirror(cluster, selection, connection, Role.ADMINISTRATOR, "Full Resync")
+    found = _selected_mirror(cluster, selection, connection, Op.FULL_RESYNC)
     if isinstance(found, Availability):
         return found
     h, mirror, targets = found
@@ -624,7 +620,7 @@ def full_resync(
 def force_online(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    found = _selected_mirror(cluster, selection, connection, Role.ADMINISTRATOR, "Force Online")
+    found = _selected_mirror(cluster, selection, connection, Op.FORCE_ONLINE)
     if isinstance(found, Availability):
         return found
     h, mirror, targets = found
@@ -643,7 +639,7 @@ def force_online(
 def speed_limit(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    problem = _connection_problem(cluster, connection, Role.ADMINISTRATOR, "Set Speed Limit")
+    problem = _connection_problem(cluster, connection, Op.SPEED_LIMIT)
     if problem is not None:
         return problem
     assert cluster is not None
@@ -661,7 +657,7 @@ def speed_limit(
 def verify_mirror(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    found = _selected_mirror(cluster, selection, connection, Role.OPERATOR, "Verify Mirror")
+    found = _selected_mirror(cluster, selection, connection, Op.VERIFY_MIRROR)
     if isinstance(found, Availability):
         return found
     h, mirror, targets = found

@@ -70,7 +70,7 @@ def create(request: CreateRequest) -> str:
 
 
 def unextend(tag: str, server: str) -> str:
-    return join("unextend", tag, "--server", server)
+    return join("unextend", tag, "--server", server, "--yes")
 
 
 def delete(tag: str) -> str:
@@ -90,7 +90,8 @@ def switchover(tag: str, to: str) -> str:
 
 
 def mirror(action: str, tag: str, target: str | None = None) -> str:
-    return join("mirror", action, tag, *(["--target", target] if target else []))
+    yes = ["--yes"] if action == "fullresync" else []  # it asks, being destructive
+    return join("mirror", action, tag, *(["--target", target] if target else []), *yes)
 
 
 def force_online(tag: str, server: str) -> str:
@@ -102,4 +103,4 @@ def speed(tag: str, kbps: int) -> str:
 
 
 def lab_server(action: str, server: str) -> str:
-    return join("lab", action, server)
+    return join("lab", action, server, *(["--yes"] if action == "stop" else []))

@@ -21,6 +21,7 @@ from core.checks import Problem, tag_problems
 from core.errors import CheckFailed, LkError, OperationError
 from core.events import EventHub
 from core.extend import bitmap_problems, default_bitmap, h_all_instances
+from core.files import private_dir
 from core.journal import Journal, undo_action
 from core.lab import DEFAULT_CHUNK_SIZE, DEFAULT_SPEED_LIMIT_KBPS, LabLayout
 from core.model import (
@@ -29,10 +30,10 @@ from core.model import (
     Resource,
     ResourceKind,
     ResourceState,
-    Role,
     SwitchbackType,
 )
-from core.operation_log import OperationLog
+from core.operation_log import OperationLog, authorize
+from core.permissions import Op
 from core.session import Session
 from core.status import format_size
 from core.store import Txn
@@ -456,11 +457,12 @@ def execute(
     hub: EventHub | None = None,
     on_step: Callable[[int, int, str, str], None] | None = None,
 ) -> CreateResult:
-    session.require(Role.ADMINISTRATOR, "Create Resource Hierarchy")
     r = create_plan.request
     root = r.root_tag if r.hierarchy_type != DK_ONLY else r.dk_tag
-    out = OperationLog(f"create {root} on {r.server}", hub, session, commands.create(r))
     store = backend.store
+    name = f"create {root} on {r.server}"
+    authorize(store, session, Op.CREATE_HIERARCHY, name, commands.create(r))
+    out = OperationLog(name, hub, session, commands.create(r))
     steps = create_plan.steps
     total = len(steps)
     out.say("INFO", f"Creating {root} on {r.server} ({total} steps)")
@@ -581,7 +583,7 @@ def _make_fs_resource(fs_type: str | None) -> Callable[[_Ctx], None]:
         folder = ctx.backend.layout.server_path(r.server, r.mount_point)
         if not folder.exists():
             ctx.record({"rmdir": str(folder)})
-            folder.mkdir(parents=True)
+            private_dir(folder)
         txn = ctx.rows
         ctx.fs_id = txn.add_resource(ctx.hierarchy_id, ResourceKind.FILESYSTEM)
         txn.add_instance(

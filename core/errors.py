@@ -24,8 +24,11 @@ class CheckFailed(LkError):
 class OperationError(LkError):
     """A step failed while an operation was executing (after its checks passed)."""
 
-    def __init__(self, message: str, step: str | None = None) -> None:
+    def __init__(self, message: str, step: str | None = None, *, committed: bool = False) -> None:
         self.step = step
+        # True when the operation's changes were committed before the failure (it did
+        # happen, and was not rolled back): the message says what was done.
+        self.committed = committed
         super().__init__(f"{step}: {message}" if step else message)
 
 
@@ -38,4 +41,8 @@ class ConflictError(StoreError):
 
 
 class PermissionDenied(LkError):
-    """The session's role does not allow the action."""
+    """The session's role does not allow the action (see core.permissions)."""
+
+    def __init__(self, message: str, operation: str = "") -> None:
+        self.operation = operation  # a core.permissions.Op value
+        super().__init__(message)

@@ -25,6 +25,7 @@ from core.backend import LabBackend
 from core.checks import Problem, priority_problems, tag_problems
 from core.errors import CheckFailed, LkError, OperationError
 from core.events import EventHub
+from core.files import private_dir
 from core.fsinfo import FsProbeError, filesystem_of
 from core.journal import Journal, undo_action
 from core.lab import LabLayout, default_bitmap_file
@@ -37,10 +38,10 @@ from core.model import (
     Resource,
     ResourceKind,
     ResourceState,
-    Role,
     SwitchbackType,
 )
-from core.operation_log import OperationLog
+from core.operation_log import OperationLog, authorize
+from core.permissions import Op
 from core.session import Session
 from core.status import format_size
 from core.store import Txn
@@ -881,9 +882,15 @@ def execute(
     ``on_step(index, total, title, status)`` is called with status "running", "done",
     "failed"; ``cancel`` is checked before each step (a cancelled extend is rolled back).
     """
-    session.require(Role.ADMINISTRATOR, "Extend Resource Hierarchy")
     request = extend_plan.request
     store = backend.store
+    authorize(
+        store,
+        session,
+        Op.EXTEND_HIERARCHY,
+        f"extend {request.tag_to_extend} to {request.target_server}",
+        commands.extend(request),
+    )
     h = store.hierarchy(extend_plan.hierarchy_id)
     if h is None:
         raise OperationError("the hierarchy no longer exists; reload and try again")
@@ -950,7 +957,19 @@ def execute(
     for index, step in enumerate(steps):
         if step.after_commit:
             report(index, "running")
-            step.run(ctx)
+            try:
+                step.run(ctx)
+            except Exception as exc:
+                report(index, "failed")
+                reason = _reason(exc)
+                message = (
+                    f"{h.root_tag} was extended to {request.target_server} (every step up to "
+                    f"the commit was done), but step {index + 1} failed: {step.title}: "
+                    f"{reason}. Start it with `lkctl mirror resume` once the cause is fixed."
+                )
+                out.say("ERROR", message)
+                out.finish(store, ok=False, message=message)
+                raise OperationError(message, committed=True) from exc
             out.say("INFO", f"[{index + 1}/{total}] {step.title}: started")
             report(index, "done")
     message = (
@@ -1076,7 +1095,7 @@ def _create_plain(rid: int, tag: str, mount: str | None) -> Callable[[ExtendCont
             def make(_root: Path) -> None:
                 if not folder.exists():
                     ctx.record({"rmdir": str(folder)})
-                    folder.mkdir(parents=True)
+                    private_dir(folder)
 
             ctx.backend.run_step(target, make)
         ctx.rows.add_instance(

@@ -23,8 +23,9 @@ from core.checks import Problem
 from core.errors import CheckFailed, LkError, OperationError
 from core.events import EventHub
 from core.lab import LabLayout
-from core.model import Cluster, Hierarchy, Role
-from core.operation_log import OperationLog
+from core.model import Cluster, Hierarchy
+from core.operation_log import OperationLog, authorize
+from core.permissions import Op
 from core.session import Session
 from core.store import Txn
 
@@ -224,9 +225,10 @@ def execute(
 ) -> str:
     """Run an unextend or delete plan; returns the result message."""
     verb = op_plan.name.split(" ", 1)[0].capitalize()
-    session.require(Role.ADMINISTRATOR, f"{verb} Resource Hierarchy")
-    out = OperationLog(op_plan.name, hub, session, op_plan.command)
     store = backend.store
+    op = Op.DELETE_HIERARCHY if verb == "Delete" else Op.UNEXTEND_HIERARCHY
+    authorize(store, session, op, op_plan.name, op_plan.command)
+    out = OperationLog(op_plan.name, hub, session, op_plan.command)
     home = store.home
     total = len(op_plan.steps)
     out.say("INFO", f"{verb}: {op_plan.name.split(' ', 1)[1]} ({total} steps)")
@@ -253,16 +255,24 @@ def execute(
         if isinstance(exc, LkError) or not isinstance(exc, Exception):
             raise
         raise OperationError(str(exc), step=title) from exc
+    left = []
     for index, step in enumerate(op_plan.steps):
+        status = "done"
         if step.after is not None:
             try:
                 step.after()
             except OSError as exc:
-                out.say("WARNING", f"{step.title}: {exc.strerror or exc} (left in place)")
-        out.say("INFO", f"[{index + 1}/{total}] {step.title}: done")
+                status = f"not done, left in place ({exc.strerror or exc})"
+                left.append(step.title)
+        out.say(
+            "INFO" if status == "done" else "WARNING",
+            f"[{index + 1}/{total}] {step.title}: {status}",
+        )
         if on_step:
-            on_step(index, total, step.title, "done")
+            on_step(index, total, step.title, "done" if status == "done" else "failed")
     message = f"{verb} done: {op_plan.name.split(' ', 1)[1]}."
+    if left:
+        message += f" Left in place (remove by hand if unwanted): {'; '.join(left)}."
     out.say("INFO", message)
     out.finish(store, ok=True, message=message)
     return message

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.files import private_dir, write_private
 from core.store import Store, Txn
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,7 @@ class Journal:
         self.store = store
         self.operation = operation
         self.op_id = uuid.uuid4().hex
-        folder = _folder(store.home)
-        folder.mkdir(exist_ok=True)
+        folder = private_dir(_folder(store.home))
         self.path = folder / f"{self.op_id}.json"
         self._lock_path = folder / f"{self.op_id}.lock"
         self._lock_fd = os.open(self._lock_path, os.O_CREAT | os.O_RDWR, 0o600)
@@ -76,13 +76,8 @@ class Journal:
         os.close(self._lock_fd)
 
     def _write(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
         data = json.dumps({"operation": self.operation, "actions": self.actions})
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_private(self.path, data.encode("utf-8"))
         _fsync_dir(self.path.parent)
 
     def __enter__(self) -> Journal:
@@ -112,45 +107,72 @@ def undo_action(action: Action) -> None:
 def recover(store: Store) -> list[str]:
     """Finish what crashed processes left: undo uncommitted operations' file actions.
 
-    Returns one line per operation recovered (for the log).
+    Returns one line per operation recovered (for the log). A journal that cannot be
+    read, or that names an action this version does not know, is moved aside to
+    ``pending/damaged/`` (with a log line and a line in the console's output panel): the
+    other journals and every other operation go on.
     """
     folder = _folder(store.home)
     if not folder.is_dir():
         return []
     done = []
     for path in sorted(folder.glob("*.json")):
-        op_id = path.stem
-        lock_path = folder / f"{op_id}.lock"
-        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # still running in another process
-            if not path.exists():
-                continue  # finished while we waited
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                log.error("unreadable journal %s left in place: %s", path, exc)
-                continue
-            if store.committed(op_id):
-                done.append(f"{data['operation']}: had completed; journal removed")
-            else:
-                for action in reversed(data.get("actions", [])):
-                    undo_action(action)
-                done.append(f"{data['operation']}: interrupted; its changes were undone")
-            path.unlink(missing_ok=True)
-            with store.transaction() as txn:
-                txn.forget_committed(op_id)
-                for line in done[-1:]:
-                    txn.add_log_line("recovery", "WARNING", line)
-            lock_path.unlink(missing_ok=True)
-        finally:
-            os.close(fd)
+        line = _recover_one(store, path)
+        if line:
+            done.append(line)
     for tmp in folder.glob("*.tmp"):
         tmp.unlink(missing_ok=True)
     return done
+
+
+def _recover_one(store: Store, path: Path) -> str:
+    op_id = path.stem
+    lock_path = path.with_suffix(".lock")
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return ""  # still running in another process
+        if not path.exists():
+            return ""  # finished while we waited
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            operation = str(data["operation"])
+            actions = list(data.get("actions", []))
+            if store.committed(op_id):
+                line = f"{operation}: had completed; journal removed"
+            else:
+                for action in reversed(actions):
+                    undo_action(action)
+                line = f"{operation}: interrupted; its changes were undone"
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            return _set_aside(store, path, exc)
+        path.unlink(missing_ok=True)
+        with store.transaction() as txn:
+            txn.forget_committed(op_id)
+            txn.add_log_line("recovery", "WARNING", line)
+        lock_path.unlink(missing_ok=True)
+        return line
+    finally:
+        os.close(fd)
+
+
+def _set_aside(store: Store, path: Path, exc: BaseException) -> str:
+    """Move a journal that cannot be used out of the way, and say so."""
+    damaged = private_dir(path.parent / "damaged")
+    moved = damaged / path.name
+    os.replace(path, moved)
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    line = (
+        f"The undo journal {path.name} could not be used ({type(exc).__name__}: {why}); "
+        f"it was moved to {moved}. Check the lab for what that operation left half done."
+    )
+    log.error("%s", line)
+    with store.transaction() as txn:
+        txn.add_log_line("recovery", "ERROR", line)
+    path.with_suffix(".lock").unlink(missing_ok=True)
+    return line
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -20,7 +20,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from core import commands
 from core.errors import LkError
+from core.files import open_private, private_dir
 from core.model import (
     Mirror,
     Resource,
@@ -29,6 +31,8 @@ from core.model import (
     ServerState,
     SwitchbackType,
 )
+from core.permissions import Op
+from core.session import Session
 from core.store import Store
 
 log = logging.getLogger(__name__)
@@ -150,11 +154,16 @@ def ensure_lab(store: Store) -> bool:
     return True
 
 
-def reset_lab(store: Store) -> None:
+def reset_lab(store: Store, session: Session) -> None:
     """Throw the whole lab away (servers, volumes, hierarchies) and create it anew.
 
-    The resyncs at work stop first: their files are about to go."""
+    The resyncs at work stop first: their files are about to go. The history and the
+    users stay."""
     from core import mirrors  # the replication engine: only when the lab is reset
+    from core.operation_log import OperationLog, authorize
+
+    command = commands.join("lab", "reset", "--yes")
+    authorize(store, session, Op.LAB_RESET, "reset the lab", command)
 
     for h in store.cluster().hierarchies:
         for m in h.mirrors:
@@ -169,12 +178,19 @@ def reset_lab(store: Store) -> None:
     if servers_dir.exists():
         shutil.rmtree(servers_dir)
     ensure_lab(store)
+    out = OperationLog("reset the lab", None, session, command)
+    message = (
+        f"The lab was reset: {', '.join(LAB_SERVERS)} with {SEED_ROOT_TAG} in service "
+        f"on {LAB_SERVERS[0]}."
+    )
+    out.say("INFO", message)
+    out.finish(store, ok=True, message=message)
 
 
 def _make_server_folders(layout: LabLayout) -> None:
     for name in LAB_SERVERS:
         for sub in ("disks", LIFEKEEPER_DIR, SEED_MOUNT_POINT):
-            layout.server_path(name, "/" + sub.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            private_dir(layout.server_path(name, "/" + sub.lstrip("/")))
 
 
 def _make_volume(path: Path, size: int) -> None:
@@ -182,8 +198,10 @@ def _make_volume(path: Path, size: int) -> None:
     if path.exists() and path.stat().st_size == size:
         return
     tmp = path.with_name(path.name + ".creating")
-    with open(tmp, "wb") as f:
-        f.truncate(size)
-        f.flush()
-        os.fsync(f.fileno())
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)

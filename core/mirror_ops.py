@@ -16,23 +16,28 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core import commands, mirrors
 from core.backend import LabBackend
 from core.checks import Problem
 from core.errors import CheckFailed, OperationError
 from core.lab import LabLayout
-from core.model import Hierarchy, Mirror, MirrorState, MirrorTarget, Resource, Role
-from core.operation_log import OperationLog
+from core.model import Hierarchy, Mirror, MirrorState, MirrorTarget, Resource
+from core.operation_log import OperationLog, authorize
+from core.permissions import Op
 from core.replication.bitmap import Bitmap, BitmapError
 from core.replication.mirror import Mirror as EngineMirror
 from core.replication.mirror import TargetSpec
 from core.replication.volume import Volume
 from core.session import Session
 from core.status import format_eta, format_rate
+
+if TYPE_CHECKING:
+    from core.replication.verify import VerifyResult
 
 PAUSED_REASON = "paused by the administrator"
 
@@ -115,6 +120,15 @@ def _set_state(
         )
 
 
+def _stop(backend: LabBackend, ref: MirrorRef, server: str) -> None:
+    """Stop the resync process to ``server`` (it keeps the bitmap); refuse if it does not."""
+    if not mirrors.stop_resync(backend.store.home, ref.mirror.resource_id, server):
+        raise OperationError(
+            f"the resync of {ref.tag} to {server} did not stop within 30 s; nothing was "
+            "changed for it. Try again."
+        )
+
+
 # -- status -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TargetLine:
@@ -166,34 +180,40 @@ def _dirty_counts(ref: MirrorRef, layout: LabLayout) -> dict[str, int]:
 
 # -- actions ------------------------------------------------------------------------------
 def _logged(
-    backend: LabBackend, name: str, session: Session, command: str, lines: list[str]
+    backend: LabBackend,
+    name: str,
+    session: Session,
+    command: str,
+    lines: list[str],
+    *,
+    ok: bool = True,
 ) -> list[str]:
     """Say what a mirror action did in the output panel, and record it in the history."""
     out = OperationLog(name, None, session, command)
     for line in lines:
-        out.say("INFO", line)
-    out.finish(backend.store, ok=True, message=lines[-1] if lines else "")
+        out.say("INFO" if ok else "WARNING", line)
+    out.finish(backend.store, ok=ok, message=lines[-1] if lines else "")
     return lines
 
 
 def pause(backend: LabBackend, tag: str, target: str | None, session: Session) -> list[str]:
-    session.require(Role.OPERATOR, "Pause Mirror")
+    command = commands.mirror("pause", tag, target)
+    authorize(backend.store, session, Op.PAUSE_MIRROR, f"pause mirror {tag}", command)
     ref = find(backend, tag)
     done = []
     for t in _targets(ref, target):
-        mirrors.stop_resync(backend.store.home, ref.mirror.resource_id, t.server)
+        _stop(backend, ref, t.server)
         _set_state(backend, ref, t, MirrorState.OUT_OF_SYNC, PAUSED_REASON)
         done.append(
             f"Paused the mirror of {ref.tag} to {t.server}: writes are only recorded "
             "in the bitmap until it is resumed."
         )
-    return _logged(
-        backend, f"pause mirror {ref.tag}", session, commands.mirror("pause", tag, target), done
-    )
+    return _logged(backend, f"pause mirror {ref.tag}", session, command, done)
 
 
 def resume(backend: LabBackend, tag: str, target: str | None, session: Session) -> list[str]:
-    session.require(Role.OPERATOR, "Resume Mirror")
+    command = commands.mirror("resume", tag, target)
+    authorize(backend.store, session, Op.RESUME_MIRROR, f"resume mirror {tag}", command)
     ref = find(backend, tag)
     done = []
     for t in _targets(ref, target):
@@ -208,35 +228,38 @@ def resume(backend: LabBackend, tag: str, target: str | None, session: Session) 
         _set_state(backend, ref, t, MirrorState.RESYNCING, "")
         mirrors.start_resync(backend.store.home, ref.mirror.resource_id, t.server)
         done.append(f"Resumed the mirror of {ref.tag} to {t.server}: resyncing what it missed.")
-    return _logged(
-        backend, f"resume mirror {ref.tag}", session, commands.mirror("resume", tag, target), done
-    )
+    return _logged(backend, f"resume mirror {ref.tag}", session, command, done)
 
 
 def full_resync(backend: LabBackend, tag: str, target: str | None, session: Session) -> list[str]:
-    session.require(Role.ADMINISTRATOR, "Full Resync")
+    command = commands.mirror("fullresync", tag, target)
+    authorize(backend.store, session, Op.FULL_RESYNC, f"full resync {tag}", command)
     ref = find(backend, tag)
-    layout = backend.layout
     done = []
     for t in _targets(ref, target):
-        mirrors.stop_resync(backend.store.home, ref.mirror.resource_id, t.server)
-        if ref.source.bitmap_file:
-            mirrors.add_bitmap_target(
-                layout.server_path(ref.mirror.source, ref.source.bitmap_file),
-                t.server,
-                ref.mirror.volume_size,
-                ref.mirror.chunk_size,
-            )
-        _set_state(backend, ref, t, MirrorState.RESYNCING, "full resync requested")
-        mirrors.start_resync(backend.store.home, ref.mirror.resource_id, t.server)
+        _restart_full(backend, ref, t, "full resync requested")
         done.append(f"Full resync of {ref.tag} to {t.server} started: every chunk is copied.")
-    return _logged(
-        backend, f"full resync {ref.tag}", session, commands.mirror("fullresync", tag, target), done
-    )
+    return _logged(backend, f"full resync {ref.tag}", session, command, done)
+
+
+def _restart_full(backend: LabBackend, ref: MirrorRef, t: MirrorTarget, reason: str) -> None:
+    """Stop the resync to ``t``, mark every chunk dirty for it, and start it again."""
+    _stop(backend, ref, t.server)
+    if ref.source.bitmap_file:
+        mirrors.add_bitmap_target(
+            backend.layout.server_path(ref.mirror.source, ref.source.bitmap_file),
+            t.server,
+            ref.mirror.volume_size,
+            ref.mirror.chunk_size,
+        )
+    _set_state(backend, ref, t, MirrorState.RESYNCING, reason)
+    mirrors.start_resync(backend.store.home, ref.mirror.resource_id, t.server)
 
 
 def set_speed_limit(backend: LabBackend, tag: str, kbps: int, session: Session) -> str:
-    session.require(Role.ADMINISTRATOR, "Set Speed Limit")
+    authorize(
+        backend.store, session, Op.SPEED_LIMIT, f"speed limit {tag}", commands.speed(tag, kbps)
+    )
     if not 0 <= kbps <= 100_000_000:
         raise CheckFailed(
             [
@@ -326,10 +349,14 @@ def write(
     tag: str,
     offset: int,
     length: int,
+    session: Session,
     pattern: str = "random",
-    session: Session | None = None,
 ) -> str:
     """One write through the mirror (the lab's stand-in for an application's I/O)."""
+    command = commands.join(
+        "lab", "write", tag, "--offset", str(offset), "--length", str(length), "--pattern", pattern
+    )
+    authorize(backend.store, session, Op.LAB_WRITE, f"write to {tag}", command)
     ref = find(backend, tag)
     size = ref.mirror.volume_size
     problems = []
@@ -366,7 +393,9 @@ def write(
         w.engine.write(offset, data, durable=True)
         _record_states(backend, ref, w)
     chunks = (offset + length - 1) // ref.mirror.chunk_size - offset // ref.mirror.chunk_size + 1
-    return f"Wrote {length} bytes ({chunks} chunks) at offset {offset} of {ref.tag}."
+    message = f"Wrote {length} bytes ({chunks} chunks) at offset {offset} of {ref.tag}."
+    _logged(backend, f"write to {ref.tag}", session, command, [message])
+    return message
 
 
 def workload(
@@ -374,11 +403,16 @@ def workload(
     tag: str,
     seconds: float,
     rate_mb: float,
+    session: Session,
     block: int = 64 * 1024,
     stop: threading.Event | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> str:
     """Random writes at about ``rate_mb`` MB/s for ``seconds`` seconds."""
+    command = commands.join(
+        "lab", "workload", tag, "--seconds", f"{seconds:g}", "--rate", f"{rate_mb:g}"
+    )
+    authorize(backend.store, session, Op.LAB_WORKLOAD, f"workload on {tag}", command)
     if seconds <= 0 or seconds > 3600:
         raise CheckFailed(
             [Problem("seconds", "out_of_range", "Seconds must be more than 0 and at most 3600.")]
@@ -408,10 +442,12 @@ def workload(
         engine.flush()
         _record_states(backend, ref, w)
     elapsed = time.monotonic() - start
-    return (
+    message = (
         f"Wrote {written / 1e6:.1f} MB to {ref.tag} in {elapsed:.1f} s "
         f"({format_rate(written / elapsed if elapsed else 0)})."
     )
+    _logged(backend, f"workload on {ref.tag}", session, command, [message])
+    return message
 
 
 class _writer:
@@ -462,11 +498,18 @@ def verify(
     every differing chunk dirty in the source's bitmap; with ``repair``, resync them.
 
     Refused while a resync of that target runs. Progress goes to the store (the cell
-    shows "Verifying n %"), the result too ("last verified ..., N differences").
+    shows "Verifying n %"), the result too ("last verified ..., N differences"). A
+    repair is reported done only after the resync finished and the chunks that differed
+    were read back equal on both sides; otherwise OperationError says what happened.
     """
-    from core.replication.verify import Verify, VerifyProgress  # only when verifying
-
-    session.require(Role.OPERATOR, "Verify Mirror")
+    command = commands.join(
+        "mirror",
+        "verify",
+        tag,
+        *(["--target", target] if target else []),
+        *(["--repair"] if repair else []),
+    )
+    authorize(backend.store, session, Op.VERIFY_MIRROR, f"verify mirror {tag}", command)
     if method not in ("blake2b", "bytes"):
         raise CheckFailed(
             [
@@ -491,56 +534,9 @@ def verify(
                 ]
             )
     lines: list[str] = []
-    layout = backend.layout
+    failures: list[str] = []
     for t in targets:
-        source = Volume.open(
-            layout.server_path(ref.mirror.source, ref.source.volume or ""), readonly=True
-        )
-        target_volume = Volume.open(volume_path(backend, ref, t.server), readonly=True)
-        bitmap = (
-            Bitmap.open(layout.server_path(ref.mirror.source, ref.source.bitmap_file))
-            if ref.source.bitmap_file
-            else None
-        )
-        last = [0.0]
-
-        def progress(p: VerifyProgress, server: str = t.server, last: list[float] = last) -> None:
-            now = time.monotonic()
-            if now - last[0] >= 0.2 or p.bytes_done >= p.bytes_total:
-                last[0] = now
-                with backend.store.transaction() as txn:
-                    txn.set_verify(rid, server, percent=p.percent)
-
-        job = Verify(
-            source,
-            target_volume,
-            bitmap,
-            t.server,
-            on_progress=progress,
-            speed_limit_kbps=ref.mirror.speed_limit_kbps,
-            method="bytes" if method == "bytes" else "blake2b",
-        )
-        stopper = None
-        if cancel is not None:
-            stopper = threading.Thread(
-                target=lambda j=job: (cancel.wait(), j.cancel()), daemon=True
-            )
-            stopper.start()
-        try:
-            result = job.run()
-        finally:
-            source.close()
-            target_volume.close()
-            if bitmap is not None:
-                bitmap.close()
-        with backend.store.transaction() as txn:
-            txn.set_verify(
-                rid,
-                t.server,
-                percent=None,
-                verified=None if result.cancelled else time.time(),
-                differences=None if result.cancelled else result.chunks_differing,
-            )
+        result = _verify_target(backend, ref, t, method, cancel)
         if result.cancelled:
             lines.append(
                 f"Verify of {ref.tag} on {t.server} cancelled after {result.chunks_checked} chunks."
@@ -552,7 +548,9 @@ def verify(
             f"Verified {ref.tag} on {t.server}: {result.chunks_checked} chunks checked, "
             f"{result.chunks_differing} differing" + (f" (chunks {shown}{more})." if shown else ".")
         )
-        if result.chunks_differing and not repair:
+        if not result.chunks_differing:
+            continue
+        if not repair:
             _set_state(
                 backend,
                 ref,
@@ -560,35 +558,143 @@ def verify(
                 MirrorState.OUT_OF_SYNC,
                 f"verify found {result.chunks_differing} differing chunks: resume to repair them",
             )
-        elif result.chunks_differing and repair:
-            if ref.source.bitmap_file is None:
-                lines += full_resync(backend, tag, t.server, session)
-            else:
-                _set_state(backend, ref, t, MirrorState.RESYNCING, "repairing what verify found")
-                mirrors.start_resync(home, rid, t.server)
-            deadline = time.monotonic() + wait_repair
-            while time.monotonic() < deadline:
-                row = backend.store.hierarchy(ref.hierarchy.id)
-                found = row.mirror(rid) if row is not None else None
-                now_t = found.target(t.server) if found is not None else None
-                if now_t is None or now_t.state is not MirrorState.RESYNCING:
-                    break
-                time.sleep(0.1)
-            repaired = min(result.chunks_differing * ref.mirror.chunk_size, ref.mirror.volume_size)
-            lines.append(
-                f"Repaired {t.server}: {repaired} bytes ({result.chunks_differing} "
-                "chunks) copied again from the source."
-            )
-    return _logged(
-        backend,
-        f"verify mirror {ref.tag}",
-        session,
-        commands.join(
-            "mirror",
-            "verify",
-            tag,
-            *(["--target", target] if target else []),
-            *(["--repair"] if repair else []),
-        ),
-        lines,
+            continue
+        line, ok = _repair(backend, ref, t, result, wait_repair)
+        lines.append(line)
+        if not ok:
+            failures.append(line)
+    _logged(backend, f"verify mirror {ref.tag}", session, command, lines, ok=not failures)
+    if failures:
+        raise OperationError(" ".join([*lines, "Not repaired: see above."]))
+    return lines
+
+
+def _verify_target(
+    backend: LabBackend,
+    ref: MirrorRef,
+    t: MirrorTarget,
+    method: str,
+    cancel: threading.Event | None,
+) -> VerifyResult:
+    """One target compared with the source; its progress and result in the store."""
+    from core.replication.verify import Verify, VerifyProgress  # only when verifying
+
+    rid, layout = ref.mirror.resource_id, backend.layout
+    source = Volume.open(
+        layout.server_path(ref.mirror.source, ref.source.volume or ""), readonly=True
     )
+    target_volume = Volume.open(volume_path(backend, ref, t.server), readonly=True)
+    bitmap = (
+        Bitmap.open(layout.server_path(ref.mirror.source, ref.source.bitmap_file))
+        if ref.source.bitmap_file
+        else None
+    )
+    last = [0.0]
+
+    def progress(p: VerifyProgress) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.2 or p.bytes_done >= p.bytes_total:
+            last[0] = now
+            with backend.store.transaction() as txn:
+                txn.set_verify(rid, t.server, percent=p.percent)
+
+    job = Verify(
+        source,
+        target_volume,
+        bitmap,
+        t.server,
+        on_progress=progress,
+        speed_limit_kbps=ref.mirror.speed_limit_kbps,
+        method="bytes" if method == "bytes" else "blake2b",
+    )
+    if cancel is not None:
+
+        def stop_when_cancelled() -> None:
+            cancel.wait()
+            job.cancel()
+
+        threading.Thread(target=stop_when_cancelled, daemon=True).start()
+    try:
+        result = job.run()
+    finally:
+        source.close()
+        target_volume.close()
+        if bitmap is not None:
+            bitmap.close()
+    with backend.store.transaction() as txn:
+        txn.set_verify(
+            rid,
+            t.server,
+            percent=None,
+            verified=None if result.cancelled else time.time(),
+            differences=None if result.cancelled else result.chunks_differing,
+        )
+    return result
+
+
+def _repair(
+    backend: LabBackend, ref: MirrorRef, t: MirrorTarget, result: VerifyResult, wait: float
+) -> tuple[str, bool]:
+    """Resync what verify found, wait for it, and read the chunks back on both sides.
+
+    Returns the line to show and whether the repair was checked to be done."""
+    rid, home = ref.mirror.resource_id, backend.store.home
+    if ref.source.bitmap_file is None:  # nothing but a full resync knows what to copy
+        _restart_full(backend, ref, t, "repairing what verify found (a full resync)")
+    else:
+        _set_state(backend, ref, t, MirrorState.RESYNCING, "repairing what verify found")
+        mirrors.start_resync(home, rid, t.server)
+    deadline = time.monotonic() + wait
+    state: MirrorTarget | None = t
+    while time.monotonic() < deadline:
+        row = backend.store.hierarchy(ref.hierarchy.id)
+        found = row.mirror(rid) if row is not None else None
+        state = found.target(t.server) if found is not None else None
+        if state is None or state.state is not MirrorState.RESYNCING:
+            break
+        threading.Event().wait(0.1)
+    if state is None:
+        return f"Not repaired: {t.server} is no longer a target of {ref.tag}.", False
+    if state.state is MirrorState.RESYNCING:
+        return (
+            f"Not repaired yet: the resync to {t.server} was still running after {wait:g} s "
+            f"({state.percent} %); it goes on in the background.",
+            False,
+        )
+    if state.state is not MirrorState.TARGET:
+        why = f" ({state.reason})" if state.reason else ""
+        return f"Not repaired: the resync to {t.server} ended {state.state.label}{why}.", False
+    still = _still_differing(backend, ref, t.server, result.differing)
+    if still:
+        return (
+            f"Not repaired: after the resync, {len(still)} of the chunks that differed on "
+            f"{t.server} still differ (chunks {', '.join(map(str, still[:10]))}).",
+            False,
+        )
+    repaired = min(result.chunks_differing * ref.mirror.chunk_size, ref.mirror.volume_size)
+    return (
+        f"Repaired {t.server}: {repaired} bytes ({result.chunks_differing} chunks) copied "
+        "again from the source, and read back equal.",
+        True,
+    )
+
+
+def _still_differing(
+    backend: LabBackend, ref: MirrorRef, server: str, chunks: Sequence[int]
+) -> list[int]:
+    """Which of ``chunks`` still differ between the source and ``server``'s copy."""
+    size, chunk = ref.mirror.volume_size, ref.mirror.chunk_size
+    source = Volume.open(
+        backend.layout.server_path(ref.mirror.source, ref.source.volume or ""), readonly=True
+    )
+    target = Volume.open(volume_path(backend, ref, server), readonly=True)
+    try:
+        return [
+            c
+            for c in chunks
+            if source.read(c * chunk, min(chunk, size - c * chunk))
+            != target.read(c * chunk, min(chunk, size - c * chunk))
+        ]
+    finally:
+        source.close()
+        target.close()

@@ -12,7 +12,6 @@ lab is opened, and resumes from the bitmap.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import logging
 import os
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 from core import journal
+from core.files import open_private, private_dir
 from core.model import MirrorState
 from core.replication.bitmap import Bitmap, BitmapError, BitmapInvalid
 from core.replication.volume import Volume
@@ -34,13 +34,13 @@ log = logging.getLogger(__name__)
 # -- volumes and bitmaps ---------------------------------------------------------------
 def prepare_target_volume(path: Path, size: int) -> None:
     """The target's volume file: created (sparse) when missing, kept when it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     Volume.create(path, size, exist_ok=True).close()
 
 
 def create_bitmap(path: Path, volume_size: int, chunk_size: int) -> None:
     """A server's own bitmap file (used when it becomes the source); EINVAL on btrfs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     Bitmap.create(path, volume_size=volume_size, chunk_size=chunk_size, overwrite=True).close()
 
 
@@ -50,7 +50,7 @@ def add_bitmap_target(
     """Give the source's intent log a section for ``target``: every chunk dirty, or none
     (``dirty=False``: the target is known to be in sync). A bitmap that cannot be trusted
     is rebuilt with every chunk dirty."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     if not path.exists():
         Bitmap.create(
             path, volume_size=volume_size, chunk_size=chunk_size, targets=[target], dirty=dirty
@@ -126,9 +126,7 @@ journal.UNDO_HANDLERS["remove_bitmap_target"] = _undo_remove_bitmap_target
 
 # -- resync processes ------------------------------------------------------------------
 def _run_dir(home: Path) -> Path:
-    folder = home / "run"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return private_dir(home / "run")
 
 
 def lock_path(home: Path, resource_id: int, target: str) -> Path:
@@ -152,9 +150,11 @@ def start_resync(home: Path, resource_id: int, target: str) -> subprocess.Popen[
     """Start the resync process of one mirror target (a no-op when one runs)."""
     if resync_running(home, resource_id, target):
         return None
-    logs = home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / f"resync-{resource_id}-{target}.log", "ab") as out:
+    logs = private_dir(home / "logs")
+    fd = open_private(
+        logs / f"resync-{resource_id}-{target}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    )
+    with os.fdopen(fd, "ab") as out:
         return subprocess.Popen(
             [
                 *_resyncd_command(),
@@ -214,9 +214,15 @@ def resume_resyncs(store: Store) -> list[tuple[int, str]]:
                     try:
                         start_resync(store.home, m.resource_id, t.server)
                     except OSError as exc:
-                        if exc.errno != errno.ENOENT:
-                            raise
-                        log.error("cannot start the resync of %s: %s", t.server, exc)
+                        # Opening the lab must not fail for it: say so, and go on.
+                        line = (
+                            f"cannot restart the resync of {h.tag_of(m.resource_id)} to "
+                            f"{t.server}: {exc.strerror or exc}"
+                            + (f" ({exc.filename})" if exc.filename else "")
+                        )
+                        log.error("%s", line)
+                        with store.transaction() as txn:
+                            txn.add_log_line("recovery", "ERROR", line)
                         continue
                     started.append((m.resource_id, t.server))
     return started

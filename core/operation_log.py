@@ -5,12 +5,48 @@ from __future__ import annotations
 import logging
 import time
 
-from core import history
+from core import history, permissions
+from core.errors import PermissionDenied
 from core.events import EventHub, LogLine, OperationFinished
+from core.permissions import Op
 from core.session import Session
 from core.store import Store, Txn
 
 log = logging.getLogger(__name__)
+
+
+def authorize(
+    store: Store, session: Session, op: Op, operation: str = "", command: str = ""
+) -> None:
+    """Refuse ``op`` unless the permission table lets ``session`` run it.
+
+    A refusal changes nothing but the history, which records who tried what, with which
+    role, and "refused: …".
+    """
+    if session.may(op):
+        return
+    message = permissions.refusal(session.user, session.role, op)
+    record_refusal(store, session.user, session.role.label, operation or op.label, command, message)
+    raise PermissionDenied(message, op.value)
+
+
+def record_refusal(
+    store: Store, user: str, role: str, operation: str, command: str, message: str
+) -> None:
+    """One history entry for an attempt that was refused (role, or sign-in)."""
+    log.warning("refused %s for %s (%s): %s", operation, user, role, message)
+    with store.transaction() as txn:
+        history.record(
+            txn,
+            started=time.time(),
+            user=user,
+            role=role,
+            operation=operation,
+            command=command,
+            steps=[],
+            ok=False,
+            result=f"refused: {message}",
+        )
 
 
 class OperationLog:

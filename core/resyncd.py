@@ -255,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resource", required=True, type=int)
     parser.add_argument("--target", required=True)
     args = parser.parse_args(argv)
+    os.umask(0o077)  # the volumes, bitmaps and logs it makes are private (core.files)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         return run(args.home, args.resource, args.target)

@@ -32,12 +32,12 @@ from core.model import (
     MirrorState,
     MirrorTarget,
     ResourceState,
-    Role,
     ServerState,
 )
-from core.operation_log import OperationLog
+from core.operation_log import OperationLog, authorize
+from core.permissions import Op
 from core.session import Session
-from core.store import Txn, read_hierarchy
+from core.store import Store, Txn, read_hierarchy
 
 log = logging.getLogger(__name__)
 
@@ -184,17 +184,16 @@ def _apply(
     backend: LabBackend,
     name: str,
     session: Session,
-    needed: Role,
-    action: str,
+    op: Op,
     work: Callable[[Txn, _Change], None],
     hub: EventHub | None = None,
     command: str = "",
 ) -> list[str]:
     """Run ``work(txn, change)`` in one transaction, then its bitmap and resync follow-ups."""
-    session.require(needed, action)
+    store = backend.store
+    action = op.label
     out = OperationLog(name, hub, session, command)
     change = _Change()
-    store = backend.store
     try:
         with store.transaction() as txn:
             work(txn, change)
@@ -207,8 +206,26 @@ def _apply(
         out.say("ERROR", f"{action} failed: {exc}. Nothing was changed.")
         out.finish(store, ok=False, message=str(exc))
         raise
+    try:
+        _follow_up(store, change, out)
+    except Exception as exc:
+        reason = f"{exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+        message = (
+            f"{'; '.join(change.lines)} (committed), but what follows it failed: {reason}. "
+            "See lkctl mirror status; resume the mirrors once the cause is fixed."
+        )
+        out.say("ERROR", message)
+        out.finish(store, ok=False, message=message)
+        raise OperationError(message, committed=True) from exc
+    out.finish(store, ok=True, message="; ".join(change.lines))
+    return change.lines
+
+
+def _follow_up(store: Store, change: _Change, out: OperationLog) -> None:
+    """After the commit: stop the old resyncs, prepare the bitmaps, start the new ones."""
     for rid, server in change.stop:
-        mirrors.stop_resync(store.home, rid, server)
+        if not mirrors.stop_resync(store.home, rid, server):
+            raise OperationError(f"the resync to {server} did not stop within 30 s")
     for path, target, size, chunk, dirty in change.bitmap_targets:
         try:
             mirrors.add_bitmap_target(path, target, size, chunk, dirty=dirty)
@@ -228,14 +245,19 @@ def _apply(
             )
     for rid, server in change.resyncs:
         mirrors.start_resync(store.home, rid, server)
-    out.finish(store, ok=True, message="; ".join(change.lines))
-    return change.lines
 
 
 # -- In Service, Out of Service, Switchover --------------------------------------------
 def switchover(
     backend: LabBackend, tag: str, to: str, session: Session, hub: EventHub | None = None
 ) -> list[str]:
+    authorize(
+        backend.store,
+        session,
+        Op.SWITCHOVER,
+        f"switchover {tag} to {to}",
+        commands.switchover(tag, to),
+    )
     cluster = backend.cluster()
     h = _hierarchy(cluster, tag)
     to = _server(cluster, to, "to")
@@ -256,14 +278,19 @@ def switchover(
         _bring_in(txn, h, to, change)
 
     name = f"switchover {h.root_tag} to {to}"
-    return _apply(
-        backend, name, session, Role.OPERATOR, "Switchover", work, hub, commands.switchover(tag, to)
-    )
+    return _apply(backend, name, session, Op.SWITCHOVER, work, hub, commands.switchover(tag, to))
 
 
 def in_service(
     backend: LabBackend, tag: str, server: str, session: Session, hub: EventHub | None = None
 ) -> list[str]:
+    authorize(
+        backend.store,
+        session,
+        Op.IN_SERVICE,
+        f"in service {tag} on {server}",
+        commands.in_service(tag, server),
+    )
     cluster = backend.cluster()
     h = _hierarchy(cluster, tag)
     server = _server(cluster, server)
@@ -294,8 +321,7 @@ def in_service(
         backend,
         name,
         session,
-        Role.OPERATOR,
-        "In Service",
+        Op.IN_SERVICE,
         work,
         hub,
         commands.in_service(tag, server),
@@ -305,6 +331,13 @@ def in_service(
 def out_of_service(
     backend: LabBackend, tag: str, session: Session, hub: EventHub | None = None
 ) -> list[str]:
+    authorize(
+        backend.store,
+        session,
+        Op.OUT_OF_SERVICE,
+        f"out of service {tag}",
+        commands.out_of_service(tag),
+    )
     cluster = backend.cluster()
     h = _hierarchy(cluster, tag)
     current = h.in_service_server
@@ -322,8 +355,7 @@ def out_of_service(
         backend,
         name,
         session,
-        Role.OPERATOR,
-        "Out of Service",
+        Op.OUT_OF_SERVICE,
         work,
         hub,
         commands.out_of_service(tag),
@@ -357,13 +389,19 @@ def stop_server(
     backend: LabBackend, server: str, session: Session, hub: EventHub | None = None
 ) -> list[str]:
     """The server fails: its hierarchies fail over where a mirror is Target, or wait."""
+    authorize(
+        backend.store,
+        session,
+        Op.STOP_SERVER,
+        f"stop server {server}",
+        commands.lab_server("stop", server),
+    )
     cluster = backend.cluster()
     server = _server(cluster, server)
     s = cluster.server(server)
     assert s is not None
     if not s.state.is_alive:
         raise CheckFailed([Problem("server", "already_down", f"{server} is already down.")])
-    session.require(Role.ADMINISTRATOR, "Stop Server")
     alive = [x.name for x in cluster.servers if x.state.is_alive and x.name != server]
 
     def work(txn: Txn, change: _Change) -> None:
@@ -453,8 +491,7 @@ def stop_server(
         backend,
         f"stop server {server}",
         session,
-        Role.ADMINISTRATOR,
-        "Stop Server",
+        Op.STOP_SERVER,
         work,
         hub,
         commands.lab_server("stop", server),
@@ -465,13 +502,19 @@ def start_server(
     backend: LabBackend, server: str, session: Session, hub: EventHub | None = None
 ) -> list[str]:
     """The server returns: it rejoins as a standby and its copies resync."""
+    authorize(
+        backend.store,
+        session,
+        Op.START_SERVER,
+        f"start server {server}",
+        commands.lab_server("start", server),
+    )
     cluster = backend.cluster()
     server = _server(cluster, server)
     s = cluster.server(server)
     assert s is not None
     if s.state.is_alive:
         raise CheckFailed([Problem("server", "already_up", f"{server} is already running.")])
-    session.require(Role.ADMINISTRATOR, "Start Server")
 
     def work(txn: Txn, change: _Change) -> None:
         txn.set_server_state(server, ServerState.ALIVE)
@@ -529,8 +572,7 @@ def start_server(
         backend,
         f"start server {server}",
         session,
-        Role.ADMINISTRATOR,
-        "Start Server",
+        Op.START_SERVER,
         work,
         hub,
         commands.lab_server("start", server),
@@ -541,6 +583,13 @@ def force_online(
     backend: LabBackend, tag: str, server: str, session: Session, hub: EventHub | None = None
 ) -> list[str]:
     """Bring a copy that waits for the previous source online anyway (it may be stale)."""
+    authorize(
+        backend.store,
+        session,
+        Op.FORCE_ONLINE,
+        f"force online {tag} on {server}",
+        commands.force_online(tag, server),
+    )
     cluster = backend.cluster()
     h = _hierarchy(cluster, tag)
     server = _server(cluster, server)
@@ -563,7 +612,6 @@ def force_online(
     s = cluster.server(server)
     if s is None or not s.state.is_alive:
         raise CheckFailed([Problem("server", "server_down", f"{server} is not running.")])
-    session.require(Role.ADMINISTRATOR, "Force Online")
 
     def work(txn: Txn, change: _Change) -> None:
         txn.claim(h.id, h.version)
@@ -584,8 +632,7 @@ def force_online(
         backend,
         f"force online {h.root_tag} on {server}",
         session,
-        Role.ADMINISTRATOR,
-        "Force Online",
+        Op.FORCE_ONLINE,
         work,
         hub,
         commands.force_online(tag, server),

@@ -24,6 +24,7 @@ from typing import Any
 
 from core import paths
 from core.errors import ConflictError, StoreError
+from core.files import open_private, private_dir, tighten
 from core.model import (
     Cluster,
     Dependency,
@@ -157,6 +158,17 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE mirror_targets ADD COLUMN last_verified REAL;
     ALTER TABLE mirror_targets ADD COLUMN last_differences INTEGER;
     """,
+    # 7: the hashing scheme of each password (older ones are re-hashed at the next
+    # sign-in), and failed sign-ins counted per name, known or not
+    """
+    ALTER TABLE users ADD COLUMN scheme TEXT NOT NULL DEFAULT 'scrypt:16384:8:1';
+    CREATE TABLE signin_failures (
+        name TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        locked_until REAL NOT NULL,
+        last REAL NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -189,8 +201,13 @@ class Store:
 
     # -- opening --------------------------------------------------------------------
     def _prepare_dir(self) -> None:
+        """The data directory (0700) and the database file (0600), whatever the umask.
+
+        SQLite gives the ``-wal`` and ``-shm`` files the database file's mode. An older
+        installation made under a looser umask is tightened here (logged once)."""
         try:
-            self.home.mkdir(parents=True, exist_ok=True)
+            new = not self.home.exists()
+            private_dir(self.home)
         except OSError as exc:
             raise StoreError(
                 f"Cannot create the data directory {self.home}: {exc.strerror or exc}"
@@ -202,6 +219,10 @@ class Store:
             )
         if self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK):
             raise StoreError(f"The database {self.path} is not readable and writable by this user.")
+        if not new:
+            tighten(self.home)
+        if not self.path.exists():
+            os.close(open_private(self.path, os.O_RDWR | os.O_CREAT))
 
     def _connect(self) -> sqlite3.Connection:
         try:

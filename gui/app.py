@@ -54,18 +54,16 @@ def open_log_file() -> None:
     Done once the window shows (``logging.handlers`` costs a noticeable part of the
     startup); the records logged until then are written first.
     """
-    import logging.handlers
+    from core.files import private_file_handler
 
     root = logging.getLogger()
     try:
-        folder = paths.log_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.handlers.RotatingFileHandler(
-            folder / "lkconsole.log", maxBytes=1_000_000, backupCount=3, encoding="utf-8"
-        )
+        handler: logging.Handler = private_file_handler(paths.log_dir() / "lkconsole.log")
     except OSError:
         handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
     root.addHandler(handler)
     if _buffer in root.handlers:
         root.removeHandler(_buffer)
@@ -120,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif not has_display():
         print(NO_DISPLAY_MESSAGE, file=sys.stderr)
         return 2
+    os.umask(0o077)  # whatever the console makes is its owner's only (core.files)
     setup_logging()
     # The start-up makes many long-lived objects (modules, classes, Qt's enums) and no
     # garbage worth a collection: collect nothing until the window has painted, then

@@ -37,7 +37,7 @@ from core.events import EventHub, LogLine
 from core.fsinfo import FsProbeError, filesystem_of
 from core.lab import LabLayout, PathOutsideServer
 from core.model import Cluster
-from core.session import Session, local_administrator
+from core.session import Session, local_session
 from gui import icons, jobs
 from gui.extend_wizard import (
     ERROR_STYLE,
@@ -461,7 +461,7 @@ class CreateWizard(QWizard):
         self.cluster = cluster
         self.home = home
         self.lab_layout = LabLayout(home)
-        self.session = session or local_administrator()
+        self.session = session or local_session(home)
         self._jobs: set[Job] = set()
         self.defaults = create.defaults(cluster, self.lab_layout, server=server)
         self.where = WherePage(self)

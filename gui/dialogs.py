@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from core import credentials, users
 from core.backend import LabBackend
-from core.session import Session, local_administrator
+from core.session import Session, local_session, local_user
 from gui.extend_wizard import ERROR_STYLE, NOTE_STYLE
 from gui.jobs import Job, JobSignals
 
@@ -228,7 +228,7 @@ class ConnectDialog(QDialog):
         self.server = QComboBox(objectName="connect_server")
         self.server.addItem("lab")
         self.server.setAccessibleName("Cluster")
-        self.user = QLineEdit(user or local_administrator().user, objectName="connect_user")
+        self.user = QLineEdit(user or local_user(), objectName="connect_user")
         self.user.setAccessibleName("User")
         self.password = QLineEdit(objectName="connect_password")
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
@@ -304,7 +304,7 @@ class ConnectDialog(QDialog):
         server, remember = self.server.currentText(), self.remember.isChecked()
 
         def work(_signals: JobSignals) -> object:
-            owner = local_administrator()
+            owner = local_session(home)
             backend = LabBackend(home)
             try:
                 known = {u.name for u in users.list_users(backend.store)}

@@ -57,13 +57,13 @@ from PySide6.QtWidgets import (
 from core import commands, extend
 from core.backend import LabBackend
 from core.checks import Problem
-from core.errors import LkError
+from core.errors import LkError, OperationError
 from core.events import EventHub, LogLine
 from core.extend import DataKeeperExtend, ExtendDefaults, ExtendRequest
 from core.fsinfo import FsProbeError, filesystem_of
 from core.lab import LabLayout, PathOutsideServer
 from core.model import Cluster
-from core.session import Session, local_administrator
+from core.session import Session, local_session
 from gui import icons, jobs
 from gui.jobs import Job, JobSignals
 
@@ -656,6 +656,10 @@ class ProgressPage(QWizardPage):
                     hub=hub,
                     on_step=lambda i, n, title, status: signals.step.emit(i, n, title, status),
                 )
+            except OperationError as exc:
+                if exc.committed:  # it happened: not a rollback
+                    return exc
+                raise
             finally:
                 backend.close()
 
@@ -698,13 +702,19 @@ class ProgressPage(QWizardPage):
             item.setFont(f)
 
     def _succeeded(self, result: object) -> None:
-        assert isinstance(result, extend.ExtendResult)
         self.running, self.succeeded = False, True
         self.bar.setRange(0, 1)
         self.bar.setValue(1)
+        self.setButtonText(QWizard.WizardButton.NextButton, "&Finish")
+        if isinstance(result, OperationError):  # extended, then a later step failed
+            self.result.setText(str(result))
+            self.result.setStyleSheet(ERROR_STYLE)
+            self._set_buttons()
+            self.w.extended.emit(self.w.hierarchy().id, self.w.request().target_server)
+            return
+        assert isinstance(result, extend.ExtendResult)
         self.result.setText(result.message)
         self.result.setStyleSheet(OK_STYLE)
-        self.setButtonText(QWizard.WizardButton.NextButton, "&Finish")
         self._set_buttons()
         self.w.extended.emit(result.hierarchy_id, result.target_server)
 
@@ -782,7 +792,7 @@ class ExtendWizard(QWizard):
         self.cluster = cluster
         self.home = home
         self.lab_layout = LabLayout(home)
-        self.session = session or local_administrator()
+        self.session = session or local_session(home)
         self.from_create = from_create
         self.fast_forward = False
         self._jobs: set[Job] = set()

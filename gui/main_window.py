@@ -45,9 +45,10 @@ from core import availability as av
 from core import paths
 from core.availability import Connection, Preselection, Selection
 from core.events import EventHub
+from core.files import make_private, private_dir
 from core.model import Cluster, Role
 from core.properties import properties
-from core.session import Session, local_administrator
+from core.session import Session, local_session
 from core.status import mirror_text
 from core.store import LogRow
 from gui import actions as act
@@ -72,9 +73,18 @@ SETTINGS_VERSION = 1
 
 
 def settings() -> QSettings:
-    """User settings (window geometry, last choices) in user_config_dir."""
+    """User settings (window geometry, last choices) in user_config_dir (see save_settings)."""
     path = paths.config_dir() / "lkconsole.ini"
     return QSettings(str(path), QSettings.Format.IniFormat)
+
+
+def sync_private(s: QSettings) -> None:
+    """Write ``s`` to its file, and keep that file and its folder the owner's only."""
+    s.sync()
+    path = Path(s.fileName())
+    if path.exists():
+        private_dir(path.parent)
+        make_private(path)
 
 
 class MainWindow(QMainWindow):
@@ -100,9 +110,9 @@ class MainWindow(QMainWindow):
         self.home = home
         self.hub = hub if hub is not None else EventHub()
         self.cluster: Cluster | None = None
-        self.connection = Connection(connected=False)
         # Who works at the console (core.session): what wizards and operations check.
-        self.session: Session = local_administrator()
+        self.session: Session = local_session(self.data_dir)
+        self.connection = Connection(connected=False, role=self.session.role)
         self._first_load = True
         self._showing_summary = False  # the message bar shows the connection's summary
         self.connection_wanted = True  # connecting or connected (False after Disconnect)
@@ -624,7 +634,7 @@ class MainWindow(QMainWindow):
         if not self._first_load and self.model.servers:
             s.setValue("status_tree/header", self.tree.header().saveState())
             s.setValue("status_tree/servers", ",".join(x.name for x in self.model.servers))
-        s.sync()
+        sync_private(s)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._save_settings()

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from core.model import Role
+from core.session import Session, local_user
+
 REPO = Path(__file__).resolve().parent.parent
+
+
+def local_administrator() -> Session:
+    """The session of the data directory's owner (the tests' own user): Administrator."""
+    return Session(local_user(), Role.ADMINISTRATOR)
 
 
 def file_digest(path: Path) -> str:
@@ -24,9 +32,12 @@ def file_digest(path: Path) -> str:
 
 
 def run_lkctl(
-    args: Sequence[str], input_text: str | None = None, env: dict[str, str] | None = None
+    args: Sequence[str],
+    input_text: str | None = None,
+    env: dict[str, str] | None = None,
+    umask: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run lkctl as a user would, in a child process."""
+    """Run lkctl as a user would, in a child process (started under ``umask`` if given)."""
     return subprocess.run(
         [sys.executable, "-m", "core.cli", *args],
         cwd=REPO,
@@ -36,6 +47,7 @@ def run_lkctl(
         timeout=120,
         env={**os.environ, **(env or {})},
         check=False,
+        preexec_fn=None if umask is None else (lambda: os.umask(umask) and None),
     )
 
 
@@ -118,6 +130,38 @@ def mounted_image(mount_point: Path, fs: str, size_mib: int) -> Iterator[Path]:
         if os.path.ismount(mount_point):
             subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
         image.unlink(missing_ok=True)
+
+
+def db_tables(home: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table of the lab's database, read without changing it."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{home / 'lkconsole.db'}?mode=ro", uri=True)
+    try:
+        names = [
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+        ]
+        return {n: conn.execute(f'SELECT * FROM "{n}" ORDER BY 1').fetchall() for n in names}
+    finally:
+        conn.close()
+
+
+def refusal_recorded(
+    before: dict[str, list[tuple[object, ...]]], home: Path, *, also: tuple[str, ...] = ()
+) -> list[str]:
+    """Assert that only the history (and the tables in ``also``) changed since ``before``,
+    by refusals; returns the results of the new history rows ("refused: ...")."""
+    after = db_tables(home)
+    for table in set(before) | set(after):
+        if table == "history" or table in also:
+            continue
+        assert after.get(table) == before.get(table), f"table {table} changed"
+    new = after["history"][len(before["history"]) :]
+    results = [str(row[-1]) for row in new]
+    assert results and all(r.startswith("refused: ") for r in results), results
+    assert not any(row[8] for row in new)  # ok = 0
+    return results
 
 
 def db_digest(home: Path) -> str:

@@ -392,7 +392,7 @@ class NoBitmapState:
     def save(self) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
         data = json.dumps({"clean": self.clean, "needs_full_resync": self.needs_full})
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, data.encode("utf-8"))
             os.fsync(fd)

@@ -86,7 +86,7 @@ class Volume:
             raise VolumeError(f"{path}: a volume needs a size > 0 (got {size})", path)
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | (0 if exist_ok else os.O_EXCL)
         try:
-            fd = os.open(path, flags, 0o644)
+            fd = os.open(path, flags, 0o600)
         except FileExistsError as exc:
             raise VolumeError(f"{path}: a file already exists there", path) from exc
         try:

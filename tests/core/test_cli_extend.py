@@ -13,9 +13,8 @@ import pytest
 from core import extend
 from core.backend import LabBackend
 from core.model import MirrorState
-from core.session import local_administrator
 from tests.core.labtools import digest, fill_source, settled_digest, wait_for_mirror
-from tests.helpers import REPO, db_digest, run_lkctl
+from tests.helpers import REPO, db_digest, local_administrator, run_lkctl
 
 
 def _settled(home: Path) -> str:
@@ -230,7 +229,7 @@ def test_unextend_and_delete_keep_the_volumes(hermetic_env: Path) -> None:
     refused = run_lkctl(["unextend", "/data", "--server", "lab1"])
     assert refused.returncode == 2
     assert "server: /data is in service on lab1" in refused.stderr
-    done = run_lkctl(["unextend", "/data", "--server", "lab2", "--json"])
+    done = run_lkctl(["unextend", "/data", "--server", "lab2", "--json", "--yes"])
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["ok"] is True
     status = _status(hermetic_env)
@@ -240,7 +239,7 @@ def test_unextend_and_delete_keep_the_volumes(hermetic_env: Path) -> None:
     assert (hermetic_env / "servers/lab2/disks/datarep-data.img").exists()
     assert not (hermetic_env / "servers/lab2/opt/LifeKeeper/bitmap_datarep-data").exists()
 
-    done = run_lkctl(["delete", "/data"])
+    done = run_lkctl(["delete", "/data", "--yes"])
     assert done.returncode == 0, done.stderr
     assert _status(hermetic_env)["hierarchies"] == []
     assert (hermetic_env / "servers/lab1/disks/datarep-data.img").exists()

@@ -13,9 +13,9 @@ from core import create, extend
 from core.backend import LabBackend
 from core.errors import CheckFailed, OperationError, PermissionDenied
 from core.model import ResourceKind, ResourceState, Role
-from core.session import Session, local_administrator
+from core.session import Session
 from tests.core.labtools import settled_digest, wait_for_mirror
-from tests.helpers import db_digest, mounted_image, read_only_dir, run_lkctl
+from tests.helpers import db_digest, local_administrator, mounted_image, read_only_dir, run_lkctl
 
 
 @pytest.fixture

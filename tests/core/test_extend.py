@@ -16,7 +16,7 @@ from core.checks import Problem
 from core.errors import CheckFailed, ConflictError, OperationError, PermissionDenied
 from core.extend import DataKeeperExtend, ExtendRequest
 from core.model import MirrorState, ResourceState, Role, ServerState
-from core.session import Session, local_administrator
+from core.session import Session
 from tests.core.labtools import (
     add_hierarchy,
     digest,
@@ -26,7 +26,14 @@ from tests.core.labtools import (
     settled_digest,
     wait_for_mirror,
 )
-from tests.helpers import db_digest, mounted_image, read_only_dir
+from tests.helpers import (
+    db_digest,
+    db_tables,
+    local_administrator,
+    mounted_image,
+    read_only_dir,
+    refusal_recorded,
+)
 
 
 @pytest.fixture
@@ -197,13 +204,14 @@ def test_no_bitmap_is_accepted_and_means_full_resyncs(lab: LabBackend) -> None:
 
 
 def test_only_an_administrator_may_extend(lab: LabBackend) -> None:
-    before = settled_digest(lab)
+    before = db_tables(lab.store.home)
     for role in (Role.GUEST, Role.OPERATOR):
         p = extend.plan(lab.cluster(), lab.layout, _request(lab))
         with pytest.raises(PermissionDenied, match="needs the Administrator role"):
             extend.execute(lab, p, Session("op", role))
     lab.close()
-    assert db_digest(lab.store.home) == before
+    refused = refusal_recorded(before, lab.store.home)
+    assert len(refused) == 2 and "op is signed in as Guest" in refused[0]
 
 
 def test_two_consoles_extending_at_once_one_wins(lab: LabBackend) -> None:

@@ -13,9 +13,9 @@ from core import commands, create, extend, history
 from core.backend import LabBackend
 from core.errors import OperationError
 from core.model import Role
-from core.session import Session, local_administrator
+from core.session import Session
 from tests.core.labtools import wait_for_mirror
-from tests.helpers import read_only_dir, run_lkctl
+from tests.helpers import local_administrator, read_only_dir, run_lkctl
 
 
 def _status(home: Path) -> dict[str, object]:

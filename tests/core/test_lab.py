@@ -16,7 +16,7 @@ from core.lab import (
 )
 from core.model import MirrorState, ResourceKind, ResourceState, ServerState
 from core.store import Store
-from tests.helpers import REPO
+from tests.helpers import REPO, local_administrator
 
 
 def test_first_run_creates_three_servers_and_the_seed_hierarchy(hermetic_env: Path) -> None:
@@ -96,7 +96,7 @@ def test_reset_throws_everything_away(hermetic_env: Path) -> None:
     stray.write_bytes(b"x")
     with store.transaction() as txn:
         txn.set_server_state("lab3", ServerState.DEAD)
-    reset_lab(store)
+    reset_lab(store, local_administrator())
     cluster = store.cluster()
     assert all(s.state is ServerState.ALIVE for s in cluster.servers)
     assert not stray.exists()

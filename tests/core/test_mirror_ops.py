@@ -77,7 +77,7 @@ def test_writes_to_an_in_sync_target_are_replicated_at_once(
 
 
 def test_full_resync_copies_everything(extended: LabBackend, hermetic_env: Path) -> None:
-    _lk("mirror", "fullresync", "datarep-data", "--target", "lab2")
+    _lk("mirror", "fullresync", "datarep-data", "--target", "lab2", "--yes")
     wait_for_mirror(extended, extended.cluster().hierarchies[0].id, "lab2")
     assert any("started (full, 1024 dirty chunks" in line for line in _resync_lines(hermetic_env))
     assert digest(hermetic_env / TARGET) == digest(hermetic_env / SOURCE)

@@ -11,9 +11,9 @@ from core import mirror_ops, service
 from core.backend import LabBackend
 from core.errors import CheckFailed, PermissionDenied
 from core.model import MirrorState, ResourceState, Role, ServerState
-from core.session import Session, local_administrator
+from core.session import Session
 from tests.core.labtools import digest, fill_source, wait_for_mirror
-from tests.helpers import run_lkctl
+from tests.helpers import local_administrator, run_lkctl
 
 ADMIN = local_administrator()
 OPERATOR = Session("operator", Role.OPERATOR)
@@ -57,7 +57,7 @@ def test_switchover_moves_the_source_and_resyncs_only_what_changed(lab: LabBacke
     assert {t.server for t in h.mirrors[0].targets} == {"lab1", "lab3"}
     wait_for_mirror(lab, h.id, "lab1")
     wait_for_mirror(lab, h.id, "lab3")
-    mirror_ops.write(lab, "datarep-data", 3 << 20, 100_000)  # written on the new source
+    mirror_ops.write(lab, "datarep-data", 3 << 20, 100_000, ADMIN)  # written on the new source
     assert len(set(_volumes(lab))) == 1  # replicated synchronously to both targets
 
 
@@ -121,7 +121,7 @@ def test_failover_and_return_end_to_end(lab: LabBackend) -> None:
     assert lab1 is not None and lab1.state is MirrorState.OUT_OF_SYNC
     assert lab1.reason == "target server lab1 is down"
 
-    mirror_ops.write(lab, "datarep-data", 7 << 20, 200_000)  # the application goes on
+    mirror_ops.write(lab, "datarep-data", 7 << 20, 200_000, ADMIN)  # the application goes on
     service.start_server(lab, "lab1", ADMIN)
     wait_for_mirror(lab, h.id, "lab1")
     assert len(set(_volumes(lab))) == 1
@@ -137,7 +137,7 @@ def test_failover_and_return_end_to_end(lab: LabBackend) -> None:
 def test_no_target_in_sync_means_it_stays_down_and_waits(lab: LabBackend) -> None:
     for target in ("lab2", "lab3"):
         mirror_ops.pause(lab, "datarep-data", target, ADMIN)
-    mirror_ops.write(lab, "datarep-data", 9 << 20, 65536)
+    mirror_ops.write(lab, "datarep-data", 9 << 20, 65536, ADMIN)
     lines = service.stop_server(lab, "lab1", ADMIN)
     assert any(line.startswith("/data stays down") for line in lines)
     h = _h(lab)
@@ -160,7 +160,7 @@ def test_no_target_in_sync_means_it_stays_down_and_waits(lab: LabBackend) -> Non
 def test_the_previous_source_returning_takes_it_back(lab: LabBackend) -> None:
     for target in ("lab2", "lab3"):
         mirror_ops.pause(lab, "datarep-data", target, ADMIN)
-    mirror_ops.write(lab, "datarep-data", 11 << 20, 65536)
+    mirror_ops.write(lab, "datarep-data", 11 << 20, 65536, ADMIN)
     source_before = digest(lab.layout.server_path("lab1", "/disks/datarep-data.img"))
     service.stop_server(lab, "lab1", ADMIN)
     lines = service.start_server(lab, "lab1", ADMIN)
@@ -178,7 +178,7 @@ def test_lkctl_commands_for_service(lab: LabBackend) -> None:
     # lab1, the source until now, is a target that catches up first: a failover goes
     # only to a mirror that is Target.
     wait_for_mirror(lab, _h(lab).id, "lab1")
-    done = run_lkctl(["lab", "stop", "lab3", "--json"])
+    done = run_lkctl(["lab", "stop", "lab3", "--json", "--yes"])
     assert done.returncode == 0, done.stderr
     assert "/data fails over from lab3 to lab1 (priority 1)." in done.stdout
     assert run_lkctl(["lab", "start", "lab3"]).returncode == 0

@@ -13,9 +13,9 @@ from core import credentials, users
 from core.backend import LabBackend
 from core.errors import CheckFailed, PermissionDenied
 from core.model import Role
-from core.session import Session, local_administrator
+from core.session import Session
 from core.store import DB_NAME
-from tests.helpers import run_lkctl
+from tests.helpers import local_administrator, run_lkctl
 
 SECRET = "correct horse battery"
 
@@ -42,7 +42,9 @@ def test_passwords_are_stored_only_as_scrypt_hashes(lab: LabBackend, hermetic_en
 
 
 def test_sign_in_gives_the_role_and_a_wrong_password_does_not(lab: LabBackend) -> None:
-    assert users.authenticate(lab.store, "olga", SECRET) == Session("olga", Role.OPERATOR)
+    assert users.authenticate(lab.store, "olga", SECRET) == Session(
+        "olga", Role.OPERATOR, signed_in=True
+    )
     with pytest.raises(users.AuthenticationFailed, match="Wrong user name or password"):
         users.authenticate(lab.store, "olga", "nope nope")
     with pytest.raises(users.AuthenticationFailed, match="Wrong user name or password"):
@@ -128,3 +130,81 @@ def test_no_keyring_backend_means_no_remembering(lab: LabBackend) -> None:
         for p in Path(os.environ["HOME"]).rglob("*")
         if p.is_file()
     )
+
+
+def test_hashes_are_scrypt_n_2_17_and_older_ones_are_rehashed(lab: LabBackend) -> None:
+    import hashlib
+
+    row = lab.store._conn.execute("SELECT scheme FROM users WHERE name='olga'").fetchone()
+    assert row[0] == "scrypt:131072:8:1" == users.SCHEME
+    # An account from before: N=2^14, as the first version hashed.
+    salt = os.urandom(16)
+    old = hashlib.scrypt(SECRET.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    with lab.store.transaction() as txn:
+        txn.execute(
+            "INSERT INTO users(name, role, salt, hash, scheme) VALUES (?, ?, ?, ?, ?)",
+            ("old", "OPERATOR", salt, old, "scrypt:16384:8:1"),
+        )
+    with pytest.raises(users.AuthenticationFailed):
+        users.authenticate(lab.store, "old", "not it at all")
+    after_failure = lab.store._conn.execute(
+        "SELECT scheme, hash FROM users WHERE name='old'"
+    ).fetchone()
+    assert tuple(after_failure) == ("scrypt:16384:8:1", old)  # only a right password re-hashes
+    assert users.authenticate(lab.store, "old", SECRET).role is Role.OPERATOR
+    scheme, digest = lab.store._conn.execute(
+        "SELECT scheme, hash FROM users WHERE name='old'"
+    ).fetchone()
+    assert scheme == users.SCHEME and digest != old
+    assert users.authenticate(lab.store, "old", SECRET).role is Role.OPERATOR
+
+
+def test_an_unknown_user_and_a_wrong_password_look_the_same(lab: LabBackend) -> None:
+    now = 5000.0
+    messages = {}
+    for name in ("olga", "nobody-at-all"):
+        seen = []
+        for _ in range(users.FREE_FAILURES + 1):
+            with pytest.raises(users.AuthenticationFailed) as caught:
+                users.authenticate(lab.store, name, "wrong wrong", now=now)
+            seen.append(str(caught.value).replace(name, "NAME"))
+        messages[name] = seen
+    assert messages["olga"] == messages["nobody-at-all"]
+    assert messages["olga"][0] == "Wrong user name or password."
+    assert "try again in" in messages["olga"][-1]
+
+
+def test_parallel_wrong_passwords_do_not_slip_past_the_lockout(lab: LabBackend) -> None:
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    script = (
+        "import sys\n"
+        "from core import users\n"
+        "from core.store import Store\n"
+        "store = Store()\n"
+        "try:\n"
+        "    users.authenticate(store, 'olga', 'wrong wrong')\n"
+        "except users.AuthenticationFailed as exc:\n"
+        "    print(exc)\n"
+    )
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(8)
+    ]
+    outputs = [c.communicate(timeout=120)[0].strip() for c in children]
+    checked = [o for o in outputs if o == "Wrong user name or password."]
+    locked = [o for o in outputs if "Too many failed sign-ins for olga" in o]
+    # Each attempt is counted before its password is checked, in one transaction: only
+    # the free attempts (and the one that set the lock) get as far as the hash.
+    assert len(checked) == users.FREE_FAILURES, outputs
+    assert len(locked) == 8 - users.FREE_FAILURES, outputs
+    # A refused attempt is not counted either: the counter says how many were checked.
+    row = lab.store._conn.execute(
+        "SELECT failures FROM signin_failures WHERE name='olga'"
+    ).fetchone()
+    assert row[0] == users.FREE_FAILURES

@@ -9,9 +9,8 @@ from pathlib import Path
 
 from core import mirror_ops
 from core.backend import LabBackend
-from core.session import local_administrator
 from tests.core.labtools import digest, fill_source, wait_for_mirror
-from tests.helpers import run_lkctl
+from tests.helpers import local_administrator, run_lkctl
 
 CHUNK = 64 * 1024
 
@@ -57,7 +56,9 @@ def test_verify_finds_exactly_the_flipped_chunks_and_repairs_them(hermetic_env: 
     assert done.returncode == 0, done.stderr
     steps = json.loads(done.stdout)["steps"]
     assert steps[0].endswith("2 differing (chunks 10, 11).")
-    assert steps[1] == "Repaired lab2: 131072 bytes (2 chunks) copied again from the source."
+    assert steps[1] == (
+        "Repaired lab2: 131072 bytes (2 chunks) copied again from the source, and read back equal."
+    )
     assert digest(target) == digest(source)
     backend.close()
 

@@ -368,3 +368,50 @@ def test_everything_has_an_object_name_and_an_accessible_name(window: MainWindow
 def seed_ids():
     with Store() as store:
         return seed(store)
+
+
+@pytest.mark.parametrize("role", [Role.GUEST, Role.OPERATOR])
+def test_the_menus_follow_the_permission_table_and_core_refuses_too(
+    qtbot, window: MainWindow, role: Role
+) -> None:
+    from core import mirror_ops, permissions, service
+    from core.backend import LabBackend
+    from core.errors import PermissionDenied
+    from core.permissions import Op
+    from core.session import Session
+
+    with Store(window.data_dir) as store:
+        extend_seed(store, state=MirrorState.TARGET)
+    window.request_reload()
+    qtbot.waitUntil(lambda: window.cluster is not None and len(window.cluster.servers) == 3)
+    qtbot.waitUntil(lambda: len(window.cluster.hierarchies[0].equivalencies) == 2)
+    for name in NEED_HANDLERS:
+        window.actions.register(name, lambda pre: None)
+    _select(window, "datarep-data", "lab2")
+
+    def enabled() -> set[str]:
+        return {a.objectName() for a in window.actions() if a.isEnabled() and a.isVisible()}
+
+    as_admin = enabled()
+    assert {"in_service", "pause_mirror", "full_resync", "unextend_hierarchy"} <= as_admin
+    window.set_role(role)
+    ops = {a: Op(a) for a in as_admin if a in {o.value for o in Op}}
+    assert enabled() & set(ops) == {a for a, op in ops.items() if permissions.allowed(role, op)}
+    for name, op in ops.items():
+        if not permissions.allowed(role, op):
+            assert window.actions[name].toolTip().startswith(f"Your role is {role.label}")
+    # Core refuses them too when called directly with that session (recorded).
+    session = Session("someone", role)
+    backend = LabBackend(window.data_dir)
+    try:
+        with pytest.raises(PermissionDenied, match="needs the Administrator role"):
+            mirror_ops.full_resync(backend, "datarep-data", "lab2", session)
+        with pytest.raises(PermissionDenied, match="needs the Administrator role"):
+            service.stop_server(backend, "lab3", session)
+        if role is Role.GUEST:
+            with pytest.raises(PermissionDenied, match="needs the Operator role"):
+                service.switchover(backend, "/data", "lab2", session)
+            with pytest.raises(PermissionDenied, match="needs the Operator role"):
+                mirror_ops.write(backend, "datarep-data", 0, 4096, session)
+    finally:
+        backend.close()

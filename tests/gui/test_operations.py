@@ -25,12 +25,11 @@ from PySide6.QtWidgets import (
 from core import mirror_ops, users
 from core.backend import LabBackend
 from core.model import Role
-from core.session import local_administrator
 from gui.actions import find_menu_action
 from gui.extend_wizard import ExtendWizard, Page
 from gui.main_window import MainWindow
 from tests.core.labtools import digest, fill_source
-from tests.helpers import run_lkctl
+from tests.helpers import local_administrator, run_lkctl
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core.backend import LabBackend
 from core.lab import reset_lab
-from tests.helpers import REPO, wait_until
+from tests.helpers import REPO, local_administrator, wait_until
 
 # Each child plans from the same snapshot, waits for the other, then executes.
 CHILD = """
@@ -18,7 +18,7 @@ from pathlib import Path
 from core import extend
 from core.backend import LabBackend
 from core.errors import LkError
-from core.session import local_administrator
+from tests.helpers import local_administrator
 target, ready, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 b = LabBackend()
 d = extend.defaults(b.cluster(), b.layout, target_server=target)
@@ -40,7 +40,7 @@ def test_exactly_one_of_two_simultaneous_extends_wins(tmp_path: Path, hermetic_e
     backend = LabBackend()
     outcomes = []
     for round_ in range(20):
-        reset_lab(backend.store)
+        reset_lab(backend.store, local_administrator())
         go = tmp_path / f"go{round_}"
         ready = [tmp_path / f"ready{round_}-{t}" for t in ("lab2", "lab3")]
         children = [

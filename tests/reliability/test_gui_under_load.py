@@ -15,10 +15,9 @@ from PySide6.QtWidgets import QLineEdit
 from core import mirror_ops
 from core.backend import LabBackend
 from core.model import MirrorState
-from core.session import local_administrator
 from gui.main_window import MainWindow
 from tests.core.labtools import add_hierarchy, fill_source
-from tests.helpers import REPO, run_lkctl
+from tests.helpers import REPO, local_administrator, run_lkctl
 
 STALL_LIMIT_MS = 100
 

@@ -14,9 +14,8 @@ import pytest
 from core import mirror_ops, mirrors
 from core.backend import LabBackend
 from core.model import MirrorState
-from core.session import local_administrator
 from tests.core.labtools import digest, fill_source
-from tests.helpers import run_lkctl, wait_until
+from tests.helpers import local_administrator, run_lkctl, wait_until
 
 
 def _pid(home: Path, rid: int, target: str) -> int | None:
