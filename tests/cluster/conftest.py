@@ -1,0 +1,74 @@
+"""A real 3-node Pacemaker lab, brought up once per test session (marker ``cluster``).
+
+The lab lives in a throw-away home; at the end of the session it is taken down and
+nothing of it may be left: no namespace, no process, no mount, no loop device. Before
+each test every node is made running, connected and online again, so one failing test
+does not leave the next one a broken cluster.
+
+Skips, with the reason, only where root or namespaces are truly unavailable; a missing
+cluster stack is a failure (``bash packaging/bootstrap.sh --test`` installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.backends.pacemaker import nslab
+from tests.cluster.labtools import Lab, leftovers, wait_healthy
+
+
+def namespaces_unavailable() -> str:
+    """Why the Pacemaker lab cannot run here at all, or ''."""
+    if os.geteuid() != 0:
+        return "the Pacemaker lab needs root (namespaces, mounts, a bridge)"
+    try:
+        done = subprocess.run(
+            ["unshare", "--net", "--mount", "--uts", "--ipc", "--pid", "--fork", "true"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except FileNotFoundError:
+        return "unshare (util-linux) is missing"
+    if done.returncode != 0:
+        return f"this machine cannot make namespaces: {done.stderr.strip()}"
+    return ""
+
+
+@pytest.fixture(scope="session")
+def lab_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    reason = namespaces_unavailable()
+    if reason:
+        pytest.skip(reason)
+    home = tmp_path_factory.mktemp("pcmk-lab")
+    began = time.monotonic()
+    status = nslab.up(home, nodes=3)
+    print(f"\nPacemaker lab quorate after {time.monotonic() - began:.1f} s")
+    pids = {n.init_pid for n in status.nodes}
+    try:
+        yield home
+    finally:
+        pids |= {n.init_pid for n in nslab.status(home).nodes}
+        nslab.down(home)
+        left = leftovers(home, {p for p in pids if p})
+        assert not left, left
+
+
+@pytest.fixture
+def lab(lab_home: Path) -> Lab:
+    """The session's lab with every node running, connected and online."""
+    for node in nslab.status(lab_home).nodes:
+        if node.state == nslab.NodeState.STOPPED:
+            nslab.start(lab_home, node.name)
+        elif node.state == nslab.NodeState.CUT:
+            nslab.mend(lab_home, node.name)
+    lab = Lab(lab_home)
+    wait_healthy(lab)
+    return lab
