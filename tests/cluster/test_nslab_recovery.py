@@ -68,3 +68,17 @@ def test_up_after_a_sigkill_of_up_cleans_up_comes_up_and_down_leaves_nothing(
     assert leftovers(home, pids) == []
     nslab.down(home)  # idempotent
     assert nslab.status(home).nodes == ()
+
+
+def test_a_corrupt_state_file_is_reported_and_down_still_cleans(tmp_path: Path) -> None:
+    reason = namespaces_unavailable()
+    if reason:
+        pytest.skip(reason)
+    state = tmp_path / "pacemaker-lab" / "state.json"
+    state.parent.mkdir(mode=0o700)
+    state.write_text('{"nodes": [{"name": "lab1", "init": {"pid": "x"')
+    with pytest.raises(nslab.LabError, match="is not a lab state .*: run down"):
+        nslab.status(tmp_path)
+    nslab.down(tmp_path)
+    assert not state.exists()
+    assert nslab.status(tmp_path).nodes == ()

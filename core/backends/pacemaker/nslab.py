@@ -143,15 +143,21 @@ class LabStatus:
 # --- state file -------------------------------------------------------------------
 
 
-def _load(paths: LabPaths) -> dict[str, dict[str, int] | None]:
-    """Node name → its recorded init ({pid, start}) or None, in node order."""
+def _load(paths: LabPaths, strict: bool = True) -> dict[str, dict[str, int] | None]:
+    """Node name → its recorded init ({pid, start}) or None, in node order.
+
+    Not ``strict`` (up, down): an unreadable state file counts as none, since the
+    teardown finds the lab's namespaces by their names anyway.
+    """
     try:
         data = json.loads(paths.state_file.read_text())
+        return {n["name"]: n.get("init") for n in data.get("nodes", [])}
     except FileNotFoundError:
         return {}
-    except ValueError as exc:
-        raise LabError(f"{paths.state_file} is not valid JSON ({exc}): run down") from exc
-    return {n["name"]: n.get("init") for n in data.get("nodes", [])}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        if not strict:
+            return {}
+        raise LabError(f"{paths.state_file} is not a lab state ({exc}): run down") from exc
 
 
 def _save(paths: LabPaths, inits: dict[str, ProcessId | None]) -> None:
@@ -168,20 +174,27 @@ def _save(paths: LabPaths, inits: dict[str, ProcessId | None]) -> None:
     write_private(paths.state_file, json.dumps(state, indent=1))
 
 
-def _inits(paths: LabPaths) -> dict[str, ProcessId | None]:
-    return {
-        name: ProcessId(rec["pid"], rec["start"]) if rec else None
-        for name, rec in _load(paths).items()
-    }
+def _inits(paths: LabPaths, strict: bool = True) -> dict[str, ProcessId | None]:
+    recorded = _load(paths, strict)
+    try:
+        return {
+            name: ProcessId(int(rec["pid"]), int(rec["start"])) if rec else None
+            for name, rec in recorded.items()
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        if not strict:
+            return {}
+        raise LabError(f"{paths.state_file} is not a lab state ({exc}): run down") from exc
 
 
 @contextlib.contextmanager
-def _locked(paths: LabPaths) -> Iterator[dict[str, ProcessId | None]]:
+def _locked(paths: LabPaths, strict: bool = True) -> Iterator[dict[str, ProcessId | None]]:
+    """Hold the home's lab lock; yield the recorded inits."""
     private_dir(paths.lab_dir)
     fd = os.open(paths.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield _inits(paths)
+        yield _inits(paths, strict)
     finally:
         os.close(fd)
 
@@ -215,7 +228,7 @@ def up(home: Path, nodes: int = 3) -> LabStatus:
     if missing:
         raise LabError(f"{', '.join(missing)} not found: run bash packaging/bootstrap.sh --cluster")
     names = node_names(nodes)
-    with _locked(paths) as recorded:
+    with _locked(paths, strict=False) as recorded:
         teardown(paths, [p for p in recorded.values() if p])
         inits: dict[str, ProcessId | None] = dict.fromkeys(names)
         _save(paths, inits)
@@ -239,7 +252,7 @@ def down(home: Path) -> None:
     if not paths.lab_dir.exists():
         teardown(paths, [])
         return
-    with _locked(paths) as recorded:
+    with _locked(paths, strict=False) as recorded:
         teardown(paths, [p for p in recorded.values() if p])
         paths.state_file.unlink(missing_ok=True)
 
