@@ -1,0 +1,1 @@
+"""Cluster backends: the embedded folder lab aside, each talks to a real cluster engine."""

@@ -1,0 +1,1 @@
+"""The Pacemaker backend: a real Corosync + Pacemaker cluster, and its namespace lab."""
