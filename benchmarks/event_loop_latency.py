@@ -2,7 +2,7 @@
 
 The lab's seed hierarchy is extended to lab2 and resyncing. A thread plays the engine:
 it publishes MirrorProgress on the window's EventHub 1000 times a second and writes the
-store's progress row 5 times a second (as core.resyncd does). Meanwhile the window is
+store's progress row 5 times a second (as core.backends.lab.resyncd does). Meanwhile the window is
 resized and scrolled every 100 ms, and a 5 ms QTimer records how late each of its ticks
 comes: a stall. Baseline: the same window for the same time, nothing publishing.
 
@@ -29,9 +29,9 @@ from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from core.events import EventHub, MirrorProgress
-from core.lab import SEED_VOLUME_SIZE, ensure_lab
+from core.backends.lab.layout import SEED_VOLUME_SIZE, ensure_lab
 from core.model import MirrorState, MirrorTarget, ResourceState
-from core.store import Store
+from core.backends.lab.store import Store
 from gui.main_window import MainWindow
 
 GOAL_MS = 50.0

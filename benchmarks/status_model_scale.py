@@ -32,7 +32,7 @@ from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QApplication, QTreeView
 
 from core.events import MirrorProgress
-from core.lab import ensure_lab
+from core.backends.lab.layout import ensure_lab
 from core.model import (
     Cluster,
     Mirror,
@@ -43,7 +43,7 @@ from core.model import (
     ResourceState,
     SwitchbackType,
 )
-from core.store import Store
+from core.backends.lab.store import Store
 from gui.bridge import share_unchanged
 from gui.main_window import MainWindow
 

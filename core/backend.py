@@ -1,87 +1,203 @@
-"""The one seam between operations and a cluster.
+"""The one boundary between the console and a cluster: the :class:`Backend` protocol.
 
-Operations and consoles talk to a :class:`Backend`: read the cluster state, run a step on
-one server, notice changes made by others. The embedded lab (:class:`LabBackend`)
-implements it on this machine; a backend for real clusters (LifeKeeper's command line
-over SSH, or Pacemaker with DRBD) can be added later without touching the wizards.
+Operations (``core.operations``), lkctl and the GUI talk to a cluster only through this
+protocol; :func:`core.connection.open` makes one from a spec (``"lab"``,
+``"lab:/path"``, later ``"pacemaker"`` and ``"ssh://root@node1"``). What a console needs
+from a cluster, and nothing about how a backend does it:
+
+- :meth:`Backend.snapshot`: servers, hierarchies, resources, states, mirrors, comm paths;
+- :meth:`Backend.probe` and :meth:`Backend.volumes`: facts about a server's disks that
+  the rules need (gathered beforehand: rules do no I/O, see ``core.facts``);
+- :meth:`Backend.apply`: carry out a plan's typed steps (``core.plan``) with the
+  backend's own atomicity, after checking the permission table again;
+- :meth:`Backend.watch`: publish :class:`~core.events.ClusterChanged` (with the new
+  snapshot) and the output panel's new lines on a hub whenever anyone changes anything;
+- who may do what (:meth:`Backend.local_session`, :meth:`Backend.authenticate`,
+  :meth:`Backend.authorize`) and the record of what was done (:meth:`Backend.history`,
+  :meth:`Backend.log_lines`);
+- :attr:`Backend.capabilities`: what this backend can do beyond the common set (the
+  lab's simulated server power, writes through a mirror, reset, users), so that the
+  console shows only actions that exist and ``lkctl`` says which are not available.
+
+A backend is used from several threads at once (the GUI's watcher, its workers); each
+implementation makes that safe. Nothing here imports a backend.
 """
 
 from __future__ import annotations
 
-import logging
+import threading
 from collections.abc import Callable
-from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
-from core import journal, mirrors
-from core.errors import OperationError
-from core.events import ClusterChanged, EventHub
-from core.lab import LabLayout, ensure_lab
-from core.model import Cluster
-from core.store import Store
+from core.errors import LkError
+from core.events import EventHub
+from core.facts import PathInfo, VolumeInfo
+from core.history import Entry, LogRow
+from core.model import Cluster, Role
+from core.permissions import Op
+from core.plan import ApplyResult, Plan
+from core.session import Session
 
-T = TypeVar("T")
-log = logging.getLogger(__name__)
+StepCallback = Callable[[int, int, str, str], None]  # index, total, title, status
+
+# Capabilities beyond the common set.
+SERVER_POWER = "server_power"  # stop and start a server (a failure, and a return)
+MIRROR_WRITES = "mirror_writes"  # put writes through a mirror (lkctl lab write/workload)
+RESET = "reset"  # throw the cluster away and make it anew (the lab)
+USERS = "users"  # the backend keeps its own users and passwords
+
+
+class NotAvailable(LkError):
+    """The backend cannot do this (it lacks the capability)."""
+
+
+@runtime_checkable
+class Watch(Protocol):
+    """A running watch of a cluster (see :meth:`Backend.watch`)."""
+
+    def reload(self) -> None:
+        """Publish a snapshot now (after this process changed the cluster)."""
+
+    def stop(self) -> None:
+        """Stop watching and wait for the watch to end."""
 
 
 class Backend(Protocol):
     """What a console needs from a cluster."""
 
-    name: str
+    kind: str  # "lab", "pacemaker"
+    name: str  # what the console calls it: "lab", "lab:/srv/labs/a", "ssh://root@n1"
+    capabilities: frozenset[str]
 
-    def cluster(self) -> Cluster:
-        """A consistent snapshot of servers and hierarchies."""
+    def snapshot(self) -> Cluster:
+        """A consistent snapshot of the cluster."""
         ...
 
-    def run_step(self, server: str, action: Callable[[Path], T]) -> T:
-        """Run ``action`` on ``server`` (given the server's root); fail if unreachable."""
+    def probe(self, server: str, path: str) -> PathInfo:
+        """A server path: exists, folder, file system type, writable, free space."""
         ...
 
-    def poll(self, hub: EventHub) -> bool:
-        """Publish ClusterChanged on ``hub`` if someone else changed the cluster."""
+    def volumes(self, server: str) -> tuple[VolumeInfo, ...]:
+        """The volumes a DataKeeper resource of ``server`` could replicate."""
+        ...
+
+    def apply(
+        self,
+        plan: Plan,
+        session: Session,
+        *,
+        hub: EventHub | None = None,
+        on_step: StepCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ApplyResult:
+        """Carry out ``plan``: all of it, or (before its commit) nothing.
+
+        Raises PermissionDenied (the table says no; recorded in the history),
+        ConflictError (the hierarchy changed since the plan was made) and
+        OperationError naming the failed step (``committed`` when the plan's changes
+        had been committed before the failure: then the message says what was done)."""
+        ...
+
+    def watch(self, hub: EventHub, *, shown: Cluster | None = None, last_log_id: int = 0) -> Watch:
+        """Start publishing ClusterChanged (with the snapshot) and LogRows on ``hub``
+        whenever the cluster changes (``shown``: what the console shows already)."""
+        ...
+
+    def local_session(self) -> Session:
+        """Who the local user is on this cluster, without a password."""
+        ...
+
+    def authenticate(self, user: str, password: str) -> Session:
+        """A session for ``user``; AuthenticationFailed when the password is wrong."""
+        ...
+
+    def authorize(self, session: Session, op: Op, operation: str = "", command: str = "") -> None:
+        """Refuse (PermissionDenied, recorded in the history) unless ``session`` may run ``op``."""
+        ...
+
+    def record_refusal(
+        self, user: str, role: str, operation: str, command: str, message: str
+    ) -> None:
+        """Record in the history an attempt that was refused."""
+        ...
+
+    def history(self, since: float | None = None) -> list[Entry]:
+        """The operations recorded, oldest first."""
+        ...
+
+    def log_lines(self, after: int = 0, limit: int = 2000) -> list[LogRow]:
+        """The output panel's lines newer than ``after`` (0: the last ``limit``)."""
         ...
 
     def close(self) -> None: ...
 
 
-class LabBackend:
-    """The embedded lab cluster: servers are folders, state is the store."""
+class ServerPower(Protocol):
+    """SERVER_POWER: make a server fail, and bring it back."""
 
-    name = "lab"
+    def stop_server(
+        self, server: str, session: Session, hub: EventHub | None = None
+    ) -> list[str]: ...
 
-    def __init__(self, home: Path | None = None) -> None:
-        self.store = Store(home)
-        try:
-            ensure_lab(self.store)
-            # Finish what crashed processes left: half-done operations are undone, and
-            # resyncs whose process died are restarted (they resume from the bitmap).
-            for line in journal.recover(self.store):
-                log.warning("recovery: %s", line)
-            mirrors.resume_resyncs(self.store)
-        except BaseException:
-            self.store.close()
-            raise
-        self.layout = LabLayout(self.store.home)
-        self._seen_version = self.store.data_version()
+    def start_server(
+        self, server: str, session: Session, hub: EventHub | None = None
+    ) -> list[str]: ...
 
-    def cluster(self) -> Cluster:
-        return self.store.cluster()
 
-    def run_step(self, server: str, action: Callable[[Path], T]) -> T:
-        state = next((s.state for s in self.store.servers() if s.name == server), None)
-        if state is None:
-            raise OperationError(f"there is no server {server!r} in the lab")
-        if not state.is_alive:
-            raise OperationError(f"server {server} is not reachable (it is {state.value})")
-        return action(self.layout.server_root(server))
+class MirrorWrites(Protocol):
+    """MIRROR_WRITES: put writes through a mirror, as an application would."""
 
-    def poll(self, hub: EventHub) -> bool:
-        version = self.store.data_version()
-        if version == self._seen_version:
-            return False
-        self._seen_version = version
-        hub.publish(ClusterChanged())
-        return True
+    def write(
+        self, tag: str, offset: int, length: int, session: Session, pattern: str = "random"
+    ) -> str: ...
 
-    def close(self) -> None:
-        self.store.close()
+    def workload(
+        self,
+        tag: str,
+        seconds: float,
+        rate_mb: float,
+        session: Session,
+        stop: threading.Event | None = None,
+    ) -> str: ...
+
+
+class Reset(Protocol):
+    """RESET: throw the cluster away and make it anew."""
+
+    def reset(self, session: Session) -> str: ...
+
+
+class UserAdmin(Protocol):
+    """USERS: the backend's own users."""
+
+    def add_user(self, name: str, role: Role, password: str, session: Session) -> None: ...
+
+    def remove_user(self, name: str, session: Session) -> None: ...
+
+    def list_users(self) -> list[tuple[str, Role]]: ...
+
+
+T = TypeVar("T")
+
+
+def require(backend: Backend, capability: str, what: str) -> None:
+    """Raise NotAvailable unless ``backend`` has ``capability``."""
+    if capability not in backend.capabilities:
+        raise NotAvailable(f"{what} is not available on a {backend.kind} cluster")
+
+
+__all__ = [
+    "MIRROR_WRITES",
+    "RESET",
+    "SERVER_POWER",
+    "USERS",
+    "Backend",
+    "MirrorWrites",
+    "NotAvailable",
+    "Reset",
+    "ServerPower",
+    "StepCallback",
+    "UserAdmin",
+    "Watch",
+    "require",
+]

@@ -15,15 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from core import commands, fields, mirrors
+from core import commands, fields
+from core.backends.lab import mirrors
 from core.backend import LabBackend
 from core.checks import Problem, tag_problems
 from core.errors import CheckFailed, LkError, OperationError
 from core.events import EventHub
 from core.extend import bitmap_problems, default_bitmap, h_all_instances
 from core.files import private_dir
-from core.journal import Journal, undo_action
-from core.lab import DEFAULT_CHUNK_SIZE, DEFAULT_SPEED_LIMIT_KBPS, LabLayout
+from core.backends.lab.journal import Journal, undo_action
+from core.backends.lab.layout import DEFAULT_CHUNK_SIZE, DEFAULT_SPEED_LIMIT_KBPS, LabLayout
 from core.model import (
     Cluster,
     Mirror,
@@ -32,11 +33,11 @@ from core.model import (
     ResourceState,
     SwitchbackType,
 )
-from core.operation_log import OperationLog, authorize
+from core.backends.lab.oplog import OperationLog, authorize
 from core.permissions import Op
 from core.session import Session
 from core.status import format_size
-from core.store import Txn
+from core.backends.lab.store import Txn
 
 log = logging.getLogger(__name__)
 

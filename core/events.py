@@ -12,7 +12,11 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.history import LogRow
+    from core.model import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +30,24 @@ class Event:
 
 @dataclass(frozen=True)
 class ClusterChanged(Event):
-    """The store changed in a way that is not described more precisely (reload it)."""
+    """The cluster changed: ``cluster`` is the new snapshot (a backend's watch sends
+    it), or None when it must be read again."""
+
+    cluster: Cluster | None = None
+
+
+@dataclass(frozen=True)
+class LogRows(Event):
+    """New lines of the output panel, as the backend keeps them (oldest first)."""
+
+    rows: tuple[LogRow, ...]
+
+
+@dataclass(frozen=True)
+class WatchFailed(Event):
+    """The watch of the cluster could not read it (the message says why); it goes on."""
+
+    message: str
 
 
 @dataclass(frozen=True)

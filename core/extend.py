@@ -20,15 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import commands, fields, mirrors
+from core import commands, fields
+from core.backends.lab import mirrors
 from core.backend import LabBackend
 from core.checks import Problem, priority_problems, tag_problems
 from core.errors import CheckFailed, LkError, OperationError
 from core.events import EventHub
 from core.files import private_dir
 from core.fsinfo import FsProbeError, filesystem_of
-from core.journal import Journal, undo_action
-from core.lab import LabLayout, default_bitmap_file
+from core.backends.lab.journal import Journal, undo_action
+from core.backends.lab.layout import LabLayout, default_bitmap_file
 from core.model import (
     PRIORITY_MAX,
     Cluster,
@@ -40,11 +41,11 @@ from core.model import (
     ResourceState,
     SwitchbackType,
 )
-from core.operation_log import OperationLog, authorize
+from core.backends.lab.oplog import OperationLog, authorize
 from core.permissions import Op
 from core.session import Session
 from core.status import format_size
-from core.store import Txn
+from core.backends.lab.store import Txn
 
 log = logging.getLogger(__name__)
 

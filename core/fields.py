@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path, PurePosixPath
 
 from core.fsinfo import FsProbeError, filesystem_of, nearest_existing_ancestor
-from core.lab import LabLayout, PathOutsideServer
+from core.backends.lab.layout import LabLayout, PathOutsideServer
 
 
 def text(value: object) -> str:

@@ -17,17 +17,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import commands, mirrors
+from core import commands
+from core.backends.lab import mirrors
 from core.backend import LabBackend
 from core.checks import Problem
 from core.errors import CheckFailed, LkError, OperationError
 from core.events import EventHub
-from core.lab import LabLayout
+from core.backends.lab.layout import LabLayout
 from core.model import Cluster, Hierarchy
-from core.operation_log import OperationLog, authorize
+from core.backends.lab.oplog import OperationLog, authorize
 from core.permissions import Op
 from core.session import Session
-from core.store import Txn
+from core.backends.lab.store import Txn
 
 log = logging.getLogger(__name__)
 

@@ -1,102 +1,41 @@
-"""The operation history: who did what, when, with which steps, and how it ended.
+"""The records a backend keeps: the operation history and the output panel's lines.
 
-Every operation run through core (from the console or lkctl) is recorded when it ends,
-in the same transaction as its last output lines. The core API only appends and reads;
-the history is capped by count and by age (settings kept in the store), so the database
-does not grow without bound.
+Every operation run through core (from the console or lkctl) is recorded when it ends:
+who, with which role, when, the equivalent lkctl line, its steps and how it ended. A
+refused attempt is recorded too. Each backend keeps them (the lab in its database; a
+real cluster in the console's own data directory) and reads them back as these values.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass
-
-from core.store import Store, Txn
-
-MAX_ENTRIES_KEY = "history.max_entries"
-MAX_AGE_DAYS_KEY = "history.max_age_days"
-DEFAULT_MAX_ENTRIES = 1000
-DEFAULT_MAX_AGE_DAYS = 90
 
 
 @dataclass(frozen=True)
 class Entry:
+    """One operation of the history."""
+
     id: int
     started: float  # seconds since the epoch
     duration: float  # seconds
     user: str
-    role: str  # Guest, Operator, Administrator
+    role: str  # Guest, Operator, Administrator ("not signed in" for a failed sign-in)
     operation: str  # "extend /data to lab2"
     command: str  # the equivalent lkctl line
     steps: tuple[str, ...]
     ok: bool
-    result: str
+    result: str  # the final message; "refused: …" for a refused attempt
 
 
-def record(
-    txn: Txn,
-    *,
-    started: float,
-    user: str,
-    role: str,
-    operation: str,
-    command: str,
-    steps: list[str],
-    ok: bool,
-    result: str,
-) -> None:
-    """Append one entry, and drop what is beyond the caps."""
-    txn.execute(
-        "INSERT INTO history(started, duration, user, role, operation, command, steps, ok, "
-        "result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            started,
-            max(0.0, time.time() - started),
-            user,
-            role,
-            operation,
-            command,
-            json.dumps(steps),
-            int(ok),
-            result,
-        ),
-    )
-    max_entries, max_age = _limits(txn)
-    txn.execute("DELETE FROM history WHERE started < ?", (time.time() - max_age * 86400,))
-    txn.execute("DELETE FROM history WHERE id <= (SELECT max(id) FROM history) - ?", (max_entries,))
+@dataclass(frozen=True)
+class LogRow:
+    """One line of the output panel, as a backend keeps it."""
+
+    id: int
+    ts: float  # seconds since the epoch
+    operation: str
+    level: str  # INFO, WARNING, ERROR
+    text: str
 
 
-def _limits(txn: Txn) -> tuple[int, float]:
-    rows = dict(
-        txn.execute(
-            "SELECT key, value FROM meta WHERE key IN (?, ?)", (MAX_ENTRIES_KEY, MAX_AGE_DAYS_KEY)
-        ).fetchall()
-    )
-    return (
-        int(rows.get(MAX_ENTRIES_KEY, DEFAULT_MAX_ENTRIES)),
-        float(rows.get(MAX_AGE_DAYS_KEY, DEFAULT_MAX_AGE_DAYS)),
-    )
-
-
-def set_limits(
-    store: Store, *, max_entries: int | None = None, max_age_days: float | None = None
-) -> None:
-    with store.transaction() as txn:
-        if max_entries is not None:
-            txn.set_meta(MAX_ENTRIES_KEY, str(max(1, int(max_entries))))
-        if max_age_days is not None:
-            txn.set_meta(MAX_AGE_DAYS_KEY, str(max(0.0, float(max_age_days))))
-
-
-def entries(store: Store, since: float | None = None, limit: int = 10_000) -> list[Entry]:
-    """Entries, oldest first (since ``since`` when given)."""
-    rows = store._conn.execute(
-        "SELECT id, started, duration, user, role, operation, command, steps, ok, result "
-        "FROM history WHERE started >= ? ORDER BY id DESC LIMIT ?",
-        (since or 0.0, limit),
-    ).fetchall()
-    return [
-        Entry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(json.loads(r[7])), bool(r[8]), r[9])
-        for r in reversed(rows)
-    ]
+__all__ = ["Entry", "LogRow"]

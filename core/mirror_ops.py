@@ -6,7 +6,7 @@
   path (bitmap first, then source, then every in-sync target), so that a user can watch
   dirty chunks and partial resyncs.
 
-A resync runs in its own process (:mod:`core.resyncd`); the store says what state each
+A resync runs in its own process (:mod:`core.backends.lab.resyncd`); the store says what state each
 target is in. Pausing stops that process (the bitmap keeps what is left to copy) and
 marks the target "Out of Sync"; resuming starts it again.
 """
@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core import commands, mirrors
+from core import commands
+from core.backends.lab import mirrors
 from core.backend import LabBackend
 from core.checks import Problem
 from core.errors import CheckFailed, OperationError
-from core.lab import LabLayout
+from core.backends.lab.layout import LabLayout
 from core.model import Hierarchy, Mirror, MirrorState, MirrorTarget, Resource
-from core.operation_log import OperationLog, authorize
+from core.backends.lab.oplog import OperationLog, authorize
 from core.permissions import Op
 from core.replication.bitmap import Bitmap, BitmapError
 from core.replication.mirror import Mirror as EngineMirror

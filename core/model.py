@@ -168,6 +168,13 @@ class Resource:
     fs_type: str | None = None  # filesystem: ext4, xfs, ...
     volume: str | None = None  # datakeeper: server path of the volume file
     bitmap_file: str | None = None  # datakeeper: server path, None = no intent log
+    # The settings of the other kinds, as (name, value) pairs: ip "address" (CIDR) and
+    # "interface"; app "start", "stop", "monitor" commands and "restart" mode.
+    settings: tuple[tuple[str, str], ...] = ()
+    reason: str = ""  # why it is in this state (a failed action's message), if known
+
+    def setting(self, name: str, default: str = "") -> str:
+        return next((v for k, v in self.settings if k == name), default)
 
 
 @dataclass(frozen=True)
@@ -329,12 +336,30 @@ class Hierarchy:
         return worst
 
 
+class CommPathState(enum.Enum):
+    ALIVE = "ALIVE"
+    DEAD = "DEAD"
+
+
+@dataclass(frozen=True)
+class CommPath:
+    """A communication path between two servers (LifeKeeper's heartbeat link)."""
+
+    server: str
+    peer: str
+    local_address: str
+    peer_address: str
+    state: CommPathState
+    priority: int = 1
+
+
 @dataclass(frozen=True)
 class Cluster:
-    """Everything the status tree shows: servers and hierarchies."""
+    """Everything the status tree shows: servers and hierarchies (and comm paths)."""
 
     servers: tuple[Server, ...]
     hierarchies: tuple[Hierarchy, ...]
+    comm_paths: tuple[CommPath, ...] = ()
 
     def server(self, name: str) -> Server | None:
         return next((s for s in self.servers if s.name == name), None)

@@ -20,12 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import commands, mirrors
+from core import commands
+from core.backends.lab import mirrors
 from core.backend import LabBackend
 from core.checks import Problem
 from core.errors import CheckFailed, OperationError
 from core.events import EventHub
-from core.lab import LabLayout
+from core.backends.lab.layout import LabLayout
 from core.model import (
     Cluster,
     Hierarchy,
@@ -34,10 +35,10 @@ from core.model import (
     ResourceState,
     ServerState,
 )
-from core.operation_log import OperationLog, authorize
+from core.backends.lab.oplog import OperationLog, authorize
 from core.permissions import Op
 from core.session import Session
-from core.store import Store, Txn, read_hierarchy
+from core.backends.lab.store import Store, Txn, read_hierarchy
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ def local_session(home: Path) -> Session:
     try:
         owner = home.stat().st_uid
     except FileNotFoundError:
-        owner = uid  # not made yet: this user makes it (core.store), and owns it
+        owner = uid  # not made yet: this user makes it (core.backends.lab.store), and owns it
     except OSError:
         owner = -1
     role = Role.ADMINISTRATOR if owner == uid else Role.GUEST

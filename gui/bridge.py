@@ -9,7 +9,7 @@ Two sources, one place where they reach the GUI:
   (:meth:`ClusterWatcher.request_reload`, after this process changed the store). A new
   snapshot shares every hierarchy that did not change with the previous one (the same
   object), so the GUI finds what changed by identity, in microseconds. It also reads
-  the output panel's new lines (:meth:`core.store.Store.log_lines_after`).
+  the output panel's new lines (:meth:`core.backends.lab.store.Store.log_lines_after`).
 - :class:`EventBridge` subscribes to an in-process :class:`core.events.EventHub`. Its
   subscriber runs in the publisher's thread and only queues the event; the GUI thread
   gets them in batches (:attr:`EventBridge.batch`), at most :data:`FLUSH_INTERVAL_MS`
@@ -46,9 +46,9 @@ from core.events import (
     ResourceStateChanged,
     ServerStateChanged,
 )
-from core.lab import ensure_lab
+from core.backends.lab.layout import ensure_lab
 from core.model import Cluster
-from core.store import LogRow, Store
+from core.backends.lab.store import LogRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class ClusterWatcher(QThread):
     """
 
     cluster_loaded = Signal(object)
-    log_loaded = Signal(object)  # list[core.store.LogRow], oldest first
+    log_loaded = Signal(object)  # list[core.backends.lab.store.LogRow], oldest first
     failed = Signal(str)
 
     def __init__(self, home: Path | None = None, shown: InitialState | None = None) -> None:

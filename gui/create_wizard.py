@@ -35,7 +35,7 @@ from core.checks import Problem
 from core.create import CreateRequest
 from core.events import EventHub, LogLine
 from core.fsinfo import FsProbeError, filesystem_of
-from core.lab import LabLayout, PathOutsideServer
+from core.backends.lab.layout import LabLayout, PathOutsideServer
 from core.model import Cluster
 from core.session import Session, local_session
 from gui import icons, jobs

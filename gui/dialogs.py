@@ -31,7 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import credentials, users
+from core import credentials
+from core.backends.lab import users
 from core.backend import LabBackend
 from core.session import Session, local_session, local_user
 from gui.extend_wizard import ERROR_STYLE, NOTE_STYLE

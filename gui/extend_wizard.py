@@ -61,7 +61,7 @@ from core.errors import LkError, OperationError
 from core.events import EventHub, LogLine
 from core.extend import DataKeeperExtend, ExtendDefaults, ExtendRequest
 from core.fsinfo import FsProbeError, filesystem_of
-from core.lab import LabLayout, PathOutsideServer
+from core.backends.lab.layout import LabLayout, PathOutsideServer
 from core.model import Cluster
 from core.session import Session, local_session
 from gui import icons, jobs

@@ -50,7 +50,7 @@ from core.model import Cluster, Role
 from core.properties import properties
 from core.session import Session, local_session
 from core.status import mirror_text
-from core.store import LogRow
+from core.backends.lab.store import LogRow
 from gui import actions as act
 from gui import icons, operations
 from gui.actions import ActionRegistry

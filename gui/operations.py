@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QWidget
 
 from core import availability as av
 from core.availability import Preselection
-from core.lab import DEFAULT_SPEED_LIMIT_KBPS
+from core.backends.lab.layout import DEFAULT_SPEED_LIMIT_KBPS
 from core.model import Cluster, Hierarchy
 from core.session import Session
 

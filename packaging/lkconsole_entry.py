@@ -1,14 +1,14 @@
 """Entry point of the PyInstaller build (one folder: dist/lkconsole/lkconsole).
 
 A frozen application has no ``python -m``: the resync process that the lab starts is the
-same binary, called with ``--lkconsole-resyncd`` (see core.mirrors.start_resync).
+same binary, called with ``--lkconsole-resyncd`` (see core.backends.lab.mirrors.start_resync).
 """
 
 import sys
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--lkconsole-resyncd":
-        from core.resyncd import main as resyncd_main
+        from core.backends.lab.resyncd import main as resyncd_main
 
         sys.exit(resyncd_main(sys.argv[2:]))
     from gui.app import main

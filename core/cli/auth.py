@@ -18,14 +18,15 @@ import shlex
 import sys
 from collections.abc import Iterator
 
-from core import credentials, users
+from core import credentials
+from core.backends.lab import users
 from core.backend import LabBackend
 from core.checks import Problem
 from core.errors import CheckFailed, LkError
-from core.operation_log import authorize, record_refusal
+from core.backends.lab.oplog import authorize, record_refusal
 from core.permissions import Op
 from core.session import Session, local_session
-from core.store import Store
+from core.backends.lab.store import Store
 
 
 class NeedsYes(LkError):

@@ -12,7 +12,7 @@ from core.cli.auth import lab
 from core.cli.output import EXIT_OK, EXIT_USAGE, hierarchy_json, print_json
 from core.cli.parser import SubParsers
 from core.errors import CheckFailed
-from core.lab import LabLayout
+from core.backends.lab.layout import LabLayout
 from core.model import Cluster
 from core.permissions import Op
 

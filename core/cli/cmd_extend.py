@@ -10,18 +10,19 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from core import extend, mirrors
+from core import extend
+from core.backends.lab import mirrors
 from core.checks import Problem
 from core.cli.auth import lab
 from core.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, hierarchy_json, print_json
 from core.cli.parser import SubParsers, seconds
 from core.errors import CheckFailed
 from core.extend import ExtendDefaults, ExtendRequest
-from core.lab import LabLayout
+from core.backends.lab.layout import LabLayout
 from core.model import Cluster, MirrorState
 from core.permissions import Op
 from core.status import mirror_text
-from core.store import Store
+from core.backends.lab.store import Store
 
 # Which option fills which request field, and the question asked at a terminal.
 _EXTEND_OPTIONS = (

@@ -7,13 +7,14 @@ import getpass
 import sys
 from typing import TextIO
 
-from core import mirror_ops, service, users
+from core import mirror_ops, service
+from core.backends.lab import users
 from core.checks import Problem
 from core.cli.auth import confirm, lab
 from core.cli.output import EXIT_OK, print_json, print_lines
 from core.cli.parser import Parser, SubParsers, add_yes, byte_count
 from core.errors import CheckFailed
-from core.lab import reset_lab
+from core.backends.lab.layout import reset_lab
 from core.model import Role
 from core.permissions import Op
 from core.session import local_user

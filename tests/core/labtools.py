@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from core.backend import LabBackend
-from core.lab import DEFAULT_CHUNK_SIZE, default_bitmap_file
+from core.backends.lab.layout import DEFAULT_CHUNK_SIZE, default_bitmap_file
 from core.model import (
     Hierarchy,
     Mirror,

@@ -10,7 +10,7 @@ from core.backend import Backend, LabBackend
 from core.errors import OperationError
 from core.events import ClusterChanged, EventHub
 from core.model import ServerState
-from core.store import Store
+from core.backends.lab.store import Store
 
 
 def test_steps_run_in_the_server_folder_and_not_on_a_dead_server(hermetic_env: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.store import DB_NAME
+from core.backends.lab.store import DB_NAME
 from tests.helpers import file_digest, run_lkctl
 
 

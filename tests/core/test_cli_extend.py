@@ -136,8 +136,9 @@ def test_unknown_tag_and_json_problems() -> None:
 
 KILL_SCRIPT = """
 import os, signal, sys
-from core import extend, mirrors, cli
-from core.operation_log import OperationLog
+from core import extend, cli
+from core.backends.lab import mirrors
+from core.backends.lab.oplog import OperationLog
 point = sys.argv[1]
 def die():
     os.kill(os.getpid(), signal.SIGKILL)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.lab import (
+from core.backends.lab.layout import (
     SEED_VOLUME_SIZE,
     LabLayout,
     PathOutsideServer,
@@ -15,7 +15,7 @@ from core.lab import (
     server_path,
 )
 from core.model import MirrorState, ResourceKind, ResourceState, ServerState
-from core.store import Store
+from core.backends.lab.store import Store
 from tests.helpers import REPO, local_administrator
 
 
@@ -69,7 +69,7 @@ def test_interrupted_creation_is_finished_on_next_start(hermetic_env: Path) -> N
     # A real crash: the process is SIGKILLed in the middle of the lab's transaction.
     script = (
         "import os, signal\n"
-        "from core.store import Store, Txn\n"
+        "from core.backends.lab.store import Store, Txn\n"
         "from core import lab\n"
         "original = Txn.add_resource\n"
         "def dying(self, *a, **k):\n"

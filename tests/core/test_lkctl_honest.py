@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core import mirrors, paths
+from core import paths
+from core.backends.lab import mirrors
 from core.backend import LabBackend
 from tests.core.labtools import digest, wait_for_mirror
 from tests.helpers import REPO, db_tables, run_lkctl, wait_until

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core import permissions, users
+from core import permissions
+from core.backends.lab import users
 from core.backend import LabBackend
 from core.model import Role
 from core.permissions import Op

@@ -18,7 +18,7 @@ from core.model import (
     ServerState,
     SwitchbackType,
 )
-from core.store import DB_NAME, SCHEMA_VERSION, Store
+from core.backends.lab.store import DB_NAME, SCHEMA_VERSION, Store
 from tests.helpers import file_digest, read_only_dir
 
 
@@ -121,7 +121,7 @@ def test_new_database_is_migrated_to_the_current_schema(tmp_path: Path) -> None:
 def test_an_older_schema_is_migrated_forward_keeping_its_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.store as store_module
+    import core.backends.lab.store as store_module
 
     # A database written by the first release (schema 1: no output-panel table).
     with monkeypatch.context() as m:

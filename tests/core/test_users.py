@@ -9,12 +9,13 @@ import keyring
 import pytest
 from keyring.backends import fail
 
-from core import credentials, users
+from core import credentials
+from core.backends.lab import users
 from core.backend import LabBackend
 from core.errors import CheckFailed, PermissionDenied
 from core.model import Role
 from core.session import Session
-from core.store import DB_NAME
+from core.backends.lab.store import DB_NAME
 from tests.helpers import local_administrator, run_lkctl
 
 SECRET = "correct horse battery"
@@ -183,7 +184,7 @@ def test_parallel_wrong_passwords_do_not_slip_past_the_lockout(lab: LabBackend) 
     script = (
         "import sys\n"
         "from core import users\n"
-        "from core.store import Store\n"
+        "from core.backends.lab.store import Store\n"
         "store = Store()\n"
         "try:\n"
         "    users.authenticate(store, 'olga', 'wrong wrong')\n"

@@ -1,7 +1,7 @@
 """Put the lab in the states the console must show, by writing the store directly.
 
 Stand-ins for core operations that are built elsewhere (extend, the replication
-engine): they write the same rows (core.store's Txn API) the real operations write, so
+engine): they write the same rows (core.backends.lab.store's Txn API) the real operations write, so
 the console under test sees exactly what it will see then. No Qt here.
 """
 
@@ -11,9 +11,9 @@ import dataclasses
 import threading
 from collections.abc import Callable, Iterable
 
-from core.lab import DEFAULT_CHUNK_SIZE, SEED_DK_TAG, SEED_ROOT_TAG, SEED_VOLUME_SIZE
+from core.backends.lab.layout import DEFAULT_CHUNK_SIZE, SEED_DK_TAG, SEED_ROOT_TAG, SEED_VOLUME_SIZE
 from core.model import MirrorState, MirrorTarget, ResourceKind, ResourceState
-from core.store import Store
+from core.backends.lab.store import Store
 
 
 @dataclasses.dataclass(frozen=True)

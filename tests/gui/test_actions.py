@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QAbstractButton, QMenu, QMessageBox, QToolBar, QWi
 
 from core.availability import Preselection
 from core.model import MirrorState, Role
-from core.store import Store
+from core.backends.lab.store import Store
 from gui.actions import find_menu_action, plain_text
 from gui.main_window import MainWindow
 from tests.gui.lab_states import extend_seed, seed

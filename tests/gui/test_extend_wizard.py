@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QMessageBox, QWizard
 
-from core import mirrors
+from core.backends.lab import mirrors
 from core.backend import LabBackend
 from core.model import ResourceState, ServerState
 from gui.extend_wizard import ExtendWizard, Page

@@ -8,9 +8,9 @@ import time
 from PySide6.QtWidgets import QApplication, QLineEdit, QProgressBar
 
 from core.events import EventHub, LogLine, MirrorProgress, OperationFinished
-from core.lab import SEED_VOLUME_SIZE
+from core.backends.lab.layout import SEED_VOLUME_SIZE
 from core.model import MirrorState
-from core.store import Store
+from core.backends.lab.store import Store
 from gui.main_window import MainWindow
 from gui.output_panel import format_line
 from tests.gui import clusters as c
@@ -44,7 +44,7 @@ def test_resync_of_a_small_volume_updates_the_cell_until_target(qtbot) -> None:
     """Driven through the store, as the replication engine writes it.
 
     To switch to the real engine: replace ResyncDriver by extending the seed with
-    core.extend (which starts core.resyncd) and keep the assertions.
+    core.extend (which starts core.backends.lab.resyncd) and keep the assertions.
     """
     window = _window(qtbot)
     percents = (25, 50, 75)
@@ -127,7 +127,7 @@ def test_log_lines_show_live_once_and_survive_a_restart(qtbot) -> None:
         lambda: any("Creating datarep-data on lab2" in x for x in window.output_panel.lines()),
         timeout=5_000,
     )
-    with Store() as store, store.transaction() as txn:  # what core.operation_log stores
+    with Store() as store, store.transaction() as txn:  # what core.backends.lab.oplog stores
         txn.add_log_line("extend", "INFO", "Creating datarep-data on lab2")
         txn.add_log_line("extend", "ERROR", "lab2: no space left on the device")
     hub.publish(OperationFinished("extend", False, "extend failed: no space left"))

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QPushButton, QToolBar, QTreeV
 
 from core.events import EventHub, ResourceStateChanged
 from core.model import ResourceState, ServerState
-from core.store import Store
+from core.backends.lab.store import Store
 from gui.bridge import read_initial_state
 from gui.main_window import MainWindow
 from gui.status_model import StatusModel

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
     QWizard,
 )
 
-from core import mirror_ops, users
+from core import mirror_ops
+from core.backends.lab import users
 from core.backend import LabBackend
 from core.model import Role
 from gui.actions import find_menu_action

@@ -9,7 +9,7 @@ from PySide6.QtCore import QThread
 from PySide6.QtWidgets import QApplication, QLabel, QProgressBar
 
 from core.errors import OperationError
-from core.store import Store
+from core.backends.lab.store import Store
 from gui.main_window import MainWindow
 from gui.workers import OperationRunner, OperationWorker, Reporter
 

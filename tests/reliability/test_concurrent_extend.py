@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from core.backend import LabBackend
-from core.lab import reset_lab
+from core.backends.lab.layout import reset_lab
 from tests.helpers import REPO, local_administrator, wait_until
 
 # Each child plans from the same snapshot, waits for the other, then executes.

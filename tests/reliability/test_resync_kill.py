@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core import mirror_ops, mirrors
+from core import mirror_ops
+from core.backends.lab import mirrors
 from core.backend import LabBackend
 from core.model import MirrorState
 from tests.core.labtools import digest, fill_source

@@ -2,7 +2,7 @@
 
 The engine (``core.replication``) knows volumes, bitmaps and resyncs; this module knows
 where the lab keeps them and records what happens in the store, the one source of
-truth. A resync runs in its own detached process (:mod:`core.resyncd`), like
+truth. A resync runs in its own detached process (:mod:`core.backends.lab.resyncd`), like
 DataKeeper's kernel threads run independently of the console: the console or ``lkctl``
 that started it may exit, and any console shows its progress from the store. A process
 that died (SIGKILL, power cut) is restarted by :func:`resume_resyncs` the next time the
@@ -21,12 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-from core import journal
+from core.backends.lab import journal
 from core.files import open_private, private_dir
 from core.model import MirrorState
 from core.replication.bitmap import Bitmap, BitmapError, BitmapInvalid
 from core.replication.volume import Volume
-from core.store import Store
+from core.backends.lab.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def _resyncd_command() -> list[str]:
     """How to start the resync process: ``python -m``, or the frozen binary itself."""
     if getattr(sys, "frozen", False):
         return [sys.executable, "--lkconsole-resyncd"]
-    return [sys.executable, "-m", "core.resyncd"]
+    return [sys.executable, "-m", "core.backends.lab.resyncd"]
 
 
 def stop_resync(home: Path, resource_id: int, target: str, timeout: float = 30.0) -> bool:

@@ -28,10 +28,10 @@ from core import commands
 from core.checks import Problem
 from core.errors import CheckFailed, LkError
 from core.model import Role
-from core.operation_log import authorize
+from core.backends.lab.oplog import authorize
 from core.permissions import Op
 from core.session import Session
-from core.store import Store, Txn
+from core.backends.lab.store import Store, Txn
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from core.errors import PermissionDenied
 from core.events import EventHub, LogLine, OperationFinished
 from core.permissions import Op
 from core.session import Session
-from core.store import Store, Txn
+from core.backends.lab.store import Store, Txn
 
 log = logging.getLogger(__name__)
 

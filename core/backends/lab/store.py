@@ -362,7 +362,7 @@ class Store:
         return [LogRow(r[0], r[1], r[2], r[3], r[4]) for r in reversed(rows)]
 
     def committed(self, op_id: str) -> bool:
-        """Whether the operation ``op_id`` committed its rows (see core.journal)."""
+        """Whether the operation ``op_id`` committed its rows (see core.backends.lab.journal)."""
         row = self._conn.execute("SELECT 1 FROM committed_ops WHERE op_id=?", (op_id,))
         return row.fetchone() is not None
 

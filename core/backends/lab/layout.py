@@ -33,7 +33,7 @@ from core.model import (
 )
 from core.permissions import Op
 from core.session import Session
-from core.store import Store
+from core.backends.lab.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def reset_lab(store: Store, session: Session) -> None:
     The resyncs at work stop first: their files are about to go. The history and the
     users stay."""
     from core import mirrors  # the replication engine: only when the lab is reset
-    from core.operation_log import OperationLog, authorize
+    from core.backends.lab.oplog import OperationLog, authorize
 
     command = commands.join("lab", "reset", "--yes")
     authorize(store, session, Op.LAB_RESET, "reset the lab", command)

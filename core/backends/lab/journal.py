@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.files import private_dir, write_private
-from core.store import Store, Txn
+from core.backends.lab.store import Store, Txn
 
 log = logging.getLogger(__name__)
 

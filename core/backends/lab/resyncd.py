@@ -1,6 +1,6 @@
-"""The resync process of one lab mirror target: ``python -m core.resyncd``.
+"""The resync process of one lab mirror target: ``python -m core.backends.lab.resyncd``.
 
-Started by :func:`core.mirrors.start_resync`. It holds ``run/resync-<id>-<target>.lock``
+Started by :func:`core.backends.lab.mirrors.start_resync`. It holds ``run/resync-<id>-<target>.lock``
 (its pid inside) while it works, copies the source volume to the target volume with the
 engine's :class:`~core.replication.resync.Resync` as the source's bitmap says, and keeps
 the store's row of the target up to date: "Resyncing" with bytes, rate and ETA a few
@@ -23,15 +23,15 @@ from pathlib import Path
 from types import FrameType
 
 from core.errors import LkError
-from core.lab import LabLayout
-from core.mirrors import lock_path
+from core.backends.lab.layout import LabLayout
+from core.backends.lab.mirrors import lock_path
 from core.model import Hierarchy, MirrorState, MirrorTarget
 from core.replication.bitmap import Bitmap, BitmapError, BitmapInvalid, IntentLog, MemoryBitmap
 from core.replication.mirror import NoBitmapState
 from core.replication.resync import Resync, ResyncBusy, ResyncError, ResyncProgress
 from core.replication.volume import Volume
 from core.status import format_rate, format_size
-from core.store import Store
+from core.backends.lab.store import Store
 
 log = logging.getLogger("lkconsole.resyncd")
 
@@ -250,7 +250,7 @@ def _resync(home: Path, resource_id: int, target: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.resyncd")
+    parser = argparse.ArgumentParser(prog="python -m core.backends.lab.resyncd")
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--resource", required=True, type=int)
     parser.add_argument("--target", required=True)
