@@ -28,10 +28,10 @@ from _summary import record
 from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
-from core.events import EventHub, MirrorProgress
 from core.backends.lab.layout import SEED_VOLUME_SIZE, ensure_lab
-from core.model import MirrorState, MirrorTarget, ResourceState
 from core.backends.lab.store import Store
+from core.events import EventHub, MirrorProgress
+from core.model import MirrorState, MirrorTarget, ResourceState
 from gui.main_window import MainWindow
 
 GOAL_MS = 50.0
@@ -160,7 +160,7 @@ def main() -> int:
         os.environ["XDG_CONFIG_HOME"] = str(Path(tmp) / "config")
         dk = seed_resyncing(home)
         hub = EventHub()
-        window = MainWindow(home, hub)
+        window = MainWindow(hub=hub)
         window.resize(1024, 768)
         window.show()
         loop = QEventLoop()

@@ -31,8 +31,9 @@ from PySide6.QtCore import QEvent, QEventLoop, QObject, QTimer
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QApplication, QTreeView
 
-from core.events import MirrorProgress
 from core.backends.lab.layout import ensure_lab
+from core.backends.lab.store import Store
+from core.events import MirrorProgress
 from core.model import (
     Cluster,
     Mirror,
@@ -42,9 +43,8 @@ from core.model import (
     ResourceKind,
     ResourceState,
     SwitchbackType,
+    share_unchanged,
 )
-from core.backends.lab.store import Store
-from gui.bridge import share_unchanged
 from gui.main_window import MainWindow
 
 SIZE = 64 << 20
@@ -251,7 +251,7 @@ def main() -> int:
 
         base_paint = baseline_first_paint(rows, columns)
         start = time.perf_counter()
-        window = MainWindow(home)
+        window = MainWindow()
         painted = FirstPaint(window.tree)
         window.resize(1024, 768)
         window.show()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core import permissions
+from core.capabilities import SERVER_POWER
 from core.model import (
     Cluster,
     Hierarchy,
@@ -99,8 +100,9 @@ class Connection:
 
     connected: bool = True
     role: Role = Role.ADMINISTRATOR
-    cluster_name: str = "lab"
-    is_lab: bool = True
+    cluster_name: str = "lab"  # "the {cluster_name} cluster"
+    # What the backend can do beyond the common set (core.capabilities).
+    capabilities: frozenset[str] = frozenset({SERVER_POWER})
 
 
 @dataclass(frozen=True)
@@ -226,8 +228,11 @@ def stop_server(
     if problem is not None:
         return problem
     assert cluster is not None
-    if not connection.is_lab:
-        return _no("Servers can be stopped only in the embedded lab cluster.")
+    if SERVER_POWER not in connection.capabilities:
+        return _no(
+            "This cluster's servers are real machines: stop one from the machine itself "
+            "(the lab clusters can simulate it)."
+        )
     server = _selected_server(cluster, selection)
     if isinstance(server, Availability):
         return server
@@ -246,8 +251,11 @@ def start_server(
     if problem is not None:
         return problem
     assert cluster is not None
-    if not connection.is_lab:
-        return _no("Servers can be started only in the embedded lab cluster.")
+    if SERVER_POWER not in connection.capabilities:
+        return _no(
+            "This cluster's servers are real machines: start one from the machine itself "
+            "(the lab clusters can simulate it)."
+        )
     server = _selected_server(cluster, selection)
     if isinstance(server, Availability):
         return server

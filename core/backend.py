@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
+from core.capabilities import MIRROR_WRITES, RESET, SERVER_POWER, USERS
 from core.errors import LkError
 from core.events import EventHub
 from core.facts import PathInfo, VolumeInfo
@@ -39,12 +41,6 @@ from core.plan import ApplyResult, Plan
 from core.session import Session
 
 StepCallback = Callable[[int, int, str, str], None]  # index, total, title, status
-
-# Capabilities beyond the common set.
-SERVER_POWER = "server_power"  # stop and start a server (a failure, and a return)
-MIRROR_WRITES = "mirror_writes"  # put writes through a mirror (lkctl lab write/workload)
-RESET = "reset"  # throw the cluster away and make it anew (the lab)
-USERS = "users"  # the backend keeps its own users and passwords
 
 
 class NotAvailable(LkError):
@@ -127,6 +123,19 @@ class Backend(Protocol):
 
     def log_lines(self, after: int = 0, limit: int = 2000) -> list[LogRow]:
         """The output panel's lines newer than ``after`` (0: the last ``limit``)."""
+        ...
+
+    def dirty_chunks(self, resource_id: int) -> dict[str, int]:
+        """Per target of a mirror, how many chunks are still to copy, counted now."""
+        ...
+
+    def resync_running(self, resource_id: int, target: str) -> bool | None:
+        """Whether something is copying to that mirror target now (None: cannot tell)."""
+        ...
+
+    def local_folder(self, server: str) -> Path | None:
+        """The folder of this machine holding what ``server`` calls ``/`` (the lab's
+        server folders), so a file dialog can browse it; None for a real machine."""
         ...
 
     def close(self) -> None: ...

@@ -10,8 +10,8 @@ import shlex
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the operations import this module: no import cycle at run time
-    from core.create import CreateRequest
-    from core.extend import ExtendRequest
+    from core.rules.create import CreateRequest
+    from core.rules.extend import ExtendRequest
 
 LKCTL = "lkctl"
 _TYPE_OPTIONS = {"new_fs": "new", "existing_fs": "existing", "dk_only": "dk-only"}

@@ -46,3 +46,7 @@ class PermissionDenied(LkError):
     def __init__(self, message: str, operation: str = "") -> None:
         self.operation = operation  # a core.permissions.Op value
         super().__init__(message)
+
+
+class AuthenticationFailed(LkError):
+    """Wrong user or password, or too many failures for now."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import logging.handlers
 import os
 import stat
 from pathlib import Path
@@ -104,16 +103,17 @@ def tighten(home: Path) -> list[Path]:
     return changed
 
 
-class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
-    """A rotating log file whose every generation is created 0600."""
-
-    def _open(self):  # type: ignore[no-untyped-def]
-        fd = open_private(Path(self.baseFilename), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-        return os.fdopen(fd, self.mode, encoding=self.encoding, errors=self.errors)
-
-
 def private_file_handler(path: Path) -> logging.Handler:
     """A rotating log handler writing ``path`` (its folder made private), 0600 files."""
+    import logging.handlers  # not at start-up: it costs a noticeable part of it
+
+    class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+        """A rotating log file whose every generation is created 0600."""
+
+        def _open(self):  # type: ignore[no-untyped-def]
+            fd = open_private(Path(self.baseFilename), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            return os.fdopen(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
     private_dir(path.parent)
     handler = PrivateRotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

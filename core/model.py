@@ -145,6 +145,14 @@ class Role(enum.IntEnum):
 PRIORITY_MIN = 1
 PRIORITY_MAX = 999
 TAG_MAX_LENGTH = 256
+DEFAULT_CHUNK_SIZE = 64 * 1024  # (ours) one bit of the bitmap covers this much
+DEFAULT_SPEED_LIMIT_KBPS = 500_000  # LifeKeeper's LKDR_SPEED_LIMIT
+LIFEKEEPER_DIR = "/opt/LifeKeeper"
+
+
+def default_bitmap_file(dk_tag: str) -> str:
+    """LifeKeeper's default bitmap location for a DataKeeper tag (a server path)."""
+    return f"{LIFEKEEPER_DIR}/bitmap_{dk_tag}"
 
 
 @dataclass(frozen=True)
@@ -255,9 +263,6 @@ class Hierarchy:
     def priority_of(self, server: str) -> int | None:
         return next((e.priority for e in self.equivalencies if e.server == server), None)
 
-    def server_with_priority(self, priority: int) -> str | None:
-        return next((e.server for e in self.equivalencies if e.priority == priority), None)
-
     @property
     def in_service_server(self) -> str | None:
         """The server where the root is in service, if any."""
@@ -367,9 +372,31 @@ class Cluster:
     def hierarchy(self, hierarchy_id: int) -> Hierarchy | None:
         return next((h for h in self.hierarchies if h.id == hierarchy_id), None)
 
+    def instances_on(self, server: str) -> list[Resource]:
+        """Every resource on ``server``, hierarchy by hierarchy, in tree order."""
+        found: list[Resource] = []
+        for h in self.hierarchies:
+            found.extend(h.instances_on(server))
+        return found
+
     def find_tag(self, tag: str, server: str | None = None) -> Resource | None:
         for h in self.hierarchies:
             for r in h.resources:
                 if r.tag == tag and (server is None or r.server == server):
                     return r
         return None
+
+
+def share_unchanged(previous: Cluster | None, current: Cluster) -> Cluster:
+    """``current``, reusing the hierarchy objects of ``previous`` that are equal (a
+    console finds what changed by identity, in microseconds)."""
+    if previous is None:
+        return current
+    old = {h.id: h for h in previous.hierarchies}
+    hierarchies = tuple(
+        old_h if (old_h := old.get(h.id)) is not None and old_h == h else h
+        for h in current.hierarchies
+    )
+    servers = previous.servers if previous.servers == current.servers else current.servers
+    paths = previous.comm_paths if previous.comm_paths == current.comm_paths else current.comm_paths
+    return Cluster(servers, hierarchies, paths)

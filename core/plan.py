@@ -409,7 +409,11 @@ class Plan:
     hierarchy_id: int | None = None  # the hierarchy claimed (optimistic version check)
     version: int | None = None
     done: str = ""  # what to say when every step is done
-    extra: tuple[str, ...] = field(default=(), compare=False)  # more lines for the log
+    extra: tuple[str, ...] = field(default=(), compare=False)  # warnings said at the end
+    server: str = ""  # the server the operation is about (an extend's target...)
+    intro: str = ""  # said before the first step ("{total}": the number of steps)
+    committed: str = ""  # what is true once the changes are committed ("/data was extended")
+    after_failure: str = ""  # what to do when a step after the commit fails
 
     @property
     def titles(self) -> list[str]:
@@ -436,8 +440,8 @@ __all__ = [
     "CreateDataKeeper",
     "CreateDataKeeperTarget",
     "CreateDisk",
-    "CreateResource",
     "CreateFileSystemResource",
+    "CreateResource",
     "DeleteHierarchy",
     "FullResync",
     "MakeFileSystem",

@@ -61,31 +61,13 @@ def open_log_file() -> None:
         handler: logging.Handler = private_file_handler(paths.log_dir() / "lkconsole.log")
     except OSError:
         handler = logging.StreamHandler()
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     if _buffer in root.handlers:
         root.removeHandler(_buffer)
         for record in _buffer.records:
             handler.handle(record)
         _buffer.records.clear()
-
-
-def recover_in_background() -> None:
-    """Finish what crashed processes left (journaled operations, resyncs whose process
-    died) without holding up the first paint: the replication engine loads meanwhile."""
-    import threading
-
-    def recover() -> None:
-        from core.backend import LabBackend
-
-        try:
-            LabBackend().close()
-        except LkError as exc:
-            logging.getLogger(__name__).error("recovery of the lab failed: %s", exc)
-
-    threading.Thread(target=recover, name="lab_recovery", daemon=True).start()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WxH",
         default="1024x640",
         help="window size for --screenshot (default 1024x640)",
+    )
+    parser.add_argument(
+        "--cluster",
+        metavar="SPEC",
+        help="the cluster: lab (default) or lab:/path/to/home; default: $LKCONSOLE_CLUSTER",
     )
     parser.add_argument(
         "--exit-when-shown",
@@ -125,12 +112,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # gc.freeze() moves what the start-up made out of later collections' way.
     gc.disable()
 
-    # Open (and on first use create) the lab before any window, so that a damaged or
-    # read-only store is reported clearly instead of as an empty window.
+    # Open the cluster (on first use the lab is created) before any window, so that a
+    # damaged or read-only store, or an unknown cluster, is reported clearly instead of
+    # as an empty window; and so that the first paint shows the cluster.
+    from core import connection
     from gui.bridge import read_initial_state
 
     try:
-        initial = read_initial_state()
+        backend = connection.open(args.cluster)
+        session = backend.local_session()
+        initial = read_initial_state(backend)
     except LkError as exc:
         gc.enable()
         print(f"lkconsole: {exc}", file=sys.stderr)
@@ -147,10 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationDisplayName("LK Console")
     app.setOrganizationName("lkconsole")
     app.setDesktopFileName("lkconsole")
-    window = MainWindow(initial=initial)
+    window = MainWindow(backend=backend, initial=initial, session=session)
     window.cluster_shown.connect(_open_log_file_once)
     QTimer.singleShot(0, _collect_again)  # the event loop's first turn: after the paint
-    _after_first_paint(window, recover_in_background)
     if args.screenshot is not None:
         return _screenshot(app, window, args.screenshot, args.size)
     if args.exit_when_shown:
@@ -160,23 +150,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             window.cluster_shown.connect(lambda: _painted_then_quit(app, window))
     window.show()
     return app.exec()
-
-
-def _after_first_paint(window: object, action: object) -> None:
-    """Run ``action()`` once, after the window first painted the cluster."""
-    from PySide6.QtCore import QTimer
-
-    from gui.main_window import MainWindow
-
-    assert isinstance(window, MainWindow) and callable(action)
-    done = []
-
-    def once() -> None:
-        if not done:
-            done.append(True)
-            QTimer.singleShot(0, action)
-
-    window.cluster_shown.connect(once)
 
 
 def _collect_again() -> None:

@@ -1,73 +1,59 @@
 """Core → Qt: the cluster state and core events delivered to the GUI thread as signals.
 
-Two sources, one place where they reach the GUI:
+One hub, one place where everything reaches the GUI:
 
-- :class:`ClusterWatcher` runs a thread with its own store connection (an SQLite
-  connection belongs to one thread). It loads the cluster, then polls the store's
-  ``data_version`` (a cheap pragma that changes when any process commits) and reloads
-  the snapshot only when something changed, or when asked
-  (:meth:`ClusterWatcher.request_reload`, after this process changed the store). A new
-  snapshot shares every hierarchy that did not change with the previous one (the same
-  object), so the GUI finds what changed by identity, in microseconds. It also reads
-  the output panel's new lines (:meth:`core.backends.lab.store.Store.log_lines_after`).
-- :class:`EventBridge` subscribes to an in-process :class:`core.events.EventHub`. Its
-  subscriber runs in the publisher's thread and only queues the event; the GUI thread
-  gets them in batches (:attr:`EventBridge.batch`), at most :data:`FLUSH_INTERVAL_MS`
-  apart, with mirror progress coalesced to the latest value per target. Snapshots from
-  the watcher go through the same throttle (:meth:`EventBridge.offer_cluster`), so a
-  cell changes at most ten times a second whatever the sources.
+- the backend's watch (:meth:`core.backend.Backend.watch`) runs a thread of the backend's
+  own and publishes :class:`~core.events.ClusterChanged` with each new snapshot (sharing
+  every hierarchy that did not change with the previous one: the GUI finds what changed
+  by identity, in microseconds) and :class:`~core.events.LogRows` with the output
+  panel's new lines;
+- operations publish their log lines, progress and results on the same hub.
 
-The watcher thread is a plain Python loop, not an event loop: no QObject lives in it, so
-nothing has to be deleted across threads.
+:class:`EventBridge` subscribes to the hub. Its subscriber runs in the publisher's thread
+and only queues the event; the GUI thread gets them in batches (:attr:`EventBridge.batch`),
+at most :data:`FLUSH_INTERVAL_MS` apart, with mirror progress coalesced to the latest
+value per target and only the latest snapshot kept, so a cell changes at most ten times
+a second whatever the sources.
+
+:class:`BackendOpener` opens a backend (``core.connection.open``) and reads its first
+state on a worker, so that the GUI thread never waits for a cluster.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 import threading
 import time
-import weakref
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
 
+from core import connection
+from core.backend import Backend
 from core.errors import LkError
 from core.events import (
     ClusterChanged,
     Event,
     EventHub,
     LogLine,
+    LogRows,
     MirrorProgress,
     MirrorStateChanged,
     OperationFinished,
     ResourceStateChanged,
     ServerStateChanged,
+    WatchFailed,
 )
-from core.backends.lab.layout import ensure_lab
+from core.history import LogRow
 from core.model import Cluster
-from core.backends.lab.store import LogRow, Store
+from core.session import Session
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL_S = 0.25
 FLUSH_INTERVAL_MS = 100  # at most ten updates a second per cell
-LOG_LINES_KEPT = 2000  # output-panel lines read at start (the store keeps as many)
-
-
-def share_unchanged(previous: Cluster | None, current: Cluster) -> Cluster:
-    """``current``, reusing the hierarchy objects of ``previous`` that are equal."""
-    if previous is None:
-        return current
-    old = {h.id: h for h in previous.hierarchies}
-    hierarchies = tuple(
-        old_h if (old_h := old.get(h.id)) is not None and old_h == h else h
-        for h in current.hierarchies
-    )
-    servers = previous.servers if previous.servers == current.servers else current.servers
-    return replace(current, servers=servers, hierarchies=hierarchies)
+LOG_LINES_KEPT = 2000  # output-panel lines read at start (the lab keeps as many)
 
 
 @dataclass(frozen=True)
@@ -78,97 +64,77 @@ class InitialState:
     log_rows: list[LogRow]
 
 
-def read_initial_state(home: Path | None = None) -> InitialState:
-    """Open (on first use create) the lab and read the cluster and the output panel's
-    last lines, in the calling thread: the console does it once, before its window
-    exists, so that the first paint already shows the cluster."""
-    with Store(home) as store:
-        ensure_lab(store)
-        return InitialState(store.cluster(), store.log_lines_after(0, LOG_LINES_KEPT))
+def read_initial_state(backend: Backend) -> InitialState:
+    """The cluster and the output panel's last lines, read in the calling thread: the
+    console does it once, before its window exists, so that the first paint already
+    shows the cluster (and a worker does it when a window connects later)."""
+    return InitialState(backend.snapshot(), backend.log_lines(0, LOG_LINES_KEPT))
 
 
-class ClusterWatcher(QThread):
-    """Emits :attr:`cluster_loaded` (a ``Cluster``) and :attr:`log_loaded` (LogRows).
+@dataclass(frozen=True)
+class Opened:
+    """A backend opened on a worker, with who the user is there and what it shows."""
 
-    Given the :class:`InitialState` the window already shows, its first snapshot shares
-    the hierarchies that did not change since, and it reads only newer log lines.
-    """
+    spec: str
+    backend: Backend
+    session: Session
+    initial: InitialState
 
-    cluster_loaded = Signal(object)
-    log_loaded = Signal(object)  # list[core.backends.lab.store.LogRow], oldest first
+
+class _OpenSignals(QObject):
+    opened = Signal(object)  # Opened
     failed = Signal(str)
 
-    def __init__(self, home: Path | None = None, shown: InitialState | None = None) -> None:
-        # No Qt parent on purpose: Qt aborts when a running thread is destroyed, so the
-        # thread must not die with its window; the window stops it instead (see watch()).
+
+class BackendOpener(QRunnable):
+    """Open the cluster of ``spec`` on the thread pool; :attr:`signals` say how it went.
+
+    ``sign_in(backend)`` (run on the worker too) gives the session; by default the
+    backend's local user. Keep a reference until it reports (:meth:`start` does)."""
+
+    def __init__(self, spec: str, sign_in: Callable[[Backend], Session] | None = None) -> None:
         super().__init__()
-        self.setObjectName("cluster_watcher")
-        self._home = home
-        self._stopping = threading.Event()
-        self._wake = threading.Event()
-        self._reload = threading.Event()
-        self._shown = shown
+        self.setAutoDelete(False)
+        self.spec = spec
+        self.signals = _OpenSignals()
+        self._sign_in = sign_in
 
-    def watch_for(self, owner: object) -> None:
-        """Start, and stop when ``owner`` is closed or garbage-collected (not at all
-        when it was stopped already)."""
-        if self._stopping.is_set():
-            return
-        weakref.finalize(owner, self.stop)
-        self.start()
-
-    def request_reload(self) -> None:
-        """Reload now (after this process changed the store)."""
-        self._reload.set()
-        self._wake.set()
-
-    def stop(self) -> None:
-        """End the loop and wait for the thread (its store connection is closed there)."""
-        self._stopping.set()
-        self._wake.set()
-        self.wait()
+    def start(self) -> BackendOpener:
+        _OPENING.add(self)
+        self.signals.opened.connect(lambda _o: _OPENING.discard(self))
+        self.signals.failed.connect(lambda _m: _OPENING.discard(self))
+        QThreadPool.globalInstance().start(self)
+        return self
 
     def run(self) -> None:
         try:
-            store = Store(self._home)
+            backend = connection.open(self.spec)
         except LkError as exc:
-            self.failed.emit(str(exc))
+            self.signals.failed.emit(str(exc))
+            return
+        except Exception as exc:  # a bug: report it, never leave the window connecting
+            log.exception("opening %s failed", self.spec)
+            self.signals.failed.emit(f"unexpected error (a bug): {exc!r}")
             return
         try:
-            ensure_lab(store)
-            self._loop(store)
-        except LkError as exc:
-            self.failed.emit(str(exc))
-        finally:
-            store.close()
+            sign_in = self._sign_in
+            session = sign_in(backend) if sign_in is not None else backend.local_session()
+            initial = read_initial_state(backend)
+        except Exception as exc:
+            backend.close()
+            if not isinstance(exc, LkError):
+                log.exception("reading %s failed", self.spec)
+            self.signals.failed.emit(str(exc))
+            return
+        self.signals.opened.emit(Opened(self.spec, backend, session, initial))
 
-    def _loop(self, store: Store) -> None:
-        seen: int | None = None
-        shown, self._shown = self._shown, None
-        previous = shown.cluster if shown is not None else None
-        last_log_id = shown.log_rows[-1].id if shown is not None and shown.log_rows else 0
-        pause = POLL_INTERVAL_S
-        while not self._stopping.is_set():
-            try:
-                version = store.data_version()
-                if version != seen or self._reload.is_set():
-                    self._reload.clear()
-                    seen = version
-                    started = time.monotonic()
-                    previous = share_unchanged(previous, store.cluster())
-                    # A big cluster takes a while to read: read it at most a third of the
-                    # time, so that the GUI thread keeps the interpreter most of the time.
-                    pause = max(POLL_INTERVAL_S, 2 * (time.monotonic() - started))
-                    self.cluster_loaded.emit(previous)
-                    rows: list[LogRow] = store.log_lines_after(last_log_id, LOG_LINES_KEPT)
-                    if rows:
-                        last_log_id = rows[-1].id
-                        self.log_loaded.emit(rows)
-            except (LkError, sqlite3.Error) as exc:
-                log.warning("cannot read the cluster: %s", exc)
-                self.failed.emit(str(exc))
-            self._wake.wait(pause)
-            self._wake.clear()
+
+_OPENING: set[BackendOpener] = set()  # each until it reported (Qt must not own them)
+
+
+def close_in_background(backend: Backend) -> None:
+    """Close a backend off the GUI thread (it may wait for its connections)."""
+    threading.Thread(target=backend.close, name="backend_close", daemon=True).start()
 
 
 @dataclass
@@ -178,8 +144,10 @@ class EventBatch:
     cluster: Cluster | None = None  # the latest snapshot, if a new one came
     progress: dict[tuple[str, str], MirrorProgress] = field(default_factory=dict)
     log_lines: list[LogLine] = field(default_factory=list)
+    log_rows: list[LogRow] = field(default_factory=list)  # kept by the backend
     finished: list[OperationFinished] = field(default_factory=list)
-    reload: bool = False  # the store changed: ask the watcher for a snapshot now
+    failures: list[str] = field(default_factory=list)  # the watch could not read
+    reload: bool = False  # the cluster changed: ask the watch for a snapshot now
     events: int = 0  # how many hub events this batch stands for
 
     def __bool__(self) -> bool:
@@ -187,7 +155,9 @@ class EventBatch:
             self.cluster is not None
             or self.progress
             or self.log_lines
+            or self.log_rows
             or self.finished
+            or self.failures
             or self.reload
         )
 
@@ -234,11 +204,17 @@ class EventBridge(QObject):
             elif isinstance(event, OperationFinished):
                 p.finished.append(event)
                 p.reload = True
+            elif isinstance(event, ClusterChanged) and event.cluster is not None:
+                p.cluster = event.cluster  # the latest snapshot wins
+            elif isinstance(event, LogRows):
+                p.log_rows.extend(event.rows)
+            elif isinstance(event, WatchFailed):
+                p.failures.append(event.message)
             elif isinstance(
                 event,
                 ClusterChanged | ResourceStateChanged | MirrorStateChanged | ServerStateChanged,
             ):
-                # The store is the one source of truth: read it rather than patch cells.
+                # The backend is the one source of truth: read it rather than patch cells.
                 p.reload = True
             else:
                 return
@@ -251,14 +227,10 @@ class EventBridge(QObject):
                 self.close()
 
     # -- GUI thread ------------------------------------------------------------------------
-    def offer_cluster(self, cluster: Cluster) -> None:
-        """A new snapshot: shown at the next flush (the latest one wins)."""
+    def discard(self) -> None:
+        """Forget what is pending (a watch that was stopped sent it)."""
         with self._lock:
-            self._pending.cluster = cluster
-            wake = not self._scheduled
-            self._scheduled = True
-        if wake:
-            self._schedule()
+            self._pending = EventBatch()
 
     @Slot()
     def _schedule(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
@@ -29,16 +29,18 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from core import commands, create
-from core.backend import LabBackend
+from core import commands
+from core.backend import Backend
 from core.checks import Problem
-from core.create import CreateRequest
 from core.events import EventHub, LogLine
-from core.fsinfo import FsProbeError, filesystem_of
-from core.backends.lab.layout import LabLayout, PathOutsideServer
+from core.facts import Facts, VolumeInfo, gather
 from core.model import Cluster
-from core.session import Session, local_session
+from core.operations import create as operation
+from core.rules import create
+from core.rules.create import CreateRequest
+from core.session import Session
 from gui import icons, jobs
+from gui.checker import LatestOnly
 from gui.extend_wizard import (
     ERROR_STYLE,
     MESSAGE_WIDTH,
@@ -85,6 +87,9 @@ class _FieldsPage(QWizardPage):
         self._problems: list[Problem] = []
         self._timer = QTimer(self, singleShot=True, interval=150)
         self._timer.timeout.connect(self.validate)
+        self.checker = LatestOnly(self)
+        self.checker.answered.connect(self._checked)
+        self.checker.failed.connect(self._check_failed)
 
     def add(self, name: str, widget: QWidget, row: QWidget | None = None) -> None:
         widget.setObjectName(name)
@@ -110,12 +115,30 @@ class _FieldsPage(QWizardPage):
 
     @Slot()
     def validate(self) -> None:
-        request = self.w.request()
-        problems = create.check_request(self.w.cluster, self.w.lab_layout, request)
+        """Check the page: the rules here, the server's disks probed on a worker."""
+        request, backend = self.w.request(), self.w.backend
+        needs = create.needs(self.w.cluster, request)
+        if self.w.facts.has(needs):
+            self._checked((request, self.w.facts))
+            return
+        known = self.w.facts
+        self.checker.submit(lambda: (request, gather(backend, needs, known)))
+        self.completeChanged.emit()
+
+    def _checked(self, answer: object) -> None:
+        assert isinstance(answer, tuple)
+        request, facts = answer
+        self.w.learn(facts)
+        problems = create.check_request(self.w.cluster, self.w.facts, request)
         shown = create.shown_fields(request.hierarchy_type)
         self._problems = [p for p in problems if p.field in self.names and p.field in shown]
         show_field_problems(self.errors, self.fields, self._problems)
         self.after_validate(request)
+        self.completeChanged.emit()
+
+    def _check_failed(self, message: str) -> None:
+        self._problems = [Problem(self.names[0], "probe_failed", message)]
+        show_field_problems(self.errors, self.fields, self._problems)
         self.completeChanged.emit()
 
     def after_validate(self, request: CreateRequest) -> None:
@@ -125,7 +148,9 @@ class _FieldsPage(QWizardPage):
         self.validate()
 
     def isComplete(self) -> bool:
-        return not self._timer.isActive() and not self._problems
+        if self._timer.isActive() or self.checker.busy or self.w.defaults_pending:
+            return False
+        return not self._problems
 
 
 class WherePage(_FieldsPage):
@@ -189,18 +214,14 @@ class WherePage(_FieldsPage):
         self.edited()
 
     def after_validate(self, request: CreateRequest) -> None:
-        try:
-            exists = self.w.lab_layout.server_path(request.server, request.source_disk).exists()
-        except PathOutsideServer:
-            exists = False
+        volume = self.w.volume(request.server, request.source_disk)
+        exists = volume is not None
         self.show_field("disk_size_mib", not exists)
         if not request.source_disk.startswith("/"):
             self.disk_note.hide()
             return
-        if exists:
-            label = create.fs_label(
-                self.w.lab_layout.server_path(request.server, request.source_disk)
-            )
+        if volume is not None:
+            label = volume.fs_label
             has = f"it has an {label} file system" if label else "it has no file system"
             erase = (
                 " (Replicate New File System erases it)"
@@ -294,11 +315,8 @@ class WhatPage(_FieldsPage):
         self.none_note.setVisible(request.bitmap_file is None)
         self.fs_type_label.hide()
         if request.bitmap_file and request.bitmap_file.startswith("/"):
-            try:
-                info = filesystem_of(
-                    self.w.lab_layout.server_path(request.server, request.bitmap_file)
-                )
-            except (PathOutsideServer, FsProbeError):
+            info = self.w.facts.paths.get((request.server, request.bitmap_file))
+            if info is None or info.error or not info.fs_type:
                 return
             refused = info.is_btrfs
             self.fs_type_label.setText(
@@ -338,26 +356,22 @@ class CreateProgressPage(QWizardPage):
         self.steps.clear()
         self.result.clear()
         self.running, self.succeeded = True, False
-        request, home, session = self.w.request(), self.w.home, self.w.session
+        request, backend, session = self.w.request(), self.w.backend, self.w.session
         self.command.setText(commands.create(request))
         self.bar.setRange(0, 0)
 
         def work(signals: JobSignals) -> object:
             hub = EventHub()
             hub.subscribe(lambda e: signals.log.emit(e.level, e.text), LogLine)  # type: ignore[attr-defined]
-            backend = LabBackend(home)
-            try:
-                plan = create.plan(backend.cluster(), backend.layout, request)
-                signals.step.emit(-1, len(plan.steps), "\n".join(plan.titles), "plan")
-                return create.execute(
-                    backend,
-                    plan,
-                    session,
-                    hub=hub,
-                    on_step=lambda i, n, t, s: signals.step.emit(i, n, t, s),
-                )
-            finally:
-                backend.close()
+            plan = operation.plan(backend, request)
+            signals.step.emit(-1, len(plan.steps), "\n".join(plan.titles), "plan")
+            return operation.execute(
+                backend,
+                plan,
+                session,
+                hub=hub,
+                on_step=lambda i, n, t, s: signals.step.emit(i, n, t, s),
+            )
 
         self.w.run_job(work, self._done, self._failed, self._step)
         self.completeChanged.emit()
@@ -380,7 +394,7 @@ class CreateProgressPage(QWizardPage):
             self.bar.setValue(index + 1)
 
     def _done(self, result: object) -> None:
-        assert isinstance(result, create.CreateResult)
+        assert isinstance(result, operation.CreateResult)
         self.running, self.succeeded = False, True
         self.hierarchy_root = result.root_tag
         self.bar.setRange(0, 1)
@@ -438,6 +452,39 @@ class CreateFinishPage(QWizardPage):
         self.w.accept()
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What the wizard opens with: the cluster, and what its defaults need to know."""
+
+    cluster: Cluster
+    facts: Facts
+    server: str | None = None
+
+
+def prepare_now(backend: Backend, cluster: Cluster, server: str | None = None) -> Prepared:
+    """Gather what the wizard needs, in the calling thread (a worker; or a test)."""
+    return Prepared(cluster, gather(backend, create.defaults_needs(cluster, server)), server)
+
+
+def prepare(
+    backend: Backend,
+    cluster: Cluster,
+    server: str | None,
+    on_ready: Callable[[Prepared], object],
+    on_failed: Callable[[str], None],
+) -> Job:
+    """Gather what the wizard needs on a worker, then ``on_ready(prepared)``."""
+    return jobs.start(
+        _PREPARING,
+        lambda _signals: prepare_now(backend, cluster, server),
+        lambda prepared: on_ready(prepared),  # type: ignore[arg-type]
+        on_failed,
+    )
+
+
+_PREPARING: set[Job] = set()
+
+
 class CreateWizard(QWizard):
     """Create Resource Hierarchy (DataKeeper)."""
 
@@ -446,11 +493,10 @@ class CreateWizard(QWizard):
 
     def __init__(
         self,
-        cluster: Cluster,
-        home: Path,
+        prepared: Prepared,
+        backend: Backend,
         *,
-        server: str | None = None,
-        session: Session | None = None,
+        session: Session,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -458,12 +504,15 @@ class CreateWizard(QWizard):
         self.setWindowTitle("Create Resource Hierarchy")
         self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
         self.setWindowIcon(icons.app_icon())
-        self.cluster = cluster
-        self.home = home
-        self.lab_layout = LabLayout(home)
-        self.session = session or local_session(home)
+        self.cluster = prepared.cluster
+        self.backend = backend
+        self.facts = prepared.facts
+        self.session = session
+        self.defaults_pending = False  # new defaults are being gathered (server changed)
         self._jobs: set[Job] = set()
-        self.defaults = create.defaults(cluster, self.lab_layout, server=server)
+        self._refresh = LatestOnly(self)
+        self._refresh.answered.connect(self._refreshed)
+        self.defaults = create.defaults(self.cluster, self.facts, server=prepared.server)
         self.where = WherePage(self)
         self.what = WhatPage(self)
         self.progress = CreateProgressPage(self)
@@ -490,11 +539,7 @@ class CreateWizard(QWizard):
         w, x = self.where, getattr(self, "what", None)
         disk = w.source_disk.currentText().strip()
         size: int | str | None = w.disk_size_mib.text().strip()
-        try:
-            exists = self.lab_layout.server_path(w.server.currentText(), disk).exists()
-        except PathOutsideServer:
-            exists = False
-        if exists:
+        if self.volume(w.server.currentText(), disk) is not None:
             size = None
         base = dataclasses.replace(
             self.defaults.request,
@@ -517,18 +562,42 @@ class CreateWizard(QWizard):
             asynchronous=x.asynchronous.isChecked(),
         )
 
+    def learn(self, facts: Facts) -> None:
+        """What a worker found out about the servers' disks, for the next defaults."""
+        self.facts = self.facts.merged(facts)
+
+    def volume(self, server: str, disk: str) -> VolumeInfo | None:
+        """The volume ``disk`` of ``server``, as far as it is known (None: no such one)."""
+        return next((v for v in self.facts.volumes.get(server, ()) if v.path == disk), None)
+
     def reset_defaults(self) -> None:
-        """New defaults for a new server or hierarchy type (the second page follows)."""
+        """New defaults for a new server or hierarchy type (the second page follows);
+        what they need to know about that server is gathered on a worker first."""
         w = self.where
+        server, kind = w.server.currentText(), w.hierarchy_type.currentData()
+        needs = create.defaults_needs(self.cluster, server)
+        if self.facts.has(needs):
+            self._use_defaults(server, kind)
+            return
+        self.defaults_pending = True
+        backend, known = self.backend, self.facts
+        self._refresh.submit(lambda: (server, kind, gather(backend, needs, known)))
+
+    def _refreshed(self, answer: object) -> None:
+        assert isinstance(answer, tuple)
+        server, kind, facts = answer
+        self.learn(facts)
+        self.defaults_pending = False
+        self._use_defaults(server, kind)
+
+    def _use_defaults(self, server: str, kind: str) -> None:
         self.defaults = create.defaults(
-            self.cluster,
-            self.lab_layout,
-            server=w.server.currentText(),
-            hierarchy_type=w.hierarchy_type.currentData(),
+            self.cluster, self.facts, server=server, hierarchy_type=kind
         )
-        w.fill(self.defaults.request)
+        self.where.fill(self.defaults.request)
         if hasattr(self, "what"):
             self.what.fill(self.defaults.request)
+        self.where.edited()
 
     def run_job(
         self,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QThreadPool, Signal, Slot
@@ -31,14 +30,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import credentials
-from core.backends.lab import users
-from core.backend import LabBackend
-from core.session import Session, local_session, local_user
+from core import connection, credentials
+from core.backend import Backend
+from core.errors import AuthenticationFailed
+from core.session import Session, local_user
+from gui.bridge import BackendOpener, Opened
 from gui.extend_wizard import ERROR_STYLE, NOTE_STYLE
 from gui.jobs import Job, JobSignals
 
-Run = Callable[[LabBackend, dict[str, Any], Session], Any]
+Run = Callable[[Backend, dict[str, Any], Session], Any]
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,11 @@ class OperationDialog(QDialog):
     done = Signal(bool, str)  # ok, message (after the dialog closed on success)
 
     def __init__(
-        self, spec: OperationSpec, home: Path, session: Session, parent: QWidget | None = None
+        self, spec: OperationSpec, backend: Backend, session: Session, parent: QWidget | None = None
     ) -> None:
         super().__init__(parent)
         self.spec = spec
-        self.home = home
+        self.backend = backend
         self.session = session
         self.setObjectName(f"{spec.name}_dialog")
         self.setWindowTitle(spec.title)
@@ -178,14 +178,10 @@ class OperationDialog(QDialog):
             return
         self.error.hide()
         self.ok.setEnabled(False)
-        values, home, session, run = self.values(), self.home, self.session, self.spec.run
+        values, backend, session, run = self.values(), self.backend, self.session, self.spec.run
 
         def work(_signals: JobSignals) -> object:
-            backend = LabBackend(home)
-            try:
-                return run(backend, values, session)
-            finally:
-                backend.close()
+            return run(backend, values, session)
 
         job = Job(work)
         job.setAutoDelete(False)
@@ -217,18 +213,25 @@ class OperationDialog(QDialog):
 
 # -- File › Connect -----------------------------------------------------------------------
 class ConnectDialog(QDialog):
-    """Sign in to the lab as a user; optionally remember the password in the keyring."""
+    """File › Connect: which cluster, and who (the local user, or a user with a password).
 
-    connected = Signal(object)  # core.session.Session
+    The keyring is read once, on a worker, when the dialog opens; the cluster is opened
+    and the user signed in on a worker too: the GUI thread never waits for either."""
 
-    def __init__(self, home: Path, parent: QWidget | None = None, user: str = "") -> None:
+    connected = Signal(object)  # gui.bridge.Opened
+
+    def __init__(self, spec: str, parent: QWidget | None = None, user: str = "") -> None:
         super().__init__(parent)
-        self.home = home
         self.setObjectName("connect_dialog")
         self.setWindowTitle("Connect")
         self.server = QComboBox(objectName="connect_server")
-        self.server.addItem("lab")
+        self.server.setEditable(True)
+        self.server.addItems(list(dict.fromkeys([spec, connection.DEFAULT])))
+        self.server.setCurrentText(spec)
         self.server.setAccessibleName("Cluster")
+        self.server.setToolTip(
+            "lab: the embedded lab cluster; lab:/path/to/home: the lab in that folder."
+        )
         self.user = QLineEdit(user or local_user(), objectName="connect_user")
         self.user.setAccessibleName("User")
         self.password = QLineEdit(objectName="connect_password")
@@ -238,12 +241,10 @@ class ConnectDialog(QDialog):
         self.keyring_note = QLabel(objectName="keyring_note")
         self.keyring_note.setWordWrap(True)
         self.keyring_note.setStyleSheet(NOTE_STYLE)
-        reason = credentials.unavailable_reason()
-        self.keyring_note.setText(reason)
-        self.keyring_note.setVisible(bool(reason))
-        self.remember.setEnabled(not reason)
+        self.keyring_note.hide()
+        self.remember.setEnabled(False)  # until the keyring has answered
         self.forget = QPushButton("&Forget password", objectName="forget_password")
-        self.forget.setEnabled(not reason)
+        self.forget.setEnabled(False)
         self.forget.clicked.connect(self._forget)
         self.error = QLabel(objectName="connect_error")
         self.error.setStyleSheet(ERROR_STYLE)
@@ -263,8 +264,9 @@ class ConnectDialog(QDialog):
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setObjectName("connect_ok")
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("&Connect")
+        self.ok = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok.setObjectName("connect_ok")
+        self.ok.setText("&Connect")
         buttons.addButton(self.forget, QDialogButtonBox.ButtonRole.ResetRole)
         buttons.accepted.connect(self._connect)
         buttons.rejected.connect(self.reject)
@@ -272,23 +274,55 @@ class ConnectDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.error)
         layout.addWidget(buttons)
-        self.user.textChanged.connect(self._fill_remembered)
-        self._fill_remembered()
         self._job: Job | None = None
+        self._opener: BackendOpener | None = None
+        self.keyring_read = False  # True once the keyring answered (tests wait for it)
+        self._keyring_job = self._read_keyring()
         self.setMinimumWidth(420)
 
-    @Slot()
-    def _fill_remembered(self) -> None:
-        remembered = credentials.recall(self.server.currentText(), self.user.text())
-        if remembered is not None:
+    def _read_keyring(self) -> Job:
+        """Once, on a worker: can passwords be remembered, and is one remembered."""
+        cluster, user = self.server.currentText(), self.user.text()
+
+        def work(_signals: JobSignals) -> object:
+            return credentials.unavailable_reason(), credentials.recall(cluster, user)
+
+        job = Job(work)
+        job.setAutoDelete(False)
+        job.signals.result.connect(self._keyring_answered)
+        QThreadPool.globalInstance().start(job)
+        return job
+
+    def _keyring_answered(self, result: object) -> None:
+        assert isinstance(result, tuple)
+        reason, remembered = result
+        self.keyring_note.setText(reason)
+        self.keyring_note.setVisible(bool(reason))
+        self.remember.setEnabled(not reason)
+        self.forget.setEnabled(not reason)
+        if remembered is not None and not self.password.text():
             self.password.setText(remembered)
             self.remember.setChecked(True)
+        self.keyring_read = True
 
     @Slot()
     def _forget(self) -> None:
-        gone = credentials.forget(self.server.currentText(), self.user.text())
+        cluster, user = self.server.currentText(), self.user.text()
         self.password.clear()
         self.remember.setChecked(False)
+
+        def work(_signals: JobSignals) -> object:
+            return credentials.forget(cluster, user)
+
+        job = Job(work)
+        job.setAutoDelete(False)
+        job.signals.result.connect(self._forgotten)
+        job.signals.failed.connect(self._failed)
+        self._job = job
+        QThreadPool.globalInstance().start(job)
+
+    def _forgotten(self, gone: object) -> None:
+        self._job = None
         self.error.setStyleSheet(NOTE_STYLE)
         self.error.setText(
             "The remembered password was removed from the keyring."
@@ -299,48 +333,46 @@ class ConnectDialog(QDialog):
 
     @Slot()
     def _connect(self) -> None:
-        if self._job is not None:
+        if self._opener is not None:
             return
-        home, user, password = self.home, self.user.text().strip(), self.password.text()
-        server, remember = self.server.currentText(), self.remember.isChecked()
+        spec, user = self.server.currentText().strip(), self.user.text().strip()
+        password, remember = self.password.text(), self.remember.isChecked()
+        notes: list[str] = []
 
-        def work(_signals: JobSignals) -> object:
-            owner = local_session(home)
-            backend = LabBackend(home)
+        def sign_in(backend: Backend) -> Session:
+            owner = backend.local_session()
+            if user in ("", owner.user) and not password:
+                return owner  # the local user: no password
             try:
-                known = {u.name for u in users.list_users(backend.store)}
-                if user in ("", owner.user) and user not in known and not password:
-                    return owner, ""  # the data directory's owner: no password
-                session = users.authenticate(backend.store, user, password)
-            finally:
-                backend.close()
-            note = ""
+                session = backend.authenticate(user, password)
+            except AuthenticationFailed as exc:
+                backend.record_refusal(user, "not signed in", "sign in (console)", "", str(exc))
+                raise
             if remember:
                 try:
-                    credentials.remember(server, user, password)
+                    credentials.remember(backend.name, user, password)
                 except credentials.KeyringUnavailable as exc:
-                    note = str(exc)
-            return session, note
+                    notes.append(str(exc))
+            return session
 
-        job = Job(work)
-        job.setAutoDelete(False)
-        job.signals.result.connect(self._connected)
-        job.signals.failed.connect(self._failed)
-        self._job = job
-        QThreadPool.globalInstance().start(job)
+        self.ok.setEnabled(False)
+        opener = BackendOpener(spec, sign_in)
+        opener.signals.opened.connect(lambda opened: self._connected(opened, notes))
+        opener.signals.failed.connect(self._failed)
+        self._opener = opener.start()
 
-    def _connected(self, result: object) -> None:
-        self._job = None
-        assert isinstance(result, tuple)
-        session, note = result
+    def _connected(self, opened: Opened, notes: list[str]) -> None:
+        self._opener = None
         self.password.clear()
         self.accept()
-        self.connected.emit(session)
-        if note:
-            self.keyring_note.setText(note)
+        self.connected.emit(opened)
+        if notes:
+            self.keyring_note.setText(notes[0])
 
     def _failed(self, message: str) -> None:
         self._job = None
+        self._opener = None
+        self.ok.setEnabled(True)
         self.password.clear()
         self.error.setStyleSheet(ERROR_STYLE)
         self.error.setText(message)

@@ -17,7 +17,11 @@ Pages, as a LifeKeeper administrator knows them (DOMAIN.md):
    It cannot be closed half way; Cancel asks, and a cancelled extend is rolled back.
 6. **Finish**: the result; *Done* closes.
 
-Every rule comes from :mod:`core.extend`; this module only shows what core returns.
+Every rule comes from :mod:`core.rules.extend` (pure) and every action from
+:mod:`core.operations.extend`; this module only shows what core returns. What the rules
+need to know about the target's disks is gathered on workers (the GUI thread never
+probes a disk): before the wizard opens (:func:`prepare`), when the target changes, and
+for each check of a page that names a path; the newest answer wins.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import enum
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,17 +59,19 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from core import commands, extend
-from core.backend import LabBackend
+from core import commands
+from core.backend import Backend
 from core.checks import Problem
 from core.errors import LkError, OperationError
 from core.events import EventHub, LogLine
-from core.extend import DataKeeperExtend, ExtendDefaults, ExtendRequest
-from core.fsinfo import FsProbeError, filesystem_of
-from core.backends.lab.layout import LabLayout, PathOutsideServer
+from core.facts import Facts, gather
 from core.model import Cluster
-from core.session import Session, local_session
+from core.operations import extend as operation
+from core.rules import extend
+from core.rules.extend import DataKeeperExtend, ExtendDefaults, ExtendRequest
+from core.session import Session
 from gui import icons, jobs
+from gui.checker import LatestOnly
 from gui.jobs import Job, JobSignals
 
 log = logging.getLogger(__name__)
@@ -212,6 +219,11 @@ class PreExtendPage(QWizardPage):
     def initializePage(self) -> None:
         self.validate()
 
+    def refill(self, d: ExtendDefaults) -> None:
+        """New defaults (another template server): every field shows them."""
+        self._fill(d)
+        self._edited()
+
     def _fill(self, d: ExtendDefaults) -> None:
         r = d.request
         for w in self.fields.values():
@@ -246,8 +258,7 @@ class PreExtendPage(QWizardPage):
     @Slot(str)
     def _template_changed(self, server: str) -> None:
         """A new template server: its resources fill Tag to Extend, defaults follow."""
-        self.w.reset_defaults(template_server=server, tag=None)
-        self._fill(self.w.defaults)
+        self.w.reset_defaults(refill=True, template_server=server, tag=None)
         self._edited()
 
     @Slot(str)
@@ -287,7 +298,7 @@ class PreExtendPage(QWizardPage):
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:
-        if self._timer.isActive():
+        if self._timer.isActive() or self.w.defaults_pending:
             return False
         return not self._problems and bool(self.target_server.currentText())
 
@@ -338,18 +349,19 @@ class ChecksPage(QWizardPage):
         self.busy.show()
         self.status.setText("Running the pre-extend checks…")
         self.status.setStyleSheet("")
-        request, home = self.w.request(), self.w.home
+        request, backend, known = self.w.request(), self.w.backend, self.w.facts
 
         def work(_signals: JobSignals) -> object:
-            return fresh_checks(home, request, extend.PRE_EXTEND_PAGE)
+            return fresh_checks(backend, request, extend.PRE_EXTEND_PAGE, known)
 
         self.w.run_job(work, self._checked, self._failed)
         self.completeChanged.emit()
 
     def _checked(self, result: object) -> None:
         assert isinstance(result, tuple)
-        self.w.cluster = result[0]
-        self._show(result[1])
+        self.w.cluster, facts, problems = result
+        self.w.learn(facts)
+        self._show(problems)
 
     def _show(self, problems: list[Problem]) -> None:
         self._running = False
@@ -462,6 +474,9 @@ class ExtendPage(QWizardPage):
         self._problems: list[Problem] = []
         self._timer = QTimer(self, singleShot=True, interval=150)
         self._timer.timeout.connect(self.validate)
+        self.checker = LatestOnly(self)
+        self.checker.answered.connect(self._checked)
+        self.checker.failed.connect(self._check_failed)
         for edit in (self.mount_point, self.root_tag, self.dk_tag, self.bitmap_file):
             edit.textChanged.connect(self._edited)
         self.bitmap_none.toggled.connect(self._none_toggled)
@@ -492,6 +507,9 @@ class ExtendPage(QWizardPage):
         self.none_note.setVisible(dk.bitmap_file is None)
         self.bitmap_note.setText(page.bitmap_note)
         self.bitmap_note.setVisible(bool(page.bitmap_note))
+        # Browse needs the target's folders on this machine (the lab has them).
+        target = self.w.defaults.request.target_server
+        self.browse.setVisible(bool(target) and self.w.backend.local_folder(target) is not None)
         if self.w.currentId() == Page.EXTEND + self.index:
             self.validate()
 
@@ -522,14 +540,13 @@ class ExtendPage(QWizardPage):
     def _browse(self) -> None:
         """Pick a folder on the target (its folder in the lab); the file name is kept."""
         request = self.w.request()
-        root = self.w.lab_layout.server_root(request.target_server)
+        root = self.w.backend.local_folder(request.target_server)
+        if root is None:
+            return
         current = self.bitmap_file.text() or "/opt/LifeKeeper/"
-        try:
-            start = self.w.lab_layout.server_path(request.target_server, current).parent
-        except PathOutsideServer:
-            start = root
+        parts = [p for p in Path(current).parent.parts[1:] if p not in ("", ".", "..")]
         folder = QFileDialog.getExistingDirectory(
-            self, f"Bitmap folder on {request.target_server}", str(start)
+            self, f"Bitmap folder on {request.target_server}", str(root.joinpath(*parts))
         )
         if not folder:
             return
@@ -545,21 +562,37 @@ class ExtendPage(QWizardPage):
 
     @Slot()
     def validate(self) -> None:
-        request = self.w.request()
+        """Check the page: the rules here, the target's disks probed on a worker."""
+        request, backend, cluster = self.w.request(), self.w.backend, self.w.cluster
+        needs = extend.needs(cluster, request)
+        if self.w.facts.has(needs):
+            self._checked((request, self.w.facts))
+            return
+        known = self.w.facts
+        self.checker.submit(lambda: (request, gather(backend, needs, known)))
+        self.completeChanged.emit()
+
+    def _checked(self, answer: object) -> None:
+        assert isinstance(answer, tuple)
+        request, facts = answer
+        self.w.learn(facts)
         problems = extend.check_page(
-            self.w.cluster, self.w.lab_layout, request, extend.EXTEND_PAGE, self.resource_id
+            self.w.cluster, self.w.facts, request, extend.EXTEND_PAGE, self.resource_id
         )
         self.show_problems(problems)
-        self._show_fs_type(request.target_server)
+        self._show_fs_type(request)
 
-    def _show_fs_type(self, target: str) -> None:
-        if self.bitmap_none.isChecked() or not self.bitmap_file.text().startswith("/"):
+    def _check_failed(self, message: str) -> None:
+        self.show_problems([Problem("bitmap_file", "probe_failed", message, self.resource_id)])
+
+    def _show_fs_type(self, request: ExtendRequest) -> None:
+        target = request.target_server
+        path = self.bitmap_file.text()
+        info = self.w.facts.paths.get((target, path))
+        if self.bitmap_none.isChecked() or not path.startswith("/") or info is None:
             self.fs_type.hide()
             return
-        try:
-            local = self.w.lab_layout.server_path(target, self.bitmap_file.text())
-            info = filesystem_of(local)
-        except (PathOutsideServer, FsProbeError):
+        if info.error or not info.fs_type:
             self.fs_type.hide()
             return
         refused = info.is_btrfs
@@ -580,7 +613,7 @@ class ExtendPage(QWizardPage):
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:
-        return not self._timer.isActive() and not self._problems
+        return not self._timer.isActive() and not self.checker.busy and not self._problems
 
     def nextId(self) -> int:
         if self.index + 1 < len(self.w.defaults.pages):
@@ -637,18 +670,17 @@ class ProgressPage(QWizardPage):
         self.running, self.succeeded = True, False
         self.cancel = threading.Event()
         self.bar.setRange(0, 0)
-        request, home, session = self.w.request(), self.w.home, self.w.session
+        request, backend, session = self.w.request(), self.w.backend, self.w.session
         cancel = self.cancel
         self.command.setText(commands.extend(request))
 
         def work(signals: JobSignals) -> object:
             hub = EventHub()
             hub.subscribe(lambda e: signals.log.emit(e.level, e.text), LogLine)  # type: ignore[attr-defined]
-            backend = LabBackend(home)
             try:
-                the_plan = extend.plan(backend.cluster(), backend.layout, request)
+                the_plan = operation.plan(backend, request)
                 signals.step.emit(-1, len(the_plan.steps), "\n".join(the_plan.titles), "plan")
-                return extend.execute(
+                return operation.execute(
                     backend,
                     the_plan,
                     session,
@@ -660,8 +692,6 @@ class ProgressPage(QWizardPage):
                 if exc.committed:  # it happened: not a rollback
                     return exc
                 raise
-            finally:
-                backend.close()
 
         self.w.run_job(work, self._succeeded, self._failed, on_step=self._step, on_log=self._log)
         self._set_buttons()
@@ -712,7 +742,7 @@ class ProgressPage(QWizardPage):
             self._set_buttons()
             self.w.extended.emit(self.w.hierarchy().id, self.w.request().target_server)
             return
-        assert isinstance(result, extend.ExtendResult)
+        assert isinstance(result, operation.ExtendResult)
         self.result.setText(result.message)
         self.result.setStyleSheet(OK_STYLE)
         self._set_buttons()
@@ -766,6 +796,46 @@ class FinishPage(QWizardPage):
 
 
 # -- the wizard ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Prepared:
+    """What the wizard opens with: the cluster, and what its defaults need to know."""
+
+    cluster: Cluster
+    facts: Facts
+    template_server: str | None = None
+    tag: str | None = None
+    target_server: str | None = None
+    from_create: bool = False
+
+
+def prepare_now(backend: Backend, cluster: Cluster | None = None, **choices: Any) -> Prepared:
+    """Gather what the wizard needs, in the calling thread (a worker; or a test)."""
+    cluster = cluster if cluster is not None else backend.snapshot()
+    wanted = {k: choices.get(k) for k in ("template_server", "tag", "target_server")}
+    facts = operation.facts_for(backend, cluster, **wanted)
+    extend.defaults(cluster, facts, **wanted)  # CheckFailed now when nothing can be extended
+    return Prepared(cluster, facts, from_create=bool(choices.get("from_create")), **wanted)
+
+
+def prepare(
+    backend: Backend,
+    cluster: Cluster | None,
+    choices: dict[str, Any],
+    on_ready: Callable[[Prepared], object],
+    on_failed: Callable[[str], None],
+) -> Job:
+    """Gather what the wizard needs on a worker, then ``on_ready(prepared)``."""
+    return jobs.start(
+        _PREPARING,
+        lambda _signals: prepare_now(backend, cluster, **choices),
+        lambda prepared: on_ready(prepared),  # type: ignore[arg-type]
+        on_failed,
+    )
+
+
+_PREPARING: set[Job] = set()
+
+
 class ExtendWizard(QWizard):
     """Extend Resource Hierarchy. ``from_create``: Template Server and Tag are not shown."""
 
@@ -773,14 +843,10 @@ class ExtendWizard(QWizard):
 
     def __init__(
         self,
-        cluster: Cluster,
-        home: Path,
+        prepared: Prepared,
+        backend: Backend,
         *,
-        template_server: str | None = None,
-        tag: str | None = None,
-        target_server: str | None = None,
-        from_create: bool = False,
-        session: Session | None = None,
+        session: Session,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -789,20 +855,24 @@ class ExtendWizard(QWizard):
         self.setAccessibleName("Extend Resource Hierarchy wizard")
         self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
         self.setWindowIcon(icons.app_icon())
-        self.cluster = cluster
-        self.home = home
-        self.lab_layout = LabLayout(home)
-        self.session = session or local_session(home)
-        self.from_create = from_create
+        self.cluster = prepared.cluster
+        self.backend = backend
+        self.facts = prepared.facts
+        self.session = session
+        self.from_create = prepared.from_create
         self.fast_forward = False
+        self.defaults_pending = False  # new defaults are being gathered (target changed)
         self._jobs: set[Job] = set()
+        self._refresh = LatestOnly(self)
+        self._refresh.answered.connect(self._refreshed)
+        self._refresh.failed.connect(self._refresh_failed)
         self.defaults = extend.defaults(
-            cluster,
-            self.lab_layout,
-            template_server=template_server,
-            tag=tag,
-            target_server=target_server,
-            from_create=from_create,
+            self.cluster,
+            self.facts,
+            template_server=prepared.template_server,
+            tag=prepared.tag,
+            target_server=prepared.target_server,
+            from_create=prepared.from_create,
         )
         self.setOption(QWizard.WizardOption.HaveCustomButton1, True)
         self.setButtonText(QWizard.WizardButton.CustomButton1, "&Accept Defaults")
@@ -848,19 +918,44 @@ class ExtendWizard(QWizard):
         entries = tuple(page.entry() for page in getattr(self, "extend_pages", ()))
         return dataclasses.replace(request, datakeeper=entries or request.datakeeper)
 
-    def reset_defaults(self, **changes: str | None) -> None:
-        """New defaults after the template or target server changed."""
+    def learn(self, facts: Facts) -> None:
+        """What a worker found out about the servers' disks, for the next defaults."""
+        self.facts = self.facts.merged(facts)
+
+    def reset_defaults(self, *, refill: bool = False, **changes: str | None) -> None:
+        """New defaults after the template or target server changed (what they need to
+        know about the target's disks is gathered on a worker first, if not known)."""
         current = self.defaults.request
-        args = {
+        args: dict[str, str | None] = {
             "template_server": current.template_server,
             "tag": current.tag_to_extend,
             "target_server": current.target_server or None,
         }
         args.update(changes)
+        needs = extend.needs(self.cluster, **args)  # type: ignore[arg-type]
+        if self.facts.has(needs):
+            self._use_defaults(args, refill)
+            return
+        self.defaults_pending = True
+        self.pre_extend.completeChanged.emit()
+        backend, known = self.backend, self.facts
+        self._refresh.submit(lambda: (args, refill, gather(backend, needs, known)))
+
+    def _refreshed(self, answer: object) -> None:
+        assert isinstance(answer, tuple)
+        args, refill, facts = answer
+        self.learn(facts)
+        self.defaults_pending = False
+        self._use_defaults(args, refill)
+        self.pre_extend.completeChanged.emit()
+
+    def _refresh_failed(self, message: str) -> None:
+        self.defaults_pending = False
+        self.pre_extend.show_problems([Problem("target_server", "probe_failed", message)])
+
+    def _use_defaults(self, args: dict[str, str | None], refill: bool = False) -> None:
         try:
-            new = extend.defaults(
-                self.cluster, self.lab_layout, from_create=self.from_create, **args
-            )  # type: ignore[arg-type]
+            new = extend.defaults(self.cluster, self.facts, from_create=self.from_create, **args)  # type: ignore[arg-type]
         except LkError as exc:
             log.warning("no defaults: %s", exc)
             return
@@ -870,6 +965,8 @@ class ExtendWizard(QWizard):
             # Another hierarchy: its Extend pages differ; keep the page objects, refill.
             log.info("extend wizard: hierarchy changed to %s", new.hierarchy_id)
         self.defaults = new
+        if refill:  # the Pre-Extend page shows the new template's tags and defaults
+            self.pre_extend.refill(new)
         for page in getattr(self, "extend_pages", []):
             if page.index < len(new.pages):
                 page.resource_id = new.pages[page.index].resource_id
@@ -903,16 +1000,17 @@ class ExtendWizard(QWizard):
     def accept_defaults(self) -> None:
         """Every check on a worker; then straight to the extend, or to the first problem."""
         self.button(QWizard.WizardButton.CustomButton1).setEnabled(False)
-        request, home = self.request(), self.home
+        request, backend, known = self.request(), self.backend, self.facts
         self.run_job(
-            lambda _s: fresh_checks(home, request, None),
+            lambda _s: fresh_checks(backend, request, None, known),
             self._accept_checked,
             self._accept_failed,
         )
 
     def _accept_checked(self, result: object) -> None:
         assert isinstance(result, tuple)
-        self.cluster, problems = result
+        self.cluster, facts, problems = result
+        self.learn(facts)
         self.button(QWizard.WizardButton.CustomButton1).setEnabled(True)
         if not problems:
             self._fast_forward_to(Page.PROGRESS)
@@ -1023,17 +1121,15 @@ class ExtendWizard(QWizard):
 
 
 def fresh_checks(
-    home: Path, request: ExtendRequest, page: str | None
-) -> tuple[Cluster, list[Problem]]:
-    """On a worker: the cluster as it is now, and the problems of ``page`` (None: all)."""
-    backend = LabBackend(home)
-    try:
-        cluster = backend.cluster()
-        if page is None:
-            return cluster, extend.check_request(cluster, backend.layout, request)
-        return cluster, extend.check_page(cluster, backend.layout, request, page)
-    finally:
-        backend.close()
+    backend: Backend, request: ExtendRequest, page: str | None, known: Facts
+) -> tuple[Cluster, Facts, list[Problem]]:
+    """On a worker: the cluster as it is now, what the rules need to know, and the
+    problems of ``page`` (None: of the whole request)."""
+    cluster = backend.snapshot()
+    facts = gather(backend, extend.needs(cluster, request), known)
+    if page is None:
+        return cluster, facts, extend.check_request(cluster, facts, request)
+    return cluster, facts, extend.check_page(cluster, facts, request, page)
 
 
 def _priority_choices(d: ExtendDefaults) -> list[str]:

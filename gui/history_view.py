@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import (
@@ -32,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from core import history
-from core.backend import LabBackend
+from core.backend import Backend
 from gui import icons
 from gui.jobs import Job, JobSignals
 
@@ -106,11 +105,11 @@ class HistoryFilter(QSortFilterProxyModel):
 
 
 class HistoryDialog(QDialog):
-    """The operation history of the lab, read from the store on a worker."""
+    """The operation history of the cluster, read from the backend on a worker."""
 
-    def __init__(self, home: Path, parent: QWidget | None = None) -> None:
+    def __init__(self, backend: Backend, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.home = home
+        self.backend = backend
         self.setObjectName("history_dialog")
         self.setWindowTitle("Operation History")
         self.setWindowIcon(icons.icon("action-history"))
@@ -166,14 +165,10 @@ class HistoryDialog(QDialog):
 
     @Slot()
     def reload(self) -> None:
-        home = self.home
+        backend = self.backend
 
         def work(_signals: JobSignals) -> object:
-            backend = LabBackend(home)
-            try:
-                return history.entries(backend.store)
-            finally:
-                backend.close()
+            return backend.history()
 
         job = Job(work)
         job.setAutoDelete(False)

@@ -2,16 +2,17 @@
 
 Wiring (see gui/bridge.py)::
 
-    store ──ClusterWatcher thread──▶ cluster_loaded ─┐
-    EventHub (any thread) ──EventBridge subscriber ──┴─▶ EventBridge.batch (≤ 10/s) ──▶ _apply
+    backend.watch (its thread) ─┐
+    operations (any thread) ────┴─▶ EventHub ──EventBridge──▶ batch (≤ 10/s) ──▶ _apply
     OperationRunner (QThreadPool) ──log/progress/finished──▶ output panel, message bar
 
-``MainWindow(home=None, hub=None, initial=None)``: ``home`` is the data directory
-(default: the user's, or ``$LKCONSOLE_HOME``); ``hub`` the in-process
-:class:`~core.events.EventHub` operations publish to (default: a new one,
-:attr:`MainWindow.hub`); ``initial`` the cluster and log lines already read
-(:func:`gui.bridge.read_initial_state`), shown from the first paint on; without it the
-window shows "Connecting…" until the watcher's first snapshot.
+``MainWindow(backend=None, hub=None, initial=None, spec=None)``: ``backend`` the cluster
+it shows (it then belongs to the window, which closes it), else the one ``spec`` names
+(default: ``$LKCONSOLE_CLUSTER``, else the lab), opened on a worker; ``hub`` the
+in-process :class:`~core.events.EventHub` (default: a new one, :attr:`MainWindow.hub`);
+``initial`` the cluster and log lines already read (:func:`gui.bridge.read_initial_state`),
+shown from the first paint on; without it the window shows "Connecting…" until the
+first snapshot.
 
 Dialogs built elsewhere plug in through :attr:`MainWindow.actions`::
 
@@ -42,19 +43,26 @@ from PySide6.QtWidgets import (
 )
 
 from core import availability as av
-from core import paths
+from core import connection, paths
 from core.availability import Connection, Preselection, Selection
+from core.backend import Backend, Watch
 from core.events import EventHub
 from core.files import make_private, private_dir
 from core.model import Cluster, Role
 from core.properties import properties
-from core.session import Session, local_session
+from core.session import Session, local_user
 from core.status import mirror_text
-from core.backends.lab.store import LogRow
 from gui import actions as act
 from gui import icons, operations
 from gui.actions import ActionRegistry
-from gui.bridge import ClusterWatcher, EventBatch, EventBridge, InitialState
+from gui.bridge import (
+    BackendOpener,
+    EventBatch,
+    EventBridge,
+    InitialState,
+    Opened,
+    close_in_background,
+)
 from gui.message_bar import MessageBar
 from gui.output_panel import OutputPanel
 from gui.properties_panel import PropertiesPanel
@@ -95,23 +103,28 @@ class MainWindow(QMainWindow):
 
     def __init__(
         self,
-        home: Path | None = None,
+        backend: Backend | None = None,
         hub: EventHub | None = None,
         initial: InitialState | None = None,
+        spec: str | None = None,
+        session: Session | None = None,
     ) -> None:
         super().__init__()
         self.setObjectName("main_window")
         self.setAccessibleName(APP_TITLE)
-        self.setWindowTitle(f"{APP_TITLE} — lab cluster")
+        self.spec = spec or (backend.name if backend is not None else connection.default_spec())
+        self.setWindowTitle(f"{APP_TITLE} — {self.cluster_label}")
         self.setWindowIcon(icons.app_icon())
         self.setDockOptions(
             QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
         )
-        self.home = home
         self.hub = hub if hub is not None else EventHub()
         self.cluster: Cluster | None = None
+        self.backend: Backend | None = None
+        self._watch: Watch | None = None
         # Who works at the console (core.session): what wizards and operations check.
-        self.session: Session = local_session(self.data_dir)
+        # Until the backend says who the local user is there, nobody may change anything.
+        self.session: Session = session or Session(local_user(), Role.GUEST)
         self.connection = Connection(connected=False, role=self.session.role)
         self._first_load = True
         self._showing_summary = False  # the message bar shows the connection's summary
@@ -119,13 +132,10 @@ class MainWindow(QMainWindow):
         self._help: HelpDialog | None = None
         self.last_context_menu: QMenu | None = None
 
-        # First the thread that reads the store, so that without an initial state it
-        # works while the widgets are built (what it sends waits for the event loop).
         self.bridge = EventBridge(self.hub, self)
         self.bridge.batch.connect(self._apply)
         # Stop listening to the hub even if the window is dropped without closing it.
         weakref.finalize(self, self.bridge.close)
-        self.watcher: ClusterWatcher = self._start_watcher(initial)
 
         self.model = StatusModel(self)
         self.tree = StatusView(self.model, self)
@@ -164,9 +174,10 @@ class MainWindow(QMainWindow):
         self._update_empty_text()
         self._update_context()
         self.message_bar.show_connection(self.connection)
-        if initial is not None:
-            self._apply(EventBatch(cluster=initial.cluster))
-            self.output_panel.add_rows(initial.log_rows)
+        if backend is not None:
+            self._adopt(backend, session or backend.local_session(), initial)
+        else:  # open it on a worker: the window shows "Connecting…" meanwhile
+            self._open(self.spec, None)
 
     # -- actions, menus, toolbar -----------------------------------------------------------
     def _build_actions(self) -> None:
@@ -262,52 +273,108 @@ class MainWindow(QMainWindow):
         return operations.of(self)
 
     @property
-    def data_dir(self) -> Path:
-        """The data directory of the cluster shown (for dialogs that need it)."""
-        return self.home if self.home is not None else paths.data_dir()
+    def cluster_label(self) -> str:
+        """What the console calls the cluster it shows ("the lab cluster")."""
+        return connection.describe(self.spec).removeprefix("the ")
 
     # -- connection ------------------------------------------------------------------------
-    def _start_watcher(self, shown: InitialState | None = None) -> ClusterWatcher:
-        watcher = ClusterWatcher(self.home, shown)
-        # Bound methods, not lambdas: a lambda would keep the window alive from the thread.
-        watcher.cluster_loaded.connect(self._on_cluster_loaded)
-        watcher.log_loaded.connect(self._on_log_loaded)
-        watcher.failed.connect(self._show_failure)
-        if shown is None:
-            watcher.watch_for(self)
-        else:
-            # The window shows that state already: start once the event loop runs, so
-            # that the thread does not take the interpreter from building the window.
-            QTimer.singleShot(0, self, functools.partial(watcher.watch_for, self))
-        return watcher
-
-    def connect_cluster(self, role: Role = Role.ADMINISTRATOR) -> None:
-        """Connect to the lab cluster (again) with ``role``."""
-        if self.connection_wanted:
-            return
+    def _open(self, spec: str, sign_in: object) -> None:
+        """Open the cluster of ``spec`` on a worker (``sign_in(backend)`` gives the
+        session there); :meth:`_adopt` shows it once it is open."""
         self.connection_wanted = True
-        self.connection = Connection(connected=False, role=role)
-        self.session = Session(self.session.user, role)
-        self.show_result("Connecting to the lab cluster…", ok=None)
+        self._opening = BackendOpener(spec, sign_in)  # type: ignore[arg-type]
+        self._opening.signals.opened.connect(self._opened)
+        self._opening.signals.failed.connect(self._open_failed)
+        self._opening.start()
+
+    @Slot(object)
+    def _opened(self, opened: Opened) -> None:
+        if not self.connection_wanted:  # disconnected meanwhile
+            close_in_background(opened.backend)
+            return
+        self.spec = opened.spec
+        self._adopt(opened.backend, opened.session, opened.initial)
+
+    @Slot(str)
+    def _open_failed(self, message: str) -> None:
+        self._show_failure(message)
+
+    def _adopt(self, backend: Backend, session: Session, initial: InitialState | None) -> None:
+        """Show ``backend`` (the window owns it from now on), as ``session``."""
+        self._stop_watch()
+        old, self.backend = self.backend, backend
+        if old is not None and old is not backend:
+            close_in_background(old)
+        self.bridge.discard()
+        self.session = session
+        self.connection = self._connection(False)
+        self.setWindowTitle(f"{APP_TITLE} — {self.cluster_label}")
         self._first_load = True
-        self.watcher = self._start_watcher()
+        shown = initial.cluster if initial is not None else None
+        last_log = initial.log_rows[-1].id if initial is not None and initial.log_rows else 0
+        if initial is not None:
+            self._apply(EventBatch(cluster=initial.cluster))
+            self.output_panel.add_rows(initial.log_rows)
+        # The window shows that state already: watch once the event loop runs, so that
+        # the watch's thread does not take the interpreter from building the window.
+        QTimer.singleShot(0, self, functools.partial(self._start_watch, backend, shown, last_log))
         self.message_bar.show_connection(self.connection)
         self._update_empty_text()
         self._update_context()
 
+    def _connection(self, connected: bool) -> Connection:
+        backend = self.backend
+        return Connection(
+            connected=connected and backend is not None,
+            role=self.session.role,
+            cluster_name=connection.short_name(self.spec),
+            capabilities=backend.capabilities if backend is not None else frozenset(),
+        )
+
+    def _start_watch(self, backend: Backend, shown: Cluster | None, last_log: int) -> None:
+        if self.backend is not backend or not self.connection_wanted or self._watch is not None:
+            return  # replaced, disconnected or closed meanwhile
+        self._watch = backend.watch(self.hub, shown=shown, last_log_id=last_log)
+        weakref.finalize(self, self._watch.stop)
+
+    def _stop_watch(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.stop()
+
+    def connect_cluster(self, spec: str | None = None, sign_in: object = None) -> None:
+        """Connect to the cluster of ``spec`` (default: the one shown), as the user
+        ``sign_in(backend)`` says (default: the local user), opened on a worker."""
+        spec = spec or self.spec
+        self.show_result(f"Connecting to {connection.describe(spec)}…", ok=None)
+        self.connection = Connection(connected=False, role=self.connection.role)
+        self.message_bar.show_connection(self.connection)
+        self._open(spec, sign_in)
+        self._update_empty_text()
+        self._update_context()
+
+    def adopt(self, opened: Opened) -> None:
+        """Show a cluster opened elsewhere (File › Connect opened it, signed in)."""
+        self.connection_wanted = True
+        self.spec = opened.spec
+        self._adopt(opened.backend, opened.session, opened.initial)
+
     def disconnect_cluster(self) -> None:
-        """Stop watching the cluster and empty the window."""
+        """Stop watching the cluster, close it, and empty the window."""
         if not self.connection_wanted:
             return
         self.connection_wanted = False
-        self.watcher.stop()  # what it still sends is dropped (see _from_current_watcher)
-        self.bridge.flush()
+        self._stop_watch()
+        self.bridge.discard()
+        if self.backend is not None:
+            close_in_background(self.backend)
+            self.backend = None
         self.connection = Connection(connected=False, role=self.connection.role)
         self.model.set_cluster(Cluster((), ()))
         self.cluster = None
         self.message_bar.show_connection(self.connection)
         self.message_bar.show_resyncs(None)
-        self.show_result("Disconnected from the lab cluster.", ok=None)
+        self.show_result(f"Disconnected from {connection.describe(self.spec)}.", ok=None)
         self._update_empty_text()
         self._update_context()
 
@@ -319,9 +386,9 @@ class MainWindow(QMainWindow):
         self._update_context()
 
     def request_reload(self) -> None:
-        """Read the store again now (after this process changed it)."""
-        if self.connection_wanted:
-            self.watcher.request_reload()
+        """Read the cluster again now (after this process changed it)."""
+        if self.connection_wanted and self._watch is not None:
+            self._watch.reload()
 
     # -- operations ------------------------------------------------------------------------
     def run_operation(
@@ -375,38 +442,30 @@ class MainWindow(QMainWindow):
         count = len(cluster.hierarchies)
         noun = "hierarchy" if count == 1 else "hierarchies"
         self.show_result(
-            f"Connected to the lab cluster: {alive} of {len(cluster.servers)} servers alive, "
+            f"Connected to the {self.cluster_label}: {alive} of {len(cluster.servers)} servers "
+            "alive, "
             f"{count} resource {noun}.",
             ok=True if alive == len(cluster.servers) else None,
         )
         self._showing_summary = True
 
     # -- updates ---------------------------------------------------------------------------
-    def _from_current_watcher(self) -> bool:
-        return self.sender() is self.watcher and self.connection_wanted
-
-    @Slot(object)
-    def _on_cluster_loaded(self, cluster: Cluster) -> None:
-        if self._from_current_watcher():
-            self.bridge.offer_cluster(cluster)
-
-    @Slot(object)
-    def _on_log_loaded(self, rows: list[LogRow]) -> None:
-        if self._from_current_watcher():
-            self.output_panel.add_rows(rows)
-
     @Slot(object)
     def _apply(self, batch: EventBatch) -> None:
         """One coalesced update: snapshot, live progress, log lines, results."""
         if batch.cluster is not None and self.connection_wanted:
             self.model.set_cluster(batch.cluster)
             if not self.connection.connected:
-                self.connection = Connection(connected=True, role=self.connection.role)
+                self.connection = self._connection(True)
                 self.message_bar.show_connection(self.connection)
         for event in batch.progress.values():
             self.model.apply_progress(event)
         for line in batch.log_lines:
             self.output_panel.add_live(line.operation, line.level, line.text)
+        if batch.log_rows and self.connection_wanted:
+            self.output_panel.add_rows(batch.log_rows)
+        for message in batch.failures:
+            self._show_failure(message)
         for finished in batch.finished:
             self.show_result(finished.message, finished.ok)
         if batch.reload:
@@ -481,6 +540,7 @@ class MainWindow(QMainWindow):
         return self.tree.selection()
 
     def _update_context(self) -> None:
+        self.actions["show_history"].setEnabled(self.backend is not None)
         selection = self.tree.selection()
         self.actions.update_context(self.cluster, selection, self.connection)
         self.properties_panel.show_properties(properties(self.cluster, selection))
@@ -542,7 +602,7 @@ class MainWindow(QMainWindow):
         if not self.connection_wanted:
             message = "Not connected. Use File › Connect to see the cluster."
         elif not self.connection.connected:
-            message = "Connecting to the lab cluster…"
+            message = f"Connecting to the {self.cluster_label}…"
         elif text:
             message = f"No resource tag contains “{text}”."
         else:
@@ -577,11 +637,14 @@ class MainWindow(QMainWindow):
         dock.raise_()
 
     @Slot()
-    def show_history(self) -> HistoryDialog:
+    def show_history(self) -> HistoryDialog | None:
         """View › History: the operations run on this cluster."""
         from gui.history_view import HistoryDialog  # on demand: not needed to start
 
-        dialog = HistoryDialog(self.data_dir, self)
+        if self.backend is None:
+            self.show_result("Not connected to a cluster: use File › Connect first.", ok=False)
+            return None
+        dialog = HistoryDialog(self.backend, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.history_dialog = dialog
         dialog.show()
@@ -639,7 +702,11 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self._save_settings()
         self.bridge.close()
-        self.watcher.stop()
+        self._stop_watch()
+        self.connection_wanted = False
+        if self.backend is not None:
+            close_in_background(self.backend)
+            self.backend = None
         if self._help is not None:
             self._help.close()
         super().closeEvent(event)

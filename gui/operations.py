@@ -17,13 +17,15 @@ from PySide6.QtWidgets import QWidget
 
 from core import availability as av
 from core.availability import Preselection
-from core.backends.lab.layout import DEFAULT_SPEED_LIMIT_KBPS
-from core.model import Cluster, Hierarchy
-from core.session import Session
+from core.backend import Backend
+from core.model import DEFAULT_SPEED_LIMIT_KBPS, Cluster, Hierarchy
+from gui.bridge import Opened
 
 if TYPE_CHECKING:
-    from core import commands, hierarchy_ops, mirror_ops, service
-    from core.backend import LabBackend
+    from core import commands
+    from core.operations import hierarchy as hierarchy_ops
+    from core.operations import mirror as mirror_ops
+    from core.operations import service
     from gui.create_wizard import CreateWizard
     from gui.dialogs import ConnectDialog, OperationDialog, OperationSpec
     from gui.extend_wizard import ExtendWizard
@@ -34,10 +36,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _load() -> None:
     """Import the dialogs and operations on first use: they are not needed to start."""
-    global commands, hierarchy_ops, mirror_ops, service, LabBackend
+    global commands, hierarchy_ops, mirror_ops, service
     global CreateWizard, ConnectDialog, OperationDialog, OperationSpec, ExtendWizard
-    from core import commands, hierarchy_ops, mirror_ops, service
-    from core.backend import LabBackend
+    from core import commands
+    from core.operations import hierarchy as hierarchy_ops
+    from core.operations import mirror as mirror_ops
+    from core.operations import service
     from gui.create_wizard import CreateWizard
     from gui.dialogs import ConnectDialog, OperationDialog, OperationSpec
     from gui.extend_wizard import ExtendWizard
@@ -102,6 +106,10 @@ class _Operations:
         assert self.w.cluster is not None, "actions are enabled only when connected"
         return self.w.cluster
 
+    def _backend(self) -> Backend:
+        assert self.w.backend is not None, "actions are enabled only when connected"
+        return self.w.backend
+
     def _hierarchy(self, pre: Preselection) -> Hierarchy:
         h = self._cluster().hierarchy(pre.hierarchy_id or -1)
         assert h is not None, "actions are enabled only with a hierarchy selected"
@@ -113,7 +121,7 @@ class _Operations:
         return dialog
 
     def _dialog(self, spec: OperationSpec) -> OperationDialog:
-        dialog = OperationDialog(spec, self.w.data_dir, self.w.session, self.w)
+        dialog = OperationDialog(spec, self._backend(), self.w.session, self.w)
         dialog.done.connect(self._done)
         self._open(dialog)
         return dialog
@@ -124,11 +132,16 @@ class _Operations:
 
     # -- wizards -------------------------------------------------------------------------
     @_loaded
-    def create(self, pre: Preselection) -> CreateWizard:
+    def create(self, pre: Preselection) -> None:
+        """Create's defaults need the server's volumes: gathered on a worker first."""
+        from gui.create_wizard import prepare
+
+        prepare(self._backend(), self._cluster(), pre.server, self._open_create, self._refused)
+
+    def _open_create(self, prepared: object) -> CreateWizard:
         wizard = CreateWizard(
-            self._cluster(),
-            self.w.data_dir,
-            server=pre.server,
+            prepared,  # type: ignore[arg-type]
+            self._backend(),
             session=self.w.session,
             parent=self.w,
         )
@@ -139,30 +152,41 @@ class _Operations:
 
     @_loaded
     def _extend_after_create(self, tag: str, server: str) -> None:
-        # The cluster shown may not have the new hierarchy yet: read it now.
-        backend = LabBackend(self.w.data_dir)
-        try:
-            cluster = backend.cluster()
-        finally:
-            backend.close()
-        self._extend_wizard(cluster, template_server=server, tag=tag, from_create=True)
+        # The cluster shown may not have the new hierarchy yet: the worker reads it.
+        self._extend_wizard(None, template_server=server, tag=tag, from_create=True)
 
     @_loaded
-    def extend(self, pre: Preselection) -> ExtendWizard:
-        return self._extend_wizard(
+    def extend(self, pre: Preselection) -> None:
+        self._extend_wizard(
             self._cluster(),
             template_server=pre.template_server,
             tag=pre.tag,
             target_server=pre.target_server,
         )
 
-    def _extend_wizard(self, cluster: Cluster, **kw: Any) -> ExtendWizard:
-        wizard = ExtendWizard(cluster, self.w.data_dir, session=self.w.session, parent=self.w, **kw)
-        wizard.extended.connect(
-            lambda _hid, target: self._done(True, f"Extended to {target}: the mirror is resyncing.")
-        )
-        self._open(wizard)
-        return wizard
+    def _extend_wizard(self, cluster: Cluster | None, **kw: Any) -> None:
+        """The wizard opens once a worker has gathered what its defaults need."""
+        from gui.extend_wizard import prepare
+
+        def show(prepared: object) -> ExtendWizard:
+            wizard = ExtendWizard(
+                prepared,  # type: ignore[arg-type]
+                self._backend(),
+                session=self.w.session,
+                parent=self.w,
+            )
+            wizard.extended.connect(
+                lambda _hid, target: self._done(
+                    True, f"Extended to {target}: the mirror is resyncing."
+                )
+            )
+            self._open(wizard)
+            return wizard
+
+        prepare(self._backend(), cluster, kw, show, self._refused)
+
+    def _refused(self, message: str) -> None:
+        self.w.show_result(message, ok=False)
 
     # -- hierarchy operations ---------------------------------------------------------------
     @_loaded
@@ -182,12 +206,8 @@ class _Operations:
                 confirm="&Unextend",
                 warning=True,
                 command=lambda v: commands.unextend(tag, v["server"]),
-                run=lambda b, v, s: hierarchy_ops.execute(
-                    b,
-                    hierarchy_ops.plan_unextend(
-                        b.cluster(), b.layout, hierarchy_ops.UnextendRequest(tag, v["server"])
-                    ),
-                    s,
+                run=lambda b, v, s: hierarchy_ops.unextend(
+                    b, hierarchy_ops.UnextendRequest(tag, v["server"]), s
                 ),
             )
         )
@@ -205,13 +225,7 @@ class _Operations:
                 confirm="&Delete",
                 warning=True,
                 command=lambda _v: commands.delete(tag),
-                run=lambda b, _v, s: hierarchy_ops.execute(
-                    b,
-                    hierarchy_ops.plan_delete(
-                        b.cluster(), b.layout, hierarchy_ops.DeleteRequest(tag)
-                    ),
-                    s,
-                ),
+                run=lambda b, _v, s: hierarchy_ops.delete(b, hierarchy_ops.DeleteRequest(tag), s),
             )
         )
 
@@ -278,7 +292,7 @@ class _Operations:
                 confirm="S&top",
                 warning=True,
                 command=lambda _v: commands.lab_server("stop", server),
-                run=lambda b, _v, s: service.stop_server(b, server, s),
+                run=lambda b, _v, s: b.stop_server(server, s),
             )
         )
 
@@ -293,7 +307,7 @@ class _Operations:
                 "resync what they missed (from the bitmap).",
                 confirm="St&art",
                 command=lambda _v: commands.lab_server("start", server),
-                run=lambda b, _v, s: service.start_server(b, server, s),
+                run=lambda b, _v, s: b.start_server(server, s),
             )
         )
 
@@ -434,14 +448,14 @@ class _Operations:
     # -- File › Connect --------------------------------------------------------------------
     @_loaded
     def connect(self, _pre: Preselection) -> ConnectDialog:
-        dialog = ConnectDialog(self.w.data_dir, self.w)
+        dialog = ConnectDialog(self.w.spec, self.w, user=self.w.session.user)
         dialog.connected.connect(self._connected)
         self._open(dialog)
         return dialog
 
-    def _connected(self, session: Session) -> None:
-        self.w.session = session  # connect_cluster keeps the user, with this role
-        self.w.connect_cluster(session.role)
+    def _connected(self, opened: Opened) -> None:
+        self.w.adopt(opened)
+        session = opened.session
         self.w.show_result(f"Connected as {session.user} ({session.role.label}).")
 
 

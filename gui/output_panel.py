@@ -16,7 +16,7 @@ from PySide6.QtCore import QPoint, Qt, Slot
 from PySide6.QtGui import QAction, QColor, QFont, QFontDatabase, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QApplication, QDockWidget, QPlainTextEdit, QWidget
 
-from core.backends.lab.store import LogRow
+from core.history import LogRow
 
 MAX_LINES = 2000  # as many as the store keeps
 _UNCONFIRMED_KEPT = 500

@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import TextIO
 
 from core import paths
+from core.backend import NotAvailable
 from core.cli.auth import NeedsYes
 from core.cli.output import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, print_json
+from core.connection import UnknownCluster
 from core.errors import CheckFailed, LkError
 from core.files import private_file_handler
 
@@ -67,7 +69,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args, out))
-    except NeedsYes as exc:
+    except (NeedsYes, NotAvailable, UnknownCluster) as exc:
         print(f"lkctl: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except CheckFailed as exc:

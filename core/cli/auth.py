@@ -1,11 +1,12 @@
-"""Who runs an lkctl command, and the questions destructive commands ask.
+"""Which cluster an lkctl command works on, who runs it, and the questions it asks.
 
-Without ``--user`` the command runs as the local user: the real uid of the process
-(:func:`core.session.local_session`), an Administrator when they own the data directory,
-else a Guest. With ``--user NAME`` it runs as that lab user, who must sign in: the
-password comes from ``LKCTL_PASSWORD``, the system keyring, or a prompt at a terminal,
-never from the command line. A failed sign-in is refused (and recorded in the history)
-whatever the command, even one that only looks.
+The cluster is ``--cluster SPEC``, else ``LKCONSOLE_CLUSTER``, else the lab
+(:mod:`core.connection`). Without ``--user`` the command runs as the local user: the
+real uid of the process, as the backend sees it (the lab: an Administrator when they own
+the data directory, else a Guest). With ``--user NAME`` it runs as that user, who must
+sign in: the password comes from ``LKCTL_PASSWORD``, the system keyring, or a prompt at a
+terminal, never from the command line. A failed sign-in is refused (and recorded in the
+history) whatever the command, even one that only looks.
 """
 
 from __future__ import annotations
@@ -18,26 +19,23 @@ import shlex
 import sys
 from collections.abc import Iterator
 
-from core import credentials
-from core.backends.lab import users
-from core.backend import LabBackend
+from core import connection, credentials
+from core.backend import Backend
 from core.checks import Problem
-from core.errors import CheckFailed, LkError
-from core.backends.lab.oplog import authorize, record_refusal
+from core.errors import AuthenticationFailed, CheckFailed, LkError
 from core.permissions import Op
-from core.session import Session, local_session
-from core.backends.lab.store import Store
+from core.session import Session
 
 
 class NeedsYes(LkError):
     """A destructive command that would ask a question, with no terminal to ask at."""
 
 
-def session_for(args: argparse.Namespace, store: Store) -> Session:
-    """The session of this command: the local user, or the lab user of ``--user``."""
+def session_for(args: argparse.Namespace, backend: Backend) -> Session:
+    """The session of this command: the local user, or the user of ``--user``."""
     if not args.user:
-        return local_session(store.home)
-    password = os.environ.get("LKCTL_PASSWORD") or credentials.recall("lab", args.user)
+        return backend.local_session()
+    password = os.environ.get("LKCTL_PASSWORD") or credentials.recall(backend.name, args.user)
     if password is None:
         if not sys.stdin.isatty():
             raise CheckFailed(
@@ -52,26 +50,26 @@ def session_for(args: argparse.Namespace, store: Store) -> Session:
             )
         password = getpass.getpass(f"Password for {args.user}: ")
     try:
-        return users.authenticate(store, args.user, password)
-    except users.AuthenticationFailed as exc:
+        return backend.authenticate(args.user, password)
+    except AuthenticationFailed as exc:
         op: Op = getattr(args, "op", Op.VIEW)
-        record_refusal(
-            store, args.user, "not signed in", f"sign in for {op.label}", command_line(), str(exc)
+        backend.record_refusal(
+            args.user, "not signed in", f"sign in for {op.label}", command_line(), str(exc)
         )
         raise
 
 
 @contextlib.contextmanager
-def lab(args: argparse.Namespace) -> Iterator[tuple[LabBackend, Session]]:
-    """The lab (opened, recovered) and who runs the command; closed afterwards.
+def cluster(args: argparse.Namespace) -> Iterator[tuple[Backend, Session]]:
+    """The cluster (opened) and who runs the command; closed afterwards.
 
     The permission table is consulted here first, before any check or question, for the
     command's operation (``args.op``); the operations in core consult it again."""
-    backend = LabBackend()
+    backend = connection.open(getattr(args, "cluster", None))
     try:
-        session = session_for(args, backend.store)
+        session = session_for(args, backend)
         op: Op = getattr(args, "op", Op.VIEW)
-        authorize(backend.store, session, op, op.label, command_line())
+        backend.authorize(session, op, op.label, command_line())
         yield backend, session
     finally:
         backend.close()

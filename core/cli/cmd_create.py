@@ -6,15 +6,16 @@ import argparse
 import dataclasses
 from typing import Any, TextIO
 
-from core import create
+from core.backend import Backend
 from core.checks import Problem
-from core.cli.auth import lab
+from core.cli.auth import cluster
 from core.cli.output import EXIT_OK, EXIT_USAGE, hierarchy_json, print_json
 from core.cli.parser import SubParsers
 from core.errors import CheckFailed
-from core.backends.lab.layout import LabLayout
 from core.model import Cluster
+from core.operations import create
 from core.permissions import Op
+from core.rules import create as rules
 
 # Which option fills which request field.
 _CREATE_OPTIONS = (
@@ -30,7 +31,7 @@ _CREATE_OPTIONS = (
     ("bitmap_file", "bitmap"),
     ("asynchronous", "asynchronous"),
 )
-_TYPES = {"new": create.NEW_FS, "existing": create.EXISTING_FS, "dk-only": create.DK_ONLY}
+_TYPES = {"new": rules.NEW_FS, "existing": rules.EXISTING_FS, "dk-only": rules.DK_ONLY}
 
 
 def register(sub: SubParsers) -> None:
@@ -65,7 +66,7 @@ def register(sub: SubParsers) -> None:
 
 
 def create_request(
-    args: argparse.Namespace, cluster: Cluster, layout: LabLayout
+    args: argparse.Namespace, backend: Backend, snapshot: Cluster
 ) -> tuple[create.CreateRequest, create.CreateDefaults]:
     """The request the options describe; every option not given from the defaults with
     ``--accept-defaults``, else refused (CheckFailed naming each)."""
@@ -81,7 +82,10 @@ def create_request(
             ]
         )
     d = create.defaults(
-        cluster, layout, server=args.server, hierarchy_type=_TYPES.get(kind or "new", create.NEW_FS)
+        backend,
+        snapshot,
+        server=args.server,
+        hierarchy_type=_TYPES.get(kind or "new", rules.NEW_FS),
     )
     values: dict[str, Any] = {}
     missing = []
@@ -116,27 +120,27 @@ def create_request(
 
 
 def cmd_create(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
-        cluster = backend.cluster()
-        request, d = create_request(args, cluster, backend.layout)
-        problems = create.check_request(cluster, backend.layout, request)
+    with cluster(args) as (backend, session):
+        snapshot = backend.snapshot()
+        request, d = create_request(args, backend, snapshot)
+        facts = create.facts_for(backend, snapshot, request)
+        problems = rules.check_request(snapshot, facts, request)
         if args.dry_run:
-            titles = [] if problems else create.plan(cluster, backend.layout, request).titles
+            titles = [] if problems else create.plan_of(snapshot, facts, request).titles
             _print_dry_run(args, out, request, d, problems, titles)
             return EXIT_USAGE if problems else EXIT_OK
         if problems:
             raise CheckFailed(problems)
-        result = create.execute(backend, create.plan(cluster, backend.layout, request), session)
+        result = create.execute(backend, create.plan_of(snapshot, facts, request), session)
         if args.json:
+            after = backend.snapshot()
             print_json(
                 out,
                 {
                     "ok": True,
                     "request": request.to_json(),
                     "message": result.message,
-                    "hierarchy": hierarchy_json(
-                        backend.store.hierarchy(result.hierarchy_id), backend.cluster()
-                    ),
+                    "hierarchy": hierarchy_json(after.hierarchy(result.hierarchy_id), after),
                 },
             )
         else:
@@ -163,7 +167,7 @@ def _print_dry_run(
         )
         return
     for name in d.shown:
-        print(f"  {create.LABELS[name]:<32} {getattr(request, name)}", file=out)
+        print(f"  {rules.LABELS[name]:<32} {getattr(request, name)}", file=out)
     for p in problems:
         print(f"  {p.field}: {p.message}", file=out)
     for i, title in enumerate(titles, 1):

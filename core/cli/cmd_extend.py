@@ -10,19 +10,18 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from core import extend
-from core.backends.lab import mirrors
+from core.backend import Backend
 from core.checks import Problem
-from core.cli.auth import lab
+from core.cli.auth import cluster
 from core.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, hierarchy_json, print_json
 from core.cli.parser import SubParsers, seconds
 from core.errors import CheckFailed
-from core.extend import ExtendDefaults, ExtendRequest
-from core.backends.lab.layout import LabLayout
 from core.model import Cluster, MirrorState
+from core.operations import extend
 from core.permissions import Op
+from core.rules import extend as rules
+from core.rules.extend import ExtendDefaults, ExtendRequest
 from core.status import mirror_text
-from core.backends.lab.store import Store
 
 # Which option fills which request field, and the question asked at a terminal.
 _EXTEND_OPTIONS = (
@@ -90,13 +89,13 @@ def register(sub: SubParsers) -> None:
 
 def extend_request_from_args(
     args: argparse.Namespace,
-    cluster: Cluster,
-    layout: LabLayout,
+    backend: Backend,
+    snapshot: Cluster,
     ask: Callable[[str, str], str] | None,
 ) -> tuple[ExtendRequest, ExtendDefaults, list[Problem]]:
     """The request lkctl's options describe; unspecified fields from defaults or ``ask``."""
     d = extend.defaults(
-        cluster, layout, template_server=args.template, tag=args.tag, target_server=args.target
+        backend, snapshot, template_server=args.template, tag=args.tag, target_server=args.target
     )
     base = d.request
     missing: list[Problem] = []
@@ -138,8 +137,8 @@ def extend_request_from_args(
     if target_server != base.target_server and args.target is None:
         # A target typed at the prompt changes the defaults that depend on it.
         d = extend.defaults(
-            cluster,
-            layout,
+            backend,
+            snapshot,
             template_server=template,
             tag=args.tag,
             target_server=str(target_server),
@@ -159,7 +158,7 @@ def extend_request_from_args(
 def _dk_entry(
     args: argparse.Namespace,
     index: int,
-    page: extend.DataKeeperPage,
+    page: rules.DataKeeperPage,
     value: Callable[[str, object, object, str], object],
 ) -> dict[str, Any]:
     """The Extend page fields of one DataKeeper resource (options apply to the first)."""
@@ -184,22 +183,23 @@ def _prompt(label: str, default: str) -> str:
 
 
 def cmd_extend(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
-        cluster = backend.cluster()
+    with cluster(args) as (backend, session):
+        snapshot = backend.snapshot()
         at_terminal = not args.accept_defaults and not args.json and sys.stdin.isatty()
         request, d, missing = extend_request_from_args(
-            args, cluster, backend.layout, _prompt if at_terminal else None
+            args, backend, snapshot, _prompt if at_terminal else None
         )
         if missing:
             raise CheckFailed(missing)
-        problems = extend.check_request(cluster, backend.layout, request)
+        facts = extend.facts_for(backend, snapshot, request)
+        problems = rules.check_request(snapshot, facts, request)
         if args.dry_run:
-            titles = [] if problems else extend.plan(cluster, backend.layout, request).titles
+            titles = [] if problems else extend.plan_of(snapshot, facts, request).titles
             _print_dry_run(args, out, request, d, problems, titles)
             return EXIT_USAGE if problems else EXIT_OK
         if problems:
             raise CheckFailed(problems)
-        the_plan = extend.plan(cluster, backend.layout, request)
+        the_plan = extend.plan_of(snapshot, facts, request)
 
         def on_step(index: int, total: int, title: str, status: str) -> None:
             if not args.json and status != "running":
@@ -208,7 +208,7 @@ def cmd_extend(args: argparse.Namespace, out: TextIO) -> int:
         result = extend.execute(backend, the_plan, session, on_step=on_step)
         if args.wait:
             trouble = wait_for_target(
-                backend.store,
+                backend,
                 result.hierarchy_id,
                 request.target_server,
                 None if args.json else sys.stderr,
@@ -220,6 +220,7 @@ def cmd_extend(args: argparse.Namespace, out: TextIO) -> int:
                 print(f"lkctl: {trouble}", file=sys.stderr)
                 return EXIT_FAILED
         if args.json:
+            after = backend.snapshot()
             print_json(
                 out,
                 {
@@ -227,9 +228,7 @@ def cmd_extend(args: argparse.Namespace, out: TextIO) -> int:
                     "request": request.to_json(),
                     "steps": list(result.steps),
                     "message": result.message,
-                    "hierarchy": hierarchy_json(
-                        backend.store.hierarchy(result.hierarchy_id), backend.cluster()
-                    ),
+                    "hierarchy": hierarchy_json(after.hierarchy(result.hierarchy_id), after),
                 },
             )
         else:
@@ -261,16 +260,16 @@ def _print_dry_run(
         )
         return
     print("Extend Resource Hierarchy (dry run: nothing is changed)", file=out)
-    for name in extend.PRE_EXTEND_FIELDS:
+    for name in rules.PRE_EXTEND_FIELDS:
         if name in d.shown:
-            print(f"  {extend.LABELS[name]:<24} {getattr(request, name)}", file=out)
+            print(f"  {rules.LABELS[name]:<24} {getattr(request, name)}", file=out)
     for page in d.pages:
         dk = request.datakeeper_for(page.resource_id) or page.defaults
         print(f"  DataKeeper resource {page.template_dk_tag}:", file=out)
         for name in page.shown:
             value = getattr(dk, name)
             shown = "None (every resync is a full resync)" if value is None else value
-            print(f"    {extend.LABELS[name]:<22} {shown}", file=out)
+            print(f"    {rules.LABELS[name]:<22} {shown}", file=out)
         if page.bitmap_note:
             print(f"    note: {page.bitmap_note}", file=out)
     if problems:
@@ -285,7 +284,7 @@ def _print_dry_run(
 
 
 def wait_for_target(
-    store: Store,
+    backend: Backend,
     hierarchy_id: int,
     target: str,
     bar: TextIO | None,
@@ -302,7 +301,7 @@ def wait_for_target(
     started = time.monotonic()
     missing_since: dict[int, float] = {}
     while True:
-        h = store.hierarchy(hierarchy_id)
+        h = backend.snapshot().hierarchy(hierarchy_id)
         rows = [(m, t) for m in (h.mirrors if h else ()) for t in m.targets if t.server == target]
         if not rows:
             return f"the mirror target {target} is gone (unextended meanwhile?)"
@@ -316,7 +315,7 @@ def wait_for_target(
             return ""
         now = time.monotonic()
         for m, t in rows:
-            if t.state is not _GOING or mirrors.resync_running(store.home, m.resource_id, target):
+            if t.state is not _GOING or backend.resync_running(m.resource_id, target) is not False:
                 missing_since.pop(m.resource_id, None)
                 continue
             since = missing_since.setdefault(m.resource_id, now)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from core import hierarchy_ops, service
-from core.backend import LabBackend
-from core.cli.auth import confirm, lab
+from core.backend import Backend
+from core.cli.auth import cluster, confirm
 from core.cli.output import EXIT_OK, print_json, print_lines
 from core.cli.parser import SubParsers, add_yes
+from core.operations import hierarchy as hierarchy_ops
+from core.operations import service
 from core.permissions import Op
+from core.plan import Plan
 from core.session import Session
 
 
@@ -46,9 +48,9 @@ def register(sub: SubParsers) -> None:
 
 
 def cmd_unextend(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
+    with cluster(args) as (backend, session):
         the_plan = hierarchy_ops.plan_unextend(
-            backend.cluster(), backend.layout, hierarchy_ops.UnextendRequest(args.tag, args.server)
+            backend.snapshot(), hierarchy_ops.UnextendRequest(args.tag, args.server)
         )
         question = f"Unextend {args.tag} from {args.server} (its mirror target and bitmap go)?"
         if not confirm(args, question):
@@ -58,9 +60,9 @@ def cmd_unextend(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
+    with cluster(args) as (backend, session):
         the_plan = hierarchy_ops.plan_delete(
-            backend.cluster(), backend.layout, hierarchy_ops.DeleteRequest(args.tag)
+            backend.snapshot(), hierarchy_ops.DeleteRequest(args.tag)
         )
         if not confirm(args, f"Delete {args.tag} from every server?"):
             print("Nothing changed.", file=out)
@@ -69,9 +71,9 @@ def cmd_delete(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _run_op(
-    backend: LabBackend,
+    backend: Backend,
     session: Session,
-    the_plan: hierarchy_ops.OpPlan,
+    the_plan: Plan,
     args: argparse.Namespace,
     out: TextIO,
 ) -> int:
@@ -91,7 +93,7 @@ def _run_op(
 
 
 def cmd_service(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
+    with cluster(args) as (backend, session):
         if args.action == "inservice":
             lines = service.in_service(backend, args.tag, args.server, session)
         elif args.action == "outofservice":

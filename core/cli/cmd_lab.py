@@ -5,18 +5,28 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from typing import TextIO
+from typing import TextIO, cast
 
-from core import mirror_ops, service
-from core.backends.lab import users
+from core import backend as capabilities
+from core.backend import (
+    MIRROR_WRITES,
+    RESET,
+    SERVER_POWER,
+    USERS,
+    Backend,
+    MirrorWrites,
+    Reset,
+    ServerPower,
+    UserAdmin,
+)
 from core.checks import Problem
-from core.cli.auth import confirm, lab
+from core.cli.auth import cluster, confirm
 from core.cli.output import EXIT_OK, print_json, print_lines
 from core.cli.parser import Parser, SubParsers, add_yes, byte_count
 from core.errors import CheckFailed
-from core.backends.lab.layout import reset_lab
 from core.model import Role
 from core.permissions import Op
+from core.rules.users import parse_role
 from core.session import local_user
 
 
@@ -73,67 +83,75 @@ def _register_users(lab_sub: SubParsers) -> None:
 
 
 def cmd_lab_reset(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
+    with cluster(args) as (backend, session):
+        lab = cast(Reset, _able(backend, RESET, "lkctl lab reset"))
         if not confirm(args, "Delete every hierarchy and volume of the lab and start anew?"):
             print("Nothing changed.", file=out)
             return EXIT_OK
-        reset_lab(backend.store, session)
-    print("The lab was reset: lab1, lab2, lab3 with /data in service on lab1.", file=out)
+        print(lab.reset(session), file=out)
     return EXIT_OK
 
 
 def cmd_lab_write(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
-        message = mirror_ops.write(
-            backend, args.tag, args.offset, args.length, session, args.pattern
-        )
+    with cluster(args) as (backend, session):
+        lab = cast(MirrorWrites, _able(backend, MIRROR_WRITES, "lkctl lab write"))
+        message = lab.write(args.tag, args.offset, args.length, session, args.pattern)
     print(message, file=out)
     return EXIT_OK
 
 
 def cmd_lab_workload(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
-        message = mirror_ops.workload(backend, args.tag, args.seconds, args.rate, session)
+    with cluster(args) as (backend, session):
+        lab = cast(MirrorWrites, _able(backend, MIRROR_WRITES, "lkctl lab workload"))
+        message = lab.workload(args.tag, args.seconds, args.rate, session)
     print(message, file=out)
     return EXIT_OK
 
 
 def cmd_lab_server(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
+    with cluster(args) as (backend, session):
+        power = cast(ServerPower, _able(backend, SERVER_POWER, f"lkctl lab {args.action}"))
         if args.action == "stop":
             question = f"Stop {args.server} as if it crashed (its hierarchies fail over)?"
             if not confirm(args, question):
                 print("Nothing changed.", file=out)
                 return EXIT_OK
-            lines = service.stop_server(backend, args.server, session)
+            lines = power.stop_server(args.server, session)
         else:
-            lines = service.start_server(backend, args.server, session)
+            lines = power.start_server(args.server, session)
         return print_lines(args, out, lines)
 
 
 def cmd_user(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
+    with cluster(args) as (backend, session):
+        admin = cast(UserAdmin, _able(backend, USERS, "lkctl lab user"))
         if args.action == "list":
             session.require(Op.VIEW)
-            found = users.list_users(backend.store)
+            found = admin.list_users()
             if args.json:
-                print_json(out, [{"name": u.name, "role": u.role.name.lower()} for u in found])
+                print_json(out, [{"name": n, "role": r.name.lower()} for n, r in found])
                 return EXIT_OK
             if session.signed_in or session.role is not Role.ADMINISTRATOR:
                 print(f"{local_user()} (local user, not the owner): Guest", file=out)
             else:
                 print(f"{local_user()} (local owner): Administrator, no password", file=out)
-            for u in found:
-                print(f"{u.name}: {u.role.label}", file=out)
+            for name, role in found:
+                print(f"{name}: {role.label}", file=out)
             return EXIT_OK
         if args.action == "remove":
-            users.remove_user(backend.store, args.name, session)
+            admin.remove_user(args.name, session)
             print(f"User {args.name} removed.", file=out)
             return EXIT_OK
-        role = users.parse_role(args.role)
-        users.add_user(backend.store, args.name, role, _new_password(args), session)
+        role = parse_role(args.role)
+        admin.add_user(args.name, role, _new_password(args), session)
         print(f"User {args.name} added ({role.label}).", file=out)
         return EXIT_OK
+
+
+def _able(backend: Backend, capability: str, what: str) -> Backend:
+    """``backend``, when it can do ``what`` (else NotAvailable, one line, exit 2)."""
+    capabilities.require(backend, capability, what)
+    return backend
 
 
 def _new_password(args: argparse.Namespace) -> str:

@@ -6,10 +6,11 @@ import argparse
 import dataclasses
 from typing import Any, TextIO
 
-from core import mirror_ops, service
-from core.cli.auth import confirm, lab
+from core.cli.auth import cluster, confirm
 from core.cli.output import EXIT_OK, print_json, print_lines, table
 from core.cli.parser import Parser, SubParsers, add_yes
+from core.operations import mirror as mirror_ops
+from core.operations import service
 from core.permissions import Op
 
 
@@ -61,15 +62,15 @@ def register(sub: SubParsers) -> None:
 
 
 def cmd_mirror_status(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
+    with cluster(args) as (backend, session):
         session.require(Op.VIEW)
         if args.tag:
             refs = [mirror_ops.find(backend, args.tag)]
         else:
-            cluster = backend.cluster()
+            snapshot = backend.snapshot()
             refs = [
                 mirror_ops.find(backend, h.tag_of(m.resource_id))
-                for h in cluster.hierarchies
+                for h in snapshot.hierarchies
                 for m in h.mirrors
             ]
         data: list[dict[str, Any]] = [
@@ -79,9 +80,7 @@ def cmd_mirror_status(args: argparse.Namespace, out: TextIO) -> int:
                 "bitmap_file": ref.source.bitmap_file,
                 "chunk_size": ref.mirror.chunk_size,
                 "speed_limit_kbps": ref.mirror.speed_limit_kbps,
-                "targets": [
-                    dataclasses.asdict(line) for line in mirror_ops.status(ref, backend.layout)
-                ],
+                "targets": [dataclasses.asdict(line) for line in mirror_ops.status(backend, ref)],
             }
             for ref in refs
         ]
@@ -106,7 +105,7 @@ def cmd_mirror_status(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_mirror_action(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
+    with cluster(args) as (backend, session):
         if args.action == "fullresync":
             to = args.target or "every target"
             if not confirm(args, f"Copy every chunk of {args.tag} to {to} again?"):
@@ -123,13 +122,13 @@ def cmd_mirror_action(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_mirror_speed(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
+    with cluster(args) as (backend, session):
         print(mirror_ops.set_speed_limit(backend, args.tag, args.kbps, session), file=out)
         return EXIT_OK
 
 
 def cmd_mirror_verify(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
+    with cluster(args) as (backend, session):
         lines = mirror_ops.verify(
             backend, args.tag, args.target, session, repair=args.repair, method=args.method
         )
@@ -158,7 +157,7 @@ def cmd_mirror_verify(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_mirror_force(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
+    with cluster(args) as (backend, session):
         question = (
             f"Force {args.tag} online on {args.server}? Its copy may be stale: what the "
             "previous source wrote after it was last in sync is lost."

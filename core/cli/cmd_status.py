@@ -8,9 +8,8 @@ import datetime as dt
 import time
 from typing import TextIO
 
-from core import history
 from core.checks import Problem
-from core.cli.auth import lab
+from core.cli.auth import cluster
 from core.cli.output import EXIT_OK, print_json, status_json, status_text
 from core.cli.parser import SubParsers
 from core.errors import CheckFailed
@@ -35,13 +34,15 @@ def register_history(sub: SubParsers) -> None:
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
+    with cluster(args) as (backend, session):
         session.require(Op.VIEW)
-        cluster = backend.cluster()
+        snapshot = backend.snapshot()
+        kind, name = backend.kind, backend.name
     if args.json:
-        print_json(out, status_json(cluster))
+        print_json(out, status_json(snapshot, kind))
     else:
-        out.write(status_text(cluster))
+        title = "Cluster: lab (embedded)" if name == "lab" else f"Cluster: {name} ({kind})"
+        out.write(status_text(snapshot, title))
     return EXIT_OK
 
 
@@ -71,10 +72,10 @@ def parse_since(text: str, now: float | None = None) -> float:
 
 
 def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
-    with lab(args) as (backend, session):
+    with cluster(args) as (backend, session):
         session.require(Op.VIEW)
         since = parse_since(args.since) if args.since else None
-        found = history.entries(backend.store, since)
+        found = backend.history(since)
     if args.json:
         print_json(out, [dataclasses.asdict(e) for e in found])
         return EXIT_OK

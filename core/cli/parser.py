@@ -29,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
         "default: the local user (an Administrator when they own the data directory, "
         "else a Guest)",
     )
+    parser.add_argument(
+        "--cluster",
+        metavar="SPEC",
+        help="the cluster: lab (the embedded lab, default) or lab:/path/to/home; "
+        "default: $LKCONSOLE_CLUSTER, else lab",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     cmd_status.register(sub)

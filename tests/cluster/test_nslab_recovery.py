@@ -77,7 +77,7 @@ def test_a_corrupt_state_file_is_reported_and_down_still_cleans(tmp_path: Path) 
     state = tmp_path / "pacemaker-lab" / "state.json"
     state.parent.mkdir(mode=0o700)
     state.write_text('{"nodes": [{"name": "lab1", "init": {"pid": "x"')
-    with pytest.raises(nslab.LabError, match="is not a lab state .*: run down"):
+    with pytest.raises(nslab.LabError, match=r"is not a lab state .*: run down"):
         nslab.status(tmp_path)
     nslab.down(tmp_path)
     assert not state.exists()

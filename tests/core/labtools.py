@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from core.backend import LabBackend
+from core.backends.lab import LabBackend
 from core.backends.lab.layout import DEFAULT_CHUNK_SIZE, default_bitmap_file
 from core.model import (
     Hierarchy,
@@ -107,7 +107,7 @@ def settled_digest(backend: LabBackend) -> str:
 
 
 def seed(backend: LabBackend) -> Hierarchy:
-    h = backend.cluster().hierarchies[0]
+    h = backend.snapshot().hierarchies[0]
     assert h.root_tag == "/data"
     return h
 

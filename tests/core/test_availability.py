@@ -8,7 +8,7 @@ import pytest
 
 from core import availability as av
 from core.availability import Connection, Selection
-from core.backend import LabBackend
+from core.backends.lab import LabBackend
 from core.model import Cluster, MirrorState, ResourceState, Role, ServerState
 from tests.gui import clusters as c
 
@@ -19,7 +19,7 @@ ADMIN = Connection()
 def lab() -> Cluster:
     backend = LabBackend()
     try:
-        return backend.cluster()
+        return backend.snapshot()
     finally:
         backend.close()
 
@@ -237,8 +237,8 @@ def test_servers(lab: Cluster) -> None:
     dead = with_server_state(lab, "lab2", ServerState.DEAD)
     assert rule("start_server", dead, lab2).enabled
     assert "not running (DEAD)" in rule("stop_server", dead, lab2).reason
-    real = Connection(is_lab=False)
-    assert "only in the embedded lab" in rule("stop_server", lab, lab2, real).reason
+    real = Connection(capabilities=frozenset())
+    assert "servers are real machines" in rule("stop_server", lab, lab2, real).reason
     assert rule("server_properties", lab, lab2).reason == "Show the properties of server lab2."
     gone = rule("server_properties", lab, Selection(server="lab9"))
     assert not gone.enabled and "no server lab9" in gone.reason

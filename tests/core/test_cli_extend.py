@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from core import extend
-from core.backend import LabBackend
+from core.backends.lab import LabBackend
 from core.model import MirrorState
+from core.operations import extend
 from tests.core.labtools import digest, fill_source, settled_digest, wait_for_mirror
 from tests.helpers import REPO, db_digest, local_administrator, run_lkctl
 
@@ -52,7 +52,7 @@ def test_accept_defaults_extends_and_waits_for_target(hermetic_env: Path) -> Non
 def test_core_and_lkctl_give_the_same_result(tmp_path: Path) -> None:
     via_core, via_cli = tmp_path / "core", tmp_path / "cli"
     backend = LabBackend(via_core)
-    d = extend.defaults(backend.cluster(), backend.layout, target_server="lab3")
+    d = extend.defaults(backend, target_server="lab3")
     request = d.request
     extend.extend(backend, request, local_administrator())
     wait_for_mirror(backend, d.hierarchy_id, "lab3")
@@ -136,7 +136,8 @@ def test_unknown_tag_and_json_problems() -> None:
 
 KILL_SCRIPT = """
 import os, signal, sys
-from core import extend, cli
+from core import cli
+from core.operations import extend
 from core.backends.lab import mirrors
 from core.backends.lab.oplog import OperationLog
 point = sys.argv[1]
@@ -187,7 +188,7 @@ def test_sigkill_at_every_step_is_all_or_nothing(hermetic_env: Path, point: str)
     backend = LabBackend()  # recovery runs here
     try:
         assert backend.store.integrity_check() == "ok"
-        h = backend.cluster().hierarchies[0]
+        h = backend.snapshot().hierarchies[0]
         assert h.servers == ("lab1",)
         assert h.mirrors[0].targets == ()
         layout = backend.layout
@@ -218,7 +219,7 @@ def test_sigkill_after_commit_keeps_the_extension(hermetic_env: Path) -> None:
     assert killed.returncode == -9
     backend = LabBackend()  # restarts the resync whose starter died
     try:
-        h = backend.cluster().hierarchies[0]
+        h = backend.snapshot().hierarchies[0]
         assert h.servers == ("lab1", "lab2")
         wait_for_mirror(backend, h.id, "lab2", MirrorState.TARGET)
     finally:

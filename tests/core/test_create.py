@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from core import create, extend
-from core.backend import LabBackend
+from core.backends.lab import LabBackend
+from core.backends.lab.probe import FS_LABEL, fs_label
 from core.errors import CheckFailed, OperationError, PermissionDenied
 from core.model import ResourceKind, ResourceState, Role
+from core.operations import create, extend
+from core.rules import create as create_rules
 from core.session import Session
 from tests.core.labtools import settled_digest, wait_for_mirror
 from tests.helpers import db_digest, local_administrator, mounted_image, read_only_dir, run_lkctl
@@ -26,13 +28,13 @@ def lab(hermetic_env: Path) -> Iterator[LabBackend]:
 
 
 def _request(lab: LabBackend, **changes: object) -> create.CreateRequest:
-    kind = str(changes.get("hierarchy_type", create.NEW_FS))
-    d = create.defaults(lab.cluster(), lab.layout, hierarchy_type=kind)
+    kind = str(changes.get("hierarchy_type", create_rules.NEW_FS))
+    d = create.defaults(lab, hierarchy_type=kind)
     return dataclasses.replace(d.request, **changes)  # type: ignore[arg-type]
 
 
 def test_defaults_propose_a_free_disk_mount_point_and_tags(lab: LabBackend) -> None:
-    d = create.defaults(lab.cluster(), lab.layout)
+    d = create.defaults(lab)
     assert d.request == create.CreateRequest(
         server="lab1",
         hierarchy_type="new_fs",
@@ -47,7 +49,7 @@ def test_defaults_propose_a_free_disk_mount_point_and_tags(lab: LabBackend) -> N
         switchback_type="intelligent",
     )
     assert "mount_point" in d.shown
-    dk_only = create.defaults(lab.cluster(), lab.layout, hierarchy_type=create.DK_ONLY)
+    dk_only = create.defaults(lab, hierarchy_type=create_rules.DK_ONLY)
     assert "mount_point" not in dk_only.shown and dk_only.request.mount_point is None
 
 
@@ -63,35 +65,42 @@ def test_create_makes_a_real_volume_and_puts_it_in_service(lab: LabBackend) -> N
     ]
     volume = lab.layout.server_path("lab1", "/disks/datarep-data2.img")
     assert volume.stat().st_size == 64 * 1024 * 1024
-    assert create.fs_label(volume) == "ext4"
+    assert fs_label(volume) == "ext4"
     assert lab.layout.server_path("lab1", "/opt/LifeKeeper/bitmap_datarep-data2").is_file()
     # ... and it extends like the seed does.
-    d = extend.defaults(lab.cluster(), lab.layout, tag="/data2", from_create=True)
+    d = extend.defaults(lab, tag="/data2", from_create=True)
     assert "template_server" not in d.shown and d.request.template_server == "lab1"
     extend.extend(lab, d.request, local_administrator())
     wait_for_mirror(lab, result.hierarchy_id, "lab2")
 
 
 def test_existing_file_system_needs_one(lab: LabBackend) -> None:
-    first = create.create(lab, _request(lab, hierarchy_type=create.DK_ONLY), local_administrator())
+    first = create.create(
+        lab, _request(lab, hierarchy_type=create_rules.DK_ONLY), local_administrator()
+    )
     raw = lab.layout.server_path("lab1", "/disks/other.img")
     raw.write_bytes(b"\0" * 65536)
-    problems = create.check_request(
-        lab.cluster(),
-        lab.layout,
-        _request(lab, hierarchy_type=create.EXISTING_FS, source_disk="/disks/other.img"),
+    problems = create.check(
+        lab,
+        cluster=lab.snapshot(),
+        request=_request(
+            lab, hierarchy_type=create_rules.EXISTING_FS, source_disk="/disks/other.img"
+        ),
     )
     assert [(p.field, p.code) for p in problems] == [("source_disk", "no_file_system")]
     labelled = lab.layout.server_path("lab1", "/disks/fs.img")
-    labelled.write_bytes(create.FS_LABEL + b"xfs" + b"\0" * 65536)
+    labelled.write_bytes(FS_LABEL + b"xfs" + b"\0" * 65536)
     ok = _request(
-        lab, hierarchy_type=create.EXISTING_FS, source_disk="/disks/fs.img", disk_size_mib=None
+        lab,
+        hierarchy_type=create_rules.EXISTING_FS,
+        source_disk="/disks/fs.img",
+        disk_size_mib=None,
     )
-    assert create.check_request(lab.cluster(), lab.layout, ok) == []
+    assert create.check(lab, ok) == []
     result = create.create(lab, ok, local_administrator())
     h = lab.store.hierarchy(result.hierarchy_id)
     assert h is not None and h.instance(h.root_id, "lab1").fs_type == "xfs"  # type: ignore[union-attr]
-    assert labelled.read_bytes().startswith(create.FS_LABEL + b"xfs")  # content kept
+    assert labelled.read_bytes().startswith(FS_LABEL + b"xfs")  # content kept
     assert first.root_tag == "datarep-data2"
 
 
@@ -125,38 +134,38 @@ def test_bad_input_is_a_problem_of_its_field(
     lab: LabBackend, changes: dict[str, object], field: str, code: str
 ) -> None:
     before = settled_digest(lab)
-    problems = create.check_request(lab.cluster(), lab.layout, _request(lab, **changes))
+    problems = create.check(lab, _request(lab, **changes))
     assert (field, code) in [(p.field, p.code) for p in problems], problems
     with pytest.raises(CheckFailed):
-        create.plan(lab.cluster(), lab.layout, _request(lab, **changes))
+        create.plan(lab, _request(lab, **changes))
     lab.close()
     assert db_digest(lab.store.home) == before
 
 
 def test_only_an_administrator_creates(lab: LabBackend) -> None:
-    the_plan = create.plan(lab.cluster(), lab.layout, _request(lab))
+    the_plan = create.plan(lab, _request(lab))
     with pytest.raises(PermissionDenied):
         create.execute(lab, the_plan, Session("op", Role.OPERATOR))
-    assert len(lab.cluster().hierarchies) == 1
+    assert len(lab.snapshot().hierarchies) == 1
 
 
 def test_a_bitmap_on_btrfs_is_refused_before_anything_runs(lab: LabBackend) -> None:
     with mounted_image(lab.layout.server_path("lab1", "/btr"), "btrfs", 128):
-        problems = create.check_request(
-            lab.cluster(), lab.layout, _request(lab, bitmap_file="/btr/bitmap")
+        problems = create.check(
+            lab, cluster=lab.snapshot(), request=_request(lab, bitmap_file="/btr/bitmap")
         )
     assert [(p.field, p.code) for p in problems] == [("bitmap_file", "bitmap_on_btrfs")]
 
 
 def test_a_failing_step_undoes_the_new_disk(lab: LabBackend) -> None:
-    the_plan = create.plan(lab.cluster(), lab.layout, _request(lab))
+    the_plan = create.plan(lab, _request(lab))
     with (
         read_only_dir(lab.layout.server_path("lab1", "/opt/LifeKeeper")),
         pytest.raises(OperationError) as err,
     ):
         create.execute(lab, the_plan, local_administrator())
     assert err.value.step is not None and "Create DataKeeper resource" in err.value.step
-    assert len(lab.cluster().hierarchies) == 1
+    assert len(lab.snapshot().hierarchies) == 1
     assert not lab.layout.server_path("lab1", "/disks/datarep-data2.img").exists()
     assert lab.store.integrity_check() == "ok"
 

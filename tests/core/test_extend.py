@@ -10,12 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import extend
-from core.backend import LabBackend
+from core.backends.lab import LabBackend
 from core.checks import Problem
 from core.errors import CheckFailed, ConflictError, OperationError, PermissionDenied
-from core.extend import DataKeeperExtend, ExtendRequest
 from core.model import MirrorState, ResourceState, Role, ServerState
+from core.operations import extend
+from core.rules import extend as extend_rules
+from core.rules.extend import DataKeeperExtend, ExtendRequest
 from core.session import Session
 from tests.core.labtools import (
     add_hierarchy,
@@ -44,7 +45,7 @@ def lab() -> Iterator[LabBackend]:
 
 
 def _defaults(lab: LabBackend, **kw: str) -> extend.ExtendDefaults:
-    return extend.defaults(lab.cluster(), lab.layout, **kw)  # type: ignore[arg-type]
+    return extend.defaults(lab, **kw)  # type: ignore[arg-type]
 
 
 def _request(
@@ -87,7 +88,7 @@ def test_defaults_for_the_documented_first_extend(lab: LabBackend) -> None:
         ),
     )
     assert d.initial
-    assert d.shown == extend.PRE_EXTEND_FIELDS
+    assert d.shown == extend_rules.PRE_EXTEND_FIELDS
     assert d.pages[0].shown == ("mount_point", "root_tag", "dk_tag", "bitmap_file")
     assert d.choices["template_server"] == ("lab1", "lab2", "lab3")
     assert d.choices["tag_to_extend"] == ("/data", "datarep-data")
@@ -98,7 +99,7 @@ def test_defaults_for_the_documented_first_extend(lab: LabBackend) -> None:
     ]
     after_create = _defaults(lab, template_server="lab1", tag="/data")
     assert "template_server" in after_create.shown
-    hidden = extend.defaults(lab.cluster(), lab.layout, tag="/data", from_create=True)
+    hidden = extend.defaults(lab, tag="/data", from_create=True)
     assert "template_server" not in hidden.shown and "tag_to_extend" not in hidden.shown
 
 
@@ -127,17 +128,17 @@ def test_target_priority_default_rule() -> None:
         eqs = tuple(Equivalency(f"s{i}", p) for i, p in enumerate(prios))
         return Hierarchy(1, SwitchbackType.INTELLIGENT, 1, 1, (), (), eqs)
 
-    assert extend.default_target_priority(h(1)) == 10
-    assert extend.default_target_priority(h(1, 10)) == 20
-    assert extend.default_target_priority(h(1, 15)) == 20
-    assert extend.default_target_priority(h(1, 995)) == 2
-    assert extend.default_target_priority(h(1, 2, 999)) == 3
+    assert extend_rules.default_target_priority(h(1)) == 10
+    assert extend_rules.default_target_priority(h(1, 10)) == 20
+    assert extend_rules.default_target_priority(h(1, 15)) == 20
+    assert extend_rules.default_target_priority(h(1, 995)) == 2
+    assert extend_rules.default_target_priority(h(1, 2, 999)) == 3
 
 
 # -- the documented walk --------------------------------------------------------------
 def test_extend_copies_the_real_bytes_and_becomes_target(lab: LabBackend) -> None:
     fill_source(lab)
-    before = lab.cluster()
+    before = lab.snapshot()
     result = _extend(lab)
     h = lab.store.hierarchy(result.hierarchy_id)
     assert h is not None
@@ -179,7 +180,7 @@ def test_extend_to_a_second_and_third_server(lab: LabBackend) -> None:
 
 
 def test_plan_lists_the_steps_a_user_sees(lab: LabBackend) -> None:
-    p = extend.plan(lab.cluster(), lab.layout, _request(lab))
+    p = extend.plan(lab, _request(lab))
     assert p.titles == [
         "Create DataKeeper resource datarep-data on lab2 (volume /disks/datarep-data.img, 64 MiB)",
         "Configure mirror datarep-data: lab1 → lab2 with bitmap "
@@ -206,7 +207,7 @@ def test_no_bitmap_is_accepted_and_means_full_resyncs(lab: LabBackend) -> None:
 def test_only_an_administrator_may_extend(lab: LabBackend) -> None:
     before = db_tables(lab.store.home)
     for role in (Role.GUEST, Role.OPERATOR):
-        p = extend.plan(lab.cluster(), lab.layout, _request(lab))
+        p = extend.plan(lab, _request(lab))
         with pytest.raises(PermissionDenied, match="needs the Administrator role"):
             extend.execute(lab, p, Session("op", role))
     lab.close()
@@ -216,7 +217,7 @@ def test_only_an_administrator_may_extend(lab: LabBackend) -> None:
 
 def test_two_consoles_extending_at_once_one_wins(lab: LabBackend) -> None:
     other = LabBackend()
-    stale = extend.plan(other.cluster(), other.layout, _request(other, target_server="lab3"))
+    stale = extend.plan(other, _request(other, target_server="lab3"))
     _extend(lab)  # the other console's snapshot is now stale
     with pytest.raises(ConflictError, match="changed by someone else"):
         extend.execute(other, stale, local_administrator())
@@ -276,23 +277,23 @@ def test_bad_input_is_a_problem_of_its_field(
 ) -> None:
     before = settled_digest(lab)
     request = _apply(lab, changes)
-    problems = extend.check_request(lab.cluster(), lab.layout, request)
+    problems = extend.check(lab, request)
     assert (field, code) in [(p.field, p.code) for p in problems], problems
     assert all(p.message for p in problems)
     with pytest.raises(CheckFailed):
-        extend.plan(lab.cluster(), lab.layout, request)
+        extend.plan(lab, request)
     lab.close()
     assert db_digest(lab.store.home) == before
 
 
 def test_checks_that_need_another_situation(lab: LabBackend) -> None:
     add_hierarchy(lab, "lab2", "datarep-web", fs_tag="/web", mount_point="/web")
-    cluster = lab.cluster()
+    cluster = lab.snapshot()
 
     def codes(**changes: object) -> list[tuple[str, str]]:
         return [
             (p.field, p.code)
-            for p in extend.check_request(cluster, lab.layout, _apply(lab, changes))
+            for p in extend.check(lab, cluster=cluster, request=_apply(lab, changes))
         ]
 
     assert ("dk_tag", "tag_in_use_on_target") in codes(dk={"dk_tag": "datarep-web"})
@@ -301,19 +302,19 @@ def test_checks_that_need_another_situation(lab: LabBackend) -> None:
     set_server(lab, "lab3", ServerState.DEAD)
     assert ("target_server", "target_not_alive") in [
         (p.field, p.code)
-        for p in extend.check_request(
-            lab.cluster(), lab.layout, _apply(lab, {"target_server": "lab3"})
+        for p in extend.check(
+            lab, cluster=lab.snapshot(), request=_apply(lab, {"target_server": "lab3"})
         )
     ]
     set_server(lab, "lab3", ServerState.ALIVE)
 
     _extend(lab)
-    cluster = lab.cluster()
+    cluster = lab.snapshot()
     second = _request(lab, target_server="lab3", template_priority=None)
 
     def codes2(**changes: object) -> list[tuple[str, str]]:
         r = dataclasses.replace(second, **changes)  # type: ignore[arg-type]
-        return [(p.field, p.code) for p in extend.check_request(cluster, lab.layout, r)]
+        return [(p.field, p.code) for p in extend.check(lab, cluster=cluster, request=r)]
 
     assert ("target_server", "already_extended") in codes2(target_server="lab2")
     assert ("target_priority", "priority_in_use") in codes2(target_priority=10)
@@ -322,8 +323,8 @@ def test_checks_that_need_another_situation(lab: LabBackend) -> None:
     assert ("tag_to_extend", "not_in_service") in codes2(template_server="lab2")
     problem = next(
         p
-        for p in extend.check_request(
-            cluster, lab.layout, dataclasses.replace(second, template_server="lab2")
+        for p in extend.check(
+            lab, cluster=cluster, request=dataclasses.replace(second, template_server="lab2")
         )
         if p.code == "not_in_service"
     )
@@ -334,8 +335,10 @@ def test_checks_that_need_another_situation(lab: LabBackend) -> None:
 def test_bitmap_in_a_read_only_folder(lab: LabBackend) -> None:
     folder = lab.layout.server_path("lab2", "/ro")
     with read_only_dir(folder):
-        problems = extend.check_request(
-            lab.cluster(), lab.layout, _apply(lab, {"dk": {"bitmap_file": "/ro/bitmap_x"}})
+        problems = extend.check(
+            lab,
+            cluster=lab.snapshot(),
+            request=_apply(lab, {"dk": {"bitmap_file": "/ro/bitmap_x"}}),
         )
     assert [(p.field, p.code) for p in problems] == [("bitmap_file", "bitmap_folder_read_only")]
     assert "read-only" in problems[0].message
@@ -344,10 +347,10 @@ def test_bitmap_in_a_read_only_folder(lab: LabBackend) -> None:
 def test_bitmap_on_a_real_btrfs_is_refused_and_the_default_moves(lab: LabBackend) -> None:
     opt = lab.layout.server_path("lab2", "/opt/LifeKeeper")
     with mounted_image(opt, "btrfs", 128):
-        problems = extend.check_request(
-            lab.cluster(),
-            lab.layout,
-            _apply(lab, {"dk": {"bitmap_file": "/opt/LifeKeeper/bitmap_datarep-data"}}),
+        problems = extend.check(
+            lab,
+            cluster=lab.snapshot(),
+            request=_apply(lab, {"dk": {"bitmap_file": "/opt/LifeKeeper/bitmap_datarep-data"}}),
         )
         assert [(p.field, p.code) for p in problems] == [("bitmap_file", "bitmap_on_btrfs")]
         assert "btrfs" in problems[0].message and "invalid argument" in problems[0].message
@@ -355,14 +358,14 @@ def test_bitmap_on_a_real_btrfs_is_refused_and_the_default_moves(lab: LabBackend
         assert d.request.datakeeper[0].bitmap_file == "/var/lib/LifeKeeper/bitmap_datarep-data"
         assert "btrfs" in d.pages[0].bitmap_note
         assert "/var/lib/LifeKeeper/bitmap_datarep-data" in d.pages[0].bitmap_note
-        assert extend.check_request(lab.cluster(), lab.layout, d.request) == []
+        assert extend.check(lab, d.request) == []
 
 
 def test_a_failing_step_rolls_everything_back(lab: LabBackend) -> None:
     """The bitmap folder turns read-only after the checks: the configure step fails."""
-    before_rows = lab.cluster()
+    before_rows = lab.snapshot()
     before_db = settled_digest(lab)
-    extend_plan = extend.plan(lab.cluster(), lab.layout, _request(lab))
+    extend_plan = extend.plan(lab, _request(lab))
     steps: list[tuple[int, str]] = []
     with (
         read_only_dir(lab.layout.server_path("lab2", "/opt/LifeKeeper")),
@@ -377,7 +380,7 @@ def test_a_failing_step_rolls_everything_back(lab: LabBackend) -> None:
     assert err.value.step is not None and err.value.step.startswith("Configure mirror")
     assert "Read-only file system" in str(err.value) or "Permission denied" in str(err.value)
     assert steps[-1] == (1, "failed")
-    after = lab.cluster()
+    after = lab.snapshot()
     assert after.hierarchies == before_rows.hierarchies
     assert not lab.layout.server_path("lab2", "/disks/datarep-data.img").exists()
     assert not (lab.store.home / "pending").exists() or not list(
@@ -394,37 +397,65 @@ def test_a_failing_step_rolls_everything_back(lab: LabBackend) -> None:
     max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
 )
 @given(
-    field=st.sampled_from(extend.PRE_EXTEND_FIELDS + extend.EXTEND_FIELDS),
+    field=st.sampled_from(extend_rules.PRE_EXTEND_FIELDS + extend_rules.EXTEND_FIELDS),
     value=st.one_of(st.text(max_size=300), st.integers(), st.none(), st.floats()),
 )
 def test_random_values_only_ever_give_problems(lab: LabBackend, field: str, value: object) -> None:
-    if field in extend.EXTEND_FIELDS:
+    if field in extend_rules.EXTEND_FIELDS:
         request = _apply(lab, {"dk": {field: value}})
     else:
         request = _apply(lab, {field: value})
-    for p in extend.check_request(lab.cluster(), lab.layout, request):
+    for p in extend.check(lab, request):
         assert isinstance(p, Problem) and p.message
-    for name in extend.PRE_EXTEND_FIELDS + extend.EXTEND_FIELDS:
-        extend.check_field(lab.cluster(), lab.layout, request, name)
+    for name in extend_rules.PRE_EXTEND_FIELDS + extend_rules.EXTEND_FIELDS:
+        extend_rules.check_field(
+            lab.snapshot(), extend.facts_for(lab, lab.snapshot(), request), request, name
+        )
 
 
 def test_check_field_names_only_that_field(lab: LabBackend) -> None:
     request = _apply(lab, {"target_priority": "abc", "dk": {"dk_tag": "a b"}})
     assert [
-        p.field for p in extend.check_field(lab.cluster(), lab.layout, request, "target_priority")
+        p.field
+        for p in extend_rules.check_field(
+            lab.snapshot(),
+            extend.facts_for(lab, lab.snapshot(), request),
+            request,
+            "target_priority",
+        )
     ] == ["target_priority"]
     dk_id = request.datakeeper[0].resource_id
     assert [
-        p.field for p in extend.check_field(lab.cluster(), lab.layout, request, "dk_tag", dk_id)
+        p.field
+        for p in extend_rules.check_field(
+            lab.snapshot(), extend.facts_for(lab, lab.snapshot(), request), request, "dk_tag", dk_id
+        )
     ] == ["dk_tag"]
-    assert extend.check_field(lab.cluster(), lab.layout, request, "target_server") == []
+    assert (
+        extend_rules.check_field(
+            lab.snapshot(), extend.facts_for(lab, lab.snapshot(), request), request, "target_server"
+        )
+        == []
+    )
 
 
 def test_pre_extend_page_and_extend_page_are_separate(lab: LabBackend) -> None:
     request = _apply(lab, {"dk": {"dk_tag": "a b"}})
-    assert extend.check_page(lab.cluster(), lab.layout, request, extend.PRE_EXTEND_PAGE) == []
-    page = extend.check_page(
-        lab.cluster(), lab.layout, request, extend.EXTEND_PAGE, request.datakeeper[0].resource_id
+    assert (
+        extend_rules.check_page(
+            lab.snapshot(),
+            extend.facts_for(lab, lab.snapshot(), request),
+            request,
+            extend_rules.PRE_EXTEND_PAGE,
+        )
+        == []
+    )
+    page = extend_rules.check_page(
+        lab.snapshot(),
+        extend.facts_for(lab, lab.snapshot(), request),
+        request,
+        extend_rules.EXTEND_PAGE,
+        request.datakeeper[0].resource_id,
     )
     assert [(p.field, p.resource_id) for p in page] == [
         ("dk_tag", request.datakeeper[0].resource_id)
@@ -434,7 +465,7 @@ def test_pre_extend_page_and_extend_page_are_separate(lab: LabBackend) -> None:
 def test_disk_space_on_the_target_is_checked(lab: LabBackend, tmp_path: Path) -> None:
     disks = lab.layout.server_path("lab2", "/disks")
     with mounted_image(disks, "ext4", 16):
-        problems = extend.check_request(lab.cluster(), lab.layout, _request(lab))
+        problems = extend.check(lab, _request(lab))
     assert [(p.field, p.code) for p in problems] == [("target_server", "no_disk_space")]
     assert "64 MiB" in problems[0].message
 

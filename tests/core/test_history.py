@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from core import commands, create, extend, history
-from core.backend import LabBackend
+from core import commands
+from core.backends.lab import LabBackend, history
 from core.errors import OperationError
 from core.model import Role
+from core.operations import create, extend
 from core.session import Session
 from tests.core.labtools import wait_for_mirror
 from tests.helpers import local_administrator, read_only_dir, run_lkctl
@@ -32,14 +33,10 @@ def _status(home: Path) -> dict[str, object]:
 
 def test_every_operation_is_recorded_with_who_what_and_how(hermetic_env: Path) -> None:
     backend = LabBackend()
-    d = extend.defaults(backend.cluster(), backend.layout)
+    d = extend.defaults(backend)
     extend.extend(backend, d.request, Session("ann", Role.ADMINISTRATOR))
     # A failing one is recorded too, with its reason.
-    p = extend.plan(
-        backend.cluster(),
-        backend.layout,
-        extend.defaults(backend.cluster(), backend.layout).request,
-    )
+    p = extend.plan(backend, extend.defaults(backend).request)
     with (
         read_only_dir(backend.layout.server_path("lab3", "/opt/LifeKeeper")),
         pytest.raises(OperationError),
@@ -108,7 +105,7 @@ def test_lkctl_history(hermetic_env: Path) -> None:
 
 def test_the_extend_command_line_does_what_core_did(tmp_path: Path) -> None:
     via_core = LabBackend(tmp_path / "core")
-    d = extend.defaults(via_core.cluster(), via_core.layout, target_server="lab3")
+    d = extend.defaults(via_core, target_server="lab3")
     dk = dataclasses.replace(
         d.request.datakeeper[0], mount_point="/srv/my data", dk_tag="dk-mine", bitmap_file=None
     )
@@ -127,7 +124,7 @@ def test_the_extend_command_line_does_what_core_did(tmp_path: Path) -> None:
 
 def test_the_create_command_line_does_what_core_did(tmp_path: Path) -> None:
     via_core = LabBackend(tmp_path / "core")
-    d = create.defaults(via_core.cluster(), via_core.layout, server="lab2")
+    d = create.defaults(via_core, server="lab2")
     request = dataclasses.replace(d.request, disk_size_mib=16, fs_type="xfs", asynchronous=True)
     create.create(via_core, request, local_administrator())
     via_core.close()

@@ -14,8 +14,8 @@ from core.backends.lab.layout import (
     reset_lab,
     server_path,
 )
-from core.model import MirrorState, ResourceKind, ResourceState, ServerState
 from core.backends.lab.store import Store
+from core.model import MirrorState, ResourceKind, ResourceState, ServerState
 from tests.helpers import REPO, local_administrator
 
 
@@ -70,7 +70,7 @@ def test_interrupted_creation_is_finished_on_next_start(hermetic_env: Path) -> N
     script = (
         "import os, signal\n"
         "from core.backends.lab.store import Store, Txn\n"
-        "from core import lab\n"
+        "from core.backends.lab import layout as lab\n"
         "original = Txn.add_resource\n"
         "def dying(self, *a, **k):\n"
         "    original(self, *a, **k)\n"

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from core import paths
-from core.backends.lab import mirrors
-from core.backend import LabBackend
+from core.backends.lab import LabBackend, mirrors
 from tests.core.labtools import digest, wait_for_mirror
 from tests.helpers import REPO, db_tables, run_lkctl, wait_until
 
@@ -50,7 +49,7 @@ def test_with_yes_the_destructive_commands_are_done(extended: Path) -> None:
     assert run_lkctl(["lab", "start", "lab3"]).returncode == 0
     assert run_lkctl(["mirror", "fullresync", "datarep-data", "--yes"]).returncode == 0
     backend = LabBackend()
-    hid = backend.cluster().hierarchies[0].id
+    hid = backend.snapshot().hierarchies[0].id
     wait_for_mirror(backend, hid, "lab2")
     backend.close()
     assert run_lkctl(["unextend", "/data", "--server", "lab2", "--yes"]).returncode == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.backend import LabBackend
+from core.backends.lab import LabBackend
 from core.model import MirrorState
 from tests.core.labtools import add_hierarchy, digest, fill_source, wait_for_mirror
 from tests.helpers import mounted_image, run_lkctl
@@ -59,7 +59,7 @@ def test_pause_write_resume_copies_only_the_dirty_chunks(
     assert digest(hermetic_env / TARGET) != digest(hermetic_env / SOURCE)
 
     _lk("mirror", "resume", "datarep-data")
-    h = extended.cluster().hierarchies[0]
+    h = extended.snapshot().hierarchies[0]
     wait_for_mirror(extended, h.id, "lab2")
     assert digest(hermetic_env / TARGET) == digest(hermetic_env / SOURCE)
     partial = [line for line in _resync_lines(hermetic_env) if "started (partial" in line]
@@ -78,7 +78,7 @@ def test_writes_to_an_in_sync_target_are_replicated_at_once(
 
 def test_full_resync_copies_everything(extended: LabBackend, hermetic_env: Path) -> None:
     _lk("mirror", "fullresync", "datarep-data", "--target", "lab2", "--yes")
-    wait_for_mirror(extended, extended.cluster().hierarchies[0].id, "lab2")
+    wait_for_mirror(extended, extended.snapshot().hierarchies[0].id, "lab2")
     assert any("started (full, 1024 dirty chunks" in line for line in _resync_lines(hermetic_env))
     assert digest(hermetic_env / TARGET) == digest(hermetic_env / SOURCE)
 
@@ -126,7 +126,7 @@ def test_no_bitmap_means_a_full_resync_every_time(hermetic_env: Path) -> None:
     _lk("mirror", "pause", "datarep-raw")
     _lk("lab", "write", "datarep-raw", "--offset", "2M", "--length", "4096")
     _lk("mirror", "resume", "datarep-raw")
-    hid = next(h.id for h in backend.cluster().hierarchies if h.root_tag == "datarep-raw")
+    hid = next(h.id for h in backend.snapshot().hierarchies if h.root_tag == "datarep-raw")
     wait_for_mirror(backend, hid, "lab2")
     raw = "servers/{}/disks/datarep-raw.img"
     assert digest(hermetic_env / raw.format("lab2")) == digest(hermetic_env / raw.format("lab1"))
@@ -161,7 +161,7 @@ def test_a_full_target_disk_makes_it_out_of_sync_and_spares_the_source(
         assert digest(hermetic_env / SOURCE) != source_before  # the new data is there
         filler.unlink()
         _lk("mirror", "resume", "datarep-data")
-        wait_for_mirror(backend, backend.cluster().hierarchies[0].id, "lab2")
+        wait_for_mirror(backend, backend.snapshot().hierarchies[0].id, "lab2")
         assert digest(hermetic_env / TARGET) == digest(hermetic_env / SOURCE)
         assert MirrorState.TARGET.label == _status(backend)["lab2"]["state"]
     backend.close()

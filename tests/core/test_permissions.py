@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from core import permissions
-from core.backends.lab import users
-from core.backend import LabBackend
+from core.backends.lab import LabBackend, users
 from core.model import Role
 from core.permissions import Op
 from tests.core.labtools import digest, wait_for_mirror
@@ -69,7 +68,7 @@ def lab(hermetic_env: Path):  # type: ignore[no-untyped-def]
     backend = LabBackend()
     users.add_user(backend.store, "olga", Role.OPERATOR, SECRET, local_administrator())
     users.add_user(backend.store, "gus", Role.GUEST, SECRET, local_administrator())
-    wait_for_mirror(backend, backend.cluster().hierarchies[0].id, "lab2")
+    wait_for_mirror(backend, backend.snapshot().hierarchies[0].id, "lab2")
     backend.close()
     yield hermetic_env
 
@@ -121,7 +120,7 @@ def test_a_failed_sign_in_is_refused_everything(lab: Path, user: str) -> None:
 def test_an_operator_does_what_the_table_allows(lab: Path) -> None:
     env = {"LKCTL_PASSWORD": SECRET}
     backend = LabBackend()
-    hid = backend.cluster().hierarchies[0].id
+    hid = backend.snapshot().hierarchies[0].id
 
     def olga(*argv: str) -> None:
         done = run_lkctl(["--user", "olga", *argv], env=env)
@@ -137,7 +136,7 @@ def test_an_operator_does_what_the_table_allows(lab: Path) -> None:
     wait_for_mirror(backend, hid, "lab1")
     olga("outofservice", "/data")
     olga("inservice", "/data", "--on", "lab1")
-    h = backend.cluster().hierarchies[0]
+    h = backend.snapshot().hierarchies[0]
     backend.close()
     assert h.in_service_server == "lab1"
     done = {op for op, _argv in COMMANDS if permissions.least_role(op) is Role.OPERATOR}

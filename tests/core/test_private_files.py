@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core import extend, paths
-from core.backend import LabBackend
+from core import paths
+from core.backends.lab import LabBackend
 from core.cli import setup_logging
+from core.operations import extend
 from tests.core.labtools import wait_for_mirror
 from tests.helpers import local_administrator, run_lkctl
 
@@ -38,7 +39,7 @@ def _loose(root: Path) -> list[str]:
 
 def test_a_lab_made_under_umask_022_is_private(hermetic_env: Path, umask_022: None) -> None:
     backend = LabBackend()
-    request = extend.defaults(backend.cluster(), backend.layout).request
+    request = extend.defaults(backend).request
     result = extend.extend(backend, request, local_administrator())
     wait_for_mirror(backend, result.hierarchy_id, "lab2")
     backend.close()

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from core.availability import Selection
-from core.backend import LabBackend
+from core.backends.lab import LabBackend
 from core.model import Cluster, MirrorState
 from core.properties import NOT_CONNECTED, NOTHING, Properties, properties
 from tests.gui import clusters as c
@@ -17,7 +17,7 @@ from tests.gui import clusters as c
 def lab() -> Cluster:
     backend = LabBackend()
     try:
-        return backend.cluster()
+        return backend.snapshot()
     finally:
         backend.close()
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from core import mirror_ops, service
-from core.backend import LabBackend
+from core.backends.lab import LabBackend
 from core.errors import CheckFailed, PermissionDenied
 from core.model import MirrorState, ResourceState, Role, ServerState
+from core.operations import mirror as mirror_ops
+from core.operations import service
 from core.session import Session
 from tests.core.labtools import digest, fill_source, wait_for_mirror
 from tests.helpers import local_administrator, run_lkctl
@@ -32,7 +33,7 @@ def lab(hermetic_env: Path) -> Iterator[LabBackend]:
 
 
 def _h(lab: LabBackend):  # type: ignore[no-untyped-def]
-    return lab.cluster().hierarchies[0]
+    return lab.snapshot().hierarchies[0]
 
 
 def _volumes(lab: LabBackend) -> list[str]:
@@ -57,7 +58,7 @@ def test_switchover_moves_the_source_and_resyncs_only_what_changed(lab: LabBacke
     assert {t.server for t in h.mirrors[0].targets} == {"lab1", "lab3"}
     wait_for_mirror(lab, h.id, "lab1")
     wait_for_mirror(lab, h.id, "lab3")
-    mirror_ops.write(lab, "datarep-data", 3 << 20, 100_000, ADMIN)  # written on the new source
+    lab.write("datarep-data", 3 << 20, 100_000, ADMIN)  # written on the new source
     assert len(set(_volumes(lab))) == 1  # replicated synchronously to both targets
 
 
@@ -103,7 +104,7 @@ def test_roles_are_enforced_in_core(lab: LabBackend) -> None:
     with pytest.raises(PermissionDenied, match="needs the Operator role"):
         mirror_ops.pause(lab, "datarep-data", None, GUEST)
     with pytest.raises(PermissionDenied, match="needs the Administrator role"):
-        service.stop_server(lab, "lab1", OPERATOR)
+        lab.stop_server("lab1", OPERATOR)
     with pytest.raises(PermissionDenied, match="needs the Administrator role"):
         mirror_ops.full_resync(lab, "datarep-data", None, OPERATOR)
     assert _h(lab).in_service_server == "lab1"
@@ -111,18 +112,18 @@ def test_roles_are_enforced_in_core(lab: LabBackend) -> None:
 
 def test_failover_and_return_end_to_end(lab: LabBackend) -> None:
     h = _h(lab)
-    lines = service.stop_server(lab, "lab1", ADMIN)
+    lines = lab.stop_server("lab1", ADMIN)
     assert "/data fails over from lab1 to lab2 (priority 10)." in lines
     h = _h(lab)
     assert h.in_service_server == "lab2"
-    assert lab.cluster().server("lab1").state is ServerState.DEAD  # type: ignore[union-attr]
+    assert lab.snapshot().server("lab1").state is ServerState.DEAD  # type: ignore[union-attr]
     assert _cells(lab, "lab1") == [ResourceState.OSF, ResourceState.OSF]
     lab1 = h.mirrors[0].target("lab1")
     assert lab1 is not None and lab1.state is MirrorState.OUT_OF_SYNC
     assert lab1.reason == "target server lab1 is down"
 
-    mirror_ops.write(lab, "datarep-data", 7 << 20, 200_000, ADMIN)  # the application goes on
-    service.start_server(lab, "lab1", ADMIN)
+    lab.write("datarep-data", 7 << 20, 200_000, ADMIN)  # the application goes on
+    lab.start_server("lab1", ADMIN)
     wait_for_mirror(lab, h.id, "lab1")
     assert len(set(_volumes(lab))) == 1
     log = (lab.store.home / "logs" / f"resync-{h.mirrors[0].resource_id}-lab1.log").read_text()
@@ -137,8 +138,8 @@ def test_failover_and_return_end_to_end(lab: LabBackend) -> None:
 def test_no_target_in_sync_means_it_stays_down_and_waits(lab: LabBackend) -> None:
     for target in ("lab2", "lab3"):
         mirror_ops.pause(lab, "datarep-data", target, ADMIN)
-    mirror_ops.write(lab, "datarep-data", 9 << 20, 65536, ADMIN)
-    lines = service.stop_server(lab, "lab1", ADMIN)
+    lab.write("datarep-data", 9 << 20, 65536, ADMIN)
+    lines = lab.stop_server("lab1", ADMIN)
     assert any(line.startswith("/data stays down") for line in lines)
     h = _h(lab)
     assert h.in_service_server is None
@@ -152,7 +153,7 @@ def test_no_target_in_sync_means_it_stays_down_and_waits(lab: LabBackend) -> Non
     assert "is lost" in lines[-1]
     assert _h(lab).in_service_server == "lab2"
     wait_for_mirror(lab, h.id, "lab3")
-    service.start_server(lab, "lab1", ADMIN)
+    lab.start_server("lab1", ADMIN)
     wait_for_mirror(lab, h.id, "lab1")
     assert len(set(_volumes(lab))) == 1  # lab1's last write lost, as the warning said
 
@@ -160,10 +161,10 @@ def test_no_target_in_sync_means_it_stays_down_and_waits(lab: LabBackend) -> Non
 def test_the_previous_source_returning_takes_it_back(lab: LabBackend) -> None:
     for target in ("lab2", "lab3"):
         mirror_ops.pause(lab, "datarep-data", target, ADMIN)
-    mirror_ops.write(lab, "datarep-data", 11 << 20, 65536, ADMIN)
+    lab.write("datarep-data", 11 << 20, 65536, ADMIN)
     source_before = digest(lab.layout.server_path("lab1", "/disks/datarep-data.img"))
-    service.stop_server(lab, "lab1", ADMIN)
-    lines = service.start_server(lab, "lab1", ADMIN)
+    lab.stop_server("lab1", ADMIN)
+    lines = lab.start_server("lab1", ADMIN)
     assert any("comes back in service there" in line for line in lines)
     h = _h(lab)
     assert h.in_service_server == "lab1"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from core.backends.lab.store import DB_NAME, SCHEMA_VERSION, Store
 from core.errors import ConflictError, StoreError
 from core.model import (
     Mirror,
@@ -18,7 +19,6 @@ from core.model import (
     ServerState,
     SwitchbackType,
 )
-from core.backends.lab.store import DB_NAME, SCHEMA_VERSION, Store
 from tests.helpers import file_digest, read_only_dir
 
 

@@ -10,12 +10,12 @@ import pytest
 from keyring.backends import fail
 
 from core import credentials
-from core.backends.lab import users
-from core.backend import LabBackend
+from core.backends.lab import LabBackend, users
+from core.backends.lab.store import DB_NAME
 from core.errors import CheckFailed, PermissionDenied
 from core.model import Role
+from core.rules.users import parse_role
 from core.session import Session
-from core.backends.lab.store import DB_NAME
 from tests.helpers import local_administrator, run_lkctl
 
 SECRET = "correct horse battery"
@@ -75,7 +75,7 @@ def test_bad_user_input(lab: LabBackend) -> None:
     with pytest.raises(PermissionDenied):
         users.add_user(lab.store, "eve", Role.ADMINISTRATOR, SECRET, Session("olga", Role.OPERATOR))
     with pytest.raises(CheckFailed, match="not one of guest"):
-        users.parse_role("root")
+        parse_role("root")
 
 
 def test_roles_through_lkctl(lab: LabBackend) -> None:
@@ -183,7 +183,7 @@ def test_parallel_wrong_passwords_do_not_slip_past_the_lockout(lab: LabBackend) 
 
     script = (
         "import sys\n"
-        "from core import users\n"
+        "from core.backends.lab import users\n"
         "from core.backends.lab.store import Store\n"
         "store = Store()\n"
         "try:\n"

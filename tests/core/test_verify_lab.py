@@ -7,8 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from core import mirror_ops
-from core.backend import LabBackend
+from core.backends.lab import LabBackend
+from core.operations import mirror as mirror_ops
 from tests.core.labtools import digest, fill_source, wait_for_mirror
 from tests.helpers import local_administrator, run_lkctl
 
@@ -45,9 +45,9 @@ def test_verify_finds_exactly_the_flipped_chunks_and_repairs_them(hermetic_env: 
     assert "verify found 3 differing chunks" in lab2["reason"]
     # A resume repairs exactly those (a partial resync), and the copies are equal again.
     assert run_lkctl(["mirror", "resume", "datarep-data"]).returncode == 0
-    wait_for_mirror(backend, backend.cluster().hierarchies[0].id, "lab2")
+    wait_for_mirror(backend, backend.snapshot().hierarchies[0].id, "lab2")
     assert digest(target) == digest(source)
-    h = backend.cluster().hierarchies[0]
+    h = backend.snapshot().hierarchies[0]
     t = h.mirrors[0].target("lab2")
     assert t is not None and t.last_differences == 3 and t.last_verified is not None
 
@@ -72,7 +72,7 @@ def test_verify_is_refused_while_a_resync_runs(hermetic_env: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("target: A resync of datarep-data to lab2 is running")
     mirror_ops.set_speed_limit(backend, "datarep-data", 0, local_administrator())
-    wait_for_mirror(backend, backend.cluster().hierarchies[0].id, "lab2")
+    wait_for_mirror(backend, backend.snapshot().hierarchies[0].id, "lab2")
     backend.close()
 
 

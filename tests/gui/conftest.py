@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.backend import LabBackend
+from core.backends.lab import LabBackend
 from core.model import Cluster
 
 
@@ -12,6 +12,6 @@ from core.model import Cluster
 def lab_cluster() -> Cluster:
     backend = LabBackend()
     try:
-        return backend.cluster()
+        return backend.snapshot()
     finally:
         backend.close()

@@ -11,9 +11,14 @@ import dataclasses
 import threading
 from collections.abc import Callable, Iterable
 
-from core.backends.lab.layout import DEFAULT_CHUNK_SIZE, SEED_DK_TAG, SEED_ROOT_TAG, SEED_VOLUME_SIZE
-from core.model import MirrorState, MirrorTarget, ResourceKind, ResourceState
+from core.backends.lab.layout import (
+    DEFAULT_CHUNK_SIZE,
+    SEED_DK_TAG,
+    SEED_ROOT_TAG,
+    SEED_VOLUME_SIZE,
+)
 from core.backends.lab.store import Store
+from core.model import MirrorState, MirrorTarget, ResourceKind, ResourceState
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,8 +10,8 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QAbstractButton, QMenu, QMessageBox, QToolBar, QWidget
 
 from core.availability import Preselection
-from core.model import MirrorState, Role
 from core.backends.lab.store import Store
+from core.model import MirrorState, Role
 from gui.actions import find_menu_action, plain_text
 from gui.main_window import MainWindow
 from tests.gui.lab_states import extend_seed, seed
@@ -374,13 +374,15 @@ def seed_ids():
 def test_the_menus_follow_the_permission_table_and_core_refuses_too(
     qtbot, window: MainWindow, role: Role
 ) -> None:
-    from core import mirror_ops, permissions, service
-    from core.backend import LabBackend
+    from core import permissions
+    from core.backends.lab import LabBackend
     from core.errors import PermissionDenied
+    from core.operations import mirror as mirror_ops
+    from core.operations import service
     from core.permissions import Op
     from core.session import Session
 
-    with Store(window.data_dir) as store:
+    with Store() as store:
         extend_seed(store, state=MirrorState.TARGET)
     window.request_reload()
     qtbot.waitUntil(lambda: window.cluster is not None and len(window.cluster.servers) == 3)
@@ -402,16 +404,16 @@ def test_the_menus_follow_the_permission_table_and_core_refuses_too(
             assert window.actions[name].toolTip().startswith(f"Your role is {role.label}")
     # Core refuses them too when called directly with that session (recorded).
     session = Session("someone", role)
-    backend = LabBackend(window.data_dir)
+    backend = LabBackend()
     try:
         with pytest.raises(PermissionDenied, match="needs the Administrator role"):
             mirror_ops.full_resync(backend, "datarep-data", "lab2", session)
         with pytest.raises(PermissionDenied, match="needs the Administrator role"):
-            service.stop_server(backend, "lab3", session)
+            backend.stop_server("lab3", session)
         if role is Role.GUEST:
             with pytest.raises(PermissionDenied, match="needs the Operator role"):
                 service.switchover(backend, "/data", "lab2", session)
             with pytest.raises(PermissionDenied, match="needs the Operator role"):
-                mirror_ops.write(backend, "datarep-data", 0, 4096, session)
+                backend.write("datarep-data", 0, 4096, session)
     finally:
         backend.close()

@@ -14,8 +14,8 @@ from core.events import (
     OperationFinished,
     ServerStateChanged,
 )
-from core.model import Cluster
-from gui.bridge import EventBatch, EventBridge, share_unchanged
+from core.model import Cluster, share_unchanged
+from gui.bridge import EventBatch, EventBridge
 from tests.gui import clusters as c
 
 

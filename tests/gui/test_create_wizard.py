@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QPushButton, QWizard
 
-from core import create
-from core.backend import LabBackend
+from core.backends.lab import LabBackend
+from core.backends.lab.probe import fs_label
 from core.model import ResourceState
-from gui.create_wizard import CreateWizard
+from core.rules import create as create_rules
+from gui.create_wizard import CreateWizard, prepare_now
 from tests.core.labtools import settled_digest
-from tests.helpers import db_digest
+from tests.helpers import db_digest, local_administrator
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def lab(hermetic_env: Path) -> Iterator[LabBackend]:
 
 
 def _wizard(qtbot, lab: LabBackend) -> CreateWizard:
-    wizard = CreateWizard(lab.cluster(), lab.store.home)
+    wizard = CreateWizard(prepare_now(lab, lab.snapshot()), lab, session=local_administrator())
     qtbot.addWidget(wizard)
     wizard.show()
     wizard.restart()
@@ -60,10 +61,10 @@ def test_create_with_the_defaults_then_extend_now(qtbot, lab: LabBackend) -> Non
     assert not wizard.button(QWizard.WizardButton.BackButton).isEnabled()
     wizard.findChild(QPushButton, "extend_now").click()
     assert requested == [("/data2", "lab1")]
-    h = next(h for h in lab.cluster().hierarchies if h.root_tag == "/data2")
+    h = next(h for h in lab.snapshot().hierarchies if h.root_tag == "/data2")
     assert [r.state for r in h.instances_on("lab1")] == [ResourceState.ISP] * 2
     volume = lab.layout.server_path("lab1", "/disks/datarep-data2.img")
-    assert create.fs_label(volume) == "ext4"
+    assert fs_label(volume) == "ext4"
 
 
 @pytest.mark.parametrize(
@@ -101,7 +102,7 @@ def test_bad_values_are_refused_under_their_field(
 def test_datakeeper_only_has_no_file_system_fields(qtbot, lab: LabBackend) -> None:
     wizard = _wizard(qtbot, lab)
     combo = wizard.currentPage().findChild(QComboBox, "hierarchy_type")
-    combo.setCurrentIndex(combo.findData(create.DK_ONLY))
+    combo.setCurrentIndex(combo.findData(create_rules.DK_ONLY))
     _next(qtbot, wizard)
     page = wizard.currentPage()
     assert not page.findChild(QLineEdit, "mount_point").isVisible()

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QMessageBox, QWizard
 
-from core.backends.lab import mirrors
-from core.backend import LabBackend
+from core.backends.lab import LabBackend, mirrors
 from core.model import ResourceState, ServerState
-from gui.extend_wizard import ExtendWizard, Page
+from gui.extend_wizard import ExtendWizard, Page, prepare_now
 from tests.core.labtools import (
     add_hierarchy,
     digest,
@@ -22,7 +21,7 @@ from tests.core.labtools import (
     settled_digest,
     wait_for_mirror,
 )
-from tests.helpers import db_digest, mounted_image
+from tests.helpers import db_digest, local_administrator, mounted_image
 
 
 @pytest.fixture
@@ -41,7 +40,8 @@ def shots(tmp_path: Path) -> Path:
 
 
 def _wizard(qtbot, lab: LabBackend, **kw: object) -> ExtendWizard:
-    wizard = ExtendWizard(lab.cluster(), lab.store.home, **kw)  # type: ignore[arg-type]
+    prepared = prepare_now(lab, lab.snapshot(), **kw)
+    wizard = ExtendWizard(prepared, lab, session=local_administrator())
     qtbot.addWidget(wizard)
     wizard.show()
     return wizard
@@ -122,7 +122,7 @@ def test_the_documented_walk_extends_and_the_target_gets_the_bytes(
     wizard.button(QWizard.WizardButton.FinishButton).click()
     assert not wizard.isVisible()
 
-    h = lab.cluster().hierarchies[0]
+    h = lab.snapshot().hierarchies[0]
     assert [r.state for r in h.instances_on("lab2")] == [ResourceState.OSU] * 2
     wait_for_mirror(lab, h.id, "lab2")
     source = lab.layout.server_path("lab1", "/disks/datarep-data.img")
@@ -136,8 +136,8 @@ def test_accept_defaults_extends_in_one_click(qtbot, lab: LabBackend) -> None:
     wizard.button(QWizard.WizardButton.CustomButton1).click()
     qtbot.waitUntil(lambda: wizard.currentId() == Page.PROGRESS, timeout=10_000)
     qtbot.waitUntil(lambda: wizard.progress.succeeded, timeout=30_000)
-    assert extended == [(lab.cluster().hierarchies[0].id, "lab2")]
-    h = lab.cluster().hierarchies[0]
+    assert extended == [(lab.snapshot().hierarchies[0].id, "lab2")]
+    h = lab.snapshot().hierarchies[0]
     assert h.priority_of("lab2") == 10
     wait_for_mirror(lab, h.id, "lab2")
 
@@ -311,6 +311,8 @@ def test_changing_the_template_refills_the_tags(qtbot, lab: LabBackend) -> None:
     page = wizard.currentPage()
     page.findChild(QComboBox, "template_server").setCurrentText("lab2")
     tags = page.findChild(QComboBox, "tag_to_extend")
+    # What lab1's disks look like as a target is probed on a worker first.
+    qtbot.waitUntil(lambda: not wizard.defaults_pending, timeout=10_000)
     assert [tags.itemText(i) for i in range(tags.count())] == ["/web", "datarep-web"]
     assert tags.currentText() == "/web"
     assert page.findChild(QComboBox, "target_server").currentText() == "lab1"
@@ -337,7 +339,7 @@ def test_cancel_while_extending_rolls_back(qtbot, lab: LabBackend, monkeypatch) 
     result = wizard.findChild(QLabel, "extend_result")
     qtbot.waitUntil(lambda: "rolled back" in result.text(), timeout=10_000)
     assert "cancelled by the user" in result.text()
-    h = lab.cluster().hierarchies[0]
+    h = lab.snapshot().hierarchies[0]
     assert h.servers == ("lab1",)
     assert not lab.layout.server_path("lab2", "/disks/datarep-data.img").exists()
     assert h.mirrors[0].targets == ()

@@ -18,6 +18,7 @@ def test_history_lists_filters_and_shows_steps(qtbot, hermetic_env: Path) -> Non
     window = MainWindow()
     qtbot.addWidget(window)
     window.show()
+    qtbot.waitUntil(lambda: window.cluster is not None, timeout=10_000)
     action = find_menu_action(window.menuBar(), "View", "History")
     assert action is not None
     action.trigger()

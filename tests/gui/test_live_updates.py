@@ -7,10 +7,10 @@ import time
 
 from PySide6.QtWidgets import QApplication, QLineEdit, QProgressBar
 
-from core.events import EventHub, LogLine, MirrorProgress, OperationFinished
 from core.backends.lab.layout import SEED_VOLUME_SIZE
-from core.model import MirrorState
 from core.backends.lab.store import Store
+from core.events import EventHub, LogLine, MirrorProgress, OperationFinished
+from core.model import MirrorState
 from gui.main_window import MainWindow
 from gui.output_panel import format_line
 from tests.gui import clusters as c

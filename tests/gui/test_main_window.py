@@ -12,9 +12,10 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QDockWidget, QLabel, QPushButton, QToolBar, QTreeView
 
+from core import connection
+from core.backends.lab.store import Store
 from core.events import EventHub, ResourceStateChanged
 from core.model import ResourceState, ServerState
-from core.backends.lab.store import Store
 from gui.bridge import read_initial_state
 from gui.main_window import MainWindow
 from gui.status_model import StatusModel
@@ -47,18 +48,20 @@ import gc
 from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
-from gui.bridge import read_initial_state
+import threading
 from gui.main_window import MainWindow
 window = MainWindow()
 loop = QEventLoop()
 window.cluster_shown.connect(loop.quit)
 QTimer.singleShot(10_000, loop.quit)
 loop.exec()
-thread = window.watcher
-assert thread.isRunning()
+loop.processEvents()
+watching = [t for t in threading.enumerate() if t.name == "lab_watch"]
+assert len(watching) == 1 and watching[0].is_alive()
 del window  # garbage-collected, never closed: must not abort the process
 gc.collect()
-print("thread finished:", thread.isFinished())
+watching[0].join(5)
+print("thread finished:", not watching[0].is_alive())
 """
 
 
@@ -106,9 +109,10 @@ def test_window_shows_the_lab_cells(qtbot) -> None:
 
 
 def test_the_first_paint_already_shows_the_cluster(qtbot) -> None:
-    # What lkconsole does: read the store before the window, so no "Connecting…" frame.
-    initial = read_initial_state()
-    window = MainWindow(initial=initial)
+    # What lkconsole does: read the cluster before the window, so no "Connecting…" frame.
+    backend = connection.open()
+    initial = read_initial_state(backend)
+    window = MainWindow(backend=backend, initial=initial)
     qtbot.addWidget(window)
     seen = _changes(window.model)
     proxy = window.tree.model()

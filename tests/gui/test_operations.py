@@ -22,11 +22,11 @@ from PySide6.QtWidgets import (
     QWizard,
 )
 
-from core import mirror_ops
-from core.backends.lab import users
-from core.backend import LabBackend
+from core.backends.lab import LabBackend, users
 from core.model import Role
+from core.operations import mirror as mirror_ops
 from gui.actions import find_menu_action
+from gui.create_wizard import CreateWizard
 from gui.extend_wizard import ExtendWizard, Page
 from gui.main_window import MainWindow
 from tests.core.labtools import digest, fill_source
@@ -60,6 +60,14 @@ def _extend_in_lab(window: MainWindow, qtbot, target: str = "lab2") -> None:
     qtbot.waitUntil(lambda: _cell(window, "datarep-data", target) == "Target", timeout=10_000)
 
 
+def _opened(qtbot, window: MainWindow, kind: type) -> object:
+    """The dialog the last action opened (a wizard opens once a worker gathered its facts)."""
+    qtbot.waitUntil(lambda: isinstance(window.operations.last_dialog, kind), timeout=10_000)
+    dialog = window.operations.last_dialog
+    window.operations.last_dialog = None  # the next one is new
+    return dialog
+
+
 def _confirm(qtbot, window: MainWindow) -> None:
     dialog = window.operations.last_dialog
     dialog.findChild(QPushButton, "operation_ok").click()
@@ -71,7 +79,7 @@ def test_the_menu_path_opens_the_extend_wizard(qtbot, window: MainWindow) -> Non
     action = find_menu_action(window.menuBar(), "Edit", "Resource", "Extend Resource Hierarchy")
     assert action is not None and action.isEnabled()
     action.trigger()
-    wizard = window.operations.last_dialog
+    wizard = _opened(qtbot, window, ExtendWizard)
     assert isinstance(wizard, ExtendWizard) and wizard.isVisible()
     assert wizard.currentId() == Page.INTRO
     wizard.next()
@@ -90,7 +98,7 @@ def test_with_nothing_selected_the_menu_extends_what_can_be_extended(
     assert action is not None and action.isEnabled()
     assert "asks for the template server and the tag" in action.toolTip()
     action.trigger()
-    wizard = window.operations.last_dialog
+    wizard = _opened(qtbot, window, ExtendWizard)
     assert isinstance(wizard, ExtendWizard) and wizard.isVisible()
     wizard.next()
     page = wizard.currentPage()
@@ -105,7 +113,7 @@ def test_right_click_an_empty_cell_extends_to_that_server(qtbot, window: MainWin
     _select(window, "datarep-data", "lab3")
     menu = window.context_menu("cell")
     next(a for a in menu.actions() if a.objectName() == "extend_hierarchy").trigger()
-    wizard = window.operations.last_dialog
+    wizard = _opened(qtbot, window, ExtendWizard)
     assert isinstance(wizard, ExtendWizard)
     assert wizard.defaults.request.target_server == "lab3"
     assert wizard.defaults.request.tag_to_extend == "datarep-data"
@@ -117,14 +125,14 @@ def test_right_click_an_empty_cell_extends_to_that_server(qtbot, window: MainWin
 
 def test_create_then_extend_now(qtbot, window: MainWindow) -> None:
     window.actions["create_hierarchy"].trigger()
-    wizard = window.operations.last_dialog
+    wizard = _opened(qtbot, window, CreateWizard)
     for _ in range(2):
         qtbot.waitUntil(lambda: wizard.currentPage().isComplete(), timeout=10_000)
         wizard.next()
     qtbot.waitUntil(lambda: wizard.progress.succeeded, timeout=20_000)
     wizard.next()
     wizard.findChild(QPushButton, "extend_now").click()
-    extend = window.operations.last_dialog
+    extend = _opened(qtbot, window, ExtendWizard)
     assert isinstance(extend, ExtendWizard) and extend.from_create
     extend.next()
     page = extend.currentPage()
@@ -252,6 +260,7 @@ def test_connect_with_a_password_and_the_keyring(qtbot, window: MainWindow) -> N
     window.actions["disconnect"].trigger()
     window.actions["connect"].trigger()
     dialog = window.operations.last_dialog
+    qtbot.waitUntil(lambda: dialog.keyring_read, timeout=10_000)
     dialog.findChild(QLineEdit, "connect_user").setText("olga")
     dialog.findChild(QLineEdit, "connect_password").setText("wrong password")
     dialog.findChild(QPushButton, "connect_ok").click()
@@ -266,14 +275,16 @@ def test_connect_with_a_password_and_the_keyring(qtbot, window: MainWindow) -> N
     assert "Operator" in window.findChild(QLabel, "connection_label").text()
     _select(window, "/data")
     assert not window.actions["extend_hierarchy"].isEnabled()  # needs Administrator
-    # Next time the password comes from the keyring.
+    # Next time the dialog offers the last user, and the password comes from the keyring
+    # (read once, on a worker).
     window.actions["disconnect"].trigger()
     window.actions["connect"].trigger()
     again = window.operations.last_dialog
-    again.findChild(QLineEdit, "connect_user").setText("olga")
+    assert again.findChild(QLineEdit, "connect_user").text() == "olga"
+    qtbot.waitUntil(lambda: again.keyring_read, timeout=10_000)
     assert again.findChild(QLineEdit, "connect_password").text() == "correct horse"
     again.findChild(QPushButton, "forget_password").click()
-    assert keyring.get_password("lkconsole", "olga@lab") is None
+    qtbot.waitUntil(lambda: keyring.get_password("lkconsole", "olga@lab") is None)
     again.reject()
 
 
@@ -282,6 +293,7 @@ def test_connect_without_a_keyring_says_so(qtbot, window: MainWindow) -> None:
     window.actions["disconnect"].trigger()
     window.actions["connect"].trigger()
     dialog = window.operations.last_dialog
+    qtbot.waitUntil(lambda: dialog.keyring_read, timeout=10_000)
     note = dialog.findChild(QLabel, "keyring_note")
     assert note.isVisibleTo(dialog) and "cannot be remembered" in note.text()
     assert not dialog.findChild(QCheckBox, "remember_password").isEnabled()
@@ -293,7 +305,7 @@ def test_connect_without_a_keyring_says_so(qtbot, window: MainWindow) -> None:
 def test_wizard_keyboard_only(qtbot, window: MainWindow) -> None:
     _select(window, "/data")
     window.actions["extend_hierarchy"].trigger()
-    wizard = window.operations.last_dialog
+    wizard = _opened(qtbot, window, ExtendWizard)
     qtbot.keyClick(wizard, Qt.Key.Key_Return)  # Enter = Next
     qtbot.waitUntil(lambda: wizard.currentId() == Page.PRE_EXTEND, timeout=5000)
     assert wizard.button(QWizard.WizardButton.NextButton).isDefault()
@@ -328,8 +340,6 @@ def test_verify_mirror_from_the_context_menu(qtbot, window: MainWindow) -> None:
 def test_speed_limit_and_force_online_dialogs(qtbot, window: MainWindow) -> None:
     from PySide6.QtWidgets import QSpinBox
 
-    from core import service
-
     _extend_in_lab(window, qtbot)
     _select(window, "datarep-data", "lab2")
     window.actions["speed_limit"].trigger()
@@ -341,10 +351,10 @@ def test_speed_limit_and_force_online_dialogs(qtbot, window: MainWindow) -> None
     )
     _confirm(qtbot, window)
     lab = LabBackend()
-    assert lab.cluster().hierarchies[0].mirrors[0].speed_limit_kbps == 1234
+    assert lab.snapshot().hierarchies[0].mirrors[0].speed_limit_kbps == 1234
     # Both sides in trouble: the copy on lab2 waits for the previous source.
     mirror_ops.pause(lab, "datarep-data", "lab2", local_administrator())
-    service.stop_server(lab, "lab1", local_administrator())
+    lab.stop_server("lab1", local_administrator())
     lab.close()
     qtbot.waitUntil(
         lambda: "Wait for Previous Source" in _cell(window, "datarep-data", "lab2"), timeout=10_000

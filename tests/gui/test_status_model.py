@@ -8,8 +8,7 @@ import pytest
 from PySide6.QtCore import QModelIndex, Qt
 
 from core.events import MirrorProgress
-from core.model import Cluster, MirrorState, ResourceState, ServerState
-from gui.bridge import share_unchanged
+from core.model import Cluster, MirrorState, ResourceState, ServerState, share_unchanged
 from gui.status_filter import StatusFilterModel
 from gui.status_model import Role, StatusModel
 from tests.gui import clusters as c

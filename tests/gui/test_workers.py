@@ -8,8 +8,8 @@ import pytest
 from PySide6.QtCore import QThread
 from PySide6.QtWidgets import QApplication, QLabel, QProgressBar
 
-from core.errors import OperationError
 from core.backends.lab.store import Store
+from core.errors import OperationError
 from gui.main_window import MainWindow
 from gui.workers import OperationRunner, OperationWorker, Reporter
 

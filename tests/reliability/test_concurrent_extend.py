@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.backend import LabBackend
+from core.backends.lab import LabBackend
 from core.backends.lab.layout import reset_lab
 from tests.helpers import REPO, local_administrator, wait_until
 
@@ -15,14 +15,14 @@ from tests.helpers import REPO, local_administrator, wait_until
 CHILD = """
 import os, sys, threading
 from pathlib import Path
-from core import extend
-from core.backend import LabBackend
+from core.operations import extend
+from core.backends.lab import LabBackend
 from core.errors import LkError
 from tests.helpers import local_administrator
 target, ready, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 b = LabBackend()
-d = extend.defaults(b.cluster(), b.layout, target_server=target)
-p = extend.plan(b.cluster(), b.layout, d.request)
+d = extend.defaults(b, target_server=target)
+p = extend.plan(b, d.request)
 ready.touch()
 pause = threading.Event()
 while not go.exists():  # the test creates it once both children are ready
@@ -61,7 +61,7 @@ def test_exactly_one_of_two_simultaneous_extends_wins(tmp_path: Path, hermetic_e
         assert codes == [0, 3], results
         loser = next(out for out, _err in results if out.startswith("REFUSED"))
         assert "changed by someone else" in loser
-        h = backend.cluster().hierarchies[0]
+        h = backend.snapshot().hierarchies[0]
         assert len(h.servers) == 2  # the winner's extension, and nothing of the loser's
         assert backend.store.integrity_check() == "ok"
         loser_target = "lab3" if "lab2" in h.servers else "lab2"

@@ -12,9 +12,9 @@ import pytest
 from PySide6.QtCore import QElapsedTimer, QTimer
 from PySide6.QtWidgets import QLineEdit
 
-from core import mirror_ops
-from core.backend import LabBackend
+from core.backends.lab import LabBackend
 from core.model import MirrorState
+from core.operations import mirror as mirror_ops
 from gui.main_window import MainWindow
 from tests.core.labtools import add_hierarchy, fill_source
 from tests.helpers import REPO, local_administrator, run_lkctl
@@ -68,7 +68,7 @@ def test_no_event_loop_stall_during_a_resync_with_writes(qtbot, hermetic_env: Pa
         env=os.environ.copy(),
         stdout=subprocess.DEVNULL,
     )
-    h = next(h for h in backend.cluster().hierarchies if h.root_tag == "/big")
+    h = next(h for h in backend.snapshot().hierarchies if h.root_tag == "/big")
     deadline = time.monotonic() + 60
     clicks = 0
     tags = ["/big", "datarep-big", "/data", "datarep-data"]

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from core import mirror_ops
-from core.backends.lab import mirrors
-from core.backend import LabBackend
+from core.backends.lab import LabBackend, mirrors
 from core.model import MirrorState
+from core.operations import mirror as mirror_ops
 from tests.core.labtools import digest, fill_source
 from tests.helpers import local_administrator, run_lkctl, wait_until
 
@@ -31,7 +30,7 @@ def _trials(hermetic_env: Path, count: int) -> int:
     backend = LabBackend()
     fill_source(backend, every=256 * 1024, length=200_000)  # ~50 MiB of real data
     assert run_lkctl(["extend", "/data", "--accept-defaults", "--wait"]).returncode == 0
-    h = backend.cluster().hierarchies[0]
+    h = backend.snapshot().hierarchies[0]
     rid = h.mirrors[0].resource_id
     source = backend.layout.server_path("lab1", "/disks/datarep-data.img")
     target = backend.layout.server_path("lab2", "/disks/datarep-data.img")

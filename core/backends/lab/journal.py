@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.files import private_dir, write_private
 from core.backends.lab.store import Store, Txn
+from core.files import private_dir, write_private
 
 log = logging.getLogger(__name__)
 

@@ -21,19 +21,23 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from core import commands
+from core.backends.lab.store import Store
 from core.errors import LkError
 from core.files import open_private, private_dir
 from core.model import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_SPEED_LIMIT_KBPS,
+    LIFEKEEPER_DIR,
     Mirror,
     Resource,
     ResourceKind,
     ResourceState,
     ServerState,
     SwitchbackType,
+    default_bitmap_file,
 )
 from core.permissions import Op
 from core.session import Session
-from core.backends.lab.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +47,6 @@ SEED_MOUNT_POINT = "/data"
 SEED_DK_TAG = "datarep-data"
 SEED_VOLUME = "/disks/datarep-data.img"
 SEED_VOLUME_SIZE = 64 * 1024 * 1024
-DEFAULT_CHUNK_SIZE = 64 * 1024
-DEFAULT_SPEED_LIMIT_KBPS = 500_000  # LKDR_SPEED_LIMIT
-LIFEKEEPER_DIR = "/opt/LifeKeeper"
 LAB_READY = "ready"
 
 
@@ -80,11 +81,6 @@ def server_path(root: Path, path: str) -> Path:
     if ".." in parts:
         raise PathOutsideServer(f"{path!r} must not contain '..'")
     return root.joinpath(*parts) if parts else root
-
-
-def default_bitmap_file(dk_tag: str) -> str:
-    """LifeKeeper's default bitmap location for a DataKeeper tag (a server path)."""
-    return f"{LIFEKEEPER_DIR}/bitmap_{dk_tag}"
 
 
 def is_created(store: Store) -> bool:
@@ -154,12 +150,12 @@ def ensure_lab(store: Store) -> bool:
     return True
 
 
-def reset_lab(store: Store, session: Session) -> None:
+def reset_lab(store: Store, session: Session) -> str:
     """Throw the whole lab away (servers, volumes, hierarchies) and create it anew.
 
     The resyncs at work stop first: their files are about to go. The history and the
     users stay."""
-    from core import mirrors  # the replication engine: only when the lab is reset
+    from core.backends.lab import mirrors  # the replication engine: only for a reset
     from core.backends.lab.oplog import OperationLog, authorize
 
     command = commands.join("lab", "reset", "--yes")
@@ -185,6 +181,7 @@ def reset_lab(store: Store, session: Session) -> None:
     )
     out.say("INFO", message)
     out.finish(store, ok=True, message=message)
+    return message
 
 
 def _make_server_folders(layout: LabLayout) -> None:

@@ -22,11 +22,9 @@ import time
 from pathlib import Path
 
 from core.backends.lab import journal
+from core.backends.lab.store import Store
 from core.files import open_private, private_dir
 from core.model import MirrorState
-from core.replication.bitmap import Bitmap, BitmapError, BitmapInvalid
-from core.replication.volume import Volume
-from core.backends.lab.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +32,16 @@ log = logging.getLogger(__name__)
 # -- volumes and bitmaps ---------------------------------------------------------------
 def prepare_target_volume(path: Path, size: int) -> None:
     """The target's volume file: created (sparse) when missing, kept when it exists."""
+    from core.replication.volume import Volume
+
     private_dir(path.parent)
     Volume.create(path, size, exist_ok=True).close()
 
 
 def create_bitmap(path: Path, volume_size: int, chunk_size: int) -> None:
     """A server's own bitmap file (used when it becomes the source); EINVAL on btrfs."""
+    from core.replication.bitmap import Bitmap
+
     private_dir(path.parent)
     Bitmap.create(path, volume_size=volume_size, chunk_size=chunk_size, overwrite=True).close()
 
@@ -50,6 +52,8 @@ def add_bitmap_target(
     """Give the source's intent log a section for ``target``: every chunk dirty, or none
     (``dirty=False``: the target is known to be in sync). A bitmap that cannot be trusted
     is rebuilt with every chunk dirty."""
+    from core.replication.bitmap import Bitmap, BitmapInvalid
+
     private_dir(path.parent)
     if not path.exists():
         Bitmap.create(
@@ -76,6 +80,8 @@ def merge_dirty(returning: Path, section: str, into: Path, target: str) -> int:
     """A former source returns: what its own intent log says may differ from ``section``
     (the server that took over) must be copied back too. Marks those chunks dirty for
     ``target`` in ``into`` (the current source's intent log); returns how many."""
+    from core.replication.bitmap import Bitmap, BitmapError
+
     if not returning.exists() or not into.exists():
         return 0
     try:
@@ -103,6 +109,8 @@ def merge_dirty(returning: Path, section: str, into: Path, target: str) -> int:
 
 def remove_bitmap_target(path: Path, target: str) -> None:
     """Drop ``target``'s section from an intent log (idempotent)."""
+    from core.replication.bitmap import Bitmap, BitmapError
+
     if not path.exists():
         return
     try:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import time
 
-from core import history, permissions
+from core import permissions
+from core.backends.lab import history
+from core.backends.lab.store import Store, Txn
 from core.errors import PermissionDenied
 from core.events import EventHub, LogLine, OperationFinished
 from core.permissions import Op
 from core.session import Session
-from core.backends.lab.store import Store, Txn
 
 log = logging.getLogger(__name__)
 

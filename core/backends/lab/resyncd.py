@@ -1,8 +1,9 @@
 """The resync process of one lab mirror target: ``python -m core.backends.lab.resyncd``.
 
-Started by :func:`core.backends.lab.mirrors.start_resync`. It holds ``run/resync-<id>-<target>.lock``
-(its pid inside) while it works, copies the source volume to the target volume with the
-engine's :class:`~core.replication.resync.Resync` as the source's bitmap says, and keeps
+Started by :func:`core.backends.lab.mirrors.start_resync`. It holds
+``run/resync-<id>-<target>.lock`` (its pid inside) while it works, copies the source
+volume to the target volume with the engine's :class:`~core.replication.resync.Resync`
+as the source's bitmap says, and keeps
 the store's row of the target up to date: "Resyncing" with bytes, rate and ETA a few
 times a second, "Target" only once the engine reports every byte in sync, "Out of Sync"
 with the reason when a read or write fails. SIGTERM stops it cleanly (the bitmap keeps
@@ -17,21 +18,22 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from core.errors import LkError
 from core.backends.lab.layout import LabLayout
 from core.backends.lab.mirrors import lock_path
+from core.backends.lab.store import Store
+from core.errors import LkError
 from core.model import Hierarchy, MirrorState, MirrorTarget
 from core.replication.bitmap import Bitmap, BitmapError, BitmapInvalid, IntentLog, MemoryBitmap
 from core.replication.mirror import NoBitmapState
-from core.replication.resync import Resync, ResyncBusy, ResyncError, ResyncProgress
+from core.replication.resync import Resync, ResyncBusy, ResyncError, ResyncProgress, ResyncResult
 from core.replication.volume import Volume
 from core.status import format_rate, format_size
-from core.backends.lab.store import Store
 
 log = logging.getLogger("lkconsole.resyncd")
 
@@ -63,190 +65,229 @@ def run(home: Path, resource_id: int, target: str) -> int:
 
 
 def _resync(home: Path, resource_id: int, target: str) -> int:
-    store = Store(home)
-    layout = LabLayout(home)
-    h = _find(store, resource_id)
-    mirror = h.mirror(resource_id) if h else None
-    row = mirror.target(target) if mirror else None
-    if h is None or mirror is None or row is None:
-        print(f"no mirror target {target} for resource {resource_id}: nothing to do", flush=True)
-        return 0
-    source_inst = h.instance(resource_id, mirror.source)
-    target_inst = h.instance(resource_id, target)
-    if source_inst is None or target_inst is None or not source_inst.volume:
-        print("the mirror's resources are gone: nothing to do", flush=True)
-        return 0
-    tag = source_inst.tag
-    op = f"resync {tag} to {target}"
-
-    def set_row(state: MirrorState, reason: str = "", **values: float | int | None) -> None:
-        current = _find(store, resource_id)
-        m = current.mirror(resource_id) if current else None
-        if m is None or m.target(target) is None:
-            return  # unextended meanwhile
-        new = MirrorTarget(target, state, reason, **values)  # type: ignore[arg-type]
-        with store.transaction() as txn:
-            txn.set_mirror_target(resource_id, new)
-
-    def say(level: str, text: str) -> None:
-        print(f"{level} {text}", flush=True)
-        with store.transaction() as txn:
-            txn.add_log_line(op, level, text)
-
+    job = _Job(Store(home), LabLayout(home), resource_id, target)
     try:
-        source = Volume.open(layout.server_path(mirror.source, source_inst.volume), readonly=True)
-        target_volume = Volume.open(layout.server_path(target, target_inst.volume or ""))
-    except (LkError, OSError) as exc:
-        set_row(MirrorState.OUT_OF_SYNC, f"cannot open the volumes: {exc}")
-        say("ERROR", f"Resync of {tag} to {target} cannot start: {exc}")
-        return 1
-    full = False
-    bitmap: IntentLog
-    if source_inst.bitmap_file:
-        path = layout.server_path(mirror.source, source_inst.bitmap_file)
+        return job.run()
+    finally:
+        job.store.close()
+
+
+class _Job:
+    """One resync of one mirror target, from the store's rows to the engine and back."""
+
+    def __init__(self, store: Store, layout: LabLayout, resource_id: int, target: str) -> None:
+        self.store, self.layout = store, layout
+        self.resource_id, self.target = resource_id, target
+        self.stopping = False
+        self.last = 0.0
+
+    def run(self) -> int:
+        """The exit status: 0 done (or nothing to do), 1 failed, 3 cancelled."""
+        if not self._load():
+            return 0
         try:
-            bitmap = Bitmap.open(path, volume_size=mirror.volume_size, chunk_size=mirror.chunk_size)
+            source = Volume.open(self._local(self.mirror.source, self.source_volume), readonly=True)
+            target = Volume.open(self._local(self.target, self.target_volume))
+        except (LkError, OSError) as exc:
+            self.set_row(MirrorState.OUT_OF_SYNC, f"cannot open the volumes: {exc}")
+            self.say("ERROR", f"Resync of {self.tag} to {self.target} cannot start: {exc}")
+            return 1
+        try:
+            opened = self._open_bitmap()
+            if opened is None:
+                return 1
+            bitmap, full = opened
+            try:
+                return self._copy(source, target, bitmap, full)
+            finally:
+                bitmap.close()
+        finally:
+            target.close()
+            source.close()
+
+    def _load(self) -> bool:
+        h = _find(self.store, self.resource_id)
+        mirror = h.mirror(self.resource_id) if h else None
+        row = mirror.target(self.target) if mirror else None
+        if h is None or mirror is None or row is None:
+            print(f"no mirror target {self.target} for resource {self.resource_id}", flush=True)
+            return False
+        source_inst = h.instance(self.resource_id, mirror.source)
+        target_inst = h.instance(self.resource_id, self.target)
+        if source_inst is None or target_inst is None or not source_inst.volume:
+            print("the mirror's resources are gone: nothing to do", flush=True)
+            return False
+        self.mirror = mirror
+        self.tag = source_inst.tag
+        self.source_volume = source_inst.volume
+        self.source_bitmap = source_inst.bitmap_file
+        self.target_volume = target_inst.volume or ""
+        self.op = f"resync {self.tag} to {self.target}"
+        return True
+
+    def _local(self, server: str, path: str) -> Path:
+        return self.layout.server_path(server, path)
+
+    def set_row(self, state: MirrorState, reason: str = "", **values: float | int | None) -> None:
+        current = _find(self.store, self.resource_id)
+        m = current.mirror(self.resource_id) if current else None
+        if m is None or m.target(self.target) is None:
+            return  # unextended meanwhile
+        new = MirrorTarget(self.target, state, reason, **values)  # type: ignore[arg-type]
+        with self.store.transaction() as txn:
+            txn.set_mirror_target(self.resource_id, new)
+
+    def say(self, level: str, text: str) -> None:
+        print(f"{level} {text}", flush=True)
+        with self.store.transaction() as txn:
+            txn.add_log_line(self.op, level, text)
+
+    def _open_bitmap(self) -> tuple[IntentLog, bool] | None:
+        """The intent log and whether the resync is full (None: it cannot be used)."""
+        m, target = self.mirror, self.target
+        if not self.source_bitmap:
+            # No intent log: nothing says what is in sync, so every resync is full.
+            # Writers stop this process before they write (core.backends.lab.writes), so
+            # the engine's "needs a full resync" flag is settled by the full copy.
+            flags = NoBitmapState(self._local(m.source, self.source_volume))
+            if flags.existed and flags.needs_full.pop(target, None) is not None:
+                flags.save()
+            memory = MemoryBitmap(
+                volume_size=m.volume_size, chunk_size=m.chunk_size, targets=[target]
+            )
+            return memory, True
+        path = self._local(m.source, self.source_bitmap)
+        try:
+            bitmap = Bitmap.open(path, volume_size=m.volume_size, chunk_size=m.chunk_size)
         except BitmapInvalid as exc:
-            say(
+            self.say(
                 "WARNING",
-                f"The bitmap {source_inst.bitmap_file} cannot be trusted "
+                f"The bitmap {self.source_bitmap} cannot be trusted "
                 f"({exc.reason}): rebuilt, full resync of {target}.",
             )
             bitmap = Bitmap.create(
                 path,
-                volume_size=mirror.volume_size,
-                chunk_size=mirror.chunk_size,
+                volume_size=m.volume_size,
+                chunk_size=m.chunk_size,
                 targets=[target],
                 overwrite=True,
             )
-            full = True
+            return bitmap, True
         except (BitmapError, OSError) as exc:
-            set_row(MirrorState.OUT_OF_SYNC, f"bitmap: {exc}")
-            say("ERROR", f"Resync of {tag} to {target}: bitmap unusable: {exc}")
-            return 1
+            self.set_row(MirrorState.OUT_OF_SYNC, f"bitmap: {exc}")
+            self.say("ERROR", f"Resync of {self.tag} to {target}: bitmap unusable: {exc}")
+            return None
         if not bitmap.has_target(target):
             bitmap.add_target(target, dirty=True)
-            full = True
-    else:
-        # No intent log: nothing says what is in sync, so every resync is full. Writers
-        # stop this process before they write (core.mirror_ops), so the engine's "needs
-        # a full resync" flag for this target is settled by the full copy that follows.
-        bitmap = MemoryBitmap(
-            volume_size=mirror.volume_size, chunk_size=mirror.chunk_size, targets=[target]
-        )
-        full = True
-        flags = NoBitmapState(layout.server_path(mirror.source, source_inst.volume))
-        if flags.existed and flags.needs_full.pop(target, None) is not None:
-            flags.save()
+            return bitmap, True
+        return bitmap, False
 
-    last = 0.0
-
-    def progress(p: ResyncProgress) -> None:
-        nonlocal last
+    def _progress(self, p: ResyncProgress) -> None:
         now = time.monotonic()
-        if now - last < PROGRESS_INTERVAL_S and p.bytes_done < p.bytes_total:
+        if now - self.last < PROGRESS_INTERVAL_S and p.bytes_done < p.bytes_total:
             return
-        last = now
+        self.last = now
         left = max(0, p.bytes_total - p.bytes_done)
-        set_row(
+        self.set_row(
             MirrorState.RESYNCING,
             "",
             bytes_done=p.bytes_done,
             bytes_total=p.bytes_total,
             rate=p.rate,
             eta=p.eta,
-            dirty_chunks=-(-left // mirror.chunk_size),
+            dirty_chunks=-(-left // self.mirror.chunk_size),
         )
 
-    try:
-        resync = Resync(
+    def _engine(self, source: Volume, target: Volume, bitmap: IntentLog, full: bool) -> Resync:
+        return Resync(
             source,
-            target_volume,
-            bitmap,
             target,
+            bitmap,
+            self.target,
             full=full,
-            speed_limit_kbps=mirror.speed_limit_kbps,
-            on_progress=progress,
+            speed_limit_kbps=self.mirror.speed_limit_kbps,
+            on_progress=self._progress,
         )
-    except ResyncError as exc:
-        set_row(MirrorState.OUT_OF_SYNC, exc.reason)
-        say("ERROR", f"Resync of {tag} to {target} cannot start: {exc.reason}")
-        return 1
 
-    stopping = False
+    def _copy(self, source: Volume, target: Volume, bitmap: IntentLog, full: bool) -> int:
+        m = self.mirror
+        try:
+            resync = self._engine(source, target, bitmap, full)
+        except ResyncError as exc:
+            self.set_row(MirrorState.OUT_OF_SYNC, exc.reason)
+            self.say("ERROR", f"Resync of {self.tag} to {self.target} cannot start: {exc.reason}")
+            return 1
+        current = [resync]
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        resync.cancel()
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self.stopping = True
+            current[0].cancel()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    dirty = bitmap.nchunks if full else bitmap.dirty_count(target)
-    kind = "full" if full or dirty == bitmap.nchunks else "partial"
-    set_row(
-        MirrorState.RESYNCING,
-        "",
-        bytes_done=0,
-        bytes_total=dirty * mirror.chunk_size if not full else mirror.volume_size,
-        dirty_chunks=dirty,
-    )
-    say(
-        "INFO",
-        f"Resync of {tag} from {mirror.source} to {target} started ({kind}, "
-        f"{dirty} dirty chunks of {format_size(mirror.chunk_size)}).",
-    )
-    try:
-        # A writer holding the target (a mirror opened for a write while it was Target)
-        # lets go within seconds: wait for it rather than leave the target Resyncing.
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        dirty = bitmap.nchunks if full else bitmap.dirty_count(self.target)
+        kind = "full" if full or dirty == bitmap.nchunks else "partial"
+        total = dirty * m.chunk_size if not full else m.volume_size
+        self.set_row(MirrorState.RESYNCING, "", bytes_done=0, bytes_total=total, dirty_chunks=dirty)
+        self.say(
+            "INFO",
+            f"Resync of {self.tag} from {m.source} to {self.target} started ({kind}, "
+            f"{dirty} dirty chunks of {format_size(m.chunk_size)}).",
+        )
+        try:
+            result = self._run_engine(current, source, target, bitmap, full)
+        except ResyncError as exc:
+            self.set_row(MirrorState.OUT_OF_SYNC, exc.reason)
+            self.say(
+                "ERROR",
+                f"Resync of {self.tag} to {self.target} stopped: {exc.reason}. The target is "
+                "Out of Sync; the source is untouched.",
+            )
+            return 1
+        if result is None:
+            print("another resync holds this target", flush=True)
+            return 0
+        return self._finish(result)
+
+    def _run_engine(
+        self,
+        current: list[Resync],
+        source: Volume,
+        target: Volume,
+        bitmap: IntentLog,
+        full: bool,
+    ) -> ResyncResult | None:
+        """Run the engine; a writer holding the target (a mirror opened for a write while
+        it was Target) lets go within seconds: wait for it (None: it did not)."""
         deadline = time.monotonic() + BUSY_WAIT_S
+        pause = threading.Event()
         while True:
             try:
-                result = resync.run()
-                break
+                return current[0].run()
             except ResyncBusy:
-                if stopping or time.monotonic() > deadline:
-                    print("another resync holds this target", flush=True)
-                    return 0
-                time.sleep(0.2)
-                resync = Resync(
-                    source,
-                    target_volume,
-                    bitmap,
-                    target,
-                    full=full,
-                    speed_limit_kbps=mirror.speed_limit_kbps,
-                    on_progress=progress,
-                )
-    except ResyncError as exc:
-        set_row(MirrorState.OUT_OF_SYNC, exc.reason)
-        say(
-            "ERROR",
-            f"Resync of {tag} to {target} stopped: {exc.reason}. The target is Out "
-            "of Sync; the source is untouched.",
+                if self.stopping or time.monotonic() > deadline:
+                    return None
+                pause.wait(0.2)
+                current[0] = self._engine(source, target, bitmap, full)
+
+    def _finish(self, result: ResyncResult) -> int:
+        if result.cancelled:
+            print(f"CANCELLED {result.message}", flush=True)
+            return 3
+        rate = result.bytes_copied / result.elapsed if result.elapsed > 0 else 0.0
+        self.set_row(
+            MirrorState.TARGET,
+            "",
+            bytes_done=result.bytes_done,
+            bytes_total=result.bytes_done,
+            dirty_chunks=0,
         )
-        return 1
-    finally:
-        bitmap.close()
-        target_volume.close()
-        source.close()
-    if result.cancelled:
-        print(f"CANCELLED {result.message}", flush=True)
-        return 3
-    rate = result.bytes_copied / result.elapsed if result.elapsed > 0 else 0.0
-    set_row(
-        MirrorState.TARGET,
-        "",
-        bytes_done=result.bytes_done,
-        bytes_total=result.bytes_done,
-        dirty_chunks=0,
-    )
-    say(
-        "INFO",
-        f"Resync of {tag} to {target} complete: {format_size(result.bytes_copied)} "
-        f"copied in {result.elapsed:.1f} s ({format_rate(rate)}); {target} is Target.",
-    )
-    return 0
+        self.say(
+            "INFO",
+            f"Resync of {self.tag} to {self.target} complete: {format_size(result.bytes_copied)} "
+            f"copied in {result.elapsed:.1f} s ({format_rate(rate)}); {self.target} is Target.",
+        )
+        return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,13 +18,13 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core import paths
 from core.errors import ConflictError, StoreError
 from core.files import open_private, private_dir, tighten
+from core.history import LogRow
 from core.model import (
     Cluster,
     Dependency,
@@ -174,17 +174,6 @@ _MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
-@dataclass(frozen=True)
-class LogRow:
-    """One line of the output panel, as kept in the store."""
-
-    id: int
-    ts: float  # seconds since the epoch
-    operation: str
-    level: str  # INFO, WARNING, ERROR
-    text: str
-
-
 class Store:
     """A connection to the cluster database. Use from the thread that opened it."""
 
@@ -226,7 +215,11 @@ class Store:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            # One thread uses a connection (core.backends.lab gives each its own); another
+            # may only close it, once that thread is done with it.
+            conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
             conn.row_factory = sqlite3.Row
             # A corrupt or foreign file fails on the first real read.
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]

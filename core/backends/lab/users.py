@@ -20,23 +20,21 @@ import hashlib
 import hmac
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass
 
 from core import commands
-from core.checks import Problem
-from core.errors import CheckFailed, LkError
-from core.model import Role
 from core.backends.lab.oplog import authorize
-from core.permissions import Op
-from core.session import Session
 from core.backends.lab.store import Store, Txn
+from core.checks import Problem
+from core.errors import AuthenticationFailed, CheckFailed, LkError
+from core.model import Role
+from core.permissions import Op
+from core.rules.users import new_user_problems
+from core.session import Session
 
 log = logging.getLogger(__name__)
 
-NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-MIN_PASSWORD = 8
 FREE_FAILURES = 3  # failures before attempts are delayed
 MAX_DELAY_S = 300.0
 KEEP_FAILURES_S = 86400.0  # forget a name's failures a day after the last one
@@ -44,10 +42,6 @@ MAX_FAILURE_ROWS = 10_000
 SCHEME = "scrypt:131072:8:1"  # scrypt:N:r:p
 _MAXMEM = 256 * 1024 * 1024  # scrypt needs 128 * r * N bytes (128 MiB here)
 _UNKNOWN_SALT = b"\0" * 16
-
-
-class AuthenticationFailed(LkError):
-    """Wrong user or password, or too many failures for now."""
 
 
 @dataclass(frozen=True)
@@ -71,41 +65,10 @@ def _hash(password: str, salt: bytes, scheme: str = SCHEME) -> bytes:
     )
 
 
-def parse_role(text: str) -> Role:
-    try:
-        return Role[text.strip().upper()]
-    except KeyError:
-        raise CheckFailed(
-            [
-                Problem(
-                    "role",
-                    "unknown_role",
-                    f"Role {text!r} is not one of guest, operator, administrator.",
-                )
-            ]
-        ) from None
-
-
 def add_user(store: Store, name: str, role: Role, password: str, session: Session) -> User:
     command = commands.join("lab", "user", "add", name, "--role", role.name.lower())
     authorize(store, session, Op.ADD_USER, f"add user {name}", command)
-    problems = []
-    if not NAME.match(name or ""):
-        problems.append(
-            Problem(
-                "name",
-                "bad_name",
-                f"User name {name!r} must be 1-64 letters, digits, dots, dashes or underscores.",
-            )
-        )
-    if len(password) < MIN_PASSWORD:
-        problems.append(
-            Problem(
-                "password",
-                "too_short",
-                f"The password must have at least {MIN_PASSWORD} characters.",
-            )
-        )
+    problems = new_user_problems(name, password)
     if problems:
         raise CheckFailed(problems)
     if any(u.name == name for u in list_users(store)):

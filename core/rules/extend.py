@@ -1,53 +1,43 @@
-"""Extend Resource Hierarchy: request → defaults → checks → plan → execute.
+"""Extend Resource Hierarchy: defaults and checks (pure: DOMAIN.md is the specification).
 
-DOMAIN.md, "Extend Resource Hierarchy", is the specification. The wizard and ``lkctl
-extend`` are two faces of this module: both build an :class:`ExtendRequest`, ask
+The wizard and ``lkctl extend`` both build an :class:`ExtendRequest`, ask
 :func:`defaults` for every default, :func:`check_field` / :func:`check_page` /
-:func:`check_request` for the problems (nothing is changed by a check), :func:`plan` for
-the steps a user will see, and :func:`execute` to do them: all rows in one store
-transaction, every file action undone if a later step fails, and an undo journal so that
-a process killed half way leaves, after restart, the hierarchy fully absent.
+:func:`check_request` for the problems, and :func:`plan_steps` for the steps a user
+will see (``core.operations.extend`` runs them through the backend). Nothing here does
+I/O: what the rules must know about the target's disks (is a bitmap location on btrfs,
+writable, how much room the volume has) comes in :class:`~core.facts.Facts`, gathered
+beforehand; :func:`needs` says which.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import os
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from core import commands, fields
-from core.backends.lab import mirrors
-from core.backend import LabBackend
 from core.checks import Problem, priority_problems, tag_problems
-from core.errors import CheckFailed, LkError, OperationError
-from core.events import EventHub
-from core.files import private_dir
-from core.fsinfo import FsProbeError, filesystem_of
-from core.backends.lab.journal import Journal, undo_action
-from core.backends.lab.layout import LabLayout, default_bitmap_file
+from core.errors import CheckFailed
+from core.facts import Facts, Needs
 from core.model import (
     PRIORITY_MAX,
     Cluster,
     Hierarchy,
-    MirrorState,
-    MirrorTarget,
     Resource,
     ResourceKind,
     ResourceState,
     SwitchbackType,
 )
-from core.backends.lab.oplog import OperationLog, authorize
-from core.permissions import Op
-from core.session import Session
+from core.plan import (
+    AddResource,
+    ConfigureMirror,
+    CreateDataKeeperTarget,
+    SetPriorities,
+    StartResync,
+    Step,
+)
+from core.rules import bitmaps
+from core.rules.paths import norm, path_problem, text
 from core.status import format_size
-from core.backends.lab.store import Txn
-
-log = logging.getLogger(__name__)
 
 LABELS = {
     "template_server": "Template Server",
@@ -73,8 +63,6 @@ EXTEND_FIELDS = ("mount_point", "root_tag", "dk_tag", "bitmap_file")
 PRE_EXTEND_PAGE = "pre_extend"
 EXTEND_PAGE = "extend"
 NO_BITMAP_NOTE = "No bitmap: no intent log is kept, so every resync will be a full resync."
-# Where a bitmap goes when /opt/LifeKeeper is on btrfs (first one that is not).
-BITMAP_FALLBACK_DIRS = ("/var/lib/LifeKeeper", "/var/opt/LifeKeeper", "/etc/LifeKeeper")
 
 
 # -- the request ----------------------------------------------------------------------
@@ -159,7 +147,7 @@ class ExtendDefaults:
 
 def defaults(
     cluster: Cluster,
-    layout: LabLayout,
+    facts: Facts,
     *,
     template_server: str | None = None,
     tag: str | None = None,
@@ -180,14 +168,9 @@ def defaults(
     tag_default = root.tag if root is not None else h.root_tag
     if tag is not None and _find_on(h, tag, template) is not None:
         tag_default = tag
-    candidates = [
-        s.name
-        for s in cluster.servers
-        if s.state.is_alive and s.name not in h.servers and s.name != template
-    ]
-    target = target_server or (candidates[0] if candidates else "")
+    target = target_server or _default_target(cluster, h, template)
     initial = len(h.equivalencies) == 1
-    pages = tuple(_dk_page(h, template, target, layout, rid) for rid in _dk_ids(h))
+    pages = tuple(_dk_page(h, template, target, facts, rid) for rid in _dk_ids(h))
     request = ExtendRequest(
         template_server=template,
         tag_to_extend=tag_default,
@@ -203,9 +186,9 @@ def defaults(
         if not (from_create and f in ("template_server", "tag_to_extend"))
         and not (f == "template_priority" and not initial)
     ]
-    on_template = [r.tag for r in h_all_instances(cluster, template)]
+    on_template = [r.tag for r in cluster.instances_on(template)]
     notes = {}
-    if not candidates:
+    if not _default_target(cluster, h, template):
         notes["target_server"] = (
             f"Every alive server already has {h.root_tag}: there is no server left to extend to."
         )
@@ -227,14 +210,6 @@ def defaults(
     )
 
 
-def h_all_instances(cluster: Cluster, server: str) -> list[Resource]:
-    """Every resource on ``server``, hierarchy by hierarchy, in tree order."""
-    found: list[Resource] = []
-    for h in cluster.hierarchies:
-        found.extend(h.instances_on(server))
-    return found
-
-
 def default_target_priority(h: Hierarchy) -> int:
     """(ours) The smallest multiple of 10 above every priority in use, else the smallest
     unused priority."""
@@ -243,24 +218,6 @@ def default_target_priority(h: Hierarchy) -> int:
     if candidate <= PRIORITY_MAX:
         return candidate
     return next(p for p in range(1, PRIORITY_MAX + 1) if p not in used)
-
-
-def default_bitmap(layout: LabLayout, target: str, dk_tag: str) -> tuple[str, str]:
-    """The default bitmap file on ``target`` and, when it is not the usual one, why."""
-    usual = default_bitmap_file(dk_tag)
-    if not target or not fields.on_btrfs(layout, target, usual):
-        return usual, ""
-    for folder in BITMAP_FALLBACK_DIRS:
-        candidate = f"{folder}/bitmap_{dk_tag}"
-        if not fields.on_btrfs(layout, target, candidate) and fields.writable(
-            layout, target, candidate
-        ):
-            return candidate, (
-                f"/opt/LifeKeeper on {target} is on btrfs, which cannot hold a DataKeeper "
-                f"bitmap (btrfs cannot give the block map an external bitmap needs), so the "
-                f"default was moved to {candidate}."
-            )
-    return usual, ""
 
 
 def info_boxes(h: Hierarchy, template: str, request: ExtendRequest) -> tuple[InfoBox, ...]:
@@ -288,15 +245,13 @@ def _target_tag(
     return template_tag, True
 
 
-def _dk_page(
-    h: Hierarchy, template: str, target: str, layout: LabLayout, rid: int
-) -> DataKeeperPage:
+def _dk_page(h: Hierarchy, template: str, target: str, facts: Facts, rid: int) -> DataKeeperPage:
     dk = h.instance(rid, template)
     assert dk is not None
     fs_id = _filesystem_on(h, rid)
     fs = h.instance(fs_id, template) if fs_id is not None else None
     mirror = h.mirror(rid)
-    bitmap, note = default_bitmap(layout, target, dk.tag)
+    bitmap, note = bitmaps.default_bitmap(facts, target, dk.tag)
     return DataKeeperPage(
         resource_id=rid,
         template_dk_tag=dk.tag,
@@ -327,7 +282,7 @@ class _Resolved:
 
 def check_field(
     cluster: Cluster,
-    layout: LabLayout,
+    facts: Facts,
     request: ExtendRequest,
     field_name: str,
     resource_id: int | None = None,
@@ -337,14 +292,14 @@ def check_field(
         return [p for p in pre_extend_field_problems(cluster, request) if p.field == field_name]
     return [
         p
-        for p in _extend_page_problems(cluster, layout, request, resource_id)
+        for p in _extend_page_problems(cluster, facts, request, resource_id)
         if p.field == field_name and (resource_id is None or p.resource_id == resource_id)
     ]
 
 
 def check_page(
     cluster: Cluster,
-    layout: LabLayout,
+    facts: Facts,
     request: ExtendRequest,
     page: str,
     resource_id: int | None = None,
@@ -353,23 +308,23 @@ def check_page(
     if page == PRE_EXTEND_PAGE:
         problems = pre_extend_field_problems(cluster, request)
         if not problems:
-            problems = _pre_extend_cross_checks(cluster, layout, request)
+            problems = _pre_extend_cross_checks(cluster, facts, request)
         return problems
     if page == EXTEND_PAGE:
-        return _extend_page_problems(cluster, layout, request, resource_id)
+        return _extend_page_problems(cluster, facts, request, resource_id)
     raise ValueError(f"no page {page!r}")
 
 
-def check_request(cluster: Cluster, layout: LabLayout, request: ExtendRequest) -> list[Problem]:
+def check_request(cluster: Cluster, facts: Facts, request: ExtendRequest) -> list[Problem]:
     """Every problem of the whole request, the Pre-Extend page's first."""
-    problems = check_page(cluster, layout, request, PRE_EXTEND_PAGE)
-    return problems + _extend_page_problems(cluster, layout, request, None)
+    problems = check_page(cluster, facts, request, PRE_EXTEND_PAGE)
+    return problems + _extend_page_problems(cluster, facts, request, None)
 
 
 def _resolve(cluster: Cluster, request: ExtendRequest) -> _Resolved:
     found = _Resolved()
     names = _names(cluster)
-    template = fields.text(request.template_server)
+    template = text(request.template_server)
     if template == "":
         found.problems.append(_p("template_server", "required", "Choose the Template Server."))
     elif template not in names:
@@ -383,7 +338,7 @@ def _resolve(cluster: Cluster, request: ExtendRequest) -> _Resolved:
         )
     else:
         found.template = template
-    tag = fields.text(request.tag_to_extend)
+    tag = text(request.tag_to_extend)
     if tag == "":
         found.problems.append(_p("tag_to_extend", "required", "Choose the Tag to Extend."))
     elif found.template is not None:
@@ -414,7 +369,7 @@ def _resolve(cluster: Cluster, request: ExtendRequest) -> _Resolved:
                         f"{inst.state.cell_text}).{hint}",
                     )
                 )
-    target = fields.text(request.target_server)
+    target = text(request.target_server)
     if target == "":
         found.problems.append(
             _p("target_server", "required", "Choose the Target Server to extend to.")
@@ -466,7 +421,7 @@ def pre_extend_field_problems(cluster: Cluster, request: ExtendRequest) -> list[
                     f"{h.priority_of(target)}); choose a server that does not have it.",
                 )
             )
-    switchback = fields.text(request.switchback_type).lower()
+    switchback = text(request.switchback_type).lower()
     if switchback not in {t.value for t in SwitchbackType}:
         problems.append(
             _p(
@@ -488,7 +443,7 @@ def pre_extend_field_problems(cluster: Cluster, request: ExtendRequest) -> list[
         )
     initial = h is not None and len(h.equivalencies) == 1
     template_priority: int | None = None
-    if request.template_priority is not None and fields.text(request.template_priority) != "":
+    if request.template_priority is not None and text(request.template_priority) != "":
         if h is not None and not initial:
             problems.append(
                 _p(
@@ -551,14 +506,14 @@ def pre_extend_field_problems(cluster: Cluster, request: ExtendRequest) -> list[
 
 
 def _pre_extend_cross_checks(
-    cluster: Cluster, layout: LabLayout, request: ExtendRequest
+    cluster: Cluster, facts: Facts, request: ExtendRequest
 ) -> list[Problem]:
     """Checks that need valid fields: read-only tags free on the target, disk space."""
     r = _resolve(cluster, request)
     h, target = r.hierarchy, r.target
     assert h is not None and target is not None and r.template is not None
     problems = []
-    taken = {inst.tag for inst in h_all_instances(cluster, target)}
+    taken = {inst.tag for inst in cluster.instances_on(target)}
     for box in info_boxes(h, r.template, request):
         if box.read_only and box.target_tag in taken:
             problems.append(
@@ -570,13 +525,13 @@ def _pre_extend_cross_checks(
                 )
             )
     for rid in _dk_ids(h):
-        page = _dk_page(h, r.template, target, layout, rid)
-        volume = fields.local_path(layout, target, page.volume)
-        if volume is None:
+        page = _dk_page(h, r.template, target, facts, rid)
+        if path_problem(page.volume):
             continue
-        existing = volume.stat().st_size if volume.exists() else 0
+        volume = facts.path(target, page.volume)
+        existing = volume.size or 0
         need = max(0, page.volume_size - existing)
-        free = fields.free_bytes(volume.parent)
+        free = volume.free_bytes
         if free is not None and free < need:
             problems.append(
                 _p(
@@ -587,7 +542,7 @@ def _pre_extend_cross_checks(
                     "space on it or choose another target.",
                 )
             )
-        elif volume.exists() and existing < page.volume_size:
+        elif volume.exists and existing < page.volume_size:
             problems.append(
                 _p(
                     "target_server",
@@ -600,14 +555,14 @@ def _pre_extend_cross_checks(
 
 
 def _extend_page_problems(
-    cluster: Cluster, layout: LabLayout, request: ExtendRequest, only: int | None
+    cluster: Cluster, facts: Facts, request: ExtendRequest, only: int | None
 ) -> list[Problem]:
     r = _resolve(cluster, request)
     h, target, template = r.hierarchy, r.target, r.template
     if h is None or template is None:
         return []
     problems: list[Problem] = []
-    target_instances = h_all_instances(cluster, target) if target else []
+    target_instances = cluster.instances_on(target) if target else []
     taken = {inst.tag for inst in target_instances}
     protected = {
         inst.mount_point
@@ -618,7 +573,7 @@ def _extend_page_problems(
     for rid in _dk_ids(h):
         if only is not None and rid != only:
             continue
-        page = _dk_page(h, template, target or "", layout, rid)
+        page = _dk_page(h, template, target or "", facts, rid)
         dk = request.datakeeper_for(rid) or page.defaults
 
         def add(field_name: str, code: str, message: str, rid: int = rid) -> None:
@@ -626,13 +581,13 @@ def _extend_page_problems(
 
         if page.filesystem_id is not None:
             mount = dk.mount_point
-            if mount is None or fields.text(mount) == "":
+            if mount is None or text(mount) == "":
                 add("mount_point", "required", "Mount Point is required (an absolute path).")
             else:
-                mount = fields.text(mount)
-                path_problem = fields.path_problem(mount)
-                if path_problem:
-                    add("mount_point", "bad_path", f"Mount Point {mount!r} {path_problem}")
+                mount = text(mount)
+                why = path_problem(mount)
+                if why:
+                    add("mount_point", "bad_path", f"Mount Point {mount!r} {why}")
                 elif mount == "/":
                     add(
                         "mount_point",
@@ -640,7 +595,7 @@ def _extend_page_problems(
                         "Mount Point / is the root filesystem and cannot be protected; choose "
                         "a folder such as /data.",
                     )
-                elif target and fields.norm(mount) in {fields.norm(m) for m in protected}:
+                elif target and norm(mount) in {norm(m) for m in protected}:
                     add(
                         "mount_point",
                         "mount_point_protected",
@@ -679,498 +634,178 @@ def _extend_page_problems(
                 )
             new_tags[dk.dk_tag] = new_tags.get(dk.dk_tag, 0) + 1
         if dk.bitmap_file is not None:
-            for code, message in bitmap_problems(layout, target or "", dk.bitmap_file):
+            for code, message in bitmaps.problems(facts, target or "", dk.bitmap_file):
                 add("bitmap_file", code, message)
     return problems
 
 
-def bitmap_problems(layout: LabLayout, server: str, bitmap_file: str) -> list[tuple[str, str]]:
-    """(code, message) for a bitmap file path on ``server``; [] when it is usable."""
-    text = fields.text(bitmap_file)
-    if text == "":
-        return [
-            (
-                "required",
-                "Bitmap File is empty: give a path such as /opt/LifeKeeper/bitmap_<tag>, "
-                "or choose None.",
-            )
-        ]
-    path_problem = fields.path_problem(text)
-    if path_problem:
-        return [("bad_path", f"Bitmap File {text!r} {path_problem}")]
-    if text.endswith("/"):
-        return [("bitmap_is_directory", f"Bitmap File {text} names a folder; add a file name.")]
-    if not server:
-        return []
-    local = fields.local_path(layout, server, text)
-    if local is None:
-        return [("bad_path", f"Bitmap File {text!r} must not contain '..'.")]
-    if local.is_dir():
-        return [
-            (
-                "bitmap_is_directory",
-                f"Bitmap File {text} is an existing folder on {server}; give a file path "
-                f"inside it, e.g. {text.rstrip('/')}/bitmap_<tag>.",
-            )
-        ]
+# -- what the rules need to know ----------------------------------------------------------
+def needs(
+    cluster: Cluster,
+    request: ExtendRequest | None = None,
+    *,
+    template_server: str | None = None,
+    tag: str | None = None,
+    target_server: str | None = None,
+) -> Needs:
+    """The facts :func:`defaults` (for the given choices) and the checks of ``request``
+    ask for: per DataKeeper resource, its volume and the bitmap locations on the target."""
+    if request is not None:  # as typed: anything, checked later
+        template_server, tag = text(request.template_server), text(request.tag_to_extend)
+        target_server = text(request.target_server)
     try:
-        info = filesystem_of(local)
-    except FsProbeError as exc:
-        return [("bad_path", f"Bitmap File {text!r}: {exc}")]
-    if info.is_btrfs:
-        return [
-            (
-                "bitmap_on_btrfs",
-                f"Bitmap File {text} is on btrfs (mounted at "
-                f"{fields.server_path(layout, server, Path(info.mount_point))}) on {server}: "
-                "DataKeeper cannot use a bitmap there (configuring the mirror fails with "
-                "'invalid argument', because btrfs cannot give the block map an external "
-                "bitmap needs). Choose a folder on ext4 or xfs, e.g. under /var/lib, "
-                "or None.",
-            )
-        ]
-    folder = Path(info.path_checked)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return [
-            (
-                "bitmap_folder_read_only",
-                f"Bitmap File {text}: the folder {fields.server_path(layout, server, folder)} on "
-                f"{server} is read-only; choose a writable folder, or None.",
-            )
-        ]
-    return []
+        h = _pick_hierarchy(cluster, template_server, tag)
+    except CheckFailed:
+        return Needs()
+    template = template_server if template_server in _names(cluster) else None
+    if template is None or h.instance(h.root_id, template) is None:
+        template = h.in_service_server or h.home_server
+    target = target_server or _default_target(cluster, h, template)
+    found = Needs()
+    for rid in _dk_ids(h):
+        dk = h.instance(rid, template)
+        if dk is None or not target:
+            continue
+        found |= bitmaps.default_needs(target, dk.tag)
+        if dk.volume and not path_problem(dk.volume):
+            found |= Needs.of_paths([(target, dk.volume)])
+        chosen = request.datakeeper_for(rid) if request is not None else None
+        if chosen is not None:
+            found |= bitmaps.needs(target, chosen.bitmap_file)
+    return found
 
 
-# -- plan and execute -----------------------------------------------------------------
-@dataclass
-class ExtendContext:
-    """What the steps of one extend share while they run."""
-
-    backend: LabBackend
-    hierarchy: Hierarchy
-    request: ExtendRequest
-    journal: Journal
-    txn: Txn | None = None
-    undo: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def layout(self) -> LabLayout:
-        return self.backend.layout
-
-    @property
-    def rows(self) -> Txn:
-        assert self.txn is not None, "steps that write rows run inside the transaction"
-        return self.txn
-
-    def record(self, action: dict[str, Any]) -> None:
-        """Before a file action: how to undo it, in memory and in the durable journal."""
-        self.journal.record(action)
-        self.undo.append(action)
-
-
-@dataclass(frozen=True)
-class Step:
-    title: str
-    run: Callable[[ExtendContext], None] = field(repr=False, compare=False)
-    after_commit: bool = False  # runs once the rows are committed (starting a resync)
-
-
-@dataclass(frozen=True)
-class ExtendPlan:
-    request: ExtendRequest
-    hierarchy_id: int
-    version: int
-    steps: tuple[Step, ...]
-
-    @property
-    def titles(self) -> list[str]:
-        return [s.title for s in self.steps]
-
-
-@dataclass(frozen=True)
-class ExtendResult:
-    hierarchy_id: int
-    target_server: str
-    steps: tuple[str, ...]
-    message: str
-
-
-StepCallback = Callable[[int, int, str, str], None]  # index, total, title, status
-
-
-def plan(cluster: Cluster, layout: LabLayout, request: ExtendRequest) -> ExtendPlan:
-    """The ordered steps of ``request``; raises CheckFailed when it has problems."""
-    problems = check_request(cluster, layout, request)
+# -- the plan --------------------------------------------------------------------------------
+def plan_steps(cluster: Cluster, facts: Facts, request: ExtendRequest) -> tuple[Step, ...]:
+    """The ordered steps of ``request`` (children first); CheckFailed when it has problems."""
+    problems = check_request(cluster, facts, request)
     if problems:
         raise CheckFailed(problems)
-    inst = cluster.find_tag(request.tag_to_extend, request.template_server)
-    assert inst is not None
-    h = cluster.hierarchy(inst.hierarchy_id)
-    assert h is not None
+    h = hierarchy_of(cluster, request)
     template, target = request.template_server, request.target_server
-    full = _complete(h, template, layout, request)
+    full = complete(h, template, facts, request)
     steps: list[Step] = []
     for rid in reversed(h.resource_ids()):  # children first
-        kind = h.kind_of(rid)
         source = h.instance(rid, template)
         assert source is not None
-        new_tag, _ro = _target_tag(h, rid, source.tag, full)
-        if kind is ResourceKind.DATAKEEPER:
+        new_tag, _read_only = _target_tag(h, rid, source.tag, full)
+        if source.kind is ResourceKind.DATAKEEPER:
             dk = full.datakeeper_for(rid)
-            assert dk is not None
             mirror = h.mirror(rid)
-            assert mirror is not None
-            bitmap = dk.bitmap_file or "None (every resync is a full resync)"
+            assert dk is not None and mirror is not None
+            mirror_source = h.instance(rid, mirror.source)
+            new = Resource(
+                rid,
+                h.id,
+                ResourceKind.DATAKEEPER,
+                target,
+                dk.dk_tag,
+                ResourceState.OSU,
+                volume=source.volume,
+                bitmap_file=dk.bitmap_file,
+            )
+            steps.append(CreateDataKeeperTarget(new, mirror.volume_size))
             steps.append(
-                Step(
-                    f"Create DataKeeper resource {dk.dk_tag} on {target} "
-                    f"(volume {source.volume}, {format_size(mirror.volume_size)})",
-                    _create_dk(rid, dk),
+                ConfigureMirror(
+                    rid,
+                    dk.dk_tag,
+                    mirror.source,
+                    target,
+                    dk.bitmap_file,
+                    mirror_source.bitmap_file if mirror_source else None,
+                    mirror.volume_size,
+                    mirror.chunk_size,
                 )
             )
-            steps.append(
-                Step(
-                    f"Configure mirror {dk.dk_tag}: {mirror.source} → {target} with bitmap "
-                    f"{bitmap}",
-                    _configure_mirror(rid, dk),
-                )
-            )
-        elif kind is ResourceKind.FILESYSTEM:
+            continue
+        mount = source.mount_point
+        if source.kind is ResourceKind.FILESYSTEM:
             mount = next(
                 (d.mount_point for d in full.datakeeper if _filesystem_on(h, d.resource_id) == rid),
                 source.mount_point,
             )
-            steps.append(
-                Step(
-                    f"Create filesystem resource {new_tag} on {target} (mount point {mount})",
-                    _create_plain(rid, new_tag, mount),
-                )
-            )
-        else:
-            steps.append(
-                Step(
-                    f"Create {kind.label} resource {new_tag} on {target}",
-                    _create_plain(rid, new_tag, None),
-                )
-            )
-    prios = [f"{template}={_priority(full.template_priority, h, template)}"]
-    prios.append(f"{target}={int(full.target_priority)}")
-    steps.append(Step(f"Set priorities of {h.root_tag}: {', '.join(prios)}", _set_priorities))
+        new = dataclasses.replace(
+            source, server=target, tag=new_tag, state=ResourceState.OSU, mount_point=mount
+        )
+        steps.append(AddResource(new))
+    priorities = (
+        (template, _priority(full.template_priority, h, template)),
+        (target, int(full.target_priority)),
+    )
+    switchback = SwitchbackType(str(full.switchback_type).lower())
+    steps.append(SetPriorities(h.id, h.root_tag, priorities, switchback))
     for rid in _dk_ids(h):
         dk = full.datakeeper_for(rid)
         assert dk is not None
-        steps.append(
-            Step(
-                f"Start resync of {dk.dk_tag} from {template} to {target}",
-                _start_resync(rid),
-                after_commit=True,
-            )
+        steps.append(StartResync(rid, dk.dk_tag, template, target))
+    return tuple(steps)
+
+
+def done_message(h: Hierarchy, target: str) -> str:
+    if h.mirrors:
+        return (
+            f"{h.root_tag} was extended to {target}. The mirror is resyncing and becomes "
+            f"Target when done; then test a switchover to {target}."
         )
-    return ExtendPlan(full, h.id, h.version, tuple(steps))
+    return f"{h.root_tag} was extended to {target}; test a switchover to {target}."
 
 
-def execute(
-    backend: LabBackend,
-    extend_plan: ExtendPlan,
-    session: Session,
-    *,
-    hub: EventHub | None = None,
-    on_step: StepCallback | None = None,
-    cancel: threading.Event | None = None,
-) -> ExtendResult:
-    """Run the plan: all or nothing. Raises OperationError naming the failed step.
-
-    ``on_step(index, total, title, status)`` is called with status "running", "done",
-    "failed"; ``cancel`` is checked before each step (a cancelled extend is rolled back).
-    """
-    request = extend_plan.request
-    store = backend.store
-    authorize(
-        store,
-        session,
-        Op.EXTEND_HIERARCHY,
-        f"extend {request.tag_to_extend} to {request.target_server}",
-        commands.extend(request),
-    )
-    h = store.hierarchy(extend_plan.hierarchy_id)
+def hierarchy_of(cluster: Cluster, request: ExtendRequest) -> Hierarchy:
+    """The hierarchy a (checked) request extends."""
+    inst = cluster.find_tag(request.tag_to_extend, request.template_server)
+    h = cluster.hierarchy(inst.hierarchy_id) if inst is not None else None
     if h is None:
-        raise OperationError("the hierarchy no longer exists; reload and try again")
-    out = OperationLog(
-        f"extend {h.root_tag} to {request.target_server}",
-        hub,
-        session,
-        commands.extend(request),
-    )
-    steps = extend_plan.steps
-    total = len(steps)
-
-    def report(index: int, status: str) -> None:
-        if on_step is not None:
-            on_step(index, total, steps[index].title, status)
-
-    out.say(
-        "INFO",
-        f"Extending {h.root_tag} from {request.template_server} to "
-        f"{request.target_server} ({total} steps)",
-    )
-    current = -1
-    with Journal(store, out.operation) as jour:
-        ctx = ExtendContext(backend, h, request, jour)
-        try:
-            with store.transaction() as txn:
-                ctx.txn = txn
-                txn.claim(h.id, extend_plan.version)
-                for current, step in enumerate(steps):
-                    if step.after_commit:
-                        continue
-                    if cancel is not None and cancel.is_set():
-                        raise OperationError("cancelled by the user", step=step.title)
-                    report(current, "running")
-                    step.run(ctx)
-                    out.say("INFO", f"[{current + 1}/{total}] {step.title}: done")
-                    report(current, "done")
-                jour.mark_committed(txn)
-                out.flush(txn)
-                current = -1
-        except BaseException as exc:
-            reason = _reason(exc)
-            title = steps[current].title if current >= 0 else "before the first step"
-            left = _roll_back(ctx)
-            if current >= 0:
-                report(current, "failed")
-            out.say("ERROR", f"Step failed: {title}: {reason}")
-            if left:
-                jour.keep_for_recovery()
-                out.say(
-                    "WARNING",
-                    f"Could not undo everything now ({left}); it will be "
-                    "undone when LK Console next opens the lab.",
+        raise CheckFailed(
+            [
+                _p(
+                    "tag_to_extend",
+                    "unknown_tag",
+                    f"There is no resource tagged {request.tag_to_extend!r} on "
+                    f"{request.template_server}.",
                 )
-            else:
-                out.say("INFO", f"Rolled back: {h.root_tag} is exactly as before.")
-            out.finish(store, ok=False, message=reason)
-            if isinstance(exc, LkError) and not isinstance(exc, OperationError):
-                raise
-            if not isinstance(exc, Exception):
-                raise
-            raise OperationError(reason, step=title) from exc
-    # Committed: the extension exists. Start what runs on its own (the resyncs).
-    for index, step in enumerate(steps):
-        if step.after_commit:
-            report(index, "running")
-            try:
-                step.run(ctx)
-            except Exception as exc:
-                report(index, "failed")
-                reason = _reason(exc)
-                message = (
-                    f"{h.root_tag} was extended to {request.target_server} (every step up to "
-                    f"the commit was done), but step {index + 1} failed: {step.title}: "
-                    f"{reason}. Start it with `lkctl mirror resume` once the cause is fixed."
-                )
-                out.say("ERROR", message)
-                out.finish(store, ok=False, message=message)
-                raise OperationError(message, committed=True) from exc
-            out.say("INFO", f"[{index + 1}/{total}] {step.title}: started")
-            report(index, "done")
-    message = (
-        f"{h.root_tag} was extended to {request.target_server}. The mirror is resyncing and "
-        f"becomes Target when done; then test a switchover to {request.target_server}."
-    )
-    out.say("INFO", message)
-    out.finish(store, ok=True, message=message)
-    return ExtendResult(h.id, request.target_server, tuple(extend_plan.titles), message)
-
-
-def extend(
-    backend: LabBackend,
-    request: ExtendRequest,
-    session: Session,
-    *,
-    hub: EventHub | None = None,
-    on_step: StepCallback | None = None,
-) -> ExtendResult:
-    """Plan and execute in one call (checks included)."""
-    return execute(
-        backend,
-        plan(backend.cluster(), backend.layout, request),
-        session,
-        hub=hub,
-        on_step=on_step,
-    )
-
-
-# -- the steps ------------------------------------------------------------------------
-def _create_dk(rid: int, dk: DataKeeperExtend) -> Callable[[ExtendContext], None]:
-    def run(ctx: ExtendContext) -> None:
-        h, target = ctx.hierarchy, ctx.request.target_server
-        source = h.instance(rid, ctx.request.template_server)
-        mirror = h.mirror(rid)
-        assert source is not None and mirror is not None and source.volume is not None
-        volume = ctx.layout.server_path(target, source.volume)
-
-        def make(root: Path) -> None:
-            if not volume.exists():
-                ctx.record({"delete_file": str(volume)})
-            mirrors.prepare_target_volume(volume, mirror.volume_size)
-
-        ctx.backend.run_step(target, make)
-        ctx.rows.add_instance(
-            Resource(
-                resource_id=rid,
-                hierarchy_id=h.id,
-                kind=ResourceKind.DATAKEEPER,
-                server=target,
-                tag=dk.dk_tag,
-                state=ResourceState.OSU,
-                volume=source.volume,
-                bitmap_file=dk.bitmap_file,
-            )
+            ]
         )
-
-    return run
-
-
-def _configure_mirror(rid: int, dk: DataKeeperExtend) -> Callable[[ExtendContext], None]:
-    def run(ctx: ExtendContext) -> None:
-        h, target = ctx.hierarchy, ctx.request.target_server
-        mirror = h.mirror(rid)
-        source = h.instance(rid, mirror.source) if mirror else None
-        assert mirror is not None and source is not None
-        layout = ctx.layout
-        # The target's own bitmap (used when it becomes the source): btrfs fails here.
-        if dk.bitmap_file is not None:
-            target_bitmap = layout.server_path(target, dk.bitmap_file)
-            ctx.backend.run_step(
-                target,
-                lambda _root: _journaled_create_bitmap(
-                    ctx, target_bitmap, mirror.volume_size, mirror.chunk_size
-                ),
-            )
-        # The source's intent log gets a section for the new target, all dirty.
-        if source.bitmap_file is not None:
-            source_bitmap = layout.server_path(mirror.source, source.bitmap_file)
-            ctx.backend.run_step(
-                mirror.source,
-                lambda _root: _journaled_add_target(
-                    ctx, source_bitmap, target, mirror.volume_size, mirror.chunk_size
-                ),
-            )
-        ctx.rows.set_mirror_target(
-            rid,
-            MirrorTarget(
-                target,
-                MirrorState.RESYNCING,
-                reason="initial full resync after extend",
-                bytes_total=mirror.volume_size,
-            ),
-        )
-
-    return run
-
-
-def _journaled_create_bitmap(ctx: ExtendContext, path: Path, size: int, chunk: int) -> None:
-    if not path.exists():
-        ctx.record({"delete_file": str(path)})
-    mirrors.create_bitmap(path, size, chunk)
-
-
-def _journaled_add_target(
-    ctx: ExtendContext, path: Path, target: str, size: int, chunk: int
-) -> None:
-    if path.exists():
-        ctx.record({"remove_bitmap_target": [str(path), target]})
-    else:
-        ctx.record({"delete_file": str(path)})
-    mirrors.add_bitmap_target(path, target, size, chunk)
-
-
-def _create_plain(rid: int, tag: str, mount: str | None) -> Callable[[ExtendContext], None]:
-    def run(ctx: ExtendContext) -> None:
-        h, target = ctx.hierarchy, ctx.request.target_server
-        source = h.instance(rid, ctx.request.template_server)
-        assert source is not None
-        if mount is not None:
-            folder = ctx.layout.server_path(target, mount)
-
-            def make(_root: Path) -> None:
-                if not folder.exists():
-                    ctx.record({"rmdir": str(folder)})
-                    private_dir(folder)
-
-            ctx.backend.run_step(target, make)
-        ctx.rows.add_instance(
-            dataclasses.replace(
-                source,
-                server=target,
-                tag=tag,
-                state=ResourceState.OSU,
-                mount_point=mount if mount is not None else source.mount_point,
-            )
-        )
-
-    return run
-
-
-def _set_priorities(ctx: ExtendContext) -> None:
-    h, request = ctx.hierarchy, ctx.request
-    template = request.template_server
-    ctx.rows.set_priority(h.id, template, _priority(request.template_priority, h, template))
-    ctx.rows.set_priority(h.id, request.target_server, int(request.target_priority))
-    ctx.rows.set_switchback(h.id, SwitchbackType(request.switchback_type.lower()))
-
-
-def _start_resync(rid: int) -> Callable[[ExtendContext], None]:
-    def run(ctx: ExtendContext) -> None:
-        mirrors.start_resync(ctx.backend.store.home, rid, ctx.request.target_server)
-
-    return run
-
-
-def _roll_back(ctx: ExtendContext) -> str:
-    """Undo the file actions done so far, newest first; returns what could not be."""
-    while ctx.undo:
-        action = ctx.undo[-1]
-        try:
-            undo_action(action)
-        except OSError as exc:
-            log.error("undo of %s failed (left for recovery at next start): %s", action, exc)
-            return f"{exc.strerror or exc}"
-        ctx.undo.pop()
-    return ""
+    return h
 
 
 # -- helpers --------------------------------------------------------------------------
-def _complete(
-    h: Hierarchy, template: str, layout: LabLayout, request: ExtendRequest
-) -> ExtendRequest:
+def complete(h: Hierarchy, template: str, facts: Facts, request: ExtendRequest) -> ExtendRequest:
     """The request with a DataKeeper entry (defaults) for every DataKeeper resource."""
     entries = []
     for rid in _dk_ids(h):
         entry = request.datakeeper_for(rid)
         if entry is None:
-            entry = _dk_page(h, template, request.target_server, layout, rid).defaults
+            entry = _dk_page(h, template, request.target_server, facts, rid).defaults
         entries.append(entry)
     template_priority = request.template_priority
-    if template_priority is not None and fields.text(template_priority) == "":
+    if template_priority is not None and text(template_priority) == "":
         template_priority = None
     return dataclasses.replace(
         request,
         datakeeper=tuple(entries),
-        target_priority=int(fields.text(request.target_priority)),
-        template_priority=int(fields.text(template_priority))
-        if template_priority is not None
-        else None,
-        switchback_type=fields.text(request.switchback_type).lower(),
+        target_priority=int(text(request.target_priority)),
+        template_priority=int(text(template_priority)) if template_priority is not None else None,
+        switchback_type=text(request.switchback_type).lower(),
     )
 
 
 def _priority(value: int | str | None, h: Hierarchy, server: str) -> int:
-    if value is not None and fields.text(value) != "":
-        return int(fields.text(value))
+    if value is not None and text(value) != "":
+        return int(text(value))
     current = h.priority_of(server)
     assert current is not None
     return current
+
+
+def _default_target(cluster: Cluster, h: Hierarchy, template: str) -> str:
+    return next(
+        (
+            s.name
+            for s in cluster.servers
+            if s.state.is_alive and s.name not in h.servers and s.name != template
+        ),
+        "",
+    )
 
 
 def _pick_hierarchy(cluster: Cluster, template: str | None, tag: str | None) -> Hierarchy:
@@ -1222,12 +857,3 @@ def _names(cluster: Cluster) -> list[str]:
 
 def _p(field_name: str, code: str, message: str) -> Problem:
     return Problem(field_name, code, message)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        text = exc.strerror or str(exc)
-        return f"{text} ({exc.filename})" if exc.filename else text
-    if isinstance(exc, OperationError) and exc.step:
-        return str(exc).split(": ", 1)[-1]
-    return str(exc) or type(exc).__name__
