@@ -467,8 +467,12 @@ class Resync:
     def _flush_target(self) -> None:
         """``fdatasync`` the target, unless nothing was written since the last one."""
         if self._unflushed:
-            self._unflushed = False  # before: a write during the flush sets it again
-            self.target.flush()
+            self._unflushed = False  # before: a copy ending during the flush sets it again
+            try:
+                self.target.flush()
+            except BaseException:
+                self._unflushed = True  # nothing copied is known durable: flush next time
+                raise
 
     def _commit_async(self, chunks: list[int]) -> bool:
         """Commit ``chunks`` in a helper thread while copying goes on.
@@ -636,8 +640,9 @@ class Resync:
     def _copy_run(self, sfd: int, tfd: int, first: int, end: int) -> None:
         length = self._span(first, end)
         off = first * self.chunk_size
-        self._unflushed = True
         self._copy_bytes(sfd, tfd, off, length)
+        # after the copy: a flush that reset the flag while the copy ran may not cover it
+        self._unflushed = True
         self.chunks_copied += end - first
         self.bytes_copied += length
 
