@@ -1,5 +1,8 @@
 """The resync worker: copy the dirty chunks (or every chunk) of a source volume to a target.
 
+The target is any :class:`~core.replication.target.TargetVolume`: a local file or an NBD
+export of another machine (:mod:`.nbd`); the source is a local volume.
+
 **Thread or process.** The copy is one :class:`Resync` object whose :meth:`Resync.run`
 does the work in the calling thread; :meth:`Resync.start` runs it in a daemon thread
 (what :class:`~core.replication.mirror.Mirror` does). A thread is enough: the work is
@@ -35,8 +38,9 @@ or has its C bit cancelled and is copied again in the next pass: the target neve
 older than the source. A resync killed anywhere leaves D bits set for every chunk not
 yet committed, and commits happen only after the target was flushed, so a restart
 never skips a chunk the target lacks, and TARGET is never reported early. One resync
-at a time owns a target (an OFD lock on the target file, released by the kernel when
-the owner dies): a second one fails with :class:`ResyncBusy`.
+at a time owns a target (an OFD lock on the target's ``owner_lock_path``, the target
+file itself or, for a remote target, a lock file on the source node; released by the
+kernel when the owner dies): a second one fails with :class:`ResyncBusy`.
 
 **Holes.** A chunk that is a hole in the source *and* a hole in the target
 (``lseek(SEEK_DATA)`` finds no data in its range in either file, checked while the
@@ -45,9 +49,10 @@ A run with no hole at all in the source (``SEEK_HOLE``) is copied in one go; a h
 the source over data in the target is copied (zeros are written). Filesystems without
 hole support report everything as data, so holes are never wrongly assumed.
 
-**Speed.** Large runs (``io_size``, 4 MiB by default) copied with ``copy_file_range``
-(in-kernel, no copy through Python; falls back to ``preadv``/``pwrite`` with one reused
-buffer). Writeback of the target is started after each group
+**Speed.** Large runs (``io_size``, 4 MiB by default) copied by the target's
+``copy_from``: for a file ``copy_file_range`` (in-kernel, no copy through Python; falls
+back to ``preadv``/``pwrite`` with one reused buffer), for an NBD export several writes
+in flight at once. Writeback of a local target is started after each group
 (``sync_file_range(SYNC_FILE_RANGE_WRITE)``, a hint) and the periodic commits (every
 64 MiB or second: ``fdatasync`` + clearing bits) run in a helper thread, so the disk
 writes while the copy goes on; one last ``fdatasync`` at the end; never one per chunk.
@@ -64,7 +69,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import os
 import signal
 import sys
@@ -74,6 +78,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from core.errors import OperationError
 from core.events import MirrorProgress
@@ -91,9 +96,11 @@ from core.replication.volume import (
     VolumeError,
     has_hole,
     is_hole,
-    start_writeback,
     try_lock_file,
 )
+
+if TYPE_CHECKING:
+    from core.replication.target import TargetVolume
 
 __all__ = [
     "DEFAULT_IO_SIZE",
@@ -197,7 +204,7 @@ class Resync:
     def __init__(
         self,
         source: Volume,
-        target: Volume,
+        target: TargetVolume,
         bitmap: IntentLog,
         target_name: str,
         *,
@@ -217,7 +224,7 @@ class Resync:
         if target.size != source.size:
             raise ResyncError(
                 target_name,
-                f"target volume {target.path} has {target.size} bytes, source "
+                f"target volume {target.location} has {target.size} bytes, source "
                 f"{source.path} has {source.size}",
             )
         if bitmap.volume_size != source.size:
@@ -252,8 +259,6 @@ class Resync:
         self._thread: threading.Thread | None = None
         self._result: ResyncResult | None = None
         self._error: BaseException | None = None
-        self._buf: bytearray | None = None
-        self._use_cfr = hasattr(os, "copy_file_range")
         self._committer: threading.Thread | None = None
         self._unflushed = False  # the target was written since its last flush
         self._source_may_have_holes = skip_holes
@@ -354,10 +359,11 @@ class Resync:
                 self.locks.close()
 
     def _acquire_ownership(self) -> int:
-        fd = os.open(self.target.path, os.O_RDWR | os.O_CLOEXEC)
+        path = self.target.owner_lock_path
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         if not try_lock_file(fd, OWNER_LOCK_OFFSET, 1):
             os.close(fd)
-            raise ResyncBusy(self.name, f"another resync or mirror owns {self.target.path}")
+            raise ResyncBusy(self.name, f"another resync or mirror owns {self.target.location}")
         return fd
 
     def _run(self, t0: float) -> ResyncResult:
@@ -606,72 +612,43 @@ class Resync:
             self.bitmap.note_copied_runs(self.name, runs)
         # overlap the target's writeback with the next copies (one call per group: it
         # only writes pages that are dirty, so the clean chunks in between cost nothing)
-        start_writeback(
-            self.target.fileno(), lock_first * self.chunk_size, self._span(lock_first, lock_end)
-        )
+        self.target.start_writeback(lock_first * self.chunk_size, self._span(lock_first, lock_end))
 
     def _copy(self, first: int, end: int) -> None:
         """Copy chunks ``[first, end)``, skipping chunks that are holes in both files."""
         off = first * self.chunk_size
         length = self._span(first, end)
         sfd = self.source.fileno()
-        tfd = self.target.fileno()
+        target = self.target
         if not self._source_may_have_holes or not has_hole(sfd, off, length):
-            self._copy_run(sfd, tfd, first, end)  # the usual case: all data, one big copy
-        elif is_hole(sfd, off, length) and is_hole(tfd, off, length):
+            self._copy_run(first, end)  # the usual case: all data, one big copy
+        elif is_hole(sfd, off, length) and target.is_hole(off, length):
             self.chunks_skipped += end - first
         else:  # mixed: decide chunk by chunk, copying contiguous runs
             run_start = -1
             for c in range(first, end):
                 c_off = c * self.chunk_size
                 c_len = self._span(c, c + 1)
-                skip = is_hole(sfd, c_off, c_len) and is_hole(tfd, c_off, c_len)
+                skip = is_hole(sfd, c_off, c_len) and target.is_hole(c_off, c_len)
                 if skip:
                     if run_start >= 0:
-                        self._copy_run(sfd, tfd, run_start, c)
+                        self._copy_run(run_start, c)
                         run_start = -1
                     self.chunks_skipped += 1
                 elif run_start < 0:
                     run_start = c
             if run_start >= 0:
-                self._copy_run(sfd, tfd, run_start, end)
+                self._copy_run(run_start, end)
         self.bytes_done += length
 
-    def _copy_run(self, sfd: int, tfd: int, first: int, end: int) -> None:
+    def _copy_run(self, first: int, end: int) -> None:
         length = self._span(first, end)
         off = first * self.chunk_size
-        self._copy_bytes(sfd, tfd, off, length)
+        self.target.copy_from(self.source, off, length)
         # after the copy: a flush that reset the flag while the copy ran may not cover it
         self._unflushed = True
         self.chunks_copied += end - first
         self.bytes_copied += length
-
-    def _copy_bytes(self, sfd: int, tfd: int, off: int, length: int) -> None:
-        done = 0
-        if self._use_cfr:
-            try:
-                while done < length:
-                    n = os.copy_file_range(sfd, tfd, length - done, off + done, off + done)
-                    if n == 0:
-                        raise OSError(errno.EIO, "unexpected end of the source volume")
-                    done += n
-                return
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                    raise
-                self._use_cfr = False  # not supported between these files: plain copy
-        if self._buf is None:
-            self._buf = bytearray(self.io_chunks * self.chunk_size)
-        mv = memoryview(self._buf)
-        while done < length:
-            want = min(length - done, len(mv))
-            got = os.preadv(sfd, [mv[:want]], off + done)
-            if got == 0:
-                raise OSError(errno.EIO, "unexpected end of the source volume")
-            w = 0
-            while w < got:
-                w += os.pwrite(tfd, mv[w:got], off + done + w)
-            done += got
 
     # -- pacing and progress ----------------------------------------------------------------
     def _rate_limit(self) -> float:
