@@ -10,7 +10,9 @@ does the work in the calling thread; :meth:`Resync.start` runs it in a daemon th
 releases the GIL, and a thread shares the mirror's chunk locks, its in-memory bitmap
 (bitmap None) and its callbacks with no serialisation. The same worker also runs as a
 process, ``python -m core.replication.resync --source S --target T --bitmap B
---target-name NAME [--full] [--speed-limit KBPS] [--chunk-size N]``, which exits 0 and
+--target-name NAME [--full] [--speed-limit KBPS] [--chunk-size N]`` (``T`` a file, or
+an ``nbds://user@host:port/?tls-psk-file=F`` address: then run it under the system
+``python3``, where libnbd's bindings are, see :mod:`.nbd`), which exits 0 and
 prints a final ``TARGET <name> in sync ...`` line when the target is in sync. Because
 every step that matters is either recorded in the bitmap file or repeatable, the process
 can be killed (SIGKILL) at any point and restarted: it resumes from the bitmap.
@@ -90,6 +92,7 @@ from core.replication.bitmap import (
     IntentLog,
     MemoryBitmap,
 )
+from core.replication.nbd import DEFAULT_DEADLINE, NbdEndpoint
 from core.replication.volume import (
     ChunkLocks,
     Volume,
@@ -735,7 +738,24 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Resync a mirror target from its source volume (exit 0 = in sync).",
     )
     p.add_argument("--source", required=True, help="source volume file")
-    p.add_argument("--target", required=True, help="target volume file (created if missing)")
+    p.add_argument(
+        "--target",
+        required=True,
+        help="target volume file (created if missing), or the target's NBD export: "
+        "nbds://USER@HOST:PORT/?tls-psk-file=KEYFILE (run under /usr/bin/python3)",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=DEFAULT_DEADLINE,
+        metavar="SECONDS",
+        help="NBD target: longest wait for any reply (default %(default)s)",
+    )
+    p.add_argument(
+        "--owner-lock",
+        metavar="FILE",
+        help="NBD target: the local lock file that stands for it (default: next to the key)",
+    )
     p.add_argument("--bitmap", help="bitmap file (omit for no intent log: full resync)")
     p.add_argument("--target-name", required=True, help="the target's name in the bitmap")
     p.add_argument("--full", action="store_true", help="copy every chunk")
@@ -818,9 +838,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (VolumeError, OSError) as exc:
         print(f"ERROR source: {exc}", file=sys.stderr, flush=True)
         return EXIT_ERROR
+    endpoint: NbdEndpoint | None = None
+    try:
+        if "://" in args.target:
+            endpoint = NbdEndpoint.from_uri(
+                args.target,
+                deadline=args.deadline,
+                connect_deadline=args.deadline,
+                owner_lock=args.owner_lock,
+            )
+    except VolumeError as exc:
+        print(f"ERROR target: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
     # A missing target is all zeros: mark every chunk dirty (durably) before creating it,
     # so a run killed right after the creation cannot leave an empty target "in sync".
-    target_missing = not (os.path.exists(args.target) and os.path.getsize(args.target) > 0)
+    # (A remote target's volume exists: its node serves it.)
+    target_missing = endpoint is None and not (
+        os.path.exists(args.target) and os.path.getsize(args.target) > 0
+    )
     try:
         bitmap, full = _open_bitmap(args, source.size)
         if target_missing:
@@ -829,13 +864,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BitmapError, OSError) as exc:
         print(f"ERROR bitmap: {exc}", file=sys.stderr, flush=True)
         return EXIT_ERROR
+    target: TargetVolume
     try:
-        if target_missing:
+        if endpoint is not None:
+            target = endpoint.open_volume(source.size)
+        elif target_missing:
             target = Volume.create(args.target, source.size, exist_ok=True)
         else:
             target = Volume.open(args.target)
     except (VolumeError, OSError) as exc:
         print(f"ERROR target: {exc}", file=sys.stderr, flush=True)
+        bitmap.close()
         return EXIT_ERROR
 
     def progress(p: ResyncProgress) -> None:

@@ -16,7 +16,8 @@ disks see twice that), can be paused (between pieces, holding no lock), resumed 
 cancelled (the result then has ``cancelled=True`` and the counts of what was compared),
 and reports progress (:class:`VerifyProgress`) at most ~10 times a second. The same work
 runs as a process: ``python -m core.replication.verify --source S --target T
-[--bitmap B] --target-name N [--no-mark] [--speed-limit KBPS] [--method M]`` prints
+[--bitmap B] --target-name N [--no-mark] [--speed-limit KBPS] [--method M]`` (``T`` a
+file or an ``nbds://`` address, see :mod:`.nbd`; then under the system ``python3``) prints
 ``PROGRESS`` lines and ends with ``VERIFIED checked=N differing=M`` (exit 0), ``CANCELLED
 ...`` (exit 3, SIGTERM/SIGINT) or ``BUSY <reason>`` on stderr (exit 4).
 
@@ -100,6 +101,7 @@ from core.replication.bitmap import (
     BitmapError,
     IntentLog,
 )
+from core.replication.nbd import DEFAULT_DEADLINE, NbdEndpoint
 from core.replication.resync import (
     DEFAULT_IO_SIZE,
     DEFAULT_SPEED_LIMIT_KBPS,
@@ -965,7 +967,24 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "differing chunks dirty in the bitmap (a partial resync then repairs them).",
     )
     p.add_argument("--source", required=True, help="source volume file")
-    p.add_argument("--target", required=True, help="target volume file")
+    p.add_argument(
+        "--target",
+        required=True,
+        help="target volume file, or the target's NBD export: "
+        "nbds://USER@HOST:PORT/?tls-psk-file=KEYFILE (run under /usr/bin/python3)",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=DEFAULT_DEADLINE,
+        metavar="SECONDS",
+        help="NBD target: longest wait for any reply (default %(default)s)",
+    )
+    p.add_argument(
+        "--owner-lock",
+        metavar="FILE",
+        help="NBD target: the local lock file that stands for it (default: next to the key)",
+    )
     p.add_argument("--bitmap", help="bitmap file (omit: report only)")
     p.add_argument("--target-name", required=True, help="the target's name in the bitmap")
     p.add_argument("--no-mark", action="store_true", help="report only, mark nothing")
@@ -993,12 +1012,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     (SIGTERM/SIGINT), 4 when a resync owns the target, 1 on errors."""
     args = _parse_args(argv)
     name: str = args.target_name
-    opened: list[Volume | Bitmap] = []
+    opened: list[TargetVolume | Bitmap] = []
     try:
         try:
             source = Volume.open(args.source, readonly=True)
             opened.append(source)
-            target = Volume.open(args.target, readonly=True)
+            target: TargetVolume
+            if "://" in args.target:
+                endpoint = NbdEndpoint.from_uri(
+                    args.target,
+                    deadline=args.deadline,
+                    connect_deadline=args.deadline,
+                    owner_lock=args.owner_lock,
+                )
+                target = endpoint.open_volume(source.size, readonly=True)
+            else:
+                target = Volume.open(args.target, readonly=True)
             opened.append(target)
         except (VolumeError, OSError) as exc:
             print(f"ERROR volume: {exc}", file=sys.stderr, flush=True)
