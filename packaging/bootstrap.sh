@@ -2,7 +2,8 @@
 # Set up everything LK Console needs on a fresh Debian/Ubuntu machine, idempotently:
 #   bash packaging/bootstrap.sh          runtime: Qt's system libraries, .venv, the package
 #   bash packaging/bootstrap.sh --test   also: xvfb, xauth, btrfs-progs, e2fsprogs,
-#                                        desktop-file-utils, appstream, the test extras
+#                                        desktop-file-utils, appstream, the test extras,
+#                                        nbdkit, libnbd (tools, python3-libnbd), fuse3
 # Takes seconds when everything is already there.
 set -euo pipefail
 
@@ -13,7 +14,7 @@ mode=run
 case "${1:-}" in
   "") ;;
   --test) mode=test ;;
-  -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
   *) echo "bootstrap.sh: unknown option $1 (use --test or nothing)" >&2; exit 2 ;;
 esac
 
@@ -26,9 +27,14 @@ runtime_pkgs=(
   libxcb-xinerama0 libxcb-xkb1 fonts-dejavu-core
 )
 test_pkgs=(xvfb xauth btrfs-progs e2fsprogs mount desktop-file-utils appstream)
+# The mirror over NBD (tests/core/replication/test_nbd*.py, benchmarks/nbd_*.py): nbdkit
+# and its Python plugin, libnbd's tools (nbdcopy, nbdinfo, nbdfuse) and its bindings for
+# the system python3 (no pip package has them), FUSE, ip for the network namespaces.
+nbd_test_pkgs=(nbdkit nbdkit-plugin-python libnbd-bin python3-libnbd fuse3 iproute2 e2fsprogs)
 
 pkgs=("${runtime_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
+[ "$mode" = test ] && pkgs+=("${nbd_test_pkgs[@]}")
 
 if command -v dpkg-query >/dev/null 2>&1; then
   missing=()
