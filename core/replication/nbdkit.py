@@ -49,7 +49,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.replication.nbd import DEFAULT_PORT, DEFAULT_PSK_USER, NbdError
+from core.replication.nbd import DEFAULT_PORT, DEFAULT_PSK_USER, NbdError, tls_environment
 
 __all__ = [
     "NbdkitError",
@@ -261,7 +261,8 @@ def start_nbdkit(
     env: dict[str, str] | None = None,
 ) -> NbdkitProcess:
     """Start ``nbdkit -f -P RUN_DIR/NAME.pid ARGS`` in its own session (and ``netns``),
-    stderr to ``RUN_DIR/NAME.log``; return once it listens (its PID file exists).
+    stderr to ``RUN_DIR/NAME.log``, with :func:`~core.replication.nbd.tls_environment`
+    (and ``env``) added to its environment; return once it listens (its PID file exists).
 
     Raises :class:`NbdkitError` with nbdkit's own message when it exits instead, or
     when it does not listen within ``timeout`` (it is stopped then)."""
@@ -274,7 +275,7 @@ def start_nbdkit(
     argv = [*netns_prefix(netns), nbdkit, "-f", "-P", str(pidfile), *args]
     log.touch(mode=0o600)
     size_before = log.stat().st_size
-    pid = spawn_daemon(argv, log, env)
+    pid = spawn_daemon(argv, log, {**os.environ, **tls_environment(), **(env or {})})
     proc = NbdkitProcess(pid, pidfile, log, argv, name)
     deadline = time.monotonic() + timeout
     tick = threading.Event()

@@ -115,7 +115,8 @@ class Engine:
         m = self._m()
         reached = m.wait_for_state(req["target"], MirrorState[req["state"]], req["timeout"])
         if reached and req["state"] == "TARGET":
-            m.wait_resync_idle(req["target"], req["timeout"])
+            m.wait_resync_idle(req["target"], req["timeout"])  # its last progress report
+            m.drain_events()  # ... delivered
         return {"reached": reached, **self.op_status(req)}
 
     def op_wait_clean(self, req: dict[str, Any]) -> dict[str, Any]:
