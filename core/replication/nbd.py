@@ -153,12 +153,15 @@ def load_libnbd() -> ModuleType:
     priority file when it loads: :func:`tls_environment` is applied just before."""
     global _libnbd
     if _libnbd is None:
-        os.environ.update(tls_environment())
+        added = tls_environment()
+        os.environ.update(added)
         try:
             import nbd  # type: ignore[import-not-found]  # python3-libnbd: no stubs, no wheel
         except ImportError as exc:
             import sys
 
+            for name in added:  # nothing loaded: leave the environment as it was
+                del os.environ[name]
             raise NbdUnavailable(
                 f"libnbd's Python bindings (module nbd) are not importable by {sys.executable}: "
                 "install python3-libnbd (apt-get install python3-libnbd) and run the engine "
