@@ -434,6 +434,13 @@ class _Connection:
         poller = select.poll()
         poller.register(self._wake, select.POLLIN)
         lib = self.lib
+        h = self.h
+        if h is not None:  # aio_connect_tcp may have negotiated all by itself already
+            try:
+                self._after_poll(h)
+            except lib.Error as exc:
+                self.kill(exc.errnum or errno.ECONNRESET, exc.string)
+        del h
         while True:
             with self._lock:
                 h = self.h

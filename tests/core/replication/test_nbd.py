@@ -370,3 +370,23 @@ def test_the_engine_and_its_tools_need_only_the_system_python() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_connecting_takes_no_longer_than_the_handshake(lab: NbdLab, tmp_path: Path) -> None:
+    """libnbd may negotiate inside aio_connect_tcp already (a fast, near target): the
+    volume is ready then, not after a poll that waits for its deadline."""
+    lab.serve(blank_volume(tmp_path / "target.img", MiB))
+    script = (
+        "import sys, time\n"
+        "from core.replication.nbd import NbdEndpoint\n"
+        "ep = NbdEndpoint.from_uri(sys.argv[1], connect_deadline=2)\n"
+        "worst = 0.0\n"
+        "for _ in range(300):\n"
+        "    t0 = time.monotonic()\n"
+        "    ep.open_volume().close()\n"
+        "    worst = max(worst, time.monotonic() - t0)\n"
+        "print(worst)\n"
+    )
+    done = lab.in_source(SYSTEM_PYTHON, "-c", script, lab.uri())
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) < 1.5  # the deadline is 2 s
