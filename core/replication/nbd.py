@@ -320,7 +320,6 @@ class _Connection:
         self._lock = threading.Lock()
         self._notify_lock = threading.Lock()  # around libnbd's aio_notify_* (see _notify)
         self._inflight: dict[int, _Request] = {}  # id(request) -> request
-        self._seq = 0
         self._dead: tuple[int, str] | None = None
         self._ready = threading.Event()
         self._stopping = False
@@ -451,7 +450,11 @@ class _Connection:
                     until = self._connect_deadline
                     expired: _Request | None = None
                 else:
-                    expired = min(self._inflight.values(), key=lambda r: r.deadline, default=None)
+                    expired = min(
+                        (r for r in self._inflight.values() if not r.finished),
+                        key=lambda r: r.deadline,
+                        default=None,
+                    )
                     until = expired.deadline if expired is not None else now + IDLE_POLL
                 self._poll_until = until
             if until <= now:
