@@ -1,9 +1,11 @@
 """Run every benchmark and print one table: measure, baseline, ours, ratio, goal, met.
 
-    .venv/bin/python benchmarks/run_all.py [--quick]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--nbd]
 
 Each benchmark measures its baseline in the same run (see each script's docstring).
-``--quick`` uses smaller volumes (256 MiB instead of 1 GiB) for a fast look.
+``--quick`` uses smaller volumes (256 MiB instead of 1 GiB) for a fast look. ``--nbd``
+adds the mirror over NBD (root: network namespaces, nbdkit, nbdfuse; about two minutes
+more), which is left out by default.
 """
 
 from __future__ import annotations
@@ -28,16 +30,21 @@ BENCHMARKS = (
     ("event_loop_latency.py", []),
     ("startup.py", []),
 )
+NBD_BENCHMARKS = (
+    ("nbd_resync.py", ["--size-mib", "{size}"]),
+    ("nbd_mirrored_fs.py", []),
+)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="256 MiB volumes instead of 1 GiB")
+    parser.add_argument("--nbd", action="store_true", help="also the mirror over NBD (root)")
     args = parser.parse_args()
     size = "256" if args.quick else "1024"
     rows: list[dict[str, object]] = []
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
-    for script, options in BENCHMARKS:
+    for script, options in BENCHMARKS + (NBD_BENCHMARKS if args.nbd else ()):
         path = HERE / script
         if not path.exists():
             continue

@@ -3,7 +3,8 @@
 #   bash packaging/bootstrap.sh          runtime: Qt's system libraries, .venv, the package
 #   bash packaging/bootstrap.sh --cluster  also: the cluster stack for the Pacemaker lab
 #                                        (pacemaker, corosync, crmsh, resource-agents,
-#                                        fence-agents, openssh, iproute2, ...), not started
+#                                        fence-agents, openssh, iproute2, ...), not started,
+#                                        and the mirror over NBD (nbdkit, libnbd, fuse3)
 #   bash packaging/bootstrap.sh --test   all of --cluster, and: xvfb, xauth, btrfs-progs,
 #                                        e2fsprogs, desktop-file-utils, appstream, the test extras
 # Takes seconds when everything is already there.
@@ -35,13 +36,18 @@ cluster_pkgs=(
   pacemaker pacemaker-cli-utils corosync crmsh resource-agents fence-agents
   openssh-server openssh-client iproute2 iputils-ping psmisc procps util-linux
 )
+# The mirror between nodes over NBD (core/replication/nbd*.py, tests/core/replication/
+# test_nbd*.py, benchmarks/nbd_*.py): nbdkit and its Python plugin, libnbd's tools
+# (nbdcopy, nbdinfo, nbdfuse) and its bindings for the system python3 (no pip package
+# has them), FUSE.
+nbd_pkgs=(nbdkit nbdkit-plugin-python libnbd-bin python3-libnbd fuse3 iproute2 e2fsprogs)
 # Daemons of the stack: none may be left running on the host by the install.
 cluster_daemons=(corosync pacemakerd pacemaker-based pacemaker-fenced pacemaker-execd
   pacemaker-attrd pacemaker-schedulerd pacemaker-controld sshd)
 
 pkgs=("${runtime_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
-[ "$mode" = test ] || [ "$mode" = cluster ] && pkgs+=("${cluster_pkgs[@]}")
+[ "$mode" = test ] || [ "$mode" = cluster ] && pkgs+=("${cluster_pkgs[@]}" "${nbd_pkgs[@]}")
 
 # PIDs of the stack's daemons running on the host now: in the host's own network
 # namespace, so a Pacemaker lab's nodes (each in a namespace of its own) are never counted.

@@ -1,14 +1,22 @@
 """A mirror: one source volume replicated to one or more target volumes.
 
+A target's volume is a local file (a path) or a volume of another machine (a
+:class:`~core.replication.target.TargetLocation`, e.g. an
+:class:`~core.replication.nbd.NbdEndpoint`): the mirror sees both through
+:class:`~core.replication.target.TargetVolume`.
+
 **Write path** (:meth:`Mirror.write`), for the chunks ``[first, end)`` a write covers::
 
     hold the chunks exclusively (ChunkLocks: threads of this process + OFD locks)
     bitmap.mark_write(...)            D bits set for every target, durable, BEFORE any I/O
     write the source                  (pwrite; then fdatasync when durable)
-    write every replicating target    synchronous: before returning (in parallel with the
-                                      source's fdatasync when durable); asynchronous:
-                                      through a bounded queue (ASYNC_MAX_WRITES writes or
-                                      ASYNC_MAX_BYTES bytes; the writer blocks when full)
+    write every replicating target    synchronous: every target's write started (a file:
+                                      pwrite; NBD: the request sent, FUA when durable),
+                                      then the source's fdatasync when durable, then every
+                                      target waited for (NBD: at most its deadline), all
+                                      before returning; asynchronous: through a bounded
+                                      queue (ASYNC_MAX_WRITES writes or ASYNC_MAX_BYTES
+                                      bytes; the writer blocks when full)
 
 A target *replicates* when it is connected, not paused and in sync (state TARGET). A
 write while a target is disconnected, paused, out of sync or resyncing only marks that
@@ -16,6 +24,17 @@ target's bits (with the C bit cancelled, see ``bitmap.py``): the resync copies t
 A failed target write (``ENOSPC``, ``EIO``, ``EROFS``, ...) makes that target OUT_OF_SYNC
 with the reason (``"No space left on device"``) and never fails the source write; its
 bits stay set. A failed source write raises :class:`SourceWriteError`.
+
+**Remote targets.** A remote target that does not answer within its deadline, or whose
+connection breaks, fails its write like a full disk does: Out of Sync with the reason
+(``"nbds://lkmirror@10.0.0.2:10809/: no reply to a write within 10 s (the target
+stalled): connection dropped"``), its bits set, the source write done. A thread of the
+mirror (``mirror-reconnect``, every ``reconnect_interval`` seconds) then closes the lost
+connection and connects again until the target answers; once it does, the mirror
+resyncs what it missed (a partial resync, when ``auto_resync``) and it is Target again.
+Connecting never happens under the mirror's lock, so writers do not wait for it.
+:meth:`Mirror.sync` is the durability barrier a block device's flush needs: the
+source's ``fdatasync`` while every replicating synchronous target flushes.
 
 Bits of replicating targets are cleared lazily, by extents (DRBD's activity-log idea):
 the first write into an *extent* (``extent_chunks`` chunks, 64 = 4 MiB by default) marks
@@ -88,6 +107,7 @@ from core.replication.resync import (
     ResyncError,
     ResyncProgress,
 )
+from core.replication.target import Done, PendingIO, TargetLocation, TargetVolume
 from core.replication.volume import ChunkLocks, Volume, VolumeError, try_lock_file
 
 __all__ = [
@@ -138,7 +158,7 @@ class TargetSpec:
     """A target as the caller knows it (from its store) when it configures the mirror."""
 
     name: str
-    volume: str | os.PathLike[str]
+    volume: str | os.PathLike[str] | TargetLocation  # a local file, or e.g. an NbdEndpoint
     state: MirrorState = MirrorState.OUT_OF_SYNC  # last known; TARGET = was in sync
     connected: bool = True
     paused: bool = False
@@ -185,9 +205,16 @@ class _Item:
 class _Target:
     def __init__(self, spec: TargetSpec) -> None:
         self.name = spec.name
-        self.path = Path(os.path.abspath(os.fspath(spec.volume)))
         self.spec = spec
-        self.volume: Volume | None = None
+        self.path: Path | None = None  # a local target's volume file
+        self.location: TargetLocation | None = None  # a remote target's address
+        if isinstance(spec.volume, str | os.PathLike):
+            self.path = Path(os.path.abspath(os.fspath(spec.volume)))
+            self.where = str(self.path)
+        else:
+            self.location = spec.volume
+            self.where = spec.volume.describe()
+        self.volume: TargetVolume | None = None
         self.owner_fd = -1
         self.state = MirrorState.OUT_OF_SYNC
         self.reason = ""
@@ -205,7 +232,7 @@ class _Target:
         self.resync_thread: threading.Thread | None = None
         self.progress: ResyncProgress | None = None
         self.channel: _Channel | None = None  # asynchronous mode: the bounded queue
-        self.syncer: _Syncer | None = None  # synchronous mode: parallel flushes
+        self.retry_at = 0.0  # a remote target whose connection was lost: next attempt
         self.problem = ""  # why the volume cannot be used ("" = usable)
         self.published = False
 
@@ -308,60 +335,6 @@ class _Channel:
         self._thread.join()
 
 
-class _Syncer:
-    """A helper thread that flushes (``fdatasync``) one target on demand, so that the
-    target's flush of a durable synchronous write runs while the source's flush runs in
-    the writer's thread. Two bare locks hand the work over (the cheapest wake-up)."""
-
-    def __init__(self, name: str) -> None:
-        self._go = threading.Lock()
-        self._go.acquire()
-        self._done = threading.Lock()
-        self._done.acquire()
-        self._use = threading.Lock()  # one writer's flush at a time
-        self._fd = -1
-        self._error: OSError | None = None
-        self._stop = False
-        self._thread = threading.Thread(target=self._loop, name=f"sync-{name}", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        go, done = self._go, self._done
-        while True:
-            go.acquire()
-            if self._stop:
-                done.release()
-                return
-            try:
-                os.fdatasync(self._fd)
-                self._error = None
-            except OSError as exc:
-                self._error = exc
-            done.release()
-
-    def start(self, fd: int) -> bool:
-        """Start flushing ``fd``; False when busy with another writer's flush."""
-        if not self._use.acquire(blocking=False):
-            return False
-        self._fd = fd
-        self._go.release()
-        return True
-
-    def wait(self) -> OSError | None:
-        """Wait for the flush :meth:`start` began; its error, if any."""
-        self._done.acquire()
-        err = self._error
-        self._use.release()
-        return err
-
-    def stop(self) -> None:
-        with self._use:
-            self._stop = True
-            self._go.release()
-            self._done.acquire()
-        self._thread.join()
-
-
 class NoBitmapState:
     """The flag file of a mirror without bitmap (see the module docstring).
 
@@ -452,6 +425,7 @@ class Mirror:
         max_hot_extents: int = 1024,
         extent_chunks: int = 64,
         resync_tuning: ResyncTuning | None = None,
+        reconnect_interval: float = 2.0,
     ) -> None:
         names = [t.name for t in targets]
         if len(set(names)) != len(names):
@@ -460,7 +434,7 @@ class Mirror:
             raise MirrorError(f"chunk size {chunk_size} must be a positive multiple of 512")
         self.source_path = Path(os.path.abspath(os.fspath(source)))
         for spec in targets:
-            if Path(os.path.abspath(os.fspath(spec.volume))) == self.source_path:
+            if self._is_source(spec):
                 raise MirrorError(f"target {spec.name} is the source volume itself", "configure")
         self.bitmap_file = None if bitmap_file is None else Path(os.path.abspath(bitmap_file))
         if self.bitmap_file is not None:
@@ -481,6 +455,7 @@ class Mirror:
         self.max_hot_extents = max(0, max_hot_extents)
         self.extent_chunks = max(1, extent_chunks)
         self._tuning = resync_tuning or ResyncTuning()
+        self.reconnect_interval = max(0.05, reconnect_interval)
         self.bitmap_problem = ""  # why the bitmap file was rebuilt, if it was
 
         self._lock = threading.RLock()  # state of the mirror and of every target
@@ -522,10 +497,18 @@ class Mirror:
         self._stop_clearer = threading.Event()
         self._clearer = threading.Thread(target=self._clear_loop, name="mirror-clear", daemon=True)
         self._clearer.start()
+        self._reconnector: threading.Thread | None = None
         for t in list(self._targets.values()):
             self._after_setup(t)
+        self._start_reconnector()
 
     # -- configuration -------------------------------------------------------------------
+    def _is_source(self, spec: TargetSpec) -> bool:
+        volume = spec.volume
+        if not isinstance(volume, str | os.PathLike):
+            return False
+        return Path(os.path.abspath(os.fspath(volume))) == self.source_path
+
     def _open_bitmap(self, names: list[str]) -> IntentLog:
         size = self.source.size
         if self.bitmap_file is None:
@@ -573,24 +556,33 @@ class Mirror:
             t.reason = self.bitmap_problem
         return t
 
-    def _volume_missing(self, t: _Target) -> bool:
+    def _volume_missing(self, path: Path) -> bool:
         try:
-            return t.path.stat().st_size == 0
+            return path.stat().st_size == 0
         except FileNotFoundError:
             return True
         except OSError:
             return False  # opening will fail and say why
 
     def _open_target_volume(self, t: _Target) -> None:
-        """Open (or create) the target's volume and take ownership of it.
+        """Open (or create) the target's volume and take ownership of it; a remote one
+        is connected to (within its connect deadline).
 
-        A volume that does not exist yet is all zeros: before creating it, its chunks
-        are marked dirty durably (bitmap, or the no-bitmap flag file), so a crash right
-        after the creation cannot leave an empty volume that looks in sync.
+        A local volume that does not exist yet is all zeros: before creating it, its
+        chunks are marked dirty durably (bitmap, or the no-bitmap flag file), so a crash
+        right after the creation cannot leave an empty volume that looks in sync.
         """
         t.problem = ""
+        if t.location is not None:
+            opened = self._connect_remote(t.location)
+            if isinstance(opened, str):
+                t.problem = opened
+            else:
+                t.volume, t.owner_fd = opened
+            return
+        assert t.path is not None
         try:
-            if self._volume_missing(t) and self.create_target_volumes:
+            if self._volume_missing(t.path) and self.create_target_volumes:
                 self.bitmap.set_all(t.name)
                 self._persist_needs_full([t.name], "new target volume: full resync")
                 t.reason = "new target volume: full resync"
@@ -606,18 +598,40 @@ class Mirror:
                 f"target volume {t.path} has {vol.size} bytes, the source has {self.source.size}"
             )
             return
-        try:
-            fd = os.open(t.path, os.O_RDWR | os.O_CLOEXEC)
-            if not try_lock_file(fd, OWNER_LOCK_OFFSET, 1):
-                os.close(fd)
-                vol.close()
-                t.problem = f"another resync process is working on {t.path}"
-                return
-        except OSError as exc:
+        owned = self._own(vol)
+        if isinstance(owned, str):
             vol.close()
-            t.problem = _reason(exc)
+            t.problem = owned
             return
-        t.volume, t.owner_fd = vol, fd
+        t.volume, t.owner_fd = vol, owned
+
+    def _connect_remote(self, location: TargetLocation) -> tuple[TargetVolume, int] | str:
+        """Connect to a remote target's volume and own it; the problem when that fails.
+        Touches no state of the mirror: callers run it without holding ``_lock``."""
+        try:
+            vol = location.open_volume(self.source.size)
+        except (VolumeError, OSError) as exc:
+            return _reason(exc)
+        owned = self._own(vol)
+        if isinstance(owned, str):
+            vol.close()
+            return owned
+        return vol, owned
+
+    def _own(self, vol: TargetVolume) -> int | str:
+        """Take the target's resync owner lock: its descriptor, or why not."""
+        try:
+            fd = os.open(vol.owner_lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            return _reason(exc)
+        try:
+            if try_lock_file(fd, OWNER_LOCK_OFFSET, 1):
+                return fd
+        except OSError as exc:
+            os.close(fd)
+            return _reason(exc)
+        os.close(fd)
+        return f"another resync process is working on {vol.location}"
 
     def _close_target_volume(self, t: _Target) -> None:
         if t.volume is not None:
@@ -744,7 +758,7 @@ class Mirror:
             t = self._target(target)
             return TargetStatus(
                 name=t.name,
-                volume=str(t.path),
+                volume=t.where,
                 state=t.state,
                 reason=t.reason,
                 connected=t.connected,
@@ -872,61 +886,44 @@ class Mirror:
                 self._source_sync()
             return
 
-        # 2. synchronous: the targets' pwrite here (page cache, fast); when durable, the
-        # targets' fdatasync run in their helper threads while the source's runs here.
+        # 2. synchronous: every target's write is started (a file: pwrite here, to the
+        # page cache; NBD: the request sent), then, when durable, the source's fdatasync
+        # runs here while the targets flush (a file: in its helper thread; NBD: FUA),
+        # then every target is waited for (NBD: at most its deadline).
         failures: dict[str, OSError] = {}
-        written: list[_Target] = []
+        pending: list[tuple[_Target, PendingIO]] = []
         for t in rep:
             vol = t.volume
-            try:
-                if vol is None:
-                    raise OSError(errno.EIO, "target volume closed")
-                vol.write(offset, mv)
-                written.append(t)
-            except OSError as exc:
-                failures[t.name] = exc
+            if vol is None:
+                pending.append((t, Done(OSError(errno.EIO, "target volume closed"))))
+            else:
+                pending.append((t, vol.begin_write(offset, mv, durable)))
+        source_error: OSError | None = None
         if durable:
-            started: list[tuple[_Target, _Syncer | None]] = []
-            for t in written:
-                syncer = t.syncer
-                vol = t.volume
-                if syncer is not None and vol is not None and syncer.start(vol.fileno()):
-                    started.append((t, syncer))
-                else:
-                    started.append((t, None))  # busy with another writer's flush: do it here
-            source_error: OSError | None = None
             try:
                 self.source.flush()
             except OSError as exc:
                 source_error = exc
-            for t, maybe_syncer in started:
-                if maybe_syncer is not None:
-                    err = maybe_syncer.wait()
-                else:
-                    err = None
-                    try:
-                        if t.volume is not None:
-                            t.volume.flush()
-                    except OSError as exc:
-                        err = exc
-                if err is not None:
-                    failures[t.name] = err
-            if source_error is not None:
-                with self._lock:
-                    for t in rep:
-                        self._inflight_done(t, epochs[t.name], first, end, seq, ok=False)
-                        if t.name not in failures and t.epoch == epochs[t.name]:
-                            # the target has a write the source may not: not in sync
-                            self._stop_replicating(
-                                t, f"the source failed to store a write: {_reason(source_error)}"
-                            )
-                raise SourceWriteError(_reason(source_error), source_error.errno)
+        for t, p in pending:
+            err = p.wait()
+            if err is not None:
+                failures[t.name] = err
         with self._lock:
             for t in rep:
-                self._inflight_done(t, epochs[t.name], first, end, seq, ok=t.name not in failures)
+                ok = t.name not in failures and source_error is None
+                self._inflight_done(t, epochs[t.name], first, end, seq, ok=ok)
                 error = failures.get(t.name)
-                if error is not None and t.epoch == epochs[t.name]:
+                if t.epoch != epochs[t.name]:
+                    continue
+                if error is not None:
                     self._stop_replicating(t, _reason(error))
+                elif source_error is not None:
+                    # the target has a write the source may not: not in sync
+                    self._stop_replicating(
+                        t, f"the source failed to store a write: {_reason(source_error)}"
+                    )
+        if source_error is not None:
+            raise SourceWriteError(_reason(source_error), source_error.errno)
 
     def _source_sync(self) -> None:
         try:
@@ -973,6 +970,36 @@ class Mirror:
                 ch.drain()
         self._source_sync()
         self._clear_pass(force=True)
+
+    def sync(self) -> None:
+        """Every write that returned before this call is durable on the source and on
+        every replicating synchronous target: the source's ``fdatasync`` runs while each
+        of those targets flushes. A target whose flush fails goes Out of Sync (its bits
+        stay set) and does not fail the call; a failed source flush raises
+        :class:`SourceWriteError`. Asynchronous targets are not waited for (their queue
+        keeps its order; :meth:`flush` drains it). No bit is cleared here."""
+        if self._closed:
+            raise MirrorError("the mirror is closed", step="flush")
+        with self._lock:
+            rep = [
+                (t, t.epoch, t.volume)
+                for t in self._targets.values()
+                if t.replicating and t.volume is not None and not self.asynchronous
+            ]
+        pending = [(t, epoch, vol.begin_flush()) for t, epoch, vol in rep if vol is not None]
+        source_error: OSError | None = None
+        try:
+            self.source.flush()
+        except OSError as exc:
+            source_error = exc
+        for t, epoch, p in pending:
+            err = p.wait()
+            if err is not None:
+                with self._lock:
+                    if t.epoch == epoch:
+                        self._stop_replicating(t, _reason(err))
+        if source_error is not None:
+            raise SourceWriteError(_reason(source_error), source_error.errno) from source_error
 
     # -- lazy clearing ------------------------------------------------------------------------
     def _clear_loop(self) -> None:
@@ -1038,6 +1065,94 @@ class Mirror:
                 cleared += len(ready)
         return cleared
 
+    # -- remote targets: lost connections, reconnecting -----------------------------------------
+    def _start_reconnector(self) -> None:
+        """Start the thread that watches remote targets, once there is one."""
+        with self._lock:
+            if self._reconnector is not None or self._closed:
+                return
+            if all(t.location is None for t in self._targets.values()):
+                return
+            th = threading.Thread(target=self._reconnect_loop, name="mirror-reconnect", daemon=True)
+            self._reconnector = th
+        th.start()
+
+    def _reconnect_loop(self) -> None:
+        """Every ``reconnect_interval``: close the volumes of remote targets whose
+        connection was lost, and connect again to those that should be connected."""
+        while not self._stop_clearer.wait(self.reconnect_interval):
+            for t in list(self._targets.values()):
+                if t.location is None or self._closed:
+                    continue
+                try:
+                    self._watch_remote(t, t.location)
+                except (OSError, LkError):
+                    log.exception("watching the connection to %s failed", t.where)
+
+    def _watch_remote(self, t: _Target, location: TargetLocation) -> None:
+        vol = t.volume
+        if vol is not None:
+            if vol.lost:
+                self._drop_lost(t, vol)
+            return
+        with self._lock:
+            if not t.connected or self._closed or time.monotonic() < t.retry_at:
+                return
+        opened = self._connect_remote(location)
+        with self._lock:
+            if isinstance(opened, str):
+                t.problem = opened  # the state keeps the reason the target was lost
+                t.retry_at = time.monotonic() + self.reconnect_interval
+                return
+            if self._closed or not t.connected or t.volume is not None:
+                _release(opened)
+                return
+            if self._targets.get(t.name) is not t:
+                _release(opened)
+                return
+            self._install(t, opened)
+            log.info("reconnected to %s (%s)", t.name, t.where)
+            if self._awaiting is not None:
+                return
+            if self._blocked(t):
+                self._set_state(t, MirrorState.OUT_OF_SYNC, self._block_reason(t))
+            elif not t.replicating and self.auto_resync:
+                self._start_resync(t, full=self._needs_full(t))
+
+    def _drop_lost(self, t: _Target, vol: TargetVolume) -> None:
+        """The connection to ``t`` is gone: stop using it (Out of Sync, bits kept) and
+        close its volume; the next pass of the reconnecting thread connects again."""
+        reason = vol.lost_reason or f"{t.where}: connection lost"
+        self._cancel_resync(t)  # its calls fail at once on a lost connection
+        with self._locks.everything(exclusive=True), self._lock:
+            if t.volume is not vol:
+                return
+            self._quiesce(t)
+            self._stop_replicating(t, reason)
+            if t.state is not MirrorState.OUT_OF_SYNC:
+                self._set_state(t, MirrorState.OUT_OF_SYNC, reason)
+            self._close_target_volume(t)
+            t.problem = reason
+            t.retry_at = 0.0
+        log.warning("%s: %s", t.name, reason)
+
+    def _install(self, t: _Target, opened: tuple[TargetVolume, int] | str) -> None:
+        """(caller holds ``_lock``) a connected remote volume becomes ``t``'s."""
+        if isinstance(opened, str):
+            t.problem = opened
+            return
+        t.volume, t.owner_fd = opened
+        t.problem = ""
+
+    def open_target_reader(self, target: str) -> TargetVolume:
+        """A volume of ``target`` of its own, read-only (a verify reads through it):
+        the file opened again, or a second connection to the remote target."""
+        t = self._target(target)
+        if t.location is not None:
+            return t.location.open_volume(self.source.size, readonly=True)
+        assert t.path is not None
+        return Volume.open(t.path, readonly=True)
+
     # -- replication on/off ------------------------------------------------------------------
     def _start_replicating(self, t: _Target) -> None:
         """(caller holds ``_lock``) writes go to ``t`` from now on."""
@@ -1049,8 +1164,6 @@ class Mirror:
         t.replicating = True
         if self.asynchronous and t.channel is None:
             t.channel = _Channel(self, t, self.async_max_writes, self.async_max_bytes)
-        if not self.asynchronous and t.syncer is None:
-            t.syncer = _Syncer(t.name)
 
     def _stop_replicating(self, t: _Target, reason: str) -> None:
         """(caller holds ``_lock``) ``t`` misses writes from now on: OUT_OF_SYNC."""
@@ -1255,10 +1368,18 @@ class Mirror:
     def connect(self, target: str) -> None:
         """The target is back: reopen its volume and resync what it missed."""
         t = self._target(target)
+        opened: tuple[TargetVolume, int] | str | None = None
+        if t.location is not None and t.volume is None:
+            opened = self._connect_remote(t.location)  # not under _lock: it may take seconds
         with self._lock:
             t.connected = True
             if t.volume is None:
-                self._open_target_volume(t)
+                if opened is None:
+                    self._open_target_volume(t)
+                else:
+                    self._install(t, opened)
+            elif opened is not None and not isinstance(opened, str):
+                _release(opened)  # connected meanwhile by the reconnecting thread
             if self._awaiting is not None:
                 return
             if self._blocked(t):
@@ -1301,7 +1422,7 @@ class Mirror:
         with self._lock:
             if spec.name in self._targets:
                 raise MirrorError(f"target {spec.name} already exists", step="add target")
-            if Path(os.path.abspath(os.fspath(spec.volume))) == self.source_path:
+            if self._is_source(spec):
                 raise MirrorError(f"target {spec.name} is the source volume", "add target")
             if self.bitmap.has_target(spec.name):
                 self.bitmap.set_all(spec.name)
@@ -1309,6 +1430,7 @@ class Mirror:
             self._targets[spec.name] = t
             self._persist_needs_full([spec.name], "new target")
         self._after_setup(t)
+        self._start_reconnector()
 
     def remove_target(self, name: str) -> None:
         """Remove a target (unextend): its bits go, its volume is kept."""
@@ -1321,9 +1443,6 @@ class Mirror:
             if t.channel is not None:
                 t.channel.stop()
                 t.channel = None
-            if t.syncer is not None:
-                t.syncer.stop()
-                t.syncer = None
             self._close_target_volume(t)
             del self._targets[name]
             self.bitmap.remove_target(name)
@@ -1345,13 +1464,12 @@ class Mirror:
         self._closed = True
         self._stop_clearer.set()
         self._clearer.join()
+        if self._reconnector is not None:
+            self._reconnector.join()
         for t in list(self._targets.values()):
             if t.channel is not None:
                 t.channel.stop()
                 t.channel = None
-            if t.syncer is not None:
-                t.syncer.stop()
-                t.syncer = None
             self._close_target_volume(t)
         if self._nobitmap is not None:
             self._nobitmap.clean = True
@@ -1370,6 +1488,13 @@ class Mirror:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _release(opened: tuple[TargetVolume, int]) -> None:
+    """Close a volume connected for nothing (someone else connected it meanwhile)."""
+    vol, fd = opened
+    vol.close()
+    os.close(fd)
 
 
 def _reason(exc: BaseException) -> str:

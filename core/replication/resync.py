@@ -1,5 +1,8 @@
 """The resync worker: copy the dirty chunks (or every chunk) of a source volume to a target.
 
+The target is any :class:`~core.replication.target.TargetVolume`: a local file or an NBD
+export of another machine (:mod:`.nbd`); the source is a local volume.
+
 **Thread or process.** The copy is one :class:`Resync` object whose :meth:`Resync.run`
 does the work in the calling thread; :meth:`Resync.start` runs it in a daemon thread
 (what :class:`~core.replication.mirror.Mirror` does). A thread is enough: the work is
@@ -7,7 +10,9 @@ does the work in the calling thread; :meth:`Resync.start` runs it in a daemon th
 releases the GIL, and a thread shares the mirror's chunk locks, its in-memory bitmap
 (bitmap None) and its callbacks with no serialisation. The same worker also runs as a
 process, ``python -m core.replication.resync --source S --target T --bitmap B
---target-name NAME [--full] [--speed-limit KBPS] [--chunk-size N]``, which exits 0 and
+--target-name NAME [--full] [--speed-limit KBPS] [--chunk-size N]`` (``T`` a file, or
+an ``nbds://user@host:port/?tls-psk-file=F`` address: then run it under the system
+``python3``, where libnbd's bindings are, see :mod:`.nbd`), which exits 0 and
 prints a final ``TARGET <name> in sync ...`` line when the target is in sync. Because
 every step that matters is either recorded in the bitmap file or repeatable, the process
 can be killed (SIGKILL) at any point and restarted: it resumes from the bitmap.
@@ -35,8 +40,9 @@ or has its C bit cancelled and is copied again in the next pass: the target neve
 older than the source. A resync killed anywhere leaves D bits set for every chunk not
 yet committed, and commits happen only after the target was flushed, so a restart
 never skips a chunk the target lacks, and TARGET is never reported early. One resync
-at a time owns a target (an OFD lock on the target file, released by the kernel when
-the owner dies): a second one fails with :class:`ResyncBusy`.
+at a time owns a target (an OFD lock on the target's ``owner_lock_path``, the target
+file itself or, for a remote target, a lock file on the source node; released by the
+kernel when the owner dies): a second one fails with :class:`ResyncBusy`.
 
 **Holes.** A chunk that is a hole in the source *and* a hole in the target
 (``lseek(SEEK_DATA)`` finds no data in its range in either file, checked while the
@@ -45,9 +51,10 @@ A run with no hole at all in the source (``SEEK_HOLE``) is copied in one go; a h
 the source over data in the target is copied (zeros are written). Filesystems without
 hole support report everything as data, so holes are never wrongly assumed.
 
-**Speed.** Large runs (``io_size``, 4 MiB by default) copied with ``copy_file_range``
-(in-kernel, no copy through Python; falls back to ``preadv``/``pwrite`` with one reused
-buffer). Writeback of the target is started after each group
+**Speed.** Large runs (``io_size``, 4 MiB by default) copied by the target's
+``copy_from``: for a file ``copy_file_range`` (in-kernel, no copy through Python; falls
+back to ``preadv``/``pwrite`` with one reused buffer), for an NBD export several writes
+in flight at once. Writeback of a local target is started after each group
 (``sync_file_range(SYNC_FILE_RANGE_WRITE)``, a hint) and the periodic commits (every
 64 MiB or second: ``fdatasync`` + clearing bits) run in a helper thread, so the disk
 writes while the copy goes on; one last ``fdatasync`` at the end; never one per chunk.
@@ -64,7 +71,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import os
 import signal
 import sys
@@ -74,6 +80,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from core.errors import OperationError
 from core.events import MirrorProgress
@@ -85,15 +92,18 @@ from core.replication.bitmap import (
     IntentLog,
     MemoryBitmap,
 )
+from core.replication.nbd import DEFAULT_DEADLINE, NbdEndpoint
 from core.replication.volume import (
     ChunkLocks,
     Volume,
     VolumeError,
     has_hole,
     is_hole,
-    start_writeback,
     try_lock_file,
 )
+
+if TYPE_CHECKING:
+    from core.replication.target import TargetVolume
 
 __all__ = [
     "DEFAULT_IO_SIZE",
@@ -197,7 +207,7 @@ class Resync:
     def __init__(
         self,
         source: Volume,
-        target: Volume,
+        target: TargetVolume,
         bitmap: IntentLog,
         target_name: str,
         *,
@@ -217,7 +227,7 @@ class Resync:
         if target.size != source.size:
             raise ResyncError(
                 target_name,
-                f"target volume {target.path} has {target.size} bytes, source "
+                f"target volume {target.location} has {target.size} bytes, source "
                 f"{source.path} has {source.size}",
             )
         if bitmap.volume_size != source.size:
@@ -252,8 +262,6 @@ class Resync:
         self._thread: threading.Thread | None = None
         self._result: ResyncResult | None = None
         self._error: BaseException | None = None
-        self._buf: bytearray | None = None
-        self._use_cfr = hasattr(os, "copy_file_range")
         self._committer: threading.Thread | None = None
         self._unflushed = False  # the target was written since its last flush
         self._source_may_have_holes = skip_holes
@@ -354,10 +362,11 @@ class Resync:
                 self.locks.close()
 
     def _acquire_ownership(self) -> int:
-        fd = os.open(self.target.path, os.O_RDWR | os.O_CLOEXEC)
+        path = self.target.owner_lock_path
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         if not try_lock_file(fd, OWNER_LOCK_OFFSET, 1):
             os.close(fd)
-            raise ResyncBusy(self.name, f"another resync or mirror owns {self.target.path}")
+            raise ResyncBusy(self.name, f"another resync or mirror owns {self.target.location}")
         return fd
 
     def _run(self, t0: float) -> ResyncResult:
@@ -467,8 +476,12 @@ class Resync:
     def _flush_target(self) -> None:
         """``fdatasync`` the target, unless nothing was written since the last one."""
         if self._unflushed:
-            self._unflushed = False  # before: a write during the flush sets it again
-            self.target.flush()
+            self._unflushed = False  # before: a copy ending during the flush sets it again
+            try:
+                self.target.flush()
+            except BaseException:
+                self._unflushed = True  # nothing copied is known durable: flush next time
+                raise
 
     def _commit_async(self, chunks: list[int]) -> bool:
         """Commit ``chunks`` in a helper thread while copying goes on.
@@ -602,71 +615,43 @@ class Resync:
             self.bitmap.note_copied_runs(self.name, runs)
         # overlap the target's writeback with the next copies (one call per group: it
         # only writes pages that are dirty, so the clean chunks in between cost nothing)
-        start_writeback(
-            self.target.fileno(), lock_first * self.chunk_size, self._span(lock_first, lock_end)
-        )
+        self.target.start_writeback(lock_first * self.chunk_size, self._span(lock_first, lock_end))
 
     def _copy(self, first: int, end: int) -> None:
         """Copy chunks ``[first, end)``, skipping chunks that are holes in both files."""
         off = first * self.chunk_size
         length = self._span(first, end)
         sfd = self.source.fileno()
-        tfd = self.target.fileno()
+        target = self.target
         if not self._source_may_have_holes or not has_hole(sfd, off, length):
-            self._copy_run(sfd, tfd, first, end)  # the usual case: all data, one big copy
-        elif is_hole(sfd, off, length) and is_hole(tfd, off, length):
+            self._copy_run(first, end)  # the usual case: all data, one big copy
+        elif is_hole(sfd, off, length) and target.is_hole(off, length):
             self.chunks_skipped += end - first
         else:  # mixed: decide chunk by chunk, copying contiguous runs
             run_start = -1
             for c in range(first, end):
                 c_off = c * self.chunk_size
                 c_len = self._span(c, c + 1)
-                skip = is_hole(sfd, c_off, c_len) and is_hole(tfd, c_off, c_len)
+                skip = is_hole(sfd, c_off, c_len) and target.is_hole(c_off, c_len)
                 if skip:
                     if run_start >= 0:
-                        self._copy_run(sfd, tfd, run_start, c)
+                        self._copy_run(run_start, c)
                         run_start = -1
                     self.chunks_skipped += 1
                 elif run_start < 0:
                     run_start = c
             if run_start >= 0:
-                self._copy_run(sfd, tfd, run_start, end)
+                self._copy_run(run_start, end)
         self.bytes_done += length
 
-    def _copy_run(self, sfd: int, tfd: int, first: int, end: int) -> None:
+    def _copy_run(self, first: int, end: int) -> None:
         length = self._span(first, end)
         off = first * self.chunk_size
+        self.target.copy_from(self.source, off, length)
+        # after the copy: a flush that reset the flag while the copy ran may not cover it
         self._unflushed = True
-        self._copy_bytes(sfd, tfd, off, length)
         self.chunks_copied += end - first
         self.bytes_copied += length
-
-    def _copy_bytes(self, sfd: int, tfd: int, off: int, length: int) -> None:
-        done = 0
-        if self._use_cfr:
-            try:
-                while done < length:
-                    n = os.copy_file_range(sfd, tfd, length - done, off + done, off + done)
-                    if n == 0:
-                        raise OSError(errno.EIO, "unexpected end of the source volume")
-                    done += n
-                return
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                    raise
-                self._use_cfr = False  # not supported between these files: plain copy
-        if self._buf is None:
-            self._buf = bytearray(self.io_chunks * self.chunk_size)
-        mv = memoryview(self._buf)
-        while done < length:
-            want = min(length - done, len(mv))
-            got = os.preadv(sfd, [mv[:want]], off + done)
-            if got == 0:
-                raise OSError(errno.EIO, "unexpected end of the source volume")
-            w = 0
-            while w < got:
-                w += os.pwrite(tfd, mv[w:got], off + done + w)
-            done += got
 
     # -- pacing and progress ----------------------------------------------------------------
     def _rate_limit(self) -> float:
@@ -753,7 +738,24 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Resync a mirror target from its source volume (exit 0 = in sync).",
     )
     p.add_argument("--source", required=True, help="source volume file")
-    p.add_argument("--target", required=True, help="target volume file (created if missing)")
+    p.add_argument(
+        "--target",
+        required=True,
+        help="target volume file (created if missing), or the target's NBD export: "
+        "nbds://USER@HOST:PORT/?tls-psk-file=KEYFILE (run under /usr/bin/python3)",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=DEFAULT_DEADLINE,
+        metavar="SECONDS",
+        help="NBD target: longest wait for any reply (default %(default)s)",
+    )
+    p.add_argument(
+        "--owner-lock",
+        metavar="FILE",
+        help="NBD target: the local lock file that stands for it (default: next to the key)",
+    )
     p.add_argument("--bitmap", help="bitmap file (omit for no intent log: full resync)")
     p.add_argument("--target-name", required=True, help="the target's name in the bitmap")
     p.add_argument("--full", action="store_true", help="copy every chunk")
@@ -836,9 +838,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (VolumeError, OSError) as exc:
         print(f"ERROR source: {exc}", file=sys.stderr, flush=True)
         return EXIT_ERROR
+    endpoint: NbdEndpoint | None = None
+    try:
+        if "://" in args.target:
+            endpoint = NbdEndpoint.from_uri(
+                args.target,
+                deadline=args.deadline,
+                connect_deadline=args.deadline,
+                owner_lock=args.owner_lock,
+            )
+    except VolumeError as exc:
+        print(f"ERROR target: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
     # A missing target is all zeros: mark every chunk dirty (durably) before creating it,
     # so a run killed right after the creation cannot leave an empty target "in sync".
-    target_missing = not (os.path.exists(args.target) and os.path.getsize(args.target) > 0)
+    # (A remote target's volume exists: its node serves it.)
+    target_missing = endpoint is None and not (
+        os.path.exists(args.target) and os.path.getsize(args.target) > 0
+    )
     try:
         bitmap, full = _open_bitmap(args, source.size)
         if target_missing:
@@ -847,13 +864,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BitmapError, OSError) as exc:
         print(f"ERROR bitmap: {exc}", file=sys.stderr, flush=True)
         return EXIT_ERROR
+    target: TargetVolume
     try:
-        if target_missing:
+        if endpoint is not None:
+            target = endpoint.open_volume(source.size)
+        elif target_missing:
             target = Volume.create(args.target, source.size, exist_ok=True)
         else:
             target = Volume.open(args.target)
     except (VolumeError, OSError) as exc:
         print(f"ERROR target: {exc}", file=sys.stderr, flush=True)
+        bitmap.close()
         return EXIT_ERROR
 
     def progress(p: ResyncProgress) -> None:

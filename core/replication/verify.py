@@ -1,7 +1,9 @@
 """Online verify: find the chunks where a target differs from its source, mark them dirty.
 
 DRBD's online verify, done our way. A :class:`Verify` reads the source and the target
-volume chunk by chunk, compares each chunk, and sets the target's D bit (``bitmap.py``)
+volume (a file, or a remote volume over NBD: any
+:class:`~core.replication.target.TargetVolume`; a remote one reports no holes, so all
+of it is read) chunk by chunk, compares each chunk, and sets the target's D bit (``bitmap.py``)
 of every chunk that differs, durably, so that the next *partial*
 :class:`~core.replication.resync.Resync` copies exactly those chunks. It copies nothing
 itself: repairing is the resync's job (the caller runs it and records the bytes it
@@ -14,7 +16,8 @@ disks see twice that), can be paused (between pieces, holding no lock), resumed 
 cancelled (the result then has ``cancelled=True`` and the counts of what was compared),
 and reports progress (:class:`VerifyProgress`) at most ~10 times a second. The same work
 runs as a process: ``python -m core.replication.verify --source S --target T
-[--bitmap B] --target-name N [--no-mark] [--speed-limit KBPS] [--method M]`` prints
+[--bitmap B] --target-name N [--no-mark] [--speed-limit KBPS] [--method M]`` (``T`` a
+file or an ``nbds://`` address, see :mod:`.nbd`; then under the system ``python3``) prints
 ``PROGRESS`` lines and ends with ``VERIFIED checked=N differing=M`` (exit 0), ``CANCELLED
 ...`` (exit 3, SIGTERM/SIGINT) or ``BUSY <reason>`` on stderr (exit 4).
 
@@ -98,11 +101,13 @@ from core.replication.bitmap import (
     BitmapError,
     IntentLog,
 )
+from core.replication.nbd import DEFAULT_DEADLINE, NbdEndpoint
 from core.replication.resync import (
     DEFAULT_IO_SIZE,
     DEFAULT_SPEED_LIMIT_KBPS,
     OWNER_LOCK_OFFSET,
 )
+from core.replication.target import TargetVolume
 from core.replication.volume import (
     ChunkLocks,
     Volume,
@@ -223,7 +228,9 @@ ProgressCallback = Callable[[VerifyProgress], None]
 BusyCheck = Callable[[], str | None]
 
 
-def _same_file(a: Volume, b: Volume) -> bool:
+def _same_file(a: Volume, b: TargetVolume) -> bool:
+    if not isinstance(b, Volume):
+        return False  # a remote target is on another machine
     sa, sb = os.fstat(a.fileno()), os.fstat(b.fileno())
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
@@ -358,7 +365,7 @@ class Verify:
     def __init__(
         self,
         source: Volume,
-        target: Volume,
+        target: TargetVolume,
         bitmap: IntentLog | None,
         target_name: str,
         *,
@@ -388,11 +395,11 @@ class Verify:
         if method not in METHODS:
             raise VerifyError(target_name, f"unknown method {method!r} (one of {METHODS})")
         if _same_file(source, target):
-            raise VerifyError(target_name, f"the target {target.path} is the source volume")
+            raise VerifyError(target_name, f"the target {target.location} is the source volume")
         if target.size != source.size:
             raise VerifyError(
                 target_name,
-                f"target volume {target.path} has {target.size} bytes, source "
+                f"target volume {target.location} has {target.size} bytes, source "
                 f"{source.path} has {source.size}",
             )
         if bitmap is not None:
@@ -432,7 +439,7 @@ class Verify:
         self.hash_workers = max(0, hash_workers)
         self.skip_holes = skip_holes
         self.max_listed = max(0, max_listed)
-        self._close_after: list[Volume] = []  # volumes opened for us (verify_mirror_target)
+        self._close_after: list[TargetVolume] = []  # volumes opened for us (verify_mirror_target)
         self._buffers: list[tuple[_Buffer, _Buffer]] = []  # reused read buffers
 
         self._cancel = threading.Event()
@@ -557,10 +564,10 @@ class Verify:
             self._buffers = []
 
     def _acquire_ownership(self) -> int:
-        path = self.target.path
+        path = self.target.owner_lock_path  # the file, or a remote target's lock file
         exclusive = True
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
                 raise VerifyError(self.name, f"{path}: {exc.strerror}", exc.errno) from exc
@@ -587,7 +594,7 @@ class Verify:
             holes = (
                 self.skip_holes
                 and has_hole(self.source.fileno(), 0, self.source.size)
-                and has_hole(self.target.fileno(), 0, self.target.size)
+                and self.target.has_hole(0, self.target.size)
             )
             buf_len = self.io_chunks * self.chunk_size
             depth = self.hash_workers + 1  # buffer pairs: one being read, the rest compared
@@ -657,15 +664,15 @@ class Verify:
         skip: frozenset[int] = frozenset()
         with locks.shared(first, end):
             if holes:
-                sfd, tfd = self.source.fileno(), self.target.fileno()
-                if is_hole(sfd, off, length) and is_hole(tfd, off, length):
+                sfd, target = self.source.fileno(), self.target
+                if is_hole(sfd, off, length) and target.is_hole(off, length):
                     return _Piece(first, end, -1, end - first)  # no I/O: not paced
-                if has_hole(sfd, off, length) and has_hole(tfd, off, length):
+                if has_hole(sfd, off, length) and target.has_hole(off, length):
                     skip = frozenset(
                         c
                         for c in range(first, end)
                         if is_hole(sfd, c * cs, self._span(c, c + 1))
-                        and is_hole(tfd, c * cs, self._span(c, c + 1))
+                        and target.is_hole(c * cs, self._span(c, c + 1))
                     )
             pair = free.pop()
             sbuf, tbuf = self._buffers[pair]
@@ -925,7 +932,7 @@ def verify_mirror_target(
         return busy_reason(target) if mirror.status(target).resyncing else None
 
     try:
-        volume = Volume.open(status.volume, readonly=True)
+        volume = mirror.open_target_reader(target)
     except (VolumeError, OSError) as exc:
         raise VerifyError(target, str(exc), getattr(exc, "errno", None)) from exc
     try:
@@ -960,7 +967,24 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "differing chunks dirty in the bitmap (a partial resync then repairs them).",
     )
     p.add_argument("--source", required=True, help="source volume file")
-    p.add_argument("--target", required=True, help="target volume file")
+    p.add_argument(
+        "--target",
+        required=True,
+        help="target volume file, or the target's NBD export: "
+        "nbds://USER@HOST:PORT/?tls-psk-file=KEYFILE (run under /usr/bin/python3)",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=DEFAULT_DEADLINE,
+        metavar="SECONDS",
+        help="NBD target: longest wait for any reply (default %(default)s)",
+    )
+    p.add_argument(
+        "--owner-lock",
+        metavar="FILE",
+        help="NBD target: the local lock file that stands for it (default: next to the key)",
+    )
     p.add_argument("--bitmap", help="bitmap file (omit: report only)")
     p.add_argument("--target-name", required=True, help="the target's name in the bitmap")
     p.add_argument("--no-mark", action="store_true", help="report only, mark nothing")
@@ -988,12 +1012,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     (SIGTERM/SIGINT), 4 when a resync owns the target, 1 on errors."""
     args = _parse_args(argv)
     name: str = args.target_name
-    opened: list[Volume | Bitmap] = []
+    opened: list[TargetVolume | Bitmap] = []
     try:
         try:
             source = Volume.open(args.source, readonly=True)
             opened.append(source)
-            target = Volume.open(args.target, readonly=True)
+            target: TargetVolume
+            if "://" in args.target:
+                endpoint = NbdEndpoint.from_uri(
+                    args.target,
+                    deadline=args.deadline,
+                    connect_deadline=args.deadline,
+                    owner_lock=args.owner_lock,
+                )
+                target = endpoint.open_volume(source.size, readonly=True)
+            else:
+                target = Volume.open(args.target, readonly=True)
             opened.append(target)
         except (VolumeError, OSError) as exc:
             print(f"ERROR volume: {exc}", file=sys.stderr, flush=True)

@@ -1,0 +1,139 @@
+"""The mirrored volume as a block device on the source: nbdkit hosting the engine,
+nbdfuse, a direct-I/O loop device, a real ext4 on top; the target over NBD in a network
+namespace of the test's own. An fsync in the filesystem is on the target (and flushed
+there) when it returns; the device comes down cleanly even after the engine died."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.replication import localdev
+from core.replication.hosted import EngineConfig, EngineTarget, read_status
+from core.replication.nbdkit import process_alive
+from tests.core.replication.nbdlab import NbdLab, leftovers, sha256, skip_reason, wait_until
+
+MiB = 1024 * 1024
+
+_why = skip_reason(fuse=True)
+pytestmark = pytest.mark.skipif(_why is not None, reason=_why or "")
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[NbdLab]:
+    the_lab = NbdLab(tmp_path)
+    try:
+        yield the_lab
+    finally:
+        problems = the_lab.close()
+        left = leftovers(the_lab)
+        assert not problems, problems
+        assert not left, f"left behind: {left}"
+
+
+def _engine_config(lab: NbdLab, tmp_path: Path, size: int) -> tuple[Path, Path, Path]:
+    src, tgt = tmp_path / "source.img", tmp_path / "target.img"
+    for p in (src, tgt):
+        with open(p, "wb") as f:
+            f.truncate(size)
+    config = EngineConfig(
+        source=str(src),
+        bitmap=str(tmp_path / "bitmap"),
+        targets=(EngineTarget("t1", lab.uri(), deadline=5.0, connect_deadline=5.0),),
+        status_file=str(tmp_path / "status.json"),
+        speed_limit_kbps=0,
+        reconnect_interval=0.5,
+    )
+    return config.save(tmp_path / "engine.json"), src, tgt
+
+
+def _target_state(tmp_path: Path) -> str:
+    return str(read_status(tmp_path / "status.json").get("targets", {}).get("t1", {}).get("state"))
+
+
+def _physical_offset(path: Path) -> int:
+    """Byte offset on the device of the first block of ``path`` (``filefrag -v``)."""
+    out = subprocess.run(
+        ["filefrag", "-v", "-b4096", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    match = re.search(r"^\s*0:\s+0\.\.\s*\d+:\s+(\d+)\.\.", out, re.MULTILINE)
+    assert match, out
+    return int(match.group(1)) * 4096
+
+
+def test_ext4_on_the_mirrored_device_an_fsync_is_on_the_target_when_it_returns(
+    lab: NbdLab, tmp_path: Path
+) -> None:
+    config, src, tgt = _engine_config(lab, tmp_path, 96 * MiB)
+    requests = tmp_path / "target-requests.log"
+    lab.serve(tgt, log_requests=requests)
+    dev = lab.device_up(config, tmp_path / "dev")
+    assert dev.device.startswith("/dev/loop") and dev.volume_file.stat().st_size == 96 * MiB
+    wait_until(lambda: _target_state(tmp_path) == "TARGET", 60, "the first resync")
+    localdev.make_filesystem(dev.device)
+    mnt = tmp_path / "mnt"
+    localdev.mount(dev.device, mnt)
+    try:
+        data = random.Random(7).randbytes(3 * MiB + 123)
+        seen_before = len(requests.read_text().splitlines())
+        fd = os.open(mnt / "file", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+            # fsync returned: the data is on the target, and the target flushed since
+            new = requests.read_text().splitlines()[seen_before:]
+            offset = _physical_offset(mnt / "file")
+            with open(tgt, "rb") as t:
+                t.seek(offset)
+                assert t.read(len(data)) == data
+        finally:
+            os.close(fd)
+        writes = [i for i, line in enumerate(new) if " Write " in line]
+        flushes = [i for i, line in enumerate(new) if "...Flush" in line and "return=0" in line]
+        assert writes and flushes and flushes[-1] > writes[0], new[-20:]
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True, timeout=60)
+    # everything the filesystem wrote went through the mirror: the copies are equal
+    assert _target_state(tmp_path) == "TARGET"
+    assert sha256(src) == sha256(tgt)
+    fsck = subprocess.run(["e2fsck", "-fn", str(tgt)], capture_output=True, text=True, check=False)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    cat = subprocess.run(
+        ["debugfs", "-R", "cat /file", str(tgt)], capture_output=True, check=True, timeout=60
+    )
+    assert cat.stdout == data
+    assert localdev.bring_down(tmp_path / "dev") == []
+    assert read_status(tmp_path / "status.json")["stopped"] is True
+
+
+def test_the_device_comes_down_cleanly_after_the_engine_died(lab: NbdLab, tmp_path: Path) -> None:
+    config, _, tgt = _engine_config(lab, tmp_path, 64 * MiB)
+    lab.serve(tgt)
+    dev = lab.device_up(config, tmp_path / "dev")
+    wait_until(lambda: _target_state(tmp_path) == "TARGET", 60, "the first resync")
+    localdev.make_filesystem(dev.device)
+    mnt = tmp_path / "mnt"
+    localdev.mount(dev.device, mnt)
+    os.kill(dev.engine_pid, signal.SIGKILL)  # the NBD server under nbdfuse dies
+    wait_until(lambda: not process_alive(dev.engine_pid), 10, "the engine to die")
+    # the next read from the device fails: nbdfuse gives up on its server
+    read = subprocess.run(
+        ["dd", f"if={dev.volume_file}", "of=/dev/null", "bs=4096", "count=1", "iflag=direct"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert read.returncode != 0
+    assert localdev.mounted_on(dev.device) == [str(mnt)]
+    assert localdev.bring_down(tmp_path / "dev") == []  # unmount, detach, fusermount, stop
+    assert localdev.mounted_on(dev.device) == []
+    assert not process_alive(dev.fuse_pid)
+    assert localdev.LocalDevice.load(tmp_path / "dev") is None
