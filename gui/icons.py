@@ -24,16 +24,20 @@ _SERVER_ICON = {
 # importlib.resources would cost a noticeable part of the start-up for the same path.
 _RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 _ICONS = _RESOURCES / "icons"
+# Looked up once, when the console starts: afterwards no icon costs a file-system call on
+# the GUI thread (Qt reads an SVG when it first paints it).
+_AVAILABLE = {p.stem for p in _ICONS.glob("*.svg")} if _ICONS.is_dir() else set()
+_APP_ICON = _RESOURCES / "lkconsole.svg"
+_HAVE_APP_ICON = _APP_ICON.is_file()
 
 
 @functools.cache
 def icon(name: str) -> QIcon:
     """The icon ``resources/icons/<name>.svg`` (a null icon, logged, when missing)."""
-    path = _ICONS / f"{name}.svg"
-    if not path.is_file():
+    if name not in _AVAILABLE:
         log.warning("missing icon %s", name)
         return QIcon()
-    return QIcon(str(path))
+    return QIcon(str(_ICONS / f"{name}.svg"))
 
 
 def state_icon(cell_icon: str) -> QIcon:
@@ -50,5 +54,4 @@ def node_icon(status: NodeStatus) -> QIcon:
 
 
 def app_icon() -> QIcon:
-    path = _RESOURCES / "lkconsole.svg"
-    return QIcon(str(path)) if path.is_file() else QIcon()
+    return QIcon(str(_APP_ICON)) if _HAVE_APP_ICON else QIcon()

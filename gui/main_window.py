@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import threading
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -130,6 +131,8 @@ class MainWindow(QMainWindow):
         self._showing_summary = False  # the message bar shows the connection's summary
         self.connection_wanted = True  # connecting or connected (False after Disconnect)
         self._help: HelpDialog | None = None
+        self.warmed_up = threading.Event()  # the dialogs' modules are loaded
+        self._warming = False
         self.last_context_menu: QMenu | None = None
 
         self.bridge = EventBridge(self.hub, self)
@@ -485,6 +488,12 @@ class MainWindow(QMainWindow):
         self.batch_applied.emit()
 
     def _first_show(self, cluster: Cluster) -> None:
+        if not self.warmed_up.is_set() and not self._warming:
+            # What the dialogs import, loaded meanwhile off the GUI thread.
+            self._warming = True
+            threading.Thread(
+                target=_warm_up, args=(self.warmed_up,), name="warm_up", daemon=True
+            ).start()
         self._first_load = False
         self.tree.expandAll()
         self._size_columns()
@@ -710,6 +719,13 @@ class MainWindow(QMainWindow):
         if self._help is not None:
             self._help.close()
         super().closeEvent(event)
+
+
+def _warm_up(done: threading.Event) -> None:
+    try:
+        operations.preload()
+    finally:
+        done.set()
 
 
 __all__ = ["APP_TITLE", "MainWindow", "settings"]

@@ -47,6 +47,14 @@ def _load() -> None:
     from gui.extend_wizard import ExtendWizard
 
 
+def preload() -> None:
+    """Import what the dialogs need, off the GUI thread (a module import reads files):
+    the console calls it once its window has painted, so that no dialog imports later."""
+    _load()
+    from core.operations import create, extend  # noqa: F401 - the wizards' workers
+    from gui.history_view import HistoryDialog  # noqa: F401 - View › History
+
+
 def _loaded(method: F) -> F:
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -366,3 +366,28 @@ def test_speed_limit_and_force_online_dialogs(qtbot, window: MainWindow) -> None
     assert "may be stale" in text and "<b>lost</b>" in text
     _confirm(qtbot, window)
     qtbot.waitUntil(lambda: _cell(window, "/data", "lab2") == "Active", timeout=10_000)
+
+
+def test_connect_chooses_another_lab(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    other = tmp_path / "other-lab"
+    window.actions["disconnect"].trigger()
+    window.actions["connect"].trigger()
+    dialog = window.operations.last_dialog
+    qtbot.waitUntil(lambda: dialog.keyring_read, timeout=10_000)
+    dialog.findChild(QComboBox, "connect_server").setCurrentText(f"lab:{other}")
+    dialog.findChild(QPushButton, "connect_ok").click()
+    qtbot.waitUntil(lambda: window.cluster is not None, timeout=10_000)
+    assert window.spec == f"lab:{other}" and (other / "lkconsole.db").exists()
+    label = window.findChild(QLabel, "connection_label").text()
+    assert label == f"Lab ({other}) cluster · Administrator"
+    assert f"lab ({other}) cluster" in window.windowTitle()
+    # A spec the console does not know: one message in the dialog, nothing else changes.
+    window.actions["disconnect"].trigger()
+    window.actions["connect"].trigger()
+    bad = window.operations.last_dialog
+    bad.findChild(QComboBox, "connect_server").setCurrentText("nfs://somewhere")
+    bad.findChild(QPushButton, "connect_ok").click()
+    error = bad.findChild(QLabel, "connect_error")
+    qtbot.waitUntil(lambda: "unknown cluster 'nfs://somewhere'" in error.text(), timeout=10_000)
+    assert window.cluster is None
+    bad.reject()

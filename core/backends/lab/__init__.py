@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from core import paths
 from core.backends.lab.layout import LabLayout, ensure_lab
 from core.backends.lab.store import Store
+from core.backends.lab.watch import LabWatch
 from core.capabilities import MIRROR_WRITES, RESET, SERVER_POWER, USERS
 from core.errors import OperationError
 from core.session import Session, local_session
@@ -142,8 +143,6 @@ class LabBackend:
         return engine.apply(self, plan, session, hub=hub, on_step=on_step, cancel=cancel)
 
     def watch(self, hub: EventHub, *, shown: Cluster | None = None, last_log_id: int = 0) -> Watch:
-        from core.backends.lab.watch import LabWatch
-
         return LabWatch(self, hub, shown, last_log_id)
 
     def local_session(self) -> Session:

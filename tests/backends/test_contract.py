@@ -1,0 +1,162 @@
+"""The contract every backend keeps, run on each (tests/backends/conftest.py).
+
+The whole life of a DataKeeper hierarchy through the Backend protocol and
+core.operations only: create → extend (the Next request, then Accept Defaults) → resync
+to Target (bytes compared) → switchover → failover where the backend can fail a server
+→ unextend → delete; and the refusals: a priority in use, a switchover to a resyncing
+target, a bitmap on btrfs, automatic switchback with DataKeeper, a Guest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from typing import cast
+
+import pytest
+
+from core import capabilities
+from core.backend import Backend, ServerPower
+from core.errors import CheckFailed, PermissionDenied
+from core.model import Cluster, Hierarchy, MirrorState, Role
+from core.operations import create, extend, hierarchy, mirror, service
+from core.session import Session
+from tests.backends.conftest import LabAdapter
+
+ADMIN = Session("contract", Role.ADMINISTRATOR)
+GUEST = Session("visitor", Role.GUEST)
+DISK = "/disks/web.img"
+
+
+def _hierarchy(backend: Backend, root: str) -> Hierarchy:
+    found = backend.snapshot().find_tag(root)
+    assert found is not None, f"{root} is not in the cluster"
+    h = backend.snapshot().hierarchy(found.hierarchy_id)
+    assert h is not None
+    return h
+
+
+def _wait_target(backend: Backend, root: str, server: str, timeout: float = 60.0) -> None:
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    while True:
+        h = _hierarchy(backend, root)
+        t = h.mirrors[0].target(server)
+        if t is not None and t.state is MirrorState.TARGET:
+            return
+        assert time.monotonic() < deadline, f"{server} never became Target ({t})"
+        pause.wait(0.05)
+
+
+def _codes(exc: pytest.ExceptionInfo[CheckFailed]) -> list[str]:
+    return [p.code for p in exc.value.problems]
+
+
+def _create_web(adapter: LabAdapter) -> create.CreateResult:
+    backend = adapter.backend
+    d = create.defaults(backend, server="lab1", hierarchy_type="new_fs")
+    request = dataclasses.replace(
+        d.request,
+        source_disk=DISK,
+        disk_size_mib=8,
+        mount_point="/web",
+        root_tag="/web",
+        dk_tag="datarep-web",
+        bitmap_file="/opt/LifeKeeper/bitmap_datarep-web",
+    )
+    return create.create(backend, request, ADMIN)
+
+
+def test_the_life_of_a_datakeeper_hierarchy(adapter: LabAdapter) -> None:
+    backend = adapter.backend
+    created = _create_web(adapter)
+    h = _hierarchy(backend, "/web")
+    assert h.id == created.hierarchy_id and h.in_service_server == "lab1"
+    assert [(e.server, e.priority) for e in h.equivalencies] == [("lab1", 1)]
+    data = os.urandom(300_000)
+    adapter.write_source("lab1", DISK, 1 << 20, data)
+
+    # Extend with every field given (the wizard's Next walk) ...
+    d = extend.defaults(backend, tag="/web", target_server="lab2")
+    walked = dataclasses.replace(d.request, target_priority="20", template_priority="1")
+    extend.extend(backend, walked, ADMIN)
+    _wait_target(backend, "/web", "lab2")
+    assert adapter.volume_digest("lab2", DISK) == adapter.volume_digest("lab1", DISK)
+    # ... and with Accept Defaults: every default, to the next free server.
+    d3 = extend.defaults(backend, tag="/web")
+    assert d3.request.target_server == "lab3" and d3.request.target_priority == 30
+    extend.extend(backend, d3.request, ADMIN)
+    _wait_target(backend, "/web", "lab3")
+    assert adapter.volume_digest("lab3", DISK) == adapter.volume_digest("lab1", DISK)
+    h = _hierarchy(backend, "/web")
+    assert {e.server: e.priority for e in h.equivalencies} == {"lab1": 1, "lab2": 20, "lab3": 30}
+
+    # The documented switchover test.
+    lines = service.switchover(backend, "/web", "lab2", ADMIN)
+    assert lines[-1].startswith("/web in service on lab2")
+    h = _hierarchy(backend, "/web")
+    assert h.in_service_server == "lab2" and h.mirrors[0].source == "lab2"
+    _wait_target(backend, "/web", "lab1")
+    _wait_target(backend, "/web", "lab3")
+
+    if capabilities.SERVER_POWER in backend.capabilities:  # a failure, and a return
+        power = cast(ServerPower, backend)
+        power.stop_server("lab2", ADMIN)
+        h = _hierarchy(backend, "/web")
+        assert h.in_service_server == "lab1"  # the best priority whose mirror is Target
+        power.start_server("lab2", ADMIN)
+        _wait_target(backend, "/web", "lab2")
+        assert adapter.volume_digest("lab2", DISK) == adapter.volume_digest("lab1", DISK)
+
+    hierarchy.unextend(backend, hierarchy.UnextendRequest("/web", "lab3"), ADMIN)
+    h = _hierarchy(backend, "/web")
+    assert "lab3" not in h.servers and h.mirrors[0].target("lab3") is None
+    hierarchy.delete(backend, hierarchy.DeleteRequest("/web"), ADMIN)
+    assert backend.snapshot().find_tag("/web") is None
+    assert backend.snapshot().find_tag("/data") is not None  # the others are untouched
+
+
+def test_the_refusals(adapter: LabAdapter) -> None:
+    backend = adapter.backend
+    _create_web(adapter)
+    d = extend.defaults(backend, tag="/web", target_server="lab2")
+    with pytest.raises(CheckFailed) as taken:
+        extend.plan(backend, dataclasses.replace(d.request, target_priority="1"))
+    assert _codes(taken) == ["same_as_template_priority"]
+    with pytest.raises(CheckFailed) as automatic:
+        extend.plan(backend, dataclasses.replace(d.request, switchback_type="automatic"))
+    assert _codes(automatic) == ["automatic_with_datakeeper"]
+    with adapter.btrfs("lab2", "/opt/LifeKeeper"):
+        on_btrfs = dataclasses.replace(
+            d.request,
+            datakeeper=(
+                dataclasses.replace(
+                    d.request.datakeeper[0], bitmap_file="/opt/LifeKeeper/bitmap_datarep-web"
+                ),
+            ),
+        )
+        with pytest.raises(CheckFailed) as btrfs:
+            extend.plan(backend, on_btrfs)
+        assert _codes(btrfs) == ["bitmap_on_btrfs"]
+    before = backend.snapshot()
+    with pytest.raises(PermissionDenied, match="needs the Administrator role"):
+        extend.extend(backend, d.request, GUEST)
+    _unchanged(before, backend.snapshot())
+    # A target still resyncing cannot take the hierarchy over.
+    mirror.set_speed_limit(backend, "datarep-web", 1000, ADMIN)
+    extend.extend(backend, d.request, ADMIN)
+    with pytest.raises(CheckFailed) as resyncing:
+        service.switchover(backend, "/web", "lab2", ADMIN)
+    assert _codes(resyncing) == ["mirror_not_target"]
+    assert _hierarchy(backend, "/web").in_service_server == "lab1"
+    with pytest.raises(PermissionDenied, match="needs the Operator role"):
+        service.out_of_service(backend, "/web", GUEST)
+    mirror.set_speed_limit(backend, "datarep-web", 0, ADMIN)
+    _wait_target(backend, "/web", "lab2")
+
+
+def _unchanged(before: Cluster, after: Cluster) -> None:
+    assert before.servers == after.servers
+    assert [h.version for h in before.hierarchies] == [h.version for h in after.hierarchies]

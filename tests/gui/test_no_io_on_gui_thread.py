@@ -1,0 +1,193 @@
+"""After the first paint the GUI thread does no I/O: proved with an audit hook.
+
+``sys.addaudithook`` sees every ``open`` (files, and module imports), directory listing,
+process start and database connection Python makes. Installed once the window has
+painted (and loaded what its dialogs import, off the GUI thread), it records those made
+on the GUI thread while the test walks every wizard and dialog: Extend with Next and with
+Accept Defaults, Create, each operation dialog, Connect, History. It must record none.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+from PySide6.QtWidgets import QCheckBox, QComboBox, QPushButton, QTableView
+
+from core.backends.lab import LabBackend
+from core.backends.lab.store import Store
+from core.model import MirrorState
+from gui.create_wizard import CreateWizard
+from gui.dialogs import ConnectDialog, OperationDialog
+from gui.extend_wizard import ExtendWizard, Page
+from gui.main_window import MainWindow
+from tests.gui.lab_states import extend_seed
+
+WATCHED = {"open", "os.listdir", "os.scandir", "subprocess.Popen", "sqlite3.connect"}
+pytestmark = pytest.mark.qt_log_ignore(r"^This plugin does not support grabbing the keyboard")
+
+
+class GuiThreadIO:
+    """The watched audit events raised on the GUI thread while recording."""
+
+    def __init__(self) -> None:
+        self.gui = threading.get_ident()
+        self.recording = False
+        self.events: list[tuple[str, str]] = []
+
+    def __call__(self, event: str, args: tuple[object, ...]) -> None:
+        if self.recording and event in WATCHED and threading.get_ident() == self.gui:
+            self.events.append((event, repr(args)[:200]))
+
+
+_HOOK = GuiThreadIO()
+sys.addaudithook(_HOOK)  # a hook cannot be removed: it records only when asked
+
+
+@pytest.fixture
+def recording() -> Iterator[GuiThreadIO]:
+    _HOOK.gui = threading.get_ident()
+    _HOOK.events.clear()
+    _HOOK.recording = True
+    yield _HOOK
+    _HOOK.recording = False
+
+
+def _window(qtbot) -> MainWindow:  # type: ignore[no-untyped-def]
+    LabBackend().close()  # the lab, made
+    with Store() as store:  # extended and in sync: every dialog has something to do
+        extend_seed(store, state=MirrorState.TARGET)
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.cluster is not None, timeout=10_000)
+    qtbot.waitUntil(window.warmed_up.is_set, timeout=20_000)
+    return window
+
+
+def _opened(qtbot, window: MainWindow, kind: type) -> object:  # type: ignore[no-untyped-def]
+    qtbot.waitUntil(lambda: isinstance(window.operations.last_dialog, kind), timeout=10_000)
+    dialog = window.operations.last_dialog
+    window.operations.last_dialog = None
+    return dialog
+
+
+def _select(window: MainWindow, tag: str, server: str | None = None) -> None:
+    r = window.cluster.find_tag(tag)
+    assert r is not None
+    assert window.tree.select_resource(r.hierarchy_id, r.resource_id, server)
+
+
+def _walk_extend(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    _select(window, "/data")
+    window.actions["extend_hierarchy"].trigger()
+    wizard = _opened(qtbot, window, ExtendWizard)
+    assert isinstance(wizard, ExtendWizard)
+    wizard.next()  # Pre-Extend
+    page = wizard.currentPage()
+    page.findChild(QComboBox, "target_server").setCurrentText("lab3")  # new defaults
+    qtbot.waitUntil(lambda: wizard.currentPage().isComplete(), timeout=10_000)
+    wizard.next()  # the checks, on a worker
+    qtbot.waitUntil(lambda: wizard.currentPage().isComplete(), timeout=10_000)
+    wizard.next()  # the Extend page: the bitmap location probed on a worker
+    assert wizard.currentId() == Page.EXTEND
+    wizard.currentPage().findChild(QCheckBox, "bitmap_none").setChecked(True)
+    wizard.currentPage().findChild(QCheckBox, "bitmap_none").setChecked(False)
+    qtbot.waitUntil(lambda: wizard.currentPage().isComplete(), timeout=10_000)
+    wizard.back()
+    wizard.back()
+    wizard.reject()
+    # Accept Defaults: every check and the extend itself, in one click.
+    window.actions["extend_hierarchy"].trigger()
+    fast = _opened(qtbot, window, ExtendWizard)
+    assert isinstance(fast, ExtendWizard)
+    fast.accept_defaults()
+    qtbot.waitUntil(lambda: fast.progress.succeeded, timeout=30_000)
+    fast.next()
+    fast.accept()
+
+
+def _walk_create(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.actions["create_hierarchy"].trigger()
+    wizard = _opened(qtbot, window, CreateWizard)
+    assert isinstance(wizard, CreateWizard)
+    wizard.where.server.setCurrentText("lab2")  # new defaults, from that server's disks
+    for _ in range(2):
+        qtbot.waitUntil(lambda: wizard.currentPage().isComplete(), timeout=10_000)
+        wizard.next()
+    qtbot.waitUntil(lambda: wizard.progress.succeeded, timeout=20_000)
+    wizard.next()
+    wizard.accept()
+
+
+def _walk_dialogs(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    walks = [
+        ("/data", None, "unextend_hierarchy"),
+        ("/data", None, "delete_hierarchy"),
+        ("/data", "lab2", "in_service"),
+        ("/data", None, "out_of_service"),
+        ("datarep-data", "lab2", "pause_mirror"),
+        ("datarep-data", "lab2", "full_resync"),
+        ("datarep-data", "lab3", "full_resync"),
+        ("datarep-data", "lab3", "speed_limit"),
+        ("datarep-data", "lab2", "verify_mirror"),
+    ]
+    for tag, server, action in walks:
+        _select(window, tag, server)
+        assert window.actions[action].isEnabled(), action
+        window.actions[action].trigger()
+        dialog = _opened(qtbot, window, OperationDialog)
+        assert isinstance(dialog, OperationDialog)
+        dialog.findChild(QPushButton, "show_command_button").click()
+        dialog.reject()
+    # One of them for real: the speed limit, run on a worker.
+    _select(window, "datarep-data", "lab3")
+    window.actions["speed_limit"].trigger()
+    dialog = _opened(qtbot, window, OperationDialog)
+    assert isinstance(dialog, OperationDialog)
+    dialog.findChild(QPushButton, "operation_ok").click()
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=20_000)
+    window.tree.select_server("lab3")
+    for action in ("stop_server",):
+        window.actions[action].trigger()
+        server_dialog = _opened(qtbot, window, OperationDialog)
+        assert isinstance(server_dialog, OperationDialog)
+        server_dialog.reject()
+
+
+def _walk_connect_and_history(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.actions["disconnect"].trigger()
+    window.actions["connect"].trigger()
+    dialog = window.operations.last_dialog
+    assert isinstance(dialog, ConnectDialog)
+    qtbot.waitUntil(lambda: dialog.keyring_read, timeout=10_000)
+    dialog.findChild(QPushButton, "connect_ok").click()
+    qtbot.waitUntil(lambda: window.cluster is not None, timeout=10_000)
+    history = window.show_history()
+    assert history is not None
+    table = history.findChild(QTableView, "history_table")
+    qtbot.waitUntil(lambda: table.model().rowCount() > 0, timeout=10_000)
+    history.close()
+
+
+def test_walking_every_wizard_and_dialog_does_no_io_on_the_gui_thread(qtbot) -> None:  # type: ignore[no-untyped-def]
+    window = _window(qtbot)
+    _HOOK.gui = threading.get_ident()
+    _HOOK.events.clear()
+    _HOOK.recording = True
+    try:
+        _walk_extend(qtbot, window)
+        _walk_create(qtbot, window)
+        _walk_dialogs(qtbot, window)
+        _walk_connect_and_history(qtbot, window)
+    finally:
+        _HOOK.recording = False
+    assert _HOOK.events == [], "\n".join(map(str, _HOOK.events))
+
+
+def test_the_hook_does_see_io_on_the_gui_thread(qtbot, recording: GuiThreadIO) -> None:  # type: ignore[no-untyped-def]
+    with open(__file__, "rb"):
+        pass
+    assert recording.events and recording.events[0][0] == "open"
