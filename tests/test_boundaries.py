@@ -45,8 +45,7 @@ def test_the_only_place_that_makes_a_backend_is_the_connection() -> None:
         f
         for folder in ("core", "gui")
         for f, names in _imports(folder).items()
-        if "core.backends.lab.LabBackend" in names
-        and not f.startswith("core/backends/")
+        if "core.backends.lab.LabBackend" in names and not f.startswith("core/backends/")
     ]
     assert users == ["core/connection.py"]
 
