@@ -1,0 +1,104 @@
+"""One update redoes only what depends on what changed, and all of that still follows.
+
+The status model finds the hierarchies a snapshot changed by identity and names them
+(``take_changes``), so that the window redoes for those only what depends on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from core.events import MirrorProgress
+from core.model import ResourceState
+from gui.bridge import share_unchanged
+from gui.status_model import Role as ModelRole
+from gui.status_model import StatusModel
+from tests.gui import clusters as c
+
+
+def test_the_model_names_the_hierarchies_it_shows_differently(lab_cluster) -> None:
+    model = StatusModel()
+    assert model.take_changes() is None  # nothing shown yet: everything is new
+    model.set_cluster(lab_cluster)
+    assert model.take_changes() is None
+    assert model.take_changes() == set()
+    shown = model.cluster()
+    hid = lab_cluster.hierarchies[0].id
+
+    model.set_cluster(share_unchanged(lab_cluster, dataclasses.replace(lab_cluster)))
+    equal = tuple(dataclasses.replace(h) for h in lab_cluster.hierarchies)  # other objects
+    model.set_cluster(dataclasses.replace(lab_cluster, hierarchies=equal))
+    assert model.take_changes() == set() and model.cluster() is shown
+
+    failed = c.with_states(lab_cluster, {("datarep-data", "lab1"): ResourceState.OSF})
+    model.set_cluster(failed)
+    assert model.take_changes() == {hid}
+    assert model.cluster() is not shown and model.cluster().servers is shown.servers
+
+    both = c.created(failed)
+    model.set_cluster(both)
+    new = both.hierarchies[1].id
+    assert model.take_changes() == {new}
+    assert [h.id for h in model.cluster().hierarchies] == [hid, new]
+
+    size = lab_cluster.hierarchies[0].mirrors[0].volume_size
+    resyncing = c.extended(both, "lab2", done=0)
+    model.set_cluster(resyncing)
+    model.take_changes()
+    assert model.apply_progress(MirrorProgress("datarep-data", "lab2", size // 2, size, 1e6, 9.0))
+    assert model.take_changes() == {hid}
+    assert model.cluster().hierarchies[0].mirrors[0].target("lab2").percent == 50
+
+    model.set_cluster(c.deleted(resyncing))
+    assert model.take_changes() == {hid}
+    model.set_cluster(dataclasses.replace(lab_cluster, servers=lab_cluster.servers[:2]))
+    assert model.take_changes() is None  # a server left: a reset
+
+
+def test_a_hierarchy_that_gains_a_resource_is_shown_again(qtmodeltester, lab_cluster) -> None:
+    """Same hierarchies, one of them reshaped: its row is taken out and put back."""
+    model = StatusModel()
+    both = c.created(lab_cluster)
+    model.set_cluster(both)
+    qtmodeltester.check(model)
+    events: list[str] = []
+    model.rowsRemoved.connect(lambda *a: events.append("removed"))
+    model.rowsInserted.connect(lambda *a: events.append("inserted"))
+    model.modelReset.connect(lambda: events.append("reset"))
+    web = both.hierarchies[1]
+    dk = next(r for r in web.resources if r.tag == "datarep-web")
+    app = dataclasses.replace(
+        dk, resource_id=dk.resource_id + 1, tag="webapp", kind=web.kind_of(web.root_id)
+    )
+    grown = dataclasses.replace(
+        web,
+        resources=(*web.resources, app),
+        dependencies=(
+            *web.dependencies,
+            dataclasses.replace(
+                web.dependencies[0], parent_id=dk.resource_id, child_id=app.resource_id
+            ),
+        ),
+    )
+    model.set_cluster(c.replace_hierarchy(both, grown))
+    assert events == ["removed", "inserted"]
+    assert model.index_of("webapp", "lab1").data() == "Active"
+    assert model.index_of("datarep-data", "lab1").data() == "Active"
+    qtmodeltester.check(model)
+
+
+def test_ids_at_says_what_the_roles_say(lab_cluster) -> None:
+    model = StatusModel()
+    model.set_cluster(c.extended(c.created(lab_cluster), "lab2", done=0))
+    stack = [model.index(r, 0) for r in range(model.rowCount())]
+    seen = 0
+    while stack:
+        first = stack.pop()
+        stack.extend(model.index(r, 0, first) for r in range(model.rowCount(first)))
+        for column in range(model.columnCount()):
+            index = first.siblingAtColumn(column)
+            server = index.data(ModelRole.SERVER) if column > 0 else None
+            wanted = (index.data(ModelRole.HIERARCHY_ID), index.data(ModelRole.RESOURCE_ID), server)
+            assert model.ids_at(index) == wanted
+            seen += 1
+    assert seen == 4 * 4  # 4 resources x (tag + 3 servers)
