@@ -45,7 +45,7 @@ from core import availability as av
 from core import paths
 from core.availability import Connection, Preselection, Selection
 from core.events import EventHub
-from core.model import Cluster, Role
+from core.model import Cluster, Hierarchy, Role
 from core.properties import properties
 from core.session import Session, local_administrator
 from core.status import mirror_text
@@ -105,6 +105,10 @@ class MainWindow(QMainWindow):
         self.session: Session = local_administrator()
         self._first_load = True
         self._showing_summary = False  # the message bar shows the connection's summary
+        # The mirror texts the column widths were fitted to, by hierarchy id; whether the
+        # next update looks at every hierarchy (the message bar forgot what it showed).
+        self._mirror_texts: dict[int, dict[tuple[int, str], str]] = {}
+        self._redo_all = True
         self.connection_wanted = True  # connecting or connected (False after Disconnect)
         self._help: HelpDialog | None = None
         self.last_context_menu: QMenu | None = None
@@ -407,13 +411,26 @@ class MainWindow(QMainWindow):
                 self._first_show(self.cluster)
             elif self._showing_summary:
                 self._show_summary(self.cluster)
-        self._fit_resync_columns()
-        self.message_bar.show_resyncs(self.cluster)
+        changed = self._take_changes()
+        self._fit_resync_columns(changed)
+        self.message_bar.show_resyncs(self.cluster, changed)
         self._update_empty_text()
         self._update_context()
         if batch.cluster is not None:
             self.cluster_shown.emit()
         self.batch_applied.emit()
+
+    def _take_changes(self) -> dict[int, Hierarchy | None] | None:
+        """The hierarchies shown differently since the last update, by id (None: gone),
+        or None when any may have changed: what depends on them is redone for those."""
+        if self.cluster is None:
+            self._redo_all = True  # the message bar forgets what it showed
+            return None
+        ids = self.model.take_changes()
+        if ids is None or self._redo_all:
+            self._redo_all = False
+            return None
+        return {i: self.model.hierarchy(i) for i in ids}
 
     def _first_show(self, cluster: Cluster) -> None:
         self._first_load = False
@@ -440,22 +457,38 @@ class MainWindow(QMainWindow):
             width = metrics.horizontalAdvance(title) + ICON_SIZE + 24
             self.tree.setColumnWidth(column, max(width, 120))
 
-    def _fit_resync_columns(self) -> None:
+    def _fit_resync_columns(self, changed: dict[int, Hierarchy | None] | None) -> None:
         """Widen a server column whose mirror text (a resync's progress, "Out of Sync (Wait
-        for Previous Source)") would be cut (never narrows)."""
+        for Previous Source)") would be cut (never narrows).
+
+        Only the texts that changed are measured: those of the ``changed`` hierarchies
+        (every hierarchy when None) that differ from what was measured last.
+        """
         if self.cluster is None:
             return
-        metrics = QFontMetrics(self.tree.font())
-        header = self.tree.header()
-        for h in self.cluster.hierarchies:
-            for m in h.mirrors:
-                for t in m.targets:
-                    column = self.model.column_of(t.server)
-                    if column is None or column == header.count() - 1:
-                        continue  # the last column stretches
-                    needed = metrics.horizontalAdvance(mirror_text(t)) + ICON_SIZE + 16
-                    if self.tree.columnWidth(column) < needed:
-                        self.tree.setColumnWidth(column, needed)
+        if changed is None:
+            self._mirror_texts.clear()
+            changed = {h.id: h for h in self.cluster.hierarchies}
+        metrics: QFontMetrics | None = None
+        last = self.tree.header().count() - 1  # the last column stretches
+        for hid, h in changed.items():
+            measured = self._mirror_texts.pop(hid, {})
+            if h is None:
+                continue
+            texts = {
+                (m.resource_id, t.server): mirror_text(t) for m in h.mirrors for t in m.targets
+            }
+            if texts:
+                self._mirror_texts[hid] = texts
+            for (rid, server), text in texts.items():
+                column = self.model.column_of(server)
+                if measured.get((rid, server)) == text or column is None or column == last:
+                    continue
+                if metrics is None:
+                    metrics = QFontMetrics(self.tree.font())
+                needed = metrics.horizontalAdvance(text) + ICON_SIZE + 16
+                if self.tree.columnWidth(column) < needed:
+                    self.tree.setColumnWidth(column, needed)
 
     @Slot(str)
     def _show_failure(self, message: str) -> None:

@@ -1,19 +1,28 @@
 """One update redoes only what depends on what changed, and all of that still follows.
 
 The status model finds the hierarchies a snapshot changed by identity and names them
-(``take_changes``), so that the window redoes for those only what depends on them.
+(``take_changes``); the window measures the mirror texts of those only, and the message
+bar adds up their resyncs. The window's tests drive the real window over the real store
+(changes written as another process would) and check that what depends on a change
+still shows it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from PySide6.QtWidgets import QStatusBar
+
 from core.events import MirrorProgress
-from core.model import ResourceState
+from core.model import MirrorState, ResourceState
+from core.store import Store
 from gui.bridge import share_unchanged
+from gui.main_window import MainWindow
+from gui.message_bar import MessageBar
 from gui.status_model import Role as ModelRole
 from gui.status_model import StatusModel
 from tests.gui import clusters as c
+from tests.gui.lab_states import extend_seed
 
 
 def test_the_model_names_the_hierarchies_it_shows_differently(lab_cluster) -> None:
@@ -102,3 +111,73 @@ def test_ids_at_says_what_the_roles_say(lab_cluster) -> None:
             assert model.ids_at(index) == wanted
             seen += 1
     assert seen == 4 * 4  # 4 resources x (tag + 3 servers)
+
+
+def _window(qtbot) -> MainWindow:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=10_000)
+    return window
+
+
+def test_the_resyncs_in_the_message_bar_add_up_the_changed_hierarchies(qtbot, lab_cluster) -> None:
+    bar = QStatusBar()
+    qtbot.addWidget(bar)
+    messages = MessageBar(bar)
+    size = lab_cluster.hierarchies[0].mirrors[0].volume_size
+    both = c.extended(c.created(lab_cluster), "lab2", done=c.part(size, 40))
+    both = c.extended(both, "lab3", done=c.part(size, 60), hierarchy_index=1)
+    messages.show_resyncs(both)
+    assert messages.resync_label.text() == "2 mirrors" and messages.resync.value() == 50
+    assert "datarep-data → lab2, datarep-web → lab3" in messages.resync.toolTip()
+
+    first, second = both.hierarchies
+    done = c.in_sync(both, "lab2")
+    messages.show_resyncs(done, {first.id: done.hierarchies[0]})
+    assert messages.resync_label.text() == "datarep-web → lab3"
+    assert messages.resync.value() == 60
+
+    gone = c.deleted(done, hierarchy_index=1)
+    messages.show_resyncs(gone, {second.id: None})
+    assert messages.resync.isHidden() and messages.resync_label.isHidden()
+
+    messages.show_resyncs(both, {first.id: first, second.id: second})  # back, in id order
+    assert "datarep-data → lab2, datarep-web → lab3" in messages.resync.toolTip()
+    messages.show_resyncs(None)
+    assert messages.resync.isHidden()
+
+
+def test_a_longer_mirror_text_widens_its_column_and_other_updates_keep_it(qtbot) -> None:
+    window = _window(qtbot)
+    column = window.model.column_of("lab2")
+    assert column is not None and column < window.model.columnCount() - 1  # not stretched
+    with Store() as store:
+        ids = extend_seed(store, "lab2", 10, MirrorState.TARGET)
+        qtbot.waitUntil(
+            lambda: window.model.index_of("datarep-data", "lab2").data() == "Target",
+            timeout=5_000,
+        )
+        window.tree.setColumnWidth(column, 95)  # the user narrows it: kept while "Target"
+        with store.transaction() as txn:
+            txn.set_instance_state(ids.root_id, "lab1", ResourceState.ISU)  # another cell
+        qtbot.waitUntil(
+            lambda: window.model.index_of("/data", "lab1").data() == "Degraded", timeout=5_000
+        )
+        assert window.tree.columnWidth(column) == 95
+        with store.transaction() as txn:
+            txn.set_mirror_target(
+                ids.dk_id,
+                dataclasses.replace(
+                    window.model.hierarchy(ids.hierarchy_id).mirrors[0].targets[0],
+                    state=MirrorState.RESYNCING,
+                    bytes_done=1 << 20,
+                    rate=180e6,
+                    eta=90.0,
+                ),
+            )
+    qtbot.waitUntil(lambda: window.tree.columnWidth(column) > 95, timeout=5_000)
+    text = window.model.index_of("datarep-data", "lab2").data()
+    assert text.startswith("Resyncing") and "MB/s" in text
+    width = window.tree.fontMetrics().horizontalAdvance(text)
+    assert window.tree.columnWidth(column) >= width
