@@ -27,7 +27,7 @@ from PySide6.QtWidgets import QMenu, QMenuBar, QWidget
 from core import availability as av
 from core.availability import Availability, Connection, Preselection, Selection
 from core.errors import LkError
-from core.model import Cluster
+from core.model import Cluster, Hierarchy
 from gui import icons
 
 log = logging.getLogger(__name__)
@@ -369,6 +369,7 @@ class ActionRegistry(QObject):
         self._selection = Selection()
         self._connection = Connection(connected=False)
         self._availability: dict[str, Availability] = {}
+        self._key: object = None  # what the availability was computed from
         for spec in SPECS:
             self._create(spec)
         self.update_context(None, Selection(), Connection(connected=False))
@@ -499,10 +500,22 @@ class ActionRegistry(QObject):
     def update_context(
         self, cluster: Cluster | None, selection: Selection, connection: Connection
     ) -> None:
-        """Enable the rule actions for what is selected now, each with its reason."""
+        """Enable the rule actions for what is selected now, each with its reason.
+
+        The rules run again only when the cluster, the selection or the connection
+        differ from the last call's (compared as values, identity first: snapshots share
+        what did not change, so an update elsewhere costs one comparison).
+        """
         self._cluster, self._selection, self._connection = cluster, selection, connection
+        key = (None if cluster is None else (cluster.servers, cluster.hierarchies), selection)
+        if (key, connection) == self._key:
+            return
+        self._key = (key, connection)
+        last = self._availability
         self._availability = av.availability(cluster, selection, connection)
         for name, result in self._availability.items():
+            if result == last.get(name):
+                continue  # shown already: Qt is not asked (each change repaints its widgets)
             action = self._actions[name]
             # Always: a hidden action reads as disabled, whatever it will be once shown.
             action.setEnabled(result.enabled)
@@ -523,6 +536,27 @@ class ActionRegistry(QObject):
     @property
     def connection(self) -> Connection:
         return self._connection
+
+
+def context(
+    cluster: Cluster | None,
+    selection: Selection,
+    hierarchy: Callable[[int], Hierarchy | None],
+) -> Cluster | None:
+    """The part of ``cluster`` that :mod:`core.availability`'s rules and
+    :func:`core.properties.properties` read for ``selection``: the same answers, from
+    less to look through and to compare.
+
+    A resource or a cell selected: the servers and that hierarchy only, found with
+    ``hierarchy(id)`` (the window's model finds it without a scan; ``Cluster.hierarchy``
+    looks through every hierarchy, and the rules ask it once each). Nothing or a server
+    selected: the whole cluster (Extend with nothing selected looks at every hierarchy,
+    and so do a server's properties).
+    """
+    if cluster is None or selection.hierarchy_id is None:
+        return cluster
+    h = hierarchy(selection.hierarchy_id)
+    return Cluster(cluster.servers, () if h is None else (h,))
 
 
 def find_menu_action(menubar: QMenuBar, *path: str) -> QAction | None:
@@ -546,6 +580,7 @@ __all__ = [
     "ActionRegistry",
     "ActionSpec",
     "Handler",
+    "context",
     "find_menu_action",
     "plain_text",
 ]

@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         # next update looks at every hierarchy (the message bar forgot what it showed).
         self._mirror_texts: dict[int, dict[tuple[int, str], str]] = {}
         self._redo_all = True
+        self._properties_key: object = None  # what the properties panel shows from
         self.connection_wanted = True  # connecting or connected (False after Disconnect)
         self._help: HelpDialog | None = None
         self.last_context_menu: QMenu | None = None
@@ -504,9 +505,18 @@ class MainWindow(QMainWindow):
         return self.tree.selection()
 
     def _update_context(self) -> None:
+        """The actions' enabled state and the properties panel, for the selection.
+
+        Each is redone only when what it reads changed: the selection, the connection,
+        or the part of the cluster it reads for that selection (:func:`act.context`).
+        """
         selection = self.tree.selection()
-        self.actions.update_context(self.cluster, selection, self.connection)
-        self.properties_panel.show_properties(properties(self.cluster, selection))
+        seen = act.context(self.cluster, selection, self.model.hierarchy)
+        self.actions.update_context(seen, selection, self.connection)
+        key = (None if seen is None else (seen.servers, seen.hierarchies), selection)
+        if key != self._properties_key:
+            self._properties_key = key
+            self.properties_panel.show_properties(properties(seen, selection))
 
     @Slot(str, QPoint)
     def _on_menu_requested(self, kind: str, pos: QPoint) -> None:

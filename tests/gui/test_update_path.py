@@ -1,28 +1,34 @@
 """One update redoes only what depends on what changed, and all of that still follows.
 
 The status model finds the hierarchies a snapshot changed by identity and names them
-(``take_changes``); the window measures the mirror texts of those only, and the message
-bar adds up their resyncs. The window's tests drive the real window over the real store
-(changes written as another process would) and check that what depends on a change
-still shows it.
+(``take_changes``); the window measures the mirror texts of those only, the message bar
+adds up their resyncs, and the actions' rules and the properties panel run again only
+when the selection or what they read of the cluster changed. The window's tests drive
+the real window over the real store (changes written as another process would) and
+check that everything that depends on a change still shows it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from PySide6.QtWidgets import QStatusBar
 
+from core import availability as av
+from core.availability import Connection, Selection
 from core.events import MirrorProgress
-from core.model import MirrorState, ResourceState
+from core.model import Cluster, MirrorState, ResourceState, Role
+from core.properties import properties
 from core.store import Store
+from gui import actions as act
 from gui.bridge import share_unchanged
 from gui.main_window import MainWindow
 from gui.message_bar import MessageBar
 from gui.status_model import Role as ModelRole
 from gui.status_model import StatusModel
 from tests.gui import clusters as c
-from tests.gui.lab_states import extend_seed
+from tests.gui.lab_states import extend_seed, seed
 
 
 def test_the_model_names_the_hierarchies_it_shows_differently(lab_cluster) -> None:
@@ -181,3 +187,106 @@ def test_a_longer_mirror_text_widens_its_column_and_other_updates_keep_it(qtbot)
     assert text.startswith("Resyncing") and "MB/s" in text
     width = window.tree.fontMetrics().horizontalAdvance(text)
     assert window.tree.columnWidth(column) >= width
+
+
+def _row(window: MainWindow, section: str, label: str) -> str | None:
+    """The value of ``label`` in ``section`` of the properties panel (None: not shown)."""
+    tree = window.properties_panel.tree
+    current = ""
+    for i in range(tree.topLevelItemCount()):
+        item = tree.topLevelItem(i)
+        assert item is not None
+        if item.isFirstColumnSpanned():
+            current = item.text(0)
+        elif current == section and item.text(0) == label:
+            return item.text(1)
+    return None
+
+
+def test_the_properties_panel_follows_a_change_of_the_selected_resource(qtbot) -> None:
+    window = _window(qtbot)
+    with Store() as store:
+        ids = seed(store)
+        assert window.tree.select_resource(ids.hierarchy_id, ids.dk_id)
+        assert _row(window, "State per server", "lab1") == "Active (ISP)"
+        with store.transaction() as txn:
+            txn.set_instance_state(ids.dk_id, "lab1", ResourceState.OSF)
+    qtbot.waitUntil(
+        lambda: _row(window, "State per server", "lab1") == "Failed (OSF)", timeout=5_000
+    )
+    panel = window.properties_panel
+    assert panel.current is not None and panel.current.icon == "node-failed"
+    assert _row(window, "Resource", "Overall state") == "Failed"
+
+
+def test_the_actions_follow_a_change_of_the_selected_resource(qtbot) -> None:
+    window = _window(qtbot)
+    in_service, out_of_service = window.actions["in_service"], window.actions["out_of_service"]
+    with Store() as store:
+        ids = seed(store)
+        assert window.tree.select_resource(ids.hierarchy_id, ids.root_id, "lab1")
+        assert not in_service.isEnabled() and out_of_service.isEnabled()
+        with store.transaction() as txn:
+            txn.set_instance_state(ids.root_id, "lab1", ResourceState.OSU)
+    qtbot.waitUntil(lambda: in_service.isEnabled(), timeout=5_000)
+    assert not out_of_service.isEnabled()
+    assert in_service.toolTip().startswith("Bring /data in service on lab1")
+    assert in_service.statusTip() == in_service.toolTip()
+
+
+def test_with_nothing_selected_extend_follows_every_hierarchy(qtbot) -> None:
+    window = _window(qtbot)
+    extend = window.actions["extend_hierarchy"]
+    assert window.tree.selection() == Selection()
+    assert extend.isEnabled()
+    with Store() as store:
+        extend_seed(store, "lab2", 10, MirrorState.TARGET)
+        extend_seed(store, "lab3", 20, MirrorState.TARGET)
+    qtbot.waitUntil(lambda: not extend.isEnabled(), timeout=5_000)
+    assert "no server left to extend /data to" in extend.toolTip()
+
+
+def test_a_selected_server_shows_what_changed_in_a_hierarchy(qtbot) -> None:
+    window = _window(qtbot)
+    window.tree.select_server("lab1")
+    assert _row(window, "Server", "Hierarchies in service") == "/data"
+    with Store() as store:
+        ids = seed(store)
+        with store.transaction() as txn:
+            for rid in (ids.root_id, ids.dk_id):
+                txn.set_instance_state(rid, "lab1", ResourceState.OSU)
+    qtbot.waitUntil(lambda: _row(window, "Server", "Hierarchies in service") == "—", timeout=5_000)
+    assert _row(window, "Server", "Standby hierarchies") == "/data"
+
+
+def _selections(cluster: Cluster) -> list[Selection]:
+    found = [Selection(), Selection(server="lab2"), Selection(server="nope")]
+    for h in cluster.hierarchies:
+        for rid in h.resource_ids():
+            found.append(Selection(hierarchy_id=h.id, resource_id=rid))
+            found.extend(
+                Selection(server=s.name, hierarchy_id=h.id, resource_id=rid)
+                for s in cluster.servers
+            )
+    found.append(Selection(hierarchy_id=999, resource_id=1))  # gone
+    return found
+
+
+@pytest.mark.parametrize("role", [Role.GUEST, Role.OPERATOR, Role.ADMINISTRATOR])
+def test_the_context_says_what_the_whole_cluster_says(lab_cluster, role) -> None:
+    """What the window gives the rules and the panel (act.context) changes no answer."""
+    size = lab_cluster.hierarchies[0].mirrors[0].volume_size
+    cluster = c.extended(c.created(lab_cluster), "lab2", done=c.part(size, 30))
+    cluster = c.with_states(cluster, {("/web", "lab1"): ResourceState.OSF})
+    by_id = {h.id: h for h in cluster.hierarchies}
+    connection = Connection(role=role)
+    for selection in _selections(cluster):
+        seen = act.context(cluster, selection, by_id.get)
+        assert av.availability(seen, selection, connection) == av.availability(
+            cluster, selection, connection
+        ), selection
+        assert properties(seen, selection) == properties(cluster, selection), selection
+        for name in av.ACTIONS:
+            assert av.preselection(seen, selection, name) == av.preselection(
+                cluster, selection, name
+            )
