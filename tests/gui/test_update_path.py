@@ -5,7 +5,8 @@ The status model finds the hierarchies a snapshot changed by identity and names 
 adds up their resyncs, and the actions' rules and the properties panel run again only
 when the selection or what they read of the cluster changed. The window's tests drive
 the real window over the real store (changes written as another process would) and
-check that everything that depends on a change still shows it.
+check that everything that depends on a change still shows it. The properties panel
+changes only the rows whose value or icon changed.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from core import availability as av
 from core.availability import Connection, Selection
 from core.events import MirrorProgress
 from core.model import Cluster, MirrorState, ResourceState, Role
-from core.properties import properties
+from core.properties import NOTHING, Properties, Row, Section, properties
 from core.store import Store
 from gui import actions as act
+from gui import icons
 from gui.bridge import share_unchanged
 from gui.main_window import MainWindow
 from gui.message_bar import MessageBar
+from gui.properties_panel import PropertiesPanel
 from gui.status_model import Role as ModelRole
 from gui.status_model import StatusModel
 from tests.gui import clusters as c
@@ -290,3 +293,22 @@ def test_the_context_says_what_the_whole_cluster_says(lab_cluster, role) -> None
             assert av.preselection(seen, selection, name) == av.preselection(
                 cluster, selection, name
             )
+
+
+def test_the_properties_panel_changes_only_the_rows_that_changed(qtbot) -> None:
+    panel = PropertiesPanel()
+    qtbot.addWidget(panel)
+    rows = (Row("State", "Active (ISP)", "state-active"), Row("Priority", "1"))
+    panel.show_properties(Properties("/data", "node-normal", (Section("Resource", rows),)))
+    items = [panel.tree.topLevelItem(i) for i in range(panel.tree.topLevelItemCount())]
+    # The icon alone changes (a value that stays, a state shown by its icon only).
+    rows = (Row("State", "Active (ISP)", "state-failed"), Row("Priority", "10"))
+    panel.show_properties(Properties("/data", "node-failed", (Section("Resource", rows),)))
+    assert [panel.tree.topLevelItem(i) for i in range(3)] == items  # updated in place
+    state, priority = items[1], items[2]
+    assert state.icon(1).cacheKey() == icons.icon("state-failed").cacheKey()
+    assert priority.text(1) == "10" and priority.toolTip(1) == "10"
+    assert panel.heading.text() == "/data" and panel.heading_icon.pixmap() is not None
+    panel.show_properties(NOTHING)
+    assert panel.hint.isVisibleTo(panel) and not panel.tree.isVisibleTo(panel)
+    assert panel.heading.text() == "No selection"
