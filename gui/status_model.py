@@ -39,6 +39,8 @@ _DECORATION = Qt.ItemDataRole.DecorationRole
 _TOOLTIP = Qt.ItemDataRole.ToolTipRole
 _ACCESSIBLE = Qt.ItemDataRole.AccessibleTextRole
 _CELL_ROLES = [_DISPLAY, _DECORATION, _TOOLTIP, _ACCESSIBLE]
+# Made once: or-ing Python enum flags costs microseconds, and Qt asks for every cell.
+_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
 
 class Role(enum.IntEnum):
@@ -425,7 +427,7 @@ class StatusModel(QAbstractItemModel):
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        return _FLAGS
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
         if orientation != Qt.Orientation.Horizontal:
