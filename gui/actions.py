@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import logging
 import re
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, Signal, Slot
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMenu, QMenuBar, QWidget
+from PySide6.QtCore import QEvent, QObject, Signal, Slot
+from PySide6.QtGui import QAction, QActionEvent, QKeySequence
+from PySide6.QtWidgets import QMenu, QMenuBar, QToolBar, QToolButton, QWidget
 
 from core import availability as av
 from core.availability import Availability, Connection, Preselection, Selection
@@ -349,6 +350,46 @@ def plain_text(text: str) -> str:
     return text.removesuffix(ELLIPSIS).removesuffix("...").strip()
 
 
+class _StateOnly(QObject):
+    """Hands a toolbar button the enabled state and the tips of its action directly,
+    while :meth:`ActionRegistry.update_context` changes only those.
+
+    Qt's own handling of a changed action sets the button's text and icon again, and
+    the icon makes the button, then the toolbar, then the whole window lay themselves
+    out again and repaint: about 1 ms for each update that changes a toolbar action
+    (with a mirror target's cell selected, In Service says the resync's percentage,
+    new at every progress event). Neither the enabled state nor a tip changes a
+    layout, so while ``active`` the button gets just those, and the toolbar's relayout
+    is skipped.
+    """
+
+    def __init__(self, parent: QObject) -> None:
+        super().__init__(parent)
+        self.active = False
+        self._watched: weakref.WeakSet[QObject] = weakref.WeakSet()
+
+    def watch(self, action: QAction) -> None:
+        """Filter the toolbars and toolbar buttons that show ``action``."""
+        for shown in action.associatedObjects():
+            if isinstance(shown, QToolBar | QToolButton) and shown not in self._watched:
+                self._watched.add(shown)
+                shown.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if not self.active or event.type() != QEvent.Type.ActionChanged:
+            return False
+        if isinstance(watched, QToolButton):
+            assert isinstance(event, QActionEvent)
+            action = event.action()
+            if action is not watched.defaultAction():
+                return False
+            watched.setEnabled(action.isEnabled())
+            watched.setToolTip(action.toolTip())
+            watched.setStatusTip(action.statusTip())
+            return True
+        return isinstance(watched, QToolBar)  # it would only lay itself out again
+
+
 class ActionRegistry(QObject):
     """The window's actions by name; enabled state and tooltips follow the selection.
 
@@ -370,6 +411,7 @@ class ActionRegistry(QObject):
         self._connection = Connection(connected=False)
         self._availability: dict[str, Availability] = {}
         self._key: object = None  # what the availability was computed from
+        self._state_only = _StateOnly(self)
         for spec in SPECS:
             self._create(spec)
         self.update_context(None, Selection(), Connection(connected=False))
@@ -513,15 +555,23 @@ class ActionRegistry(QObject):
         self._key = (key, connection)
         last = self._availability
         self._availability = av.availability(cluster, selection, connection)
-        for name, result in self._availability.items():
-            if result == last.get(name):
-                continue  # shown already: Qt is not asked (each change repaints its widgets)
-            action = self._actions[name]
-            # Always: a hidden action reads as disabled, whatever it will be once shown.
-            action.setEnabled(result.enabled)
-            if action.toolTip() != result.reason:
-                action.setToolTip(result.reason)
-                action.setStatusTip(result.reason)
+        changed = [
+            (self._actions[name], result)
+            for name, result in self._availability.items()
+            if result != last.get(name)  # shown already: Qt is not asked
+        ]
+        for action, _result in changed:
+            self._state_only.watch(action)
+        self._state_only.active = True
+        try:
+            for action, result in changed:
+                # Always: a hidden action reads as disabled, whatever it will be once shown.
+                action.setEnabled(result.enabled)
+                if action.toolTip() != result.reason:
+                    action.setToolTip(result.reason)
+                    action.setStatusTip(result.reason)
+        finally:
+            self._state_only.active = False
 
     def availability(self, name: str) -> Availability:
         return self._availability[name]

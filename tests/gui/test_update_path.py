@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from PySide6.QtWidgets import QStatusBar
+from PySide6.QtWidgets import QStatusBar, QToolButton
 
 from core import availability as av
 from core.availability import Connection, Selection
@@ -235,6 +235,37 @@ def test_the_actions_follow_a_change_of_the_selected_resource(qtbot) -> None:
     assert not out_of_service.isEnabled()
     assert in_service.toolTip().startswith("Bring /data in service on lab1")
     assert in_service.statusTip() == in_service.toolTip()
+
+
+def test_the_toolbar_buttons_follow_their_actions(qtbot) -> None:
+    """The registry hands a toolbar button its action's state and tips itself."""
+    window = _window(qtbot)
+    action = window.actions["in_service"]
+    button = window.toolbar.findChild(QToolButton, "in_service_button")
+    assert button is not None and button.defaultAction() is action
+
+    def same() -> bool:
+        return (button.isEnabled(), button.toolTip(), button.statusTip()) == (
+            action.isEnabled(),
+            action.toolTip(),
+            action.statusTip(),
+        )
+
+    with Store() as store:
+        ids = seed(store)
+        assert window.tree.select_resource(ids.hierarchy_id, ids.root_id, "lab1")
+        assert not button.isEnabled() and same()
+        with store.transaction() as txn:
+            txn.set_instance_state(ids.root_id, "lab1", ResourceState.OSU)
+    qtbot.waitUntil(button.isEnabled, timeout=5_000)
+    assert same() and button.toolTip().startswith("Bring /data in service on lab1")
+    handler = window.actions.handler("in_service")
+    assert handler is not None
+    window.actions.unregister("in_service")  # not a state or a tip: the toolbar lays out
+    qtbot.waitUntil(lambda: not button.isVisible(), timeout=5_000)
+    window.actions.register("in_service", handler)
+    qtbot.waitUntil(button.isVisible, timeout=5_000)
+    assert same()
 
 
 def test_with_nothing_selected_extend_follows_every_hierarchy(qtbot) -> None:
