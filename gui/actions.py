@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import logging
 import re
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import QEvent, QObject, Signal, Slot
-from PySide6.QtGui import QAction, QActionEvent, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QMenuBar, QToolBar, QToolButton, QWidget
 
 from core import availability as av
@@ -351,7 +350,7 @@ def plain_text(text: str) -> str:
 
 
 class _StateOnly(QObject):
-    """Hands a toolbar button the enabled state and the tips of its action directly,
+    """Hands toolbar buttons the enabled state and the tips of their actions directly,
     while :meth:`ActionRegistry.update_context` changes only those.
 
     Qt's own handling of a changed action sets the button's text and icon again, and
@@ -359,35 +358,44 @@ class _StateOnly(QObject):
     out again and repaint: about 1 ms for each update that changes a toolbar action
     (with a mirror target's cell selected, In Service says the resync's percentage,
     new at every progress event). Neither the enabled state nor a tip changes a
-    layout, so while ``active`` the button gets just those, and the toolbar's relayout
-    is skipped.
+    layout: while :attr:`active`, the toolbar does not hear of the change and each
+    button is given just those, once, by :meth:`apply`.
     """
 
     def __init__(self, parent: QObject) -> None:
         super().__init__(parent)
         self.active = False
-        self._watched: weakref.WeakSet[QObject] = weakref.WeakSet()
+        self._watched: set[str] = set()  # the actions whose toolbar buttons are filtered
+        self._held: list[QToolButton] = []
 
     def watch(self, action: QAction) -> None:
-        """Filter the toolbars and toolbar buttons that show ``action``."""
+        """Filter the toolbars and toolbar buttons that show ``action`` (once it has
+        one: the window builds its toolbar after its actions)."""
+        if action.objectName() in self._watched:
+            return
         for shown in action.associatedObjects():
-            if isinstance(shown, QToolBar | QToolButton) and shown not in self._watched:
-                self._watched.add(shown)
+            if isinstance(shown, QToolBar | QToolButton):
                 shown.installEventFilter(self)
+                if isinstance(shown, QToolButton):
+                    self._watched.add(action.objectName())
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if not self.active or event.type() != QEvent.Type.ActionChanged:
             return False
         if isinstance(watched, QToolButton):
-            assert isinstance(event, QActionEvent)
-            action = event.action()
-            if action is not watched.defaultAction():
-                return False
-            watched.setEnabled(action.isEnabled())
-            watched.setToolTip(action.toolTip())
-            watched.setStatusTip(action.statusTip())
+            self._held.append(watched)  # a button reacts only to its default action's
             return True
         return isinstance(watched, QToolBar)  # it would only lay itself out again
+
+    def apply(self) -> None:
+        """Give each button held back its action's enabled state and tips."""
+        held, self._held = self._held, []
+        for button in dict.fromkeys(held):
+            action = button.defaultAction()
+            if action is not None:
+                button.setEnabled(action.isEnabled())
+                button.setToolTip(action.toolTip())
+                button.setStatusTip(action.statusTip())
 
 
 class ActionRegistry(QObject):
@@ -555,23 +563,24 @@ class ActionRegistry(QObject):
         self._key = (key, connection)
         last = self._availability
         self._availability = av.availability(cluster, selection, connection)
-        changed = [
-            (self._actions[name], result)
-            for name, result in self._availability.items()
-            if result != last.get(name)  # shown already: Qt is not asked
-        ]
-        for action, _result in changed:
-            self._state_only.watch(action)
-        self._state_only.active = True
+        quiet = self._state_only
+        quiet.active = True
         try:
-            for action, result in changed:
+            for name, result in self._availability.items():
+                before = last.get(name)
+                if result == before:
+                    continue  # shown already: Qt is not asked
+                action = self._actions[name]
+                quiet.watch(action)
                 # Always: a hidden action reads as disabled, whatever it will be once shown.
-                action.setEnabled(result.enabled)
-                if action.toolTip() != result.reason:
+                if before is None or before.enabled != result.enabled:
+                    action.setEnabled(result.enabled)
+                if before is None or before.reason != result.reason:
                     action.setToolTip(result.reason)
                     action.setStatusTip(result.reason)
         finally:
-            self._state_only.active = False
+            quiet.active = False
+            quiet.apply()
 
     def availability(self, name: str) -> Availability:
         return self._availability[name]

@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from PySide6.QtWidgets import QStatusBar, QToolButton
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QApplication, QStatusBar, QToolButton, QWidget
 
 from core import availability as av
 from core.availability import Connection, Selection
@@ -237,6 +238,20 @@ def test_the_actions_follow_a_change_of_the_selected_resource(qtbot) -> None:
     assert in_service.statusTip() == in_service.toolTip()
 
 
+class _LayoutRequests(QObject):
+    """Notes each LayoutRequest event ``widget`` gets in ``seen``."""
+
+    def __init__(self, widget: QWidget, seen: list[int]) -> None:
+        super().__init__(widget)
+        self.seen = seen
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:
+            self.seen.append(1)
+        return False
+
+
 def test_the_toolbar_buttons_follow_their_actions(qtbot) -> None:
     """The registry hands a toolbar button its action's state and tips itself."""
     window = _window(qtbot)
@@ -255,14 +270,20 @@ def test_the_toolbar_buttons_follow_their_actions(qtbot) -> None:
         ids = seed(store)
         assert window.tree.select_resource(ids.hierarchy_id, ids.root_id, "lab1")
         assert not button.isEnabled() and same()
+        QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest.value)  # pending ones
+        layouts: list[int] = []
+        counter = _LayoutRequests(window.toolbar, layouts)
         with store.transaction() as txn:
             txn.set_instance_state(ids.root_id, "lab1", ResourceState.OSU)
     qtbot.waitUntil(button.isEnabled, timeout=5_000)
     assert same() and button.toolTip().startswith("Bring /data in service on lab1")
+    QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest.value)
+    assert layouts == []  # the toolbar (and so the window) was not laid out again
     handler = window.actions.handler("in_service")
     assert handler is not None
     window.actions.unregister("in_service")  # not a state or a tip: the toolbar lays out
     qtbot.waitUntil(lambda: not button.isVisible(), timeout=5_000)
+    assert layouts and counter is not None
     window.actions.register("in_service", handler)
     qtbot.waitUntil(button.isVisible, timeout=5_000)
     assert same()
