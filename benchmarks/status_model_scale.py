@@ -444,6 +444,7 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=200, help="per series")
     args = parser.parse_args()
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         os.environ["LKCONSOLE_HOME"] = str(home)
@@ -574,6 +575,14 @@ def main() -> int:
             "",
         ),
         ("cells reported changed per state change", "", f"{cells_per_change:.1f}", "", "", ""),
+        (
+            f"(machine: 1-min load average before / after, {os.cpu_count()} cores)",
+            "",
+            f"{load_before:.1f} / {os.getloadavg()[0]:.1f}",
+            "",
+            "",
+            "",
+        ),
         (
             "(store: build / read one snapshot)",
             "",
