@@ -20,14 +20,14 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMenu, QMenuBar, QWidget
+from PySide6.QtWidgets import QMenu, QMenuBar, QToolBar, QToolButton, QWidget
 
 from core import availability as av
 from core.availability import Availability, Connection, Preselection, Selection
 from core.errors import LkError
-from core.model import Cluster
+from core.model import Cluster, Hierarchy
 from gui import icons
 
 log = logging.getLogger(__name__)
@@ -349,6 +349,55 @@ def plain_text(text: str) -> str:
     return text.removesuffix(ELLIPSIS).removesuffix("...").strip()
 
 
+class _StateOnly(QObject):
+    """Hands toolbar buttons the enabled state and the tips of their actions directly,
+    while :meth:`ActionRegistry.update_context` changes only those.
+
+    Qt's own handling of a changed action sets the button's text and icon again, and
+    the icon makes the button, then the toolbar, then the whole window lay themselves
+    out again and repaint: about 1 ms for each update that changes a toolbar action
+    (with a mirror target's cell selected, In Service says the resync's percentage,
+    new at every progress event). Neither the enabled state nor a tip changes a
+    layout: while :attr:`active`, the toolbar does not hear of the change and each
+    button is given just those, once, by :meth:`apply`.
+    """
+
+    def __init__(self, parent: QObject) -> None:
+        super().__init__(parent)
+        self.active = False
+        self._watched: set[str] = set()  # the actions whose toolbar buttons are filtered
+        self._held: list[QToolButton] = []
+
+    def watch(self, action: QAction) -> None:
+        """Filter the toolbars and toolbar buttons that show ``action`` (once it has
+        one: the window builds its toolbar after its actions)."""
+        if action.objectName() in self._watched:
+            return
+        for shown in action.associatedObjects():
+            if isinstance(shown, QToolBar | QToolButton):
+                shown.installEventFilter(self)
+                if isinstance(shown, QToolButton):
+                    self._watched.add(action.objectName())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if not self.active or event.type() != QEvent.Type.ActionChanged:
+            return False
+        if isinstance(watched, QToolButton):
+            self._held.append(watched)  # a button reacts only to its default action's
+            return True
+        return isinstance(watched, QToolBar)  # it would only lay itself out again
+
+    def apply(self) -> None:
+        """Give each button held back its action's enabled state and tips."""
+        held, self._held = self._held, []
+        for button in dict.fromkeys(held):
+            action = button.defaultAction()
+            if action is not None:
+                button.setEnabled(action.isEnabled())
+                button.setToolTip(action.toolTip())
+                button.setStatusTip(action.statusTip())
+
+
 class ActionRegistry(QObject):
     """The window's actions by name; enabled state and tooltips follow the selection.
 
@@ -369,6 +418,8 @@ class ActionRegistry(QObject):
         self._selection = Selection()
         self._connection = Connection(connected=False)
         self._availability: dict[str, Availability] = {}
+        self._key: object = None  # what the availability was computed from
+        self._state_only = _StateOnly(self)
         for spec in SPECS:
             self._create(spec)
         self.update_context(None, Selection(), Connection(connected=False))
@@ -499,16 +550,37 @@ class ActionRegistry(QObject):
     def update_context(
         self, cluster: Cluster | None, selection: Selection, connection: Connection
     ) -> None:
-        """Enable the rule actions for what is selected now, each with its reason."""
+        """Enable the rule actions for what is selected now, each with its reason.
+
+        The rules run again only when the cluster, the selection or the connection
+        differ from the last call's (compared as values, identity first: snapshots share
+        what did not change, so an update elsewhere costs one comparison).
+        """
         self._cluster, self._selection, self._connection = cluster, selection, connection
+        key = (None if cluster is None else (cluster.servers, cluster.hierarchies), selection)
+        if (key, connection) == self._key:
+            return
+        self._key = (key, connection)
+        last = self._availability
         self._availability = av.availability(cluster, selection, connection)
-        for name, result in self._availability.items():
-            action = self._actions[name]
-            # Always: a hidden action reads as disabled, whatever it will be once shown.
-            action.setEnabled(result.enabled)
-            if action.toolTip() != result.reason:
-                action.setToolTip(result.reason)
-                action.setStatusTip(result.reason)
+        quiet = self._state_only
+        quiet.active = True
+        try:
+            for name, result in self._availability.items():
+                before = last.get(name)
+                if result == before:
+                    continue  # shown already: Qt is not asked
+                action = self._actions[name]
+                quiet.watch(action)
+                # Always: a hidden action reads as disabled, whatever it will be once shown.
+                if before is None or before.enabled != result.enabled:
+                    action.setEnabled(result.enabled)
+                if before is None or before.reason != result.reason:
+                    action.setToolTip(result.reason)
+                    action.setStatusTip(result.reason)
+        finally:
+            quiet.active = False
+            quiet.apply()
 
     def availability(self, name: str) -> Availability:
         return self._availability[name]
@@ -523,6 +595,27 @@ class ActionRegistry(QObject):
     @property
     def connection(self) -> Connection:
         return self._connection
+
+
+def context(
+    cluster: Cluster | None,
+    selection: Selection,
+    hierarchy: Callable[[int], Hierarchy | None],
+) -> Cluster | None:
+    """The part of ``cluster`` that :mod:`core.availability`'s rules and
+    :func:`core.properties.properties` read for ``selection``: the same answers, from
+    less to look through and to compare.
+
+    A resource or a cell selected: the servers and that hierarchy only, found with
+    ``hierarchy(id)`` (the window's model finds it without a scan; ``Cluster.hierarchy``
+    looks through every hierarchy, and the rules ask it once each). Nothing or a server
+    selected: the whole cluster (Extend with nothing selected looks at every hierarchy,
+    and so do a server's properties).
+    """
+    if cluster is None or selection.hierarchy_id is None:
+        return cluster
+    h = hierarchy(selection.hierarchy_id)
+    return Cluster(cluster.servers, () if h is None else (h,))
 
 
 def find_menu_action(menubar: QMenuBar, *path: str) -> QAction | None:
@@ -546,6 +639,7 @@ __all__ = [
     "ActionRegistry",
     "ActionSpec",
     "Handler",
+    "context",
     "find_menu_action",
     "plain_text",
 ]

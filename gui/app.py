@@ -130,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtCore import QTimer, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
 
+    from gui.bridge import finish_background
     from gui.main_window import MainWindow
 
     qInstallMessageHandler(_qt_message)
@@ -142,14 +143,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.cluster_shown.connect(_open_log_file_once)
     QTimer.singleShot(0, _collect_again)  # the event loop's first turn: after the paint
     if args.screenshot is not None:
-        return _screenshot(app, window, args.screenshot, args.size)
+        status = _screenshot(app, window, args.screenshot, args.size)
+        window.finish_warm_up()
+        finish_background()
+        return status
     if args.exit_when_shown:
         if window.cluster is not None:  # shown from the first paint on
             QTimer.singleShot(0, lambda: _painted_then_quit(app, window))
         else:
             window.cluster_shown.connect(lambda: _painted_then_quit(app, window))
     window.show()
-    return app.exec()
+    status = app.exec()
+    window.finish_warm_up()
+    finish_background()
+    return status
 
 
 def _collect_again() -> None:

@@ -132,9 +132,20 @@ class BackendOpener(QRunnable):
 _OPENING: set[BackendOpener] = set()  # each until it reported (Qt must not own them)
 
 
+_CLOSING: list[threading.Thread] = []
+
+
 def close_in_background(backend: Backend) -> None:
     """Close a backend off the GUI thread (it may wait for its connections)."""
-    threading.Thread(target=backend.close, name="backend_close", daemon=True).start()
+    thread = threading.Thread(target=backend.close, name="backend_close", daemon=True)
+    _CLOSING.append(thread)
+    thread.start()
+
+
+def finish_background(timeout: float = 10.0) -> None:
+    """Before the process exits: let the backends being closed finish closing."""
+    while _CLOSING:
+        _CLOSING.pop().join(timeout)
 
 
 @dataclass

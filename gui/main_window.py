@@ -49,7 +49,7 @@ from core.availability import Connection, Preselection, Selection
 from core.backend import Backend, Watch
 from core.events import EventHub
 from core.files import make_private, private_dir
-from core.model import Cluster, Role
+from core.model import Cluster, Hierarchy, Role
 from core.properties import properties
 from core.session import Session, local_user
 from core.status import mirror_text
@@ -129,6 +129,11 @@ class MainWindow(QMainWindow):
         self.connection = Connection(connected=False, role=self.session.role)
         self._first_load = True
         self._showing_summary = False  # the message bar shows the connection's summary
+        # The mirror texts the column widths were fitted to, by hierarchy id; whether the
+        # next update looks at every hierarchy (the message bar forgot what it showed).
+        self._mirror_texts: dict[int, dict[tuple[int, str], str]] = {}
+        self._redo_all = True
+        self._properties_key: object = None  # what the properties panel shows from
         self.connection_wanted = True  # connecting or connected (False after Disconnect)
         self._help: HelpDialog | None = None
         self.warmed_up = threading.Event()  # the dialogs' modules are loaded
@@ -285,10 +290,14 @@ class MainWindow(QMainWindow):
         """Open the cluster of ``spec`` on a worker (``sign_in(backend)`` gives the
         session there); :meth:`_adopt` shows it once it is open."""
         self.connection_wanted = True
-        self._opening = BackendOpener(spec, sign_in)  # type: ignore[arg-type]
-        self._opening.signals.opened.connect(self._opened)
-        self._opening.signals.failed.connect(self._open_failed)
-        self._opening.start()
+        # Nothing that refers back to the window is kept on it (a cycle through a Python
+        # object lets the garbage collector clear a window Qt still paints): the opener
+        # lives in gui.bridge until it reports, and reaches the window through a weakref.
+        window = weakref.ref(self)
+        opener = BackendOpener(spec, sign_in)  # type: ignore[arg-type]
+        opener.signals.opened.connect(lambda opened: _call(window, "_opened", opened))
+        opener.signals.failed.connect(lambda message: _call(window, "_open_failed", message))
+        opener.start()
 
     @Slot(object)
     def _opened(self, opened: Opened) -> None:
@@ -479,13 +488,26 @@ class MainWindow(QMainWindow):
                 self._first_show(self.cluster)
             elif self._showing_summary:
                 self._show_summary(self.cluster)
-        self._fit_resync_columns()
-        self.message_bar.show_resyncs(self.cluster)
+        changed = self._take_changes()
+        self._fit_resync_columns(changed)
+        self.message_bar.show_resyncs(self.cluster, changed)
         self._update_empty_text()
         self._update_context()
         if batch.cluster is not None:
             self.cluster_shown.emit()
         self.batch_applied.emit()
+
+    def _take_changes(self) -> dict[int, Hierarchy | None] | None:
+        """The hierarchies shown differently since the last update, by id (None: gone),
+        or None when any may have changed: what depends on them is redone for those."""
+        if self.cluster is None:
+            self._redo_all = True  # the message bar forgets what it showed
+            return None
+        ids = self.model.take_changes()
+        if ids is None or self._redo_all:
+            self._redo_all = False
+            return None
+        return {i: self.model.hierarchy(i) for i in ids}
 
     def _first_show(self, cluster: Cluster) -> None:
         if not self.warmed_up.is_set() and not self._warming:
@@ -518,22 +540,38 @@ class MainWindow(QMainWindow):
             width = metrics.horizontalAdvance(title) + ICON_SIZE + 24
             self.tree.setColumnWidth(column, max(width, 120))
 
-    def _fit_resync_columns(self) -> None:
+    def _fit_resync_columns(self, changed: dict[int, Hierarchy | None] | None) -> None:
         """Widen a server column whose mirror text (a resync's progress, "Out of Sync (Wait
-        for Previous Source)") would be cut (never narrows)."""
+        for Previous Source)") would be cut (never narrows).
+
+        Only the texts that changed are measured: those of the ``changed`` hierarchies
+        (every hierarchy when None) that differ from what was measured last.
+        """
         if self.cluster is None:
             return
-        metrics = QFontMetrics(self.tree.font())
-        header = self.tree.header()
-        for h in self.cluster.hierarchies:
-            for m in h.mirrors:
-                for t in m.targets:
-                    column = self.model.column_of(t.server)
-                    if column is None or column == header.count() - 1:
-                        continue  # the last column stretches
-                    needed = metrics.horizontalAdvance(mirror_text(t)) + ICON_SIZE + 16
-                    if self.tree.columnWidth(column) < needed:
-                        self.tree.setColumnWidth(column, needed)
+        if changed is None:
+            self._mirror_texts.clear()
+            changed = {h.id: h for h in self.cluster.hierarchies}
+        metrics: QFontMetrics | None = None
+        last = self.tree.header().count() - 1  # the last column stretches
+        for hid, h in changed.items():
+            measured = self._mirror_texts.pop(hid, {})
+            if h is None:
+                continue
+            texts = {
+                (m.resource_id, t.server): mirror_text(t) for m in h.mirrors for t in m.targets
+            }
+            if texts:
+                self._mirror_texts[hid] = texts
+            for (rid, server), text in texts.items():
+                column = self.model.column_of(server)
+                if measured.get((rid, server)) == text or column is None or column == last:
+                    continue
+                if metrics is None:
+                    metrics = QFontMetrics(self.tree.font())
+                needed = metrics.horizontalAdvance(text) + ICON_SIZE + 16
+                if self.tree.columnWidth(column) < needed:
+                    self.tree.setColumnWidth(column, needed)
 
     @Slot(str)
     def _show_failure(self, message: str) -> None:
@@ -549,10 +587,19 @@ class MainWindow(QMainWindow):
         return self.tree.selection()
 
     def _update_context(self) -> None:
+        """The actions' enabled state and the properties panel, for the selection.
+
+        Each is redone only when what it reads changed: the selection, the connection,
+        or the part of the cluster it reads for that selection (:func:`act.context`).
+        """
         self.actions["show_history"].setEnabled(self.backend is not None)
         selection = self.tree.selection()
-        self.actions.update_context(self.cluster, selection, self.connection)
-        self.properties_panel.show_properties(properties(self.cluster, selection))
+        seen = act.context(self.cluster, selection, self.model.hierarchy)
+        self.actions.update_context(seen, selection, self.connection)
+        key = (None if seen is None else (seen.servers, seen.hierarchies), selection)
+        if key != self._properties_key:
+            self._properties_key = key
+            self.properties_panel.show_properties(properties(seen, selection))
 
     @Slot(str, QPoint)
     def _on_menu_requested(self, kind: str, pos: QPoint) -> None:
@@ -718,7 +765,21 @@ class MainWindow(QMainWindow):
             self.backend = None
         if self._help is not None:
             self._help.close()
+        self.finish_warm_up()
         super().closeEvent(event)
+
+    def finish_warm_up(self, timeout: float = 10.0) -> None:
+        """Wait for the warm-up thread: one still importing while the process exits can
+        crash it."""
+        if self._warming:
+            self.warmed_up.wait(timeout)
+
+
+def _call(window: weakref.ref[MainWindow], method: str, value: object) -> None:
+    """``window.method(value)``, if the window is still there."""
+    target = window()
+    if target is not None:
+        getattr(target, method)(value)
 
 
 def _warm_up(done: threading.Event) -> None:

@@ -7,12 +7,15 @@ cluster it is connected to and the role.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping
+
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
 from core.availability import Connection
-from core.model import Cluster, MirrorState
+from core.model import Cluster, Hierarchy, MirrorState
 from core.status import format_eta
 from gui import icons
 
@@ -92,10 +95,17 @@ class MessageBar:
         self.connection_label.setAccessibleName("Connection and role")
         bar.addPermanentWidget(self.connection_icon)
         bar.addPermanentWidget(self.connection_label)
+        # The resyncs shown, by hierarchy id (the ids in order), and what they showed.
+        self._resyncing: dict[int, list[tuple[str, int, int, float]]] = {}
+        self._resyncs_shown: tuple[int, str, str] | None = None
+        self._result_shown: tuple[str, bool | None] | None = None
 
     # -- last result -----------------------------------------------------------------------
     def show_result(self, text: str, ok: bool | None = True) -> None:
         """Show ``text``; ok True/False/None = success, failure, plain information."""
+        if (text, ok) == self._result_shown and text == self.message.text():
+            return  # shown already (the connection's summary after each snapshot)
+        self._result_shown = (text, ok)
         self.message.setText(text)
         self.message.setToolTip(text)
         name = {True: "state-active", False: "state-failed", None: None}[ok]
@@ -117,32 +127,55 @@ class MessageBar:
         else:
             self.busy.setRange(0, 0)
 
-    def show_resyncs(self, cluster: Cluster | None) -> None:
-        """Overall progress of the mirrors resyncing now (hidden when none)."""
+    def show_resyncs(
+        self, cluster: Cluster | None, changed: Mapping[int, Hierarchy | None] | None = None
+    ) -> None:
+        """Overall progress of the mirrors resyncing now (hidden when none), in the order
+        of the hierarchies' ids.
+
+        ``changed``: the hierarchies (by id; None: removed) that differ from the cluster
+        of the last call, so that only those are looked at; None: look at every one.
+        """
+        if cluster is None:
+            self._resyncing.clear()
+        elif changed is None:
+            self._resyncing = {
+                h.id: found for h in sorted(cluster.hierarchies, key=_id) if (found := _resyncs(h))
+            }
+        else:
+            for hid, h in changed.items():
+                found = _resyncs(h) if h is not None else None
+                if found:
+                    self._resyncing[hid] = found
+                else:
+                    self._resyncing.pop(hid, None)
+            if any(a > b for a, b in itertools.pairwise(self._resyncing)):
+                self._resyncing = dict(sorted(self._resyncing.items()))
         done = total = 0
         names: list[str] = []
         eta = 0.0
-        if cluster is not None:
-            for h in cluster.hierarchies:
-                for m in h.mirrors:
-                    for t in m.targets:
-                        if t.state is MirrorState.RESYNCING:
-                            done += t.bytes_done
-                            total += t.bytes_total or m.volume_size
-                            names.append(f"{h.tag_of(m.resource_id)} → {t.server}")
-                            eta = max(eta, t.eta or 0.0)
+        for resyncs in self._resyncing.values():
+            for name, bytes_done, bytes_total, target_eta in resyncs:
+                done += bytes_done
+                total += bytes_total
+                names.append(name)
+                eta = max(eta, target_eta)
         if not names:
+            self._resyncs_shown = None
             self.resync.hide()
             self.resync_label.hide()
             self.resync_icon.hide()
             return
         percent = min(100, int(done * 100 / total)) if total else 0
         label = names[0] if len(names) == 1 else f"{len(names)} mirrors"
-        self.resync.setValue(percent)
-        self.resync_label.setText(label)
         tip = "Resyncing: " + ", ".join(names)
         if eta:
             tip += f" ({format_eta(eta)})"
+        if (percent, label, tip) == self._resyncs_shown:
+            return
+        self._resyncs_shown = (percent, label, tip)
+        self.resync.setValue(percent)
+        self.resync_label.setText(label)
         self.resync.setToolTip(tip)
         self.resync_label.setToolTip(tip)
         self.resync_icon.setToolTip(tip)
@@ -164,3 +197,22 @@ class MessageBar:
         self.connection_label.setToolTip(tip)
         self.connection_icon.setPixmap(icons.icon(icon).pixmap(_ICON, _ICON))
         self.connection_icon.setToolTip(tip)
+
+
+def _id(h: Hierarchy) -> int:
+    return h.id
+
+
+def _resyncs(h: Hierarchy) -> list[tuple[str, int, int, float]]:
+    """The resyncs of ``h``: name, bytes done, bytes in all, ETA."""
+    return [
+        (
+            f"{h.tag_of(m.resource_id)} → {t.server}",
+            t.bytes_done,
+            t.bytes_total or m.volume_size,
+            t.eta or 0.0,
+        )
+        for m in h.mirrors
+        for t in m.targets
+        if t.state is MirrorState.RESYNCING
+    ]

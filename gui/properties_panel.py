@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.properties import Properties
+from core.properties import Properties, Row
 from gui import icons
 
 _ICON_SIZE = 16
@@ -49,6 +49,9 @@ class PropertiesPanel(QDockWidget):
         self.heading_icon.setObjectName("properties_icon")
         self.heading_icon.setAccessibleName("Selection state icon")
         self.heading_icon.setFixedSize(QSize(_ICON_SIZE, _ICON_SIZE))
+        # Opaque (the dock's colour): a new icon repaints the label only, not the dock
+        # and its title beneath it.
+        self.heading_icon.setAutoFillBackground(True)
         self.heading = QLabel(body)
         self.heading.setObjectName("properties_heading")
         self.heading.setAccessibleName("Selection")
@@ -90,6 +93,7 @@ class PropertiesPanel(QDockWidget):
         self.setWidget(body)
 
         self._shape: tuple[object, ...] = ()
+        self._rows: list[Row | None] = []  # what each top-level item shows (None: a title)
         self._section_font = QFont(self.tree.font())
         self._section_font.setBold(True)
         self.current: Properties | None = None
@@ -98,7 +102,17 @@ class PropertiesPanel(QDockWidget):
         """Show ``props``; rows that keep their place are updated in place."""
         if props == self.current:
             return
-        self.current = props
+        last, self.current = self.current, props
+        if last is None or _head(props) != _head(last):
+            self._show_heading(props)
+        shape = tuple((s.title, tuple(r.label for r in s.rows)) for s in props.sections)
+        if shape == self._shape:
+            self._update_values(props)
+        else:
+            self._shape = shape
+            self._rebuild(props)
+
+    def _show_heading(self, props: Properties) -> None:
         self.heading.setText(props.heading)
         self.heading.setToolTip(props.heading)
         pixmap = icons.icon(props.icon).pixmap(_ICON_SIZE, _ICON_SIZE) if props.icon else None
@@ -110,12 +124,6 @@ class PropertiesPanel(QDockWidget):
         self.hint.setVisible(bool(props.hint))
         self.tree.setVisible(not props.hint)
         self.heading_icon.setVisible(props.icon is not None)
-        shape = tuple((s.title, tuple(r.label for r in s.rows)) for s in props.sections)
-        if shape == self._shape:
-            self._update_values(props)
-        else:
-            self._shape = shape
-            self._rebuild(props)
 
     def _rebuild(self, props: Properties) -> None:
         self.tree.clear()
@@ -135,18 +143,26 @@ class PropertiesPanel(QDockWidget):
         self.tree.addTopLevelItems(items)
         for head in heads:  # only possible once the item is in the tree
             head.setFirstColumnSpanned(True)
+        self._rows = _rows_of(props)
 
     def _update_values(self, props: Properties) -> None:
+        """Only the rows whose value or icon changed (the others are not touched)."""
         position = 0
+        last = self._rows
         for section in props.sections:
             if section.title:
                 position += 1
             for row in section.rows:
-                item = self.tree.topLevelItem(position)
+                old = last[position]
+                item = self.tree.topLevelItem(position) if row != old else None
+                if item is not None and old is not None:
+                    if row.value != old.value:
+                        item.setText(1, row.value)
+                        item.setToolTip(1, row.value)
+                    if row.icon and row.icon != old.icon:
+                        item.setIcon(1, icons.icon(row.icon))
                 position += 1
-                if item is not None and item.text(1) != row.value:
-                    item.setText(1, row.value)
-                    self._decorate(item, row.value, row.icon)
+        self._rows = _rows_of(props)
 
     @staticmethod
     def _decorate(item: QTreeWidgetItem, value: str, icon: str | None) -> None:
@@ -169,3 +185,17 @@ class PropertiesPanel(QDockWidget):
             for i in range(self.tree.topLevelItemCount())
             if (item := self.tree.topLevelItem(i)) is not None and item.isFirstColumnSpanned()
         ]
+
+
+def _head(props: Properties) -> tuple[str, str | None, str]:
+    return props.heading, props.icon, props.hint
+
+
+def _rows_of(props: Properties) -> list[Row | None]:
+    """The tree's top-level items in order: None for a section's title, else its row."""
+    rows: list[Row | None] = []
+    for section in props.sections:
+        if section.title:
+            rows.append(None)
+        rows.extend(section.rows)
+    return rows

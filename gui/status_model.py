@@ -8,14 +8,19 @@ changed, row insertion/removal for hierarchies that came or went. It never reset
 state change, so selection, expanded branches and scrolling survive updates.
 
 Snapshots from :class:`gui.bridge.ClusterWatcher` share unchanged hierarchies with the
-previous snapshot, so finding what changed costs one identity test per hierarchy.
+previous snapshot, so finding what changed costs one identity test per hierarchy (done
+by ``map``, not a Python loop), and only the hierarchies that changed are looked at.
 Between two snapshots, :meth:`StatusModel.apply_progress` shows the live progress of a
 resync from core events; a later snapshot never moves a resync's progress backwards.
+:meth:`StatusModel.take_changes` tells the window which hierarchies it shows differently
+since it last asked, so that what depends on them is redone for those only.
 """
 
 from __future__ import annotations
 
 import enum
+import itertools
+import operator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,6 +39,8 @@ _DECORATION = Qt.ItemDataRole.DecorationRole
 _TOOLTIP = Qt.ItemDataRole.ToolTipRole
 _ACCESSIBLE = Qt.ItemDataRole.AccessibleTextRole
 _CELL_ROLES = [_DISPLAY, _DECORATION, _TOOLTIP, _ACCESSIBLE]
+# Made once: or-ing Python enum flags costs microseconds, and Qt asks for every cell.
+_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
 
 class Role(enum.IntEnum):
@@ -105,6 +112,12 @@ class StatusModel(QAbstractItemModel):
         self._progress: dict[int, dict[tuple[int, str], MirrorProgress]] = {}
         self._mirror_tags: dict[str, list[tuple[int, int]]] = {}
         self._cluster: Cluster | None = None
+        self._server_tuple: tuple[Server, ...] = ()
+        self._last: tuple[Hierarchy, ...] = ()  # the last snapshot's hierarchies
+        # The hierarchies shown in id order, and where each id is in it (None: to redo).
+        self._in_order: list[Hierarchy] | None = None
+        self._position: dict[int, int] = {}
+        self._changed: set[int] | None = None  # since take_changes(); None: all
         self._highlight: str | None = None
         self._bold: QFont | None = None
         super().__init__(parent)
@@ -118,21 +131,50 @@ class StatusModel(QAbstractItemModel):
         return self._hierarchies.get(hierarchy_id)
 
     def cluster(self) -> Cluster | None:
-        """The cluster as shown: the last snapshot with the live resync progress."""
+        """The cluster as shown: the last snapshot with the live resync progress.
+
+        The same object until something shown changes; its servers tuple is the same
+        object while no server changed.
+        """
         if self._cluster is None and self._servers:
-            order = [n.hierarchy_id for n in self._root.children]
-            self._cluster = Cluster(
-                tuple(self._servers), tuple(self._hierarchies[i] for i in sorted(order))
-            )
+            if self._in_order is None:
+                order = sorted(self._hierarchies)
+                self._position = {hid: i for i, hid in enumerate(order)}
+                self._in_order = [self._hierarchies[hid] for hid in order]
+            self._cluster = Cluster(self._server_tuple, tuple(self._in_order))
         return self._cluster
+
+    def take_changes(self) -> set[int] | None:
+        """Ids of the hierarchies shown differently since the last call (changed, new
+        resync progress, added or removed); None when everything may have changed (the
+        first cluster, a server added or removed, :meth:`set_cluster` reset the model)."""
+        changed, self._changed = self._changed, set()
+        return changed
+
+    def _note_changed(self, hierarchy_id: int) -> None:
+        self._cluster = None
+        if self._changed is not None:
+            self._changed.add(hierarchy_id)
+
+    def _show(self, h: Hierarchy) -> None:
+        """``h`` (with its live progress) is shown now instead of the hierarchy of its id."""
+        self._hierarchies[h.id] = h
+        if self._in_order is not None:
+            self._in_order[self._position[h.id]] = h
+        self._note_changed(h.id)
 
     def set_cluster(self, cluster: Cluster) -> None:
         """Show ``cluster``, changing only what differs from what is shown."""
-        names = [s.name for s in cluster.servers]
-        if names != [s.name for s in self._servers]:
+        same = cluster.servers is self._server_tuple
+        names = list(self._column) if same else [s.name for s in cluster.servers]
+        if names != list(self._column):
             # A server joined or left the cluster: every row changes width.
             self.beginResetModel()
             self._servers = list(cluster.servers)
+            self._server_tuple = tuple(self._servers)
+            self._last = tuple(cluster.hierarchies)
+            self._in_order = None
+            self._changed = None
             self._column = {name: column for column, name in enumerate(names, start=1)}
             self._root.children = []
             self._shapes.clear()
@@ -150,13 +192,43 @@ class StatusModel(QAbstractItemModel):
         self._update_hierarchies(cluster.hierarchies)
 
     def _update_servers(self, servers: tuple[Server, ...]) -> None:
+        if servers is self._server_tuple or servers == self._server_tuple:
+            return
         for column, (old, new) in enumerate(zip(self._servers, servers, strict=True), start=1):
             if old != new:
                 self._servers[column - 1] = new
                 self._cluster = None
                 self.headerDataChanged.emit(Qt.Orientation.Horizontal, column, column)
+        self._server_tuple = tuple(self._servers)
 
     def _update_hierarchies(self, hierarchies: tuple[Hierarchy, ...]) -> None:
+        last, self._last = self._last, tuple(hierarchies)
+        if len(hierarchies) == len(last):
+            # Where the snapshot holds another object than the last one: in C, by map.
+            moved = list(itertools.compress(hierarchies, map(operator.is_not, hierarchies, last)))
+            if all(self._same_row(h) for h in moved):
+                for h in moved:
+                    self._update_hierarchy(h)
+                return
+        self._update_rows(hierarchies)
+
+    def _same_row(self, h: Hierarchy) -> bool:
+        """``h`` replaces a hierarchy shown with the same id and the same tree shape."""
+        return h.id in self._incoming and _shape(h) == self._shapes[h.id]
+
+    def _update_hierarchy(self, h: Hierarchy) -> None:
+        """``h`` replaces the hierarchy of its id, with the same shape."""
+        if self._incoming[h.id] == h:  # the same values: nothing shown changes
+            self._incoming[h.id] = h
+            return
+        self._incoming[h.id] = h
+        shown = self._with_progress(h)
+        self._show(shown)
+        self._index_mirrors(shown)
+        self._refresh(self._tops[h.id], shown)
+
+    def _update_rows(self, hierarchies: tuple[Hierarchy, ...]) -> None:
+        """Hierarchies added, removed or reshaped (and any other change)."""
         wanted = {h.id: h for h in hierarchies}
         # Removed, or reshaped (a resource added or removed): take the row out.
         children = self._root.children
@@ -171,28 +243,23 @@ class StatusModel(QAbstractItemModel):
                 del children[row]
                 self._forget(node.hierarchy_id)
                 _renumber(children, row)
-                self._cluster = None
+                self._note_changed(node.hierarchy_id)
+                self._in_order = None
                 self.endRemoveRows()
         for h in hierarchies:
             old = self._incoming.get(h.id)
             if old is h:
                 continue
-            self._cluster = None
-            top = self._tops.get(h.id)
-            if top is None:
+            if self._tops.get(h.id) is None:
                 row = sum(1 for n in children if n.hierarchy_id < h.id)
                 self.beginInsertRows(QModelIndex(), row, row)
                 children.insert(row, self._build(h))
                 _renumber(children, row)
+                self._note_changed(h.id)
+                self._in_order = None
                 self.endInsertRows()
-            elif old != h:
-                self._incoming[h.id] = h
-                shown = self._with_progress(h)
-                self._hierarchies[h.id] = shown
-                self._index_mirrors(shown)
-                self._refresh(top, shown)
             else:
-                self._incoming[h.id] = h
+                self._update_hierarchy(h)
 
     def _forget(self, hierarchy_id: int) -> None:
         del self._shapes[hierarchy_id]
@@ -280,8 +347,7 @@ class StatusModel(QAbstractItemModel):
             shown = self._with_progress(self._incoming[hid])
             if shown == h:
                 return False
-            self._hierarchies[hid] = shown
-            self._cluster = None
+            self._show(shown)
             self._refresh(self._tops[hid], shown)
             return True
         return False
@@ -329,9 +395,13 @@ class StatusModel(QAbstractItemModel):
         return self._root
 
     def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:
-        if not self.hasIndex(row, column, parent):
+        # hasIndex() would call back rowCount() and columnCount() from C++: checked here.
+        if parent.column() > 0 or not 0 <= column <= len(self._servers):
             return QModelIndex()
-        return self.createIndex(row, column, self._node(parent).children[row])
+        children = self._node(parent).children
+        if not 0 <= row < len(children):
+            return QModelIndex()
+        return self.createIndex(row, column, children[row])
 
     def parent(self, index: Index = QModelIndex()) -> QModelIndex:  # type: ignore[override]
         if not index.isValid():
@@ -357,7 +427,7 @@ class StatusModel(QAbstractItemModel):
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        return _FLAGS
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
         if orientation != Qt.Orientation.Horizontal:
@@ -477,6 +547,15 @@ class StatusModel(QAbstractItemModel):
                 return self.createIndex(node.row, column, node)
             stack.extend(node.children)
         return QModelIndex()
+
+    def ids_at(self, index: Index) -> tuple[int, int, str | None]:
+        """Hierarchy id, resource id and server (None in column 0) of a valid ``index``:
+        what its HIERARCHY_ID, RESOURCE_ID and SERVER roles say, without three data()
+        calls through Qt."""
+        node = self._node(index)
+        column = index.column()
+        server = self._servers[column - 1].name if column > 0 else None
+        return node.hierarchy_id, node.resource_id, server
 
     def column_of(self, server: str) -> int | None:
         return self._column.get(server)

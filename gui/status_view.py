@@ -119,9 +119,7 @@ class StatusView(QTreeView):
         if not index.isValid() or not self.selectionModel().isSelected(index):
             return Selection()
         source = self.proxy.mapToSource(index)
-        hid = source.data(Role.HIERARCHY_ID)
-        rid = source.data(Role.RESOURCE_ID)
-        server = source.data(Role.SERVER) if source.column() > 0 else None
+        hid, rid, server = self.source_model.ids_at(source)
         return Selection(server=server, hierarchy_id=hid, resource_id=rid)
 
     def select_server(self, server: str | None) -> None:
