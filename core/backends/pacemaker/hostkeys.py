@@ -86,10 +86,15 @@ def known(home: Path, host: str, port: int) -> list[HostKey]:
     return found
 
 
-def trust(home: Path, host: str, port: int, keys: Iterable[HostKey]) -> None:
-    """Trust ``keys`` for ``host``:``port`` (after the user compared the fingerprints)."""
-    name = host_field(host, port)
-    have = {(k.key_type, k.blob) for k in known(home, host, port)}
+def trust(
+    home: Path, host: str, port: int, keys: Iterable[HostKey], also: Iterable[str] = ()
+) -> None:
+    """Trust ``keys`` for ``host``:``port`` (after the user compared the fingerprints);
+    ``also``: other names of the host (the address ssh's configuration resolves it to,
+    which is the name OpenSSH looks up)."""
+    names = list(dict.fromkeys([host, *also]))
+    name = ",".join(host_field(n, port) for n in names)
+    have = {(k.key_type, k.blob) for n in names for k in known(home, n, port)}
     lines = _lines(home)
     lines += [f"{name} {k.key_type} {k.blob}" for k in keys if (k.key_type, k.blob) not in have]
     write_private(known_hosts_file(home), ("\n".join(lines) + "\n").encode())

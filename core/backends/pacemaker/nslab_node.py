@@ -15,7 +15,7 @@ folder, the switch's namespace file and the bind mounts. Then:
    rings in ``/dev/shm``), ``/dev`` from the host (loop devices, FUSE).
 2. **Bind mounts** of the node's own folders: ``/etc/hosts``, ``/etc/corosync``,
    ``/var/lib/corosync``, ``/var/lib/pacemaker``, ``/var/log``, sshd's ``/etc/ssh/lab``,
-   the lab's client key on ``/root/.ssh``, ``/disks``, ``/opt/LifeKeeper``, ``/data``; the
+   the lab's client key on ``/root/.ssh``, an empty ``/root/.bashrc``, ``/disks``, ``/opt/LifeKeeper``, ``/data``; the
    project's fence agent read-only on ``/usr/sbin/fence_lkswitch`` (where Pacemaker's
    fencer looks for ``fence_*``), the project's OCF agents read-only on
    ``/usr/lib/ocf/resource.d/lkconsole`` (``ocf:lkconsole:app``); the switch's network

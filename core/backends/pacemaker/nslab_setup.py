@@ -104,6 +104,9 @@ def prepare_files(paths: LabPaths, nodes: Sequence[str]) -> None:
                 target.unlink(missing_ok=True)
         private_dir(node_dir / "stage")
         write_private(node_dir / "hosts", hosts_file(nodes), 0o644)
+        # root's shell in the node (sshd runs every command with it): not the host's
+        # dotfiles, which may take their time (bash reads ~/.bashrc for sshd's commands).
+        write_private(node_dir / "root-bashrc", "# LK Console's Pacemaker lab: a node's own.\n")
         corosync = private_dir(node_dir / "etc-corosync")
         write_private(corosync / "corosync.conf", corosync_conf(nodes))
         private_dir(node_dir / "var-lib-corosync")
@@ -145,6 +148,7 @@ def node_binds(paths: LabPaths, node: str) -> list[dict[str, object]]:
         item(node_dir / "var-log", "/var/log"),
         item(node_dir / "etc-ssh-lab", "/etc/ssh/lab", read_only=True),
         item(paths.ssh_dir, "/root/.ssh", read_only=True),
+        item(node_dir / "root-bashrc", "/root/.bashrc", read_only=True),
         item(FENCE_AGENT_FILE, f"/usr/sbin/{FENCE_AGENT}", read_only=True),
         item(OCF_AGENTS_DIR, OCF_AGENTS_IN_NODE, read_only=True),
         *(item(paths.data_folder(node, f), f) for f in DATA_FOLDERS),

@@ -59,8 +59,11 @@ class ToolMissing(RunnerError):
 class HostKeyUnknown(Unreachable):
     """The host's key is not in the console's known_hosts: the user must check and trust it."""
 
-    def __init__(self, host: str, port: int, keys: Sequence[HostKey]) -> None:
+    def __init__(
+        self, host: str, port: int, keys: Sequence[HostKey], also: Sequence[str] = ()
+    ) -> None:
         self.host, self.port, self.keys = host, port, tuple(keys)
+        self.also = tuple(also)  # other names of the host (the address it resolves to)
         shown = "; ".join(k.shown for k in keys) or "ssh-keyscan got no key from it"
         super().__init__(
             f"The host key of {hostkeys.host_field(host, port)} is not known to LK Console: "
@@ -511,7 +514,9 @@ class SshRunner(Runner):
         if "REMOTE HOST IDENTIFICATION HAS CHANGED" in message or "has changed" in message:
             return HostKeyChanged(target.bare_host, target.port, last)
         if "host key is known" in message or "Host key verification failed" in message:
-            return HostKeyUnknown(target.bare_host, target.port, self.scan_host_keys())
+            address, port = self._resolved()
+            also = [address] if address != target.bare_host else []
+            return HostKeyUnknown(target.bare_host, port, self.scan_host_keys(), also)
         if "Permission denied" in message:
             who = target.user or "your user"
             return AuthRefused(
@@ -521,9 +526,26 @@ class SshRunner(Runner):
             )
         return Unreachable(f"cannot connect to {target.spec}: {last}")
 
+    def _resolved(self) -> tuple[str, int]:
+        """The address and port ssh connects to (its configuration may alias the host)."""
+        argv = ["ssh", "-G", *self._options(), "--", self.target.bare_host]
+        host, port = self.target.bare_host, self.target.port
+        try:
+            rc, out, _err = _process(argv, 15, None, None, "this machine")
+        except RunnerError:
+            return host, port
+        for line in out.splitlines() if rc == 0 else []:
+            key, _sep, value = line.partition(" ")
+            if key == "hostname" and value:
+                host = value.strip()
+            elif key == "port" and value.strip().isdigit():
+                port = int(value)
+        return host, port
+
     def scan_host_keys(self) -> list[HostKey]:
         """The keys the host offers now (unauthenticated: for the user to compare)."""
-        argv = ["ssh-keyscan", "-T", "5", "-p", str(self.target.port), self.target.bare_host]
+        host, port = self._resolved()
+        argv = ["ssh-keyscan", "-T", "5", "-p", str(port), host]
         try:
             _rc, out, _err = _process(argv, 20, None, None, "this machine")
         except RunnerError:
@@ -531,7 +553,9 @@ class SshRunner(Runner):
         return hostkeys.parse_keyscan(out)
 
     def trust(self, keys: Sequence[HostKey]) -> None:
-        hostkeys.trust(self.home, self.target.bare_host, self.target.port, keys)
+        address, port = self._resolved()
+        also = [address] if address != self.target.bare_host else []
+        hostkeys.trust(self.home, self.target.bare_host, port, keys, also)
 
     def _argv(self, argv: Sequence[str]) -> list[str]:
         remote = shlex.join(["env", "LC_ALL=C", *argv])
