@@ -71,8 +71,11 @@ def _use(backend: Any, address: str, result: dict[str, Any]) -> None:
         ["crm_attribute", "--node", backend.runner.node, "--name", "standby", "--delete"]
     )
     watch.stop()
-    cluster = backend.snapshot()
-    h = cluster.hierarchy(made.hierarchy_id)
+    deadline = time.monotonic() + 30  # back in service there once the standby is over
+    h = backend.snapshot().hierarchy(made.hierarchy_id)
+    while h is not None and h.in_service_server is None and time.monotonic() < deadline:
+        pause.wait(0.1)
+        h = backend.snapshot().hierarchy(made.hierarchy_id)
     if h is not None:
         backend.apply(
             Plan(

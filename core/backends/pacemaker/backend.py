@@ -522,7 +522,10 @@ class PacemakerBackend:
             views = status.resource_views(crm_mon.find("resources"))
             wanted = (intent.where,) if intent.where else ()
             if all(
-                m in views and views[m].running_on == wanted and not views[m].failed
+                m in views
+                and views[m].running_on == wanted
+                and not views[m].failed
+                and views[m].pending.lower() not in ("starting", "stopping", "promoting")
                 for m in members
             ):
                 return None
@@ -652,6 +655,9 @@ class PacemakerBackend:
                 nslab.stop(self.lab_home, server)
                 out.say("INFO", f"{server} stopped: a real failure (its corosync and everything)")
             else:
+                # A node still being fenced would be cut off again as soon as it is up.
+                if not self._wait(functools.partial(self._not_unclean, server), 90):
+                    raise nslab.LabError(f"{server} is still being fenced: try again shortly")
                 nslab.start(self.lab_home, server)
                 out.say("INFO", f"{server} started: it rejoins the cluster")
         except nslab.LabError as exc:
@@ -659,6 +665,10 @@ class PacemakerBackend:
             raise OperationError(str(exc)) from exc
         out.finish(ok=True, message=out.said[-1])
         return list(out.said)
+
+    def _not_unclean(self, server: str) -> bool:
+        crm_mon = status.parse_crm_mon(self._run(CRM_MON).stdout)
+        return not any(v.name == server and v.unclean for v in status.node_views(crm_mon))
 
     def close(self) -> None:
         with self._lock:

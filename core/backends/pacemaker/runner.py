@@ -335,7 +335,12 @@ class LabRunner(Runner):
                     raise Unreachable(str(exc)) from exc
                 target = self.node
                 continue
-            if rc == 127 and "nsenter" not in argv[0] and "No such file" in err:
+            if rc != 0 and err.startswith("nsenter: "):  # the node died under us
+                if node is not None or not self.next_node(err.strip()):
+                    raise Unreachable(f"{target} went down: {err.strip()}")
+                target = self.node
+                continue
+            if rc == 127 and "No such file" in err:
                 raise ToolMissing(f"{argv[0]} not found on {target}: is Pacemaker installed?")
             return Completed(tuple(argv), rc, out, err, target)
         raise Unreachable(f"no node of the lab in {self.home} is running")

@@ -126,6 +126,11 @@ class ResourceView:
     failed: bool
     blocked: bool
     target_role: str = ""
+    pending: str = ""  # an operation in progress: "Starting", "Stopping", "Monitoring"...
+
+
+# Roles crm_mon shows while an operation runs (Pacemaker records pending operations).
+_PENDING = ("Starting", "Stopping", "Promoting", "Demoting", "Migrating")
 
 
 def resource_views(resources: ET.Element | None) -> dict[str, ResourceView]:
@@ -145,6 +150,8 @@ def resource_views(resources: ET.Element | None) -> dict[str, ResourceView]:
             failed=_true(r, "failed"),
             blocked=_true(r, "blocked"),
             target_role=r.get("target_role", ""),
+            pending=r.get("pending", "")
+            or (r.get("role", "") if r.get("role") in _PENDING else ""),
         )
     return found
 
@@ -424,6 +431,10 @@ def member_state(
     failed = context.failures.get((m.xml_id, server), [])
     reason = "; ".join(f.text for f in failed)
     if view is not None and runs_here:
+        if view.pending.lower() in ("starting", "promoting", "migrating"):
+            return ResourceState.OSU, f"coming in service ({view.pending.lower()})"
+        if view.pending.lower() in ("stopping", "demoting"):
+            return ResourceState.ISU, f"going out of service ({view.pending.lower()})"
         if not view.managed or node.maintenance or context.maintenance:
             return ResourceState.ISU, "not managed by Pacemaker (maintenance or unmanaged)"
         if view.blocked:

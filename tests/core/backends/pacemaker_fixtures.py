@@ -9,7 +9,7 @@ from core.backends.pacemaker import cib, status
 from core.model import Cluster
 
 XML = Path(__file__).parent / "pacemaker_xml"
-NAMES = ("steady", "failed", "stopped_standby", "node_lost", "failed_over")
+NAMES = ("steady", "failed", "stopped_standby", "node_lost", "failed_over", "starting")
 
 
 def cib_of(name: str) -> ET.Element:

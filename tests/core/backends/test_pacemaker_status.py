@@ -102,6 +102,13 @@ def test_after_the_failover_it_is_in_service_on_the_next_priority() -> None:
     assert _reason(app, "lab2") == "lab2 is down"
 
 
+def test_a_resource_being_started_is_not_in_service_yet() -> None:
+    slow = _h(cluster_of("starting"), "slow-app")
+    assert _states(slow) == {"lab2": ResourceState.OSU}
+    assert _reason(slow, "lab2") == "coming in service (starting)"
+    assert slow.in_service_server is None
+
+
 def test_the_version_changes_when_the_hierarchy_moves_not_when_it_recovers() -> None:
     steady, failed, moved = (
         _h(cluster_of(n), "/data/app").version for n in ("steady", "failed", "failed_over")
