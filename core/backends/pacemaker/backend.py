@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 CRM_MON = ("crm_mon", "--one-shot", "--output-as=xml", "--include=failcounts")
 CIB_QUERY = ("cibadmin", "--query")
+CONFIG_QUERY = ("cibadmin", "--query", "--scope", "configuration")  # what a snapshot needs
 CFGTOOL = ("corosync-cfgtool", "-s")
 NODELIST = ("corosync-cmapctl", "-b", "nodelist.node")
 SIMULATE = ("crm_simulate", "--xml-pipe", "--simulate", "--output-as=xml")
@@ -143,7 +144,7 @@ class PacemakerBackend:
     def _sources(self) -> status.Sources:
         jobs = {
             "crm_mon": self._pool.submit(self.runner.run, CRM_MON),
-            "cib": self._pool.submit(self.runner.run, CIB_QUERY),
+            "cib": self._pool.submit(self.runner.run, CONFIG_QUERY),
             "cfgtool": self._pool.submit(self.runner.run, CFGTOOL),
         }
         done = {key: job.result() for key, job in jobs.items()}
@@ -154,7 +155,7 @@ class PacemakerBackend:
                     f"{done[key].detail}"
                 )
         crm_mon = status.parse_crm_mon(done["crm_mon"].stdout)
-        cib = cibxml.parse(done["cib"].stdout)
+        cib = cibxml.parse_configuration(done["cib"].stdout)
         names = {v.node_id for v in status.node_views(crm_mon)}
         if not names <= set(self._nodelist):
             listed = self.runner.run(NODELIST)

@@ -112,6 +112,20 @@ def parse(text: str) -> ET.Element:
     return root
 
 
+def parse_configuration(text: str) -> ET.Element:
+    """A ``<cib>`` holding the ``<configuration>`` of ``cibadmin --query --scope
+    configuration`` (a quarter of the whole CIB: no status section, no version)."""
+    try:
+        configuration = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise CibError(f"the CIB's configuration is not XML: {exc}") from exc
+    if configuration.tag != "configuration":
+        raise CibError(f"not a CIB's configuration (its root element is <{configuration.tag}>)")
+    root = ET.Element("cib")
+    root.append(configuration)
+    return root
+
+
 def to_text(cib: ET.Element) -> str:
     return ET.tostring(cib, encoding="unicode")
 
@@ -380,6 +394,15 @@ def _constraints(cib: ET.Element) -> list[ET.Element]:
     return list(_section(cib, "constraints"))
 
 
+def _referenced(constraint: ET.Element) -> set[str]:
+    """Every resource id a constraint names."""
+    names = {
+        constraint.get(a, "") for a in ("rsc", "with-rsc", "first", "then") if constraint.get(a)
+    }
+    names |= {ref.get("id", "") for ref in constraint.iter("resource_ref")}
+    return names
+
+
 def _references(constraint: ET.Element, ids: set[str]) -> bool:
     if constraint.get("rsc") in ids or constraint.get("with-rsc") in ids:
         return True
@@ -435,6 +458,10 @@ def hierarchies(cib: ET.Element) -> list[HierarchyConfig]:
     opt_in = is_opt_in(cib)
     all_nodes = nodes(cib)
     constraints = _constraints(cib)
+    by_id: dict[str, list[ET.Element]] = {}  # resource id → the constraints naming it
+    for c in constraints:
+        for name in _referenced(c):
+            by_id.setdefault(name, []).append(c)
     found = []
     for top in _tops(cib):
         top_id = top.get("id", "")
@@ -444,7 +471,7 @@ def hierarchies(cib: ET.Element) -> list[HierarchyConfig]:
             continue  # an empty group: nothing to show
         members = tuple(_member(p) for p in primitives)
         preference_id = top_id + IN_SERVICE_SUFFIX
-        scores = _location_node_scores(constraints, top_id, preference_id)
+        scores = _location_node_scores(by_id.get(top_id, ()), top_id, preference_id)
         if opt_in:
             allowed = {n: s for n, s in scores.items() if s >= 0}
         else:  # opt-out: every node not banned, at the lowest priority unless scored
@@ -452,15 +479,14 @@ def hierarchies(cib: ET.Element) -> list[HierarchyConfig]:
         preferred = next(
             (
                 c.get("node")
-                for c in constraints
+                for c in by_id.get(top_id, ())
                 if c.tag == "rsc_location" and c.get("id") == preference_id
             ),
             None,
         )
         ids = {top_id, *(m.xml_id for m in members)}
-        related = sorted(
-            (c for c in constraints if _references(c, ids)), key=lambda c: c.get("id", "")
-        )
+        unique = {id(c): c for i in ids for c in by_id.get(i, ())}
+        related = sorted(unique.values(), key=lambda c: c.get("id", ""))
         digest = _canonical(top) + "".join(_canonical(c) for c in related)
         found.append(
             HierarchyConfig(
@@ -913,6 +939,7 @@ __all__ = [
     "new_hierarchy",
     "nodes",
     "parse",
+    "parse_configuration",
     "priority_to_score",
     "remove_hierarchy",
     "remove_priority",
