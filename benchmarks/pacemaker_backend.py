@@ -164,8 +164,8 @@ def measure_watch(backend: PacemakerBackend, idle: float) -> None:
     while not seen:
         pause.wait(0.05)
     pause.wait(2.0)  # the first snapshot's work is done
-    stream = watch._stream  # noqa: SLF001 - the benchmark looks inside on purpose
-    stream_pids = _tree(stream._proc.pid) if stream is not None else []  # noqa: SLF001
+    stream = watch.stream_pid
+    stream_pids = _tree(stream) if stream is not None else []
     snapshots = watch.snapshots
     began_cpu, began_stream, began = _own_cpu(), _cpu_of(stream_pids), time.monotonic()
     pause.wait(idle)

@@ -7,7 +7,8 @@ what happened as one JSON object.
 ``LKCONSOLE_HOME`` (and ``LKCONSOLE_SSH_IDENTITY``) come from the environment.
 Scenarios: ``connect`` (connect, or say why not), ``trust`` (trust an unknown host key
 first, as a user answering yes would), ``use`` (connect, then create an IP hierarchy at
-ADDRESS, see a change made behind the console's back through the watch, delete it).
+ADDRESS, see a change made behind the console's back through the watch, delete it),
+``create`` (trust, then try to create an IP hierarchy at ADDRESS as the session's user).
 """
 
 from __future__ import annotations
@@ -91,6 +92,28 @@ def _use(backend: Any, address: str, result: dict[str, Any]) -> None:
     result["deleted"] = backend.snapshot().hierarchy(made.hierarchy_id) is None
 
 
+def _create(backend: Any, address: str, result: dict[str, Any]) -> None:
+    """Try to create an IP hierarchy as the session's user (and delete it if made)."""
+    step = CreateResource(
+        "ip", backend.runner.node, ResourceKind.IP, "ssh-role-ip",
+        (("address", f"{address}/24"), ("interface", "eth0")), SwitchbackType.INTELLIGENT,
+    )  # fmt: skip
+    session = backend.local_session()
+    try:
+        made = backend.apply(Plan(Op.CREATE_HIERARCHY, "create", "lkctl create", (step,)), session)
+    except LkError as exc:
+        result["create"] = {"type": type(exc).__name__, "message": str(exc)}
+        return
+    result["create"] = {"made": made.hierarchy_id}
+    h = backend.snapshot().hierarchy(made.hierarchy_id)
+    if h is not None:
+        delete = DeleteHierarchy(h.id, h.root_tag, h.servers)
+        backend.apply(
+            Plan(Op.DELETE_HIERARCHY, "delete", "lkctl delete", (delete,), h.id, h.version),
+            session,
+        )
+
+
 def main(argv: list[str]) -> int:
     scenario, spec = argv[0], argv[1]
     home = Path(os.environ["LKCONSOLE_HOME"])
@@ -119,6 +142,8 @@ def main(argv: list[str]) -> int:
             }
             if scenario == "use":
                 _use(backend, argv[2], result)
+            elif scenario == "create":
+                _create(backend, argv[2], result)
         finally:
             backend.close()
     except LkError as exc:

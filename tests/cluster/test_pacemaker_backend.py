@@ -205,6 +205,18 @@ def test_ip_and_app_hierarchies_from_create_to_delete(lab: Lab, backend: Pacemak
     }
     assert scores == {"lab1": "999", "lab2": "990", "lab3": "980"}
 
+    web = find(backend, "t-web-ip")
+    before = cib_version(lab)
+    what_if = backend.what_if(
+        plan(Op.SWITCHOVER, "switchover t-web-ip to lab3",
+             TakeOutOfService(web.id, "t-web-ip", "lab1", ("t-web-ip",)),
+             BringInService(web.id, "t-web-ip", "lab3", ("t-web-ip",)), h=web)
+    )  # fmt: skip
+    assert what_if[-1] == (
+        "Pacemaker: t-web-ip out of service on lab1, t-web-ip in service on lab3"
+    )
+    assert cib_version(lab) == before  # a what-if changes nothing
+
     switchover(backend, "t-web-ip", "lab2")
     assert "10.213.0.150" in addresses(lab, "lab2")
     assert "10.213.0.150" not in addresses(lab, "lab1")
@@ -286,6 +298,13 @@ def test_a_failure_of_the_node_holding_it_shows_it_on_the_best_priority_node(
         assert at - crm_mon_saw[0] <= 1.0
         latest = shown[-1][1]
         assert latest.server("lab1").state is ServerState.DEAD  # type: ignore[union-attr]
+        # What Pacemaker did is in the console's output lines too.
+        wait_until(
+            lambda: any("t-fo-ip is in service on lab3" in r.text for r in backend.log_lines()),
+            5,
+            "the failover in the output lines",
+        )
+        assert any(r.text.startswith("lab1 is DEAD") for r in backend.log_lines())
     finally:
         watch.stop()
         nslab.start(lab.home, "lab1")
@@ -499,13 +518,18 @@ def console_home(tmp_path: Path, lab: Lab) -> Path:
     return home
 
 
-def _client(lab: Lab, home: Path, scenario: str, identity: Path, *args: str) -> dict[str, object]:
+def _client(
+    lab: Lab,
+    home: Path,
+    scenario: str,
+    identity: Path,
+    *args: str,
+    spec: str = "ssh://root@lab1",
+) -> dict[str, object]:
     env = {"LKCONSOLE_HOME": str(home), "LKCONSOLE_SSH_IDENTITY": str(identity)}
     with client_namespace(lab.home) as namespace:
         done = run_in(
-            namespace,
-            [PYTHON, "-m", "tests.cluster.pcmk_client", scenario, "ssh://root@lab1", *args],
-            env,
+            namespace, [PYTHON, "-m", "tests.cluster.pcmk_client", scenario, spec, *args], env
         )
     assert done.returncode == 0, done.stderr
     result: dict[str, object] = json.loads(done.stdout)
@@ -577,3 +601,32 @@ def test_ssh_a_changed_host_key_is_refused_loudly(
     assert isinstance(error, dict) and error["type"] == "HostKeyChanged", result
     assert "HAS CHANGED" in str(error["message"]) and "man-in-the-middle" in str(error["message"])
     assert "connected" not in result
+
+
+def test_ssh_roles_come_from_the_lk_groups_on_the_node(lab: Lab, console_home: Path) -> None:
+    public = (lab.home / "pacemaker-lab" / "ssh" / "id_ed25519.pub").read_text()
+    lab.run("lab1", "groupadd", "--force", "lkoper")
+    lab.run("lab1", "useradd", "--create-home", "--groups", "lkoper,haclient", "--shell",
+            "/bin/sh", "oper")  # fmt: skip
+    try:
+        lab.run("lab1", "usermod", "--password", "*", "oper")  # no password, not locked
+        lab.run("lab1", "install", "-d", "-o", "oper", "-m", "0700", "/home/oper/.ssh")
+        keys = "/home/oper/.ssh/authorized_keys"
+        assert nslab.exec(lab.home, "lab1", ["tee", keys], 30, input_text=public)[0] == 0
+        lab.run("lab1", "chown", "oper", "/home/oper/.ssh/authorized_keys")
+        before = cib_version(lab)
+        result = _client(
+            lab, console_home, "create", _lab_key(lab), "10.213.0.158", spec="ssh://oper@lab1"
+        )
+        connected = result.get("connected")
+        assert isinstance(connected, dict) and "user" in connected, result
+        assert (connected["user"], connected["role"]) == ("oper", "OPERATOR")
+        create = result["create"]
+        assert isinstance(create, dict) and create["type"] == "PermissionDenied", create
+        assert "needs the Administrator role; oper is signed in as Operator" in str(
+            create["message"]
+        )
+        assert cib_version(lab) == before
+    finally:
+        lab.run("lab1", "userdel", "--remove", "oper", ok=False)
+        lab.run("lab1", "groupdel", "lkoper", ok=False)

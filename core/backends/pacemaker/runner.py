@@ -162,6 +162,11 @@ class Stream:
     def fileno(self) -> int:
         return self.stdout.fileno()
 
+    @property
+    def pid(self) -> int:
+        """The local process (ssh, nsenter, or the command itself)."""
+        return self._proc.pid
+
     def alive(self) -> bool:
         return self._proc.poll() is None
 
@@ -563,7 +568,8 @@ class SshRunner(Runner):
         hostkeys.trust(self.home, self.target.bare_host, port, keys, also)
 
     def _argv(self, argv: Sequence[str]) -> list[str]:
-        remote = shlex.join(["env", "LC_ALL=C", *argv])
+        # Pacemaker's tools live in sbin, which a non-root user's PATH often lacks.
+        remote = shlex.join(["env", "LC_ALL=C", f"PATH={SBIN_PATH}", *argv])
         return [
             "ssh",
             "-o",

@@ -454,6 +454,38 @@ def member_state(
     return ResourceState.OSU, ""
 
 
+def changes(old: Cluster, new: Cluster) -> list[tuple[str, str]]:
+    """What Pacemaker (or anyone) changed between two snapshots, in LifeKeeper's words:
+    (level, line) for the output panel: servers, where hierarchies are in service, new
+    failures."""
+    lines: list[tuple[str, str]] = []
+    for s in new.servers:
+        before = old.server(s.name)
+        if before is not None and before.state != s.state:
+            level = "INFO" if s.state is ServerState.ALIVE else "WARNING"
+            lines.append((level, f"{s.name} is {s.state.label} (was {before.state.label})"))
+    for h in new.hierarchies:
+        was = old.hierarchy(h.id)
+        if was is None:
+            continue
+        now_on, was_on = h.in_service_server, was.in_service_server
+        if now_on != was_on:
+            if now_on is None:
+                lines.append(
+                    ("WARNING", f"{h.root_tag} is out of service (was in service on {was_on})")
+                )
+            else:
+                since = f"was in service on {was_on}" if was_on else "was out of service"
+                lines.append(("INFO", f"{h.root_tag} is in service on {now_on} ({since})"))
+        for r in h.resources:
+            if r.state is not ResourceState.OSF:
+                continue
+            before_r = was.instance(r.resource_id, r.server)
+            if before_r is None or before_r.state is not ResourceState.OSF:
+                lines.append(("WARNING", f"{r.tag} failed on {r.server}: {r.reason}"))
+    return lines
+
+
 __all__ = [
     "Failure",
     "LinkStatus",
@@ -461,6 +493,7 @@ __all__ = [
     "ResourceView",
     "Sources",
     "StatusError",
+    "changes",
     "cluster",
     "comm_paths",
     "fail_counts",

@@ -11,6 +11,10 @@ publishes :class:`~core.events.ClusterChanged` when the cluster differs from wha
 published; new output lines of the console's records go out as
 :class:`~core.events.LogRows`.
 
+Each change seen (a server down, a hierarchy in service elsewhere, a new failure) is
+also written to the console's records as an output line of "cluster" (``status.changes``),
+so the output panel and ``lkctl log`` say what Pacemaker did.
+
 When the stream ends (the node died, the SSH connection dropped) the watch takes a
 snapshot at once, through the next node where the runner can go there (the namespace
 lab), and starts the stream again there; a failure to read is published as
@@ -29,6 +33,7 @@ import time
 from typing import TYPE_CHECKING
 
 from core.backends.pacemaker.runner import Stream
+from core.backends.pacemaker.status import changes
 from core.errors import LkError
 from core.events import ClusterChanged, EventHub, LogRows, WatchFailed
 from core.model import Cluster
@@ -46,6 +51,7 @@ BURST_S = 0.05  # wait this long for the rest of a burst of changes
 BURST_MAX_S = 0.25  # but never longer than this before a snapshot
 SAFETY_S = 30.0  # a full snapshot at least this often
 RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)  # after failures, longer and longer
+CLUSTER_LOG = "cluster"  # the output panel's name for what the cluster did on its own
 
 
 def share_unchanged(old: Cluster | None, new: Cluster) -> Cluster:
@@ -83,6 +89,12 @@ class PacemakerWatch:
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def stream_pid(self) -> int | None:
+        """The local process of the crm_mon stream, while there is one."""
+        stream = self._stream
+        return stream.pid if stream is not None else None
 
     def reload(self) -> None:
         self._reload.set()
@@ -163,6 +175,8 @@ class PacemakerWatch:
         cluster = self.backend.snapshot()
         self.snapshots += 1
         if force or cluster != self.published:
+            if self.published is not None:  # what happened, for the output panel
+                self.backend.records.add_lines(CLUSTER_LOG, changes(self.published, cluster))
             self.published = share_unchanged(self.published, cluster)
             self.hub.publish(ClusterChanged(cluster=self.published))
         rows = self.backend.records.lines(after=self.last_log_id)

@@ -129,6 +129,21 @@ def test_ids_are_the_same_in_every_snapshot() -> None:
     assert all(i == ids[0] for i in ids)
 
 
+def test_what_pacemaker_did_in_lifekeepers_words() -> None:
+    steady, lost, over = (cluster_of(n) for n in ("steady", "node_lost", "failed_over"))
+    assert status.changes(steady, lost) == [
+        ("WARNING", "lab2 is DEAD (was ALIVE)"),
+        ("WARNING", "lab3 is ALIVE (warning) (was ALIVE)"),  # put in standby meanwhile
+        ("WARNING", "web-ip is out of service (was in service on lab1)"),
+        ("WARNING", "/data/app is out of service (was in service on lab2)"),
+        ("WARNING", "/data/app failed on lab2: lab2 is unclean: Pacemaker is fencing it"),
+    ]  # bad-app is new since "steady": its creation is the operation's to tell
+    assert status.changes(lost, over) == [
+        ("INFO", "/data/app is in service on lab1 (was out of service)")
+    ]
+    assert status.changes(over, over) == []
+
+
 def test_failures_and_fail_counts() -> None:
     found = status.failures(crm_mon_of("failed"))
     assert {(f.xml_id, f.node, f.task) for f in found} == {
