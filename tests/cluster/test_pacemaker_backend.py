@@ -630,3 +630,37 @@ def test_ssh_roles_come_from_the_lk_groups_on_the_node(lab: Lab, console_home: P
     finally:
         lab.run("lab1", "userdel", "--remove", "oper", ok=False)
         lab.run("lab1", "groupdel", "lkoper", ok=False)
+
+
+def test_in_service_where_it_failed_before_clears_that_failure_first(
+    lab: Lab, backend: PacemakerBackend
+) -> None:
+    """An app whose start works only where /data/t-flaky.ok exists: a switchover to lab2
+    fails there (Pacemaker brings it back to lab1, by priority); once fixed on lab2, the
+    next switchover clears lab2's old failure before it asks Pacemaker again."""
+    ok = "/data/t-flaky.ok"
+    lab.run("lab1", "touch", ok)
+    try:
+        start = f"test -f {ok} && touch /data/t-flaky.running"
+        backend.apply(app("t-flaky", start=start), ADMIN)
+        extend(backend, "t-flaky", ("lab2", 10))
+        with pytest.raises(OperationError) as caught:
+            switchover(backend, "t-flaky", "lab2")
+        assert caught.value.committed
+        assert "start failed on lab2" in str(caught.value)
+        assert "start command exited 1" in str(caught.value)
+        wait_until(lambda: find(backend, "t-flaky").in_service_server == "lab1", 60, "lab1")
+        h = find(backend, "t-flaky")
+        assert states(h)["lab2"] is ResourceState.OSF
+        constraints = lab.run("lab1", "cibadmin", "--query", "--scope", "constraints")
+        assert "t-flaky-hierarchy-in-service" not in constraints  # no preference left
+        lab.run("lab2", "touch", ok)
+        switchover(backend, "t-flaky", "lab2")
+        h = find(backend, "t-flaky")
+        assert h.in_service_server == "lab2"
+        assert states(h) == {"lab1": ResourceState.OSU, "lab2": ResourceState.ISP}
+        lines = [e for e in backend.history() if e.operation == "switchover t-flaky to lab2"]
+        assert "t-flaky: cleared its earlier failures on lab2" in lines[-1].steps
+    finally:
+        for node in ("lab1", "lab2"):
+            lab.run(node, "rm", "-f", ok, "/data/t-flaky.running")

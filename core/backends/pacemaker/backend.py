@@ -102,10 +102,11 @@ class PacemakerBackend:
         self.capabilities: frozenset[str] = frozenset(caps)
         self._pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="pcmk")
         self._nodelist: dict[str, dict[str, str]] = {}
+        self._nodelist_for: frozenset[str] = frozenset()  # the node ids it was read for
         self._watches: list[Watch] = []
         self._lock = threading.Lock()
         self._pause = threading.Event()  # never set: waits with a timeout
-        first = self._cib()
+        first = cibxml.parse_configuration(self._run(CONFIG_QUERY, what="reading the CIB").stdout)
         self.cluster_name = cibxml.cluster_name(first) or runner.name
         self.records = Records(cluster_dir(home, self.cluster_name))
 
@@ -156,10 +157,11 @@ class PacemakerBackend:
                 )
         crm_mon = status.parse_crm_mon(done["crm_mon"].stdout)
         cib = cibxml.parse_configuration(done["cib"].stdout)
-        names = {v.node_id for v in status.node_views(crm_mon)}
-        if not names <= set(self._nodelist):
+        names = frozenset(v.node_id for v in status.node_views(crm_mon))
+        if names != self._nodelist_for:  # read again when the nodes change, not each time
             listed = self.runner.run(NODELIST)
             self._nodelist = status.parse_nodelist(listed.stdout) if listed.ok else {}
+            self._nodelist_for = names
         cfgtool = done["cfgtool"].stdout if done["cfgtool"].ok else ""
         return status.Sources(crm_mon, cib, cfgtool, self._nodelist)
 
@@ -197,7 +199,6 @@ class PacemakerBackend:
                 fs_type, mount_point = fields[1], fields[6]
                 free = int(fields[4]) if fields[4].isdigit() else None
         kind, size_found = existing.get(path, ("", None))
-        free_bytes: int | None = free
         return PathInfo(
             server=server,
             path=path,
@@ -208,7 +209,7 @@ class PacemakerBackend:
             fs_type=fs_type,
             mount_point=mount_point,
             writable=writable,
-            free_bytes=free_bytes,
+            free_bytes=free,
         )
 
     def volumes(self, server: str) -> tuple[VolumeInfo, ...]:
@@ -292,8 +293,7 @@ class PacemakerBackend:
 
     def _commit(self, plan: Plan, out: OperationLog, cancel: threading.Event | None) -> Change:
         """Build, check and push the plan's change (again while the CIB changes under it)."""
-        cleaned = False
-        validated = False
+        cleaned = validated = said = False
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if cancel is not None and cancel.is_set():
                 raise OperationError("cancelled: nothing was changed")
@@ -308,12 +308,16 @@ class PacemakerBackend:
             if not validated:
                 self._validate(change, out)
                 validated = True
+            if not said:
+                said = True
+                for line in change.lines:
+                    out.say("INFO", line)
+            if not (change.created or change.touched or change.intents):
+                out.say("INFO", "Nothing to change in the cluster's configuration")
+                return change
             self._verify(change.cib)
             after = self._simulate(change.cib)
             check_transition(current, change, base, after)
-            if attempt == 1:
-                for line in change.lines:
-                    out.say("INFO", line)
             if self._push(change.cib):
                 actions = describe_actions(after.actions, change) or "nothing to do"
                 out.say(

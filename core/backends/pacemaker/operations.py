@@ -132,7 +132,7 @@ def check_supported(steps: Sequence[Step]) -> None:
         )
 
 
-def _hierarchy(cib: ET.Element, hid: int, title: str) -> HierarchyConfig:
+def _hierarchy(cib: ET.Element, hid: int) -> HierarchyConfig:
     h = cibxml.find(cib, hid)
     if h is None:
         raise Refused(
@@ -169,7 +169,7 @@ def build(
     extended: dict[str, dict[str, int]] = {}  # top id → servers given by AddResource
     for step in steps:
         try:
-            _apply_step(work, step, running, change, extended, current)
+            _apply_step(work, step, running, change, extended)
         except Refused as exc:
             raise OperationError(str(exc), step=step.title) from exc
     for top_id, servers in extended.items():  # AddResource without a SetPriorities
@@ -189,7 +189,6 @@ def _apply_step(
     running: Mapping[str, Sequence[str]],
     change: Change,
     extended: dict[str, dict[str, int]],
-    current: ET.Element,
 ) -> None:
     title = step.title
     if isinstance(step, CreateResource):
@@ -220,7 +219,7 @@ def _apply_step(
         return
     if isinstance(step, AddResource):
         r = step.resource
-        h = _hierarchy(work, r.hierarchy_id, title)
+        h = _hierarchy(work, r.hierarchy_id)
         member = h.member(r.resource_id)
         if member is None:
             raise Refused(f"resource {r.tag} is not in hierarchy {h.root.tag}")
@@ -241,7 +240,7 @@ def _apply_step(
             change.touched.append(h.top_id)
         return
     if isinstance(step, SetPriorities):
-        h = _hierarchy(work, step.hierarchy_id, title)
+        h = _hierarchy(work, step.hierarchy_id)
         servers = [s for s, _p in step.priorities]
         priorities = [p for _s, p in step.priorities]
         if len(set(servers)) != len(servers):
@@ -264,7 +263,7 @@ def _apply_step(
             change.touched.append(h.top_id)
         return
     if isinstance(step, RemovePriority | RemoveResources):
-        h = _hierarchy(work, step.hierarchy_id, title)
+        h = _hierarchy(work, step.hierarchy_id)
         if isinstance(step, RemoveResources):
             tags = {m.tag for m in h.members}
             if set(step.tags) != tags:
@@ -292,7 +291,7 @@ def _apply_step(
             change.touched.append(h.top_id)
         return
     if isinstance(step, TakeOutOfService):
-        h = _hierarchy(work, step.hierarchy_id, title)
+        h = _hierarchy(work, step.hierarchy_id)
         cibxml.set_stopped(work, h.top_id, True)
         cibxml.set_preference(work, h.top_id, None)
         change.set_intent(Intent(h.top_id, h.root.tag, None, step=title))
@@ -302,7 +301,7 @@ def _apply_step(
         )
         return
     if isinstance(step, BringInService):
-        h = _hierarchy(work, step.hierarchy_id, title)
+        h = _hierarchy(work, step.hierarchy_id)
         if h.priority_of(step.server) is None:
             raise Refused(f"{h.root.tag} is not extended to {step.server}: extend it there first")
         cibxml.set_stopped(work, h.top_id, False)
@@ -314,7 +313,7 @@ def _apply_step(
         change.lines.append(f"{h.root.tag}: in service on {step.server}")
         return
     if isinstance(step, DeleteHierarchy):
-        h = _hierarchy(work, step.hierarchy_id, title)
+        h = _hierarchy(work, step.hierarchy_id)
         if running_nodes(h, running):
             cibxml.set_stopped(work, h.top_id, True)
             cibxml.set_preference(work, h.top_id, None)

@@ -133,10 +133,13 @@ class PacemakerWatch:
                     self._publish(force)
                     force = False
                     failures = 0
-                except (LkError, OSError, ValueError) as exc:
+                except Exception as exc:  # the watch goes on whatever happens (and says so)
                     self._close_stream()
                     message = f"cannot watch {self.backend.name}: {exc}"
-                    log.warning("%s", message)
+                    if isinstance(exc, LkError | OSError):
+                        log.warning("%s", message)
+                    else:
+                        log.exception("%s", message)  # a bug: with its traceback
                     if failures == 0:
                         self.hub.publish(WatchFailed(message))
                     pause.wait(RETRY_S[min(failures, len(RETRY_S) - 1)])
