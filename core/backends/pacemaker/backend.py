@@ -37,8 +37,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.backend import SERVER_POWER, NotAvailable, StepCallback, Watch
+
+if TYPE_CHECKING:
+    from core.backend import Backend, ServerPower
 from core.backends.pacemaker import cib as cibxml
 from core.backends.pacemaker import nslab, operations, status
 from core.backends.pacemaker.cib import HierarchyConfig
@@ -535,6 +539,12 @@ class PacemakerBackend:
             ):
                 return None
             if intent.where is not None:
+                gone = [
+                    v for v in status.node_views(crm_mon)
+                    if v.name == intent.where and (not v.online or v.unclean)
+                ]  # fmt: skip
+                if gone:
+                    return f"{intent.where} went down meanwhile ({gone[0].state.label})"
                 broken = [
                     f
                     for f in status.failures(crm_mon)
@@ -797,3 +807,12 @@ def describe_actions(actions: Sequence[tuple[str, str, str]], change: Change) ->
 
 
 __all__ = ["WHAT_IF", "PacemakerBackend", "Simulation", "check_transition", "describe_actions"]
+
+
+if TYPE_CHECKING:  # mypy checks that the class is what the console expects
+
+    def _is_a_backend(b: PacemakerBackend) -> Backend:
+        return b
+
+    def _has_server_power(b: PacemakerBackend) -> ServerPower:
+        return b
