@@ -526,12 +526,20 @@ def _client(
     *args: str,
     spec: str = "ssh://root@lab1",
 ) -> dict[str, object]:
-    env = {"LKCONSOLE_HOME": str(home), "LKCONSOLE_SSH_IDENTITY": str(identity)}
+    tmp = home.parent / "tmp"  # where its ssh connection keeps its socket, while it runs
+    tmp.mkdir(exist_ok=True)
+    env = {
+        "LKCONSOLE_HOME": str(home),
+        "LKCONSOLE_SSH_IDENTITY": str(identity),
+        "TMPDIR": str(tmp),
+        "XDG_RUNTIME_DIR": "",
+    }
     with client_namespace(lab.home) as namespace:
         done = run_in(
             namespace, [PYTHON, "-m", "tests.cluster.pcmk_client", scenario, spec, *args], env
         )
     assert done.returncode == 0, done.stderr
+    assert list(tmp.iterdir()) == []  # the connection and its private folder are gone
     result: dict[str, object] = json.loads(done.stdout)
     return result
 

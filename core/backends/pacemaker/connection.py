@@ -78,7 +78,11 @@ def connect(spec: str, home: Path | None = None, identity: Path | None = None) -
         key = identity or _identity(ssh_dir)
         config = ssh_dir / "config"
         runner = SshRunner(target, home, key, config if config.is_file() else None)
-        runner.connect()
+        try:
+            runner.connect()
+        except LkError:
+            runner.close()  # its private folder goes too
+            raise
     else:
         raise ConnectError(f"{spec!r} is not a Pacemaker cluster: use one of {', '.join(SPECS)}")
     try:
