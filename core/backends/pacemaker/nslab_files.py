@@ -136,12 +136,14 @@ def hosts_file(nodes: Sequence[str]) -> str:
 
 
 def sshd_config(node: str) -> str:
-    """sshd on the node's address only; root by key only, keys in /etc/ssh/lab."""
+    """sshd on the node's address only; by key only: root's in /etc/ssh/lab, a user's in
+    its own ~/.ssh/authorized_keys."""
     return (
         "# Made by LK Console's Pacemaker lab.\n"
         f"ListenAddress {node_address(node)}\n"
         "HostKey /etc/ssh/lab/ssh_host_ed25519_key\n"
-        "AuthorizedKeysFile /etc/ssh/lab/authorized_keys\n"
+        # The lab's key for root; a user made in a node (tests of roles) brings its own.
+        "AuthorizedKeysFile /etc/ssh/lab/authorized_keys .ssh/authorized_keys\n"
         "PermitRootLogin prohibit-password\n"
         "PubkeyAuthentication yes\n"
         "PasswordAuthentication no\n"

@@ -15,10 +15,12 @@ folder, the switch's namespace file and the bind mounts. Then:
    rings in ``/dev/shm``), ``/dev`` from the host (loop devices, FUSE).
 2. **Bind mounts** of the node's own folders: ``/etc/hosts``, ``/etc/corosync``,
    ``/var/lib/corosync``, ``/var/lib/pacemaker``, ``/var/log``, sshd's ``/etc/ssh/lab``,
-   the lab's client key on ``/root/.ssh``, ``/disks``, ``/opt/LifeKeeper``, ``/data``; the
-   project's fence agent read-only on ``/usr/sbin/fence_lkswitch`` (where Pacemaker's
-   fencer looks for ``fence_*``); the switch's network namespace file on
-   ``/run/lkswitch/netns`` (how the fence agent reaches the switch).
+   the lab's client key on ``/root/.ssh``, a ``/root/.bashrc`` of its own (not the
+   host's), ``/disks``, ``/opt/LifeKeeper``, ``/data``; the project's fence agent
+   read-only on ``/usr/sbin/fence_lkswitch`` (where Pacemaker's fencer looks for
+   ``fence_*``), the project's OCF agents read-only on
+   ``/usr/lib/ocf/resource.d/lkconsole`` (``ocf:lkconsole:app``); the switch's network
+   namespace file on ``/run/lkswitch/netns`` (how the fence agent reaches the switch).
 3. ``pivot_root`` into it (the host's tree is then out of reach), the hostname.
 4. ``corosync -f``; once ``corosync-cmapctl -g totem.cluster_name`` answers,
    ``pacemakerd``; ``sshd -D``; each in a session of its own, output in ``/var/log``.

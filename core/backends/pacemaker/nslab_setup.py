@@ -40,6 +40,10 @@ from core.backends.pacemaker.nslab_proc import (
 
 REPO = Path(__file__).resolve().parents[3]
 FENCE_AGENT_FILE = REPO / "packaging" / "ocf" / "fence" / FENCE_AGENT
+# The project's own OCF agents (ocf:lkconsole:app), where Pacemaker looks for provider
+# "lkconsole" in a node.
+OCF_AGENTS_DIR = REPO / "packaging" / "ocf" / "lkconsole"
+OCF_AGENTS_IN_NODE = "/usr/lib/ocf/resource.d/lkconsole"
 # Made anew by every up: the node's "system disk" beyond its configuration.
 SYSTEM_STATE = ("var-lib-pacemaker", "var-lib-corosync", "var-log", "stage", "boot.log")
 PACEMAKER_DIRS = ("cib", "pengine", "blackbox", "cores")
@@ -100,6 +104,9 @@ def prepare_files(paths: LabPaths, nodes: Sequence[str]) -> None:
                 target.unlink(missing_ok=True)
         private_dir(node_dir / "stage")
         write_private(node_dir / "hosts", hosts_file(nodes), 0o644)
+        # root's shell in the node (sshd runs every command with it): not the host's
+        # dotfiles, which may take their time (bash reads ~/.bashrc for sshd's commands).
+        write_private(node_dir / "root-bashrc", "# LK Console's Pacemaker lab: a node's own.\n")
         corosync = private_dir(node_dir / "etc-corosync")
         write_private(corosync / "corosync.conf", corosync_conf(nodes))
         private_dir(node_dir / "var-lib-corosync")
@@ -141,7 +148,9 @@ def node_binds(paths: LabPaths, node: str) -> list[dict[str, object]]:
         item(node_dir / "var-log", "/var/log"),
         item(node_dir / "etc-ssh-lab", "/etc/ssh/lab", read_only=True),
         item(paths.ssh_dir, "/root/.ssh", read_only=True),
+        item(node_dir / "root-bashrc", "/root/.bashrc", read_only=True),
         item(FENCE_AGENT_FILE, f"/usr/sbin/{FENCE_AGENT}", read_only=True),
+        item(OCF_AGENTS_DIR, OCF_AGENTS_IN_NODE, read_only=True),
         *(item(paths.data_folder(node, f), f) for f in DATA_FOLDERS),
     ]
 

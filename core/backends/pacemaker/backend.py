@@ -1,0 +1,818 @@
+"""The Pacemaker backend: a real Corosync + Pacemaker cluster behind ``core.backend.Backend``.
+
+The CIB is the one source of truth; the console caches nothing but its records (history,
+output lines) in its own data directory (``records``). Commands run through a
+:class:`~core.backends.pacemaker.runner.Runner` (this node, the namespace lab, or SSH).
+
+- :meth:`PacemakerBackend.snapshot`: ``crm_mon --output-as=xml``, ``cibadmin --query`` and
+  ``corosync-cfgtool -s`` run side by side, read by ``status.cluster``.
+- :meth:`PacemakerBackend.apply`: the permission table first (every step's operation
+  too, and a refusal is recorded); then the plan's steps become ONE change of a copy of
+  the CIB (``operations.build``), checked by ``crm_verify`` and ``crm_simulate`` (the
+  transition must do what the plan says and nothing else: where each hierarchy runs
+  afterwards is compared with where it would run anyway), and pushed once with
+  ``cibadmin --replace``: the copy carries the version of the CIB it was made from, and
+  Pacemaker refuses a replacement older than what it has, so a CIB that changed
+  meanwhile is never overwritten. Then the hierarchy's version is compared again: a
+  change by someone else to *this* hierarchy is :class:`ConflictError` ("reload"); any
+  other change (another hierarchy, a status update) only means building the change again
+  on the new CIB. After the push the backend waits until Pacemaker did it (in service
+  there, stopped), then makes the second change a step needs (the In Service preference
+  cleared; a deleted hierarchy removed once it stopped; a new resource that failed to
+  start removed again).
+- :meth:`PacemakerBackend.watch`: see ``watch.py``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import grp
+import logging
+import os
+import pwd
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.backend import SERVER_POWER, NotAvailable, StepCallback, Watch
+
+if TYPE_CHECKING:
+    from core.backend import Backend, ServerPower
+from core.backends.pacemaker import cib as cibxml
+from core.backends.pacemaker import nslab, operations, status
+from core.backends.pacemaker.cib import HierarchyConfig
+from core.backends.pacemaker.operations import Change, FollowUp, Intent
+from core.backends.pacemaker.oplog import OperationLog, record_refusal, refuse
+from core.backends.pacemaker.records import Records, cluster_dir
+from core.backends.pacemaker.runner import (
+    Completed,
+    Runner,
+    RunnerError,
+    SshRunner,
+)
+from core.errors import ConflictError, LkError, OperationError
+from core.events import EventHub
+from core.facts import PathInfo, VolumeInfo
+from core.history import Entry, LogRow
+from core.model import Cluster, Role
+from core.permissions import Op
+from core.plan import ApplyResult, Plan
+from core.session import Session, local_user
+
+log = logging.getLogger(__name__)
+
+CRM_MON = ("crm_mon", "--one-shot", "--output-as=xml", "--include=failcounts")
+CIB_QUERY = ("cibadmin", "--query")
+CONFIG_QUERY = ("cibadmin", "--query", "--scope", "configuration")  # what a snapshot needs
+CFGTOOL = ("corosync-cfgtool", "-s")
+NODELIST = ("corosync-cmapctl", "-b", "nodelist.node")
+SIMULATE = ("crm_simulate", "--xml-pipe", "--simulate", "--output-as=xml")
+VERIFY = ("crm_verify", "--xml-pipe")
+PUSH = ("cibadmin", "--replace", "--xml-pipe")
+OLD_DATA = 103  # cibadmin: "Update was older than existing configuration"
+MAX_ATTEMPTS = 10  # builds of one change while the CIB keeps changing under it
+POLL_S = 0.2
+ROLE_GROUPS = (("lkadmin", Role.ADMINISTRATOR), ("lkoper", Role.OPERATOR), ("lkguest", Role.GUEST))
+WHAT_IF = "what_if"  # capability: show what Pacemaker would do (crm_simulate)
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """What ``crm_simulate`` says of a CIB: where things run now, and once it acted."""
+
+    now: Mapping[str, tuple[str, ...]]
+    after: Mapping[str, tuple[str, ...]]
+    actions: tuple[tuple[str, str, str], ...]  # (resource, operation, node)
+
+
+class PacemakerBackend:
+    """A Corosync + Pacemaker cluster (see the module's docstring)."""
+
+    kind = "pacemaker"
+
+    def __init__(self, runner: Runner, home: Path, *, lab_home: Path | None = None) -> None:
+        self.runner = runner
+        self.name = runner.name
+        self.home = home
+        self.lab_home = lab_home
+        caps = {WHAT_IF}
+        if lab_home is not None:
+            caps.add(SERVER_POWER)
+        self.capabilities: frozenset[str] = frozenset(caps)
+        self._pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="pcmk")
+        self._nodelist: dict[str, dict[str, str]] = {}
+        self._nodelist_for: frozenset[str] = frozenset()  # the node ids it was read for
+        self._watches: list[Watch] = []
+        self._lock = threading.Lock()
+        self._pause = threading.Event()  # never set: waits with a timeout
+        first = cibxml.parse_configuration(self._run(CONFIG_QUERY, what="reading the CIB").stdout)
+        self.cluster_name = cibxml.cluster_name(first) or runner.name
+        self.records = Records(cluster_dir(home, self.cluster_name))
+
+    # -- commands -------------------------------------------------------------------------
+    def _run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = 30.0,
+        input_text: str | None = None,
+        node: str | None = None,
+        what: str = "",
+    ) -> Completed:
+        """Run ``argv``; OperationError naming what failed, where, and the tool's words."""
+        done = self.runner.run(argv, timeout=timeout, input_text=input_text, node=node)
+        if not done.ok:
+            raise OperationError(
+                f"{what or ' '.join(argv[:2])} failed on {done.where} "
+                f"(exit {done.returncode}): {done.detail}"
+            )
+        return done
+
+    def _cib(self) -> ET.Element:
+        return cibxml.parse(self._run(CIB_QUERY, what="reading the CIB").stdout)
+
+    # -- snapshot -------------------------------------------------------------------------
+    def snapshot(self) -> Cluster:
+        for _attempt in range(3):
+            sources = self._sources()
+            if status.quorate(sources.crm_mon) or not self.runner.can_choose_node:
+                break
+            if not self.runner.next_node("its partition has no quorum"):
+                break  # the best view there is
+        return status.cluster(sources)
+
+    def _sources(self) -> status.Sources:
+        jobs = {
+            "crm_mon": self._pool.submit(self.runner.run, CRM_MON),
+            "cib": self._pool.submit(self.runner.run, CONFIG_QUERY),
+            "cfgtool": self._pool.submit(self.runner.run, CFGTOOL),
+        }
+        done = {key: job.result() for key, job in jobs.items()}
+        for key in ("crm_mon", "cib"):
+            if not done[key].ok:
+                raise OperationError(
+                    f"{key} failed on {done[key].where} (exit {done[key].returncode}): "
+                    f"{done[key].detail}"
+                )
+        crm_mon = status.parse_crm_mon(done["crm_mon"].stdout)
+        cib = cibxml.parse_configuration(done["cib"].stdout)
+        names = frozenset(v.node_id for v in status.node_views(crm_mon))
+        if names != self._nodelist_for:  # read again when the nodes change, not each time
+            listed = self.runner.run(NODELIST)
+            self._nodelist = status.parse_nodelist(listed.stdout) if listed.ok else {}
+            self._nodelist_for = names
+        cfgtool = done["cfgtool"].stdout if done["cfgtool"].ok else ""
+        return status.Sources(crm_mon, cib, cfgtool, self._nodelist)
+
+    # -- facts ------------------------------------------------------------------------------
+    def probe(self, server: str, path: str) -> PathInfo:
+        if not path.startswith("/"):
+            return PathInfo(server, path, error=f"{path} is not an absolute path")
+        chain = [path]
+        while chain[-1] != "/":
+            chain.append(os.path.dirname(chain[-1].rstrip("/")) or "/")
+        try:
+            found = self.runner.run(
+                ["stat", "--format=%n\t%F\t%s", "--", *chain], timeout=15, node=server
+            )
+            existing: dict[str, tuple[str, int | None]] = {}
+            for line in found.stdout.splitlines():
+                name, _t, rest = line.partition("\t")
+                kind, _t, size = rest.partition("\t")
+                existing[name] = (kind, int(size) if size.isdigit() else None)
+            checked = next((p for p in chain if existing.get(p, ("",))[0] == "directory"), "/")
+            df = self.runner.run(
+                ["df", "--portability", "--print-type", "--block-size=1", "--", checked],
+                timeout=15,
+                node=server,
+            )
+            writable = self.runner.run(["test", "-w", checked], timeout=15, node=server).ok
+        except RunnerError as exc:
+            return PathInfo(server, path, error=str(exc))
+        fs_type, mount_point = "", ""
+        free: int | None = None
+        rows = df.stdout.splitlines()
+        if df.ok and len(rows) >= 2:
+            fields = rows[-1].split()
+            if len(fields) >= 7:
+                fs_type, mount_point = fields[1], fields[6]
+                free = int(fields[4]) if fields[4].isdigit() else None
+        kind, size_found = existing.get(path, ("", None))
+        return PathInfo(
+            server=server,
+            path=path,
+            exists=path in existing,
+            is_dir=kind == "directory",
+            size=size_found if kind == "regular file" else None,
+            checked=checked,
+            fs_type=fs_type,
+            mount_point=mount_point,
+            writable=writable,
+            free_bytes=free,
+        )
+
+    def volumes(self, server: str) -> tuple[VolumeInfo, ...]:
+        """No DataKeeper volumes on a Pacemaker cluster yet (the mirrors' issue)."""
+        return ()
+
+    # -- who may do what ----------------------------------------------------------------------
+    def local_session(self) -> Session:
+        """LifeKeeper's convention: root, or a member of ``lkadmin``, is an Administrator;
+        ``lkoper`` an Operator; ``lkguest`` (or none of them) a Guest. The user is the
+        SSH user on an SSH cluster, the local user otherwise (the lab runs as root)."""
+        if isinstance(self.runner, SshRunner):
+            user = self.runner.target.user or local_user()
+            if user == "root":
+                return Session(user, Role.ADMINISTRATOR)
+            done = self.runner.run(["id", "-Gn"], timeout=15)
+            groups = set(done.stdout.split()) if done.ok else set()
+            return Session(user, _role(groups))
+        user = local_user()
+        if os.getuid() == 0:
+            return Session(user, Role.ADMINISTRATOR)
+        return Session(user, _role(_local_groups(user)))
+
+    def authenticate(self, user: str, password: str) -> Session:
+        raise NotAvailable(
+            "signing in with a password is not available on a Pacemaker cluster: LK Console "
+            "acts as the SSH user (connect as ssh://USER@node with that user's key), whose "
+            "role comes from the lkadmin, lkoper and lkguest groups on the node"
+        )
+
+    def authorize(self, session: Session, op: Op, operation: str = "", command: str = "") -> None:
+        refuse(self.records, session, op, operation, command)
+
+    def record_refusal(
+        self, user: str, role: str, operation: str, command: str, message: str
+    ) -> None:
+        record_refusal(self.records, user, role, operation, command, message)
+
+    def history(self, since: float | None = None) -> list[Entry]:
+        return self.records.history(since)
+
+    def log_lines(self, after: int = 0, limit: int = 2000) -> list[LogRow]:
+        return self.records.lines(after, limit)
+
+    # -- apply -------------------------------------------------------------------------------
+    def apply(
+        self,
+        plan: Plan,
+        session: Session,
+        *,
+        hub: EventHub | None = None,
+        on_step: StepCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ApplyResult:
+        refuse(self.records, session, plan.op, plan.name, plan.command)
+        for op in dict.fromkeys(operations.STEP_OPS.get(type(s), plan.op) for s in plan.steps):
+            refuse(self.records, session, op, plan.name, plan.command)
+        out = OperationLog(self.records, plan.name, hub, session, plan.command)
+        total = len(plan.steps)
+
+        def report(status_text: str) -> None:
+            if on_step is not None:
+                for index, step in enumerate(plan.steps):
+                    on_step(index, total, step.title, status_text)
+
+        report("running")
+        try:
+            operations.check_supported(plan.steps)
+            change = self._commit(plan, out, cancel)
+            hierarchy = self._after_push(change, out, cancel)
+        except LkError as exc:
+            report("failed")
+            out.say("ERROR", str(exc))
+            out.finish(ok=False, message=str(exc))
+            raise
+        report("done")
+        message = plan.done or f"{plan.name}: done."
+        out.say("INFO", message)
+        out.finish(ok=True, message=message)
+        return ApplyResult(message, tuple(out.said), hierarchy)
+
+    def _commit(self, plan: Plan, out: OperationLog, cancel: threading.Event | None) -> Change:
+        """Build, check and push the plan's change (again while the CIB changes under it)."""
+        cleaned = validated = said = False
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            if cancel is not None and cancel.is_set():
+                raise OperationError("cancelled: nothing was changed")
+            current = self._cib()
+            base = self._simulate(current)
+            self._check_version(plan, current, base.now)
+            change = operations.build(current, plan.steps, base.now)
+            if change.cleanups and not cleaned:
+                cleaned = True
+                if self._clean_up(change.cleanups, out):
+                    continue  # the CIB changed: read it again
+            if not validated:
+                self._validate(change, out)
+                validated = True
+            if not said:
+                said = True
+                for line in change.lines:
+                    out.say("INFO", line)
+            if not (change.created or change.touched or change.intents):
+                out.say("INFO", "Nothing to change in the cluster's configuration")
+                return change
+            self._verify(change.cib)
+            after = self._simulate(change.cib)
+            check_transition(current, change, base, after)
+            if self._push(change.cib):
+                actions = describe_actions(after.actions, change) or "nothing to do"
+                out.say(
+                    "INFO",
+                    f"The cluster's configuration was changed once (from CIB "
+                    f"{cibxml.version(current)}); Pacemaker: {actions}",
+                )
+                return change
+            self._pause.wait(min(0.05 * attempt, 0.5))
+        raise ConflictError(
+            "The cluster's configuration kept changing while this operation was prepared; "
+            "nothing was changed: reload and try again."
+        )
+
+    def _check_version(
+        self, plan: Plan, current: ET.Element, running: Mapping[str, Sequence[str]]
+    ) -> None:
+        if plan.hierarchy_id is None:
+            return
+        h = cibxml.find(current, plan.hierarchy_id)
+        if h is None:
+            raise ConflictError(
+                "The hierarchy was deleted by someone else since you looked at it; reload."
+            )
+        if plan.version is not None and status.version(h, running) != plan.version:
+            raise ConflictError(
+                f"{h.root.tag} was changed by someone else since you looked at it (its "
+                "configuration, or where it runs, is not what this operation was made from); "
+                "reload and try again."
+            )
+
+    def _simulate(self, cib: ET.Element) -> Simulation:
+        done = self._run(SIMULATE, input_text=cibxml.to_text(cib), timeout=60, what="crm_simulate")
+        try:
+            root = ET.fromstring(done.stdout)
+        except ET.ParseError as exc:
+            raise OperationError(f"crm_simulate's output is not XML: {exc}") from exc
+        actions = tuple(
+            (a.get("resource", ""), a.get("op", ""), a.get("node", ""))
+            for a in root.iterfind("transition/rsc_action")
+            if a.get("op") != "monitor"
+        )
+        return Simulation(
+            now=status.placements(root.find("cluster_status/resources")),
+            after=status.placements(root.find("revised_cluster_status/resources")),
+            actions=actions,
+        )
+
+    def _verify(self, cib: ET.Element) -> None:
+        done = self.runner.run(VERIFY, input_text=cibxml.to_text(cib), timeout=60)
+        if not done.ok:
+            errors = [
+                line.strip()
+                for line in (done.stderr + done.stdout).splitlines()
+                if "error" in line.lower() and line.strip()
+            ]
+            raise OperationError(
+                "Pacemaker would not accept this configuration (crm_verify): "
+                + (" | ".join(errors[:3]) or done.detail)
+            )
+
+    def _push(self, cib: ET.Element) -> bool:
+        """Replace the CIB with ``cib`` unless it changed since ``cib`` was read (False)."""
+        done = self.runner.run(PUSH, input_text=cibxml.to_text(cib), timeout=60)
+        if done.ok:
+            return True
+        if done.returncode == OLD_DATA or "older than existing" in done.detail:
+            return False
+        raise OperationError(f"cibadmin --replace failed on {done.where}: {done.detail}")
+
+    def _validate(self, change: Change, out: OperationLog) -> None:
+        """The agent of each new resource checks its settings on its server."""
+        for top_id in change.created:
+            h = next(x for x in cibxml.hierarchies(change.cib) if x.top_id == top_id)
+            intent = change.intent(top_id)
+            server = intent.where if intent is not None else None
+            node = server if server and self._can_run_on(server) else None
+            for m in h.members:
+                argv = ["crm_resource", "--validate", "--class", m.agent.standard]
+                if m.agent.provider:
+                    argv += ["--provider", m.agent.provider]
+                argv += ["--agent", m.agent.type]
+                for name, value in m.params:
+                    argv += ["--option", f"{name}={value}"]
+                done = self.runner.run(argv, timeout=60, node=node)
+                if done.ok:
+                    continue
+                where = done.where
+                reasons = [
+                    line.split("ERROR:", 1)[1].strip()
+                    for line in (done.stdout + done.stderr).splitlines()
+                    if "ERROR:" in line
+                ] + [
+                    line.split("ocf-exit-reason:", 1)[1].strip()
+                    for line in (done.stdout + done.stderr).splitlines()
+                    if "ocf-exit-reason:" in line
+                ]
+                if "not installed" in done.detail and not reasons:
+                    reasons = [
+                        f"the agent {m.agent} is not installed on {where}"
+                        + (
+                            ": install packaging/ocf/lkconsole/app as "
+                            "/usr/lib/ocf/resource.d/lkconsole/app on every node"
+                            if m.agent == cibxml.APP_AGENT
+                            else ""
+                        )
+                    ]
+                raise OperationError(
+                    f"{m.tag} would not work on {where}: {'; '.join(reasons) or done.detail}"
+                    " (checked by the agent; nothing was changed)"
+                )
+            out.say(
+                "INFO", f"{h.root.tag}: its settings were checked on {node or self.runner.node}"
+            )
+
+    def _can_run_on(self, server: str) -> bool:
+        return self.runner.can_choose_node or server == self.runner.node
+
+    def _clean_up(self, cleanups: Sequence[tuple[str, str]], out: OperationLog) -> bool:
+        """Clear old failures of the hierarchies about to come in service (True if any)."""
+        crm_mon = status.parse_crm_mon(self._run(CRM_MON).stdout)
+        failed = {(f.xml_id, f.node) for f in status.failures(crm_mon)}
+        failed |= set(status.fail_counts(crm_mon))
+        current = self._cib()
+        any_done = False
+        for top_id, node in cleanups:
+            h = next((x for x in cibxml.hierarchies(current) if x.top_id == top_id), None)
+            if h is None or not any((m.xml_id, node) in failed for m in h.members):
+                continue
+            self._run(
+                ["crm_resource", "--cleanup", "--resource", top_id, "--node", node],
+                what=f"clearing the failures of {h.root.tag} on {node}",
+            )
+            out.say("INFO", f"{h.root.tag}: cleared its earlier failures on {node}")
+            any_done = True
+            self._wait(functools.partial(self._cleared, h.member_ids, node), 15)
+        return any_done
+
+    def _cleared(self, members: Sequence[str], node: str) -> bool:
+        """Does crm_mon show no failure of ``members`` on ``node`` any more?"""
+        crm_mon = status.parse_crm_mon(self._run(CRM_MON).stdout)
+        failed = {(f.xml_id, f.node) for f in status.failures(crm_mon)}
+        failed |= set(status.fail_counts(crm_mon))
+        return not any((m, node) in failed for m in members)
+
+    def _wait(self, done: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                return False
+            self._pause.wait(POLL_S)
+        return True
+
+    # -- after the push ----------------------------------------------------------------------
+    def _after_push(
+        self, change: Change, out: OperationLog, cancel: threading.Event | None
+    ) -> int | None:
+        """Wait for each intent, then make the follow-up changes; the hierarchy id made or
+        changed."""
+        made = None
+        for intent in change.intents:
+            if intent.gone:
+                continue
+            outcome = self._wait_intent(intent, change.cib, cancel)
+            follow = [f for f in change.follow_ups if f.top_id == intent.top_id]
+            if outcome is not None:  # it did not happen
+                if any(f.kind == "check-started" for f in follow):
+                    self._undo_create(intent, out)
+                    raise OperationError(
+                        f"{intent.tag} could not be brought in service on {intent.where}: "
+                        f"{outcome}. It was removed again: nothing is left of it.",
+                        step=intent.step,
+                    )
+                if any(f.kind == "clear-preference" for f in follow):
+                    self._second_change(FollowUp("clear-preference", intent.top_id, intent.tag))
+                raise OperationError(
+                    f"the cluster's configuration was changed, but {outcome}",
+                    step=intent.step,
+                    committed=True,
+                )
+            out.say("INFO", f"{intent.wanted} (Pacemaker did it)")
+            for f in follow:
+                if f.kind == "clear-preference":
+                    self._clear_preference(f, out)
+                elif f.kind == "remove":
+                    self._second_change(f)
+                    out.say("INFO", f"{f.tag}: removed from the cluster's configuration")
+        for top_id in [*change.created, *change.touched]:
+            h = next((x for x in cibxml.hierarchies(change.cib) if x.top_id == top_id), None)
+            if h is not None:
+                made = h.hierarchy_id
+                break
+        return made
+
+    def _wait_intent(
+        self, intent: Intent, cib: ET.Element, cancel: threading.Event | None
+    ) -> str | None:
+        """Poll crm_mon until ``intent`` holds; None, or why it did not happen."""
+        h = next((x for x in cibxml.hierarchies(cib) if x.top_id == intent.top_id), None)
+        if h is None:
+            return None
+        members = h.member_ids
+        timeout = _timeout(cib, members)
+        deadline = time.monotonic() + timeout
+        while True:
+            crm_mon = status.parse_crm_mon(self._run(CRM_MON).stdout)
+            views = status.resource_views(crm_mon.find("resources"))
+            wanted = (intent.where,) if intent.where else ()
+            if all(
+                m in views
+                and views[m].running_on == wanted
+                and not views[m].failed
+                and views[m].pending.lower() not in ("starting", "stopping", "promoting")
+                for m in members
+            ):
+                return None
+            if intent.where is not None:
+                gone = [
+                    v for v in status.node_views(crm_mon)
+                    if v.name == intent.where and (not v.online or v.unclean)
+                ]  # fmt: skip
+                if gone:
+                    return f"{intent.where} went down meanwhile ({gone[0].state.label})"
+                broken = [
+                    f
+                    for f in status.failures(crm_mon)
+                    if f.xml_id in members and f.node == intent.where
+                ]
+                if broken:
+                    return "; ".join(f.text for f in broken)
+            else:
+                blocked = [
+                    m for m in members if m in views and (views[m].blocked or views[m].failed)
+                ]
+                if blocked:
+                    fails = [f.text for f in status.failures(crm_mon) if f.xml_id in blocked]
+                    return f"{intent.tag} failed to stop: {'; '.join(fails) or 'blocked'}"
+            if cancel is not None and cancel.is_set():
+                return f"cancelled while waiting for {intent.wanted} (Pacemaker carries on)"
+            if time.monotonic() > deadline:
+                where = sorted({n for m in members if m in views for n in views[m].running_on})
+                now = f"it runs on {', '.join(where)}" if where else "it is stopped"
+                return (
+                    f"Pacemaker did not get {intent.wanted} within {timeout:g} s ({now}; "
+                    "see crm_mon)"
+                )
+            self._pause.wait(POLL_S)
+
+    def _second_change(self, follow_up: FollowUp) -> None:
+        """Push a follow-up change (rebuilt while the CIB changes under it)."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            current = self._cib()
+            work = operations.follow_up_change(current, follow_up)
+            if work is None:
+                return
+            if self._push(work):
+                return
+            self._pause.wait(min(0.05 * attempt, 0.5))
+        raise ConflictError(f"{follow_up.tag}: the configuration kept changing; reload")
+
+    def _clear_preference(self, follow_up: FollowUp, out: OperationLog) -> None:
+        """Clear the In Service preference unless Pacemaker would then move it away."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            current = self._cib()
+            work = operations.follow_up_change(current, follow_up)
+            if work is None:
+                return
+            after = self._simulate(work)
+            h = next((x for x in cibxml.hierarchies(work) if x.top_id == follow_up.top_id), None)
+            if h is not None:
+                moved = {n for m in h.members for n in after.after.get(m.xml_id, ())}
+                if moved and moved != {follow_up.node}:
+                    out.say(
+                        "WARNING",
+                        f"{follow_up.tag}: kept a preference for {follow_up.node}: without it "
+                        f"Pacemaker would move it to {', '.join(sorted(moved))} (automatic "
+                        "switchback, or a better priority there); an out of service or a "
+                        "switchover clears it",
+                    )
+                    return
+            if self._push(work):
+                return
+            self._pause.wait(min(0.05 * attempt, 0.5))
+
+    def _undo_create(self, intent: Intent, out: OperationLog) -> None:
+        out.say("WARNING", f"{intent.tag} did not start: removing it again")
+        stop = FollowUp("remove", intent.top_id, intent.tag)
+        current = self._cib()
+        h = next((x for x in cibxml.hierarchies(current) if x.top_id == intent.top_id), None)
+        if h is None:
+            return
+        work = cibxml.copy_of(current)
+        cibxml.set_stopped(work, h.top_id, True)
+        cibxml.set_preference(work, h.top_id, None)
+        if self._push(work):
+            self._wait_intent(Intent(h.top_id, h.root.tag, None), work, None)
+        self._second_change(stop)
+        for m in h.members:
+            self.runner.run(["crm_resource", "--cleanup", "--resource", m.xml_id], timeout=60)
+
+    # -- what if ------------------------------------------------------------------------------
+    def what_if(self, plan: Plan) -> list[str]:
+        """What Pacemaker would do for ``plan`` (nothing is changed): in LifeKeeper's words."""
+        operations.check_supported(plan.steps)
+        current = self._cib()
+        base = self._simulate(current)
+        change = operations.build(current, plan.steps, base.now)
+        self._verify(change.cib)
+        after = self._simulate(change.cib)
+        lines = list(change.lines)
+        try:
+            check_transition(current, change, base, after)
+        except OperationError as exc:
+            lines.append(f"Refused: {exc}")
+        lines.append("Pacemaker: " + (describe_actions(after.actions, change) or "nothing to do"))
+        return lines
+
+    # -- watch --------------------------------------------------------------------------------
+    def watch(self, hub: EventHub, *, shown: Cluster | None = None, last_log_id: int = 0) -> Watch:
+        from core.backends.pacemaker.watch import PacemakerWatch
+
+        w = PacemakerWatch(self, hub, shown=shown, last_log_id=last_log_id)
+        with self._lock:
+            self._watches.append(w)
+        w.start()
+        return w
+
+    # -- server power (the lab) -----------------------------------------------------------------
+    def stop_server(self, server: str, session: Session, hub: EventHub | None = None) -> list[str]:
+        return self._power(server, session, hub, stop=True)
+
+    def start_server(self, server: str, session: Session, hub: EventHub | None = None) -> list[str]:
+        return self._power(server, session, hub, stop=False)
+
+    def _power(self, server: str, session: Session, hub: EventHub | None, stop: bool) -> list[str]:
+        if self.lab_home is None:
+            raise NotAvailable("stopping and starting a server is only available on the lab")
+        op = Op.STOP_SERVER if stop else Op.START_SERVER
+        verb = "stop" if stop else "start"
+        name = f"{verb} server {server}"
+        command = f"lkctl lab {verb} {server}"
+        refuse(self.records, session, op, name, command)
+        out = OperationLog(self.records, name, hub, session, command)
+        try:
+            if stop:
+                nslab.stop(self.lab_home, server)
+                out.say("INFO", f"{server} stopped: a real failure (its corosync and everything)")
+            else:
+                # A node still being fenced would be cut off again as soon as it is up.
+                if not self._wait(functools.partial(self._not_unclean, server), 90):
+                    raise nslab.LabError(f"{server} is still being fenced: try again shortly")
+                nslab.start(self.lab_home, server)
+                out.say("INFO", f"{server} started: it rejoins the cluster")
+        except nslab.LabError as exc:
+            out.finish(ok=False, message=str(exc))
+            raise OperationError(str(exc)) from exc
+        out.finish(ok=True, message=out.said[-1])
+        return list(out.said)
+
+    def _not_unclean(self, server: str) -> bool:
+        crm_mon = status.parse_crm_mon(self._run(CRM_MON).stdout)
+        return not any(v.name == server and v.unclean for v in status.node_views(crm_mon))
+
+    def close(self) -> None:
+        with self._lock:
+            watches, self._watches = self._watches, []
+        for w in watches:
+            w.stop()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.runner.close()
+        self.records.close()
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _role(groups: set[str]) -> Role:
+    for group, role in ROLE_GROUPS:
+        if group in groups:
+            return role
+    return Role.GUEST
+
+
+def _local_groups(user: str) -> set[str]:
+    try:
+        gid = pwd.getpwnam(user).pw_gid
+        return {grp.getgrgid(g).gr_name for g in os.getgrouplist(user, gid)}
+    except (KeyError, OSError):
+        return set()
+
+
+def _timeout(cib: ET.Element, members: Sequence[str]) -> float:
+    """How long Pacemaker may take to start or stop ``members``: their op timeouts + 30 s."""
+    total = 30.0
+    for primitive in cib.iter("primitive"):
+        if primitive.get("id") not in members:
+            continue
+        for op in primitive.iterfind("operations/op"):
+            if op.get("name") in ("start", "stop"):
+                total += _seconds(op.get("timeout", "20s"))
+    return min(total, 600.0)
+
+
+def _seconds(text: str) -> float:
+    value = text.strip().lower()
+    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if value.endswith(suffix) and value[: -len(suffix)].isdigit():
+            return int(value[: -len(suffix)]) * factor
+    return float(value) if value.isdigit() else 20.0
+
+
+def check_transition(
+    current: ET.Element,
+    change: Change,
+    base: Simulation,
+    after: Simulation,
+) -> None:
+    """Refuse (OperationError) unless Pacemaker would do what ``change`` intends, and
+    nothing else: every resource ends where it would anyway, except the intents'."""
+    tags: dict[str, str] = {}
+    owner: dict[str, HierarchyConfig] = {}
+    for h in [*cibxml.hierarchies(current), *cibxml.hierarchies(change.cib)]:
+        for m in h.members:
+            tags[m.xml_id] = m.tag
+            owner[m.xml_id] = h
+    intended: dict[str, Intent] = {}
+    for intent in change.intents:
+        for xml_id, h in owner.items():
+            if h.top_id == intent.top_id:
+                intended[xml_id] = intent
+    problems: list[str] = []
+    seen_intents: set[str] = set()
+    for rid in sorted(set(base.after) | set(after.after) | set(intended)):
+        got = tuple(sorted(after.after.get(rid, ())))
+        if rid in intended:
+            intent = intended[rid]
+            if intent.gone:
+                continue
+            want = (intent.where,) if intent.where else ()
+            if got != want and intent.top_id not in seen_intents:
+                seen_intents.add(intent.top_id)
+                problems.append(f"Pacemaker would not get {intent.wanted}: {_where(got)}")
+            continue
+        expected = tuple(sorted(base.after.get(rid, ())))
+        if got != expected:
+            name = tags.get(rid, rid)
+            problems.append(
+                f"it would also change {name}: {_where(expected, 'now')} → {_where(got)}"
+            )
+    if problems:
+        raise OperationError(
+            "refused, nothing was changed: " + "; ".join(problems) + " (crm_simulate)"
+        )
+
+
+def _where(nodes: Sequence[str], when: str = "") -> str:
+    prefix = f"{when} " if when else ""
+    if not nodes:
+        return f"{prefix}stopped" if when else "it would not run anywhere"
+    if when:
+        return f"{prefix}on {', '.join(nodes)}"
+    return f"it would run on {', '.join(nodes)}"
+
+
+def describe_actions(actions: Sequence[tuple[str, str, str]], change: Change) -> str:
+    """crm_simulate's actions on the hierarchies ``change`` touches, in LifeKeeper's words:
+    "web-ip in service on lab2"."""
+    tops = {*change.created, *change.touched, *(i.top_id for i in change.intents)}
+    tags = {
+        m.xml_id: m.tag
+        for h in cibxml.hierarchies(change.cib)
+        if h.top_id in tops
+        for m in h.members
+    }
+    words = {"start": "in service on", "stop": "out of service on", "promote": "source on",
+             "demote": "target on"}  # fmt: skip
+    shown = [
+        f"{tags[rsc]} {words[op]} {node}"
+        for rsc, op, node in actions
+        if op in words and rsc in tags
+    ]
+    return ", ".join(dict.fromkeys(shown))
+
+
+__all__ = ["WHAT_IF", "PacemakerBackend", "Simulation", "check_transition", "describe_actions"]
+
+
+if TYPE_CHECKING:  # mypy checks that the class is what the console expects
+
+    def _is_a_backend(b: PacemakerBackend) -> Backend:
+        return b
+
+    def _has_server_power(b: PacemakerBackend) -> ServerPower:
+        return b
