@@ -5,7 +5,14 @@ Specs (like keyring's backends, each kind says what it needs when it cannot be u
 - ``lab`` (the default): the embedded lab cluster of ``$LKCONSOLE_HOME`` (or the user's
   data directory);
 - ``lab:/path/to/home``: the lab whose data directory is that folder (several labs side
-  by side).
+  by side);
+- ``pacemaker``: the Corosync + Pacemaker cluster this machine is a node of;
+- ``pacemaker-lab``: the namespace lab of Pacemaker nodes on this machine (``lkctl lab up
+  --engine pacemaker``);
+- ``ssh://[user@]host[:port]``: a node of a real Pacemaker cluster, over OpenSSH.
+
+A host whose SSH key is not trusted yet raises :class:`~core.errors.UnknownHostKey`: the
+console shows its fingerprints and, after the user's yes, calls ``trust()`` and opens again.
 
 ``LKCONSOLE_CLUSTER`` names the spec when none is given (``lkctl --cluster SPEC`` and
 File › Connect give one). Opening a backend may take a while (the lab finishes what a
@@ -19,11 +26,11 @@ from pathlib import Path
 
 from core import paths
 from core.backend import Backend
-from core.errors import LkError
+from core.errors import LkError, UnknownHostKey
 
 ENV = "LKCONSOLE_CLUSTER"
 DEFAULT = "lab"
-KINDS = ("lab", "lab:/path/to/home")
+KINDS = ("lab", "lab:/path/to/home", "pacemaker", "pacemaker-lab", "ssh://[user@]host[:port]")
 
 
 class UnknownCluster(LkError):
@@ -64,6 +71,19 @@ def open(spec: str | None = None) -> Backend:
         from core.backends.lab import LabBackend
 
         return LabBackend(Path(folder).expanduser(), name=spec)
+    if spec in ("pacemaker", "pacemaker-lab") or spec.startswith("ssh://"):
+        return _pacemaker(spec)
     raise UnknownCluster(
         f"unknown cluster {spec!r}: the known kinds are {', '.join(KINDS)} (set {ENV} or --cluster)"
     )
+
+
+def _pacemaker(spec: str) -> Backend:
+    from core.backends.pacemaker import connection as pcmk
+
+    home = paths.data_dir()
+    try:
+        return pcmk.connect(spec, home)
+    except pcmk.HostKeyUnknown as exc:
+        shown = exc
+        raise UnknownHostKey(str(exc), lambda: pcmk.trust_host(home, shown)) from exc

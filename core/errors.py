@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -50,3 +50,16 @@ class PermissionDenied(LkError):
 
 class AuthenticationFailed(LkError):
     """Wrong user or password, or too many failures for now."""
+
+
+class UnknownHostKey(LkError):
+    """A machine's SSH host key is not trusted yet. The message shows its fingerprints;
+    only once the user compared them and said yes is :meth:`trust` called."""
+
+    def __init__(self, message: str, trust: Callable[[], None]) -> None:
+        super().__init__(message)
+        self._trust = trust
+
+    def trust(self) -> None:
+        """Add the key to the console's own known_hosts (the user said yes)."""
+        self._trust()

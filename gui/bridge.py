@@ -32,7 +32,7 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, 
 
 from core import connection
 from core.backend import Backend
-from core.errors import LkError
+from core.errors import LkError, UnknownHostKey
 from core.events import (
     ClusterChanged,
     Event,
@@ -84,6 +84,7 @@ class Opened:
 class _OpenSignals(QObject):
     opened = Signal(object)  # Opened
     failed = Signal(str)
+    host_key = Signal(object)  # core.errors.UnknownHostKey: ask the user, then try again
 
 
 class BackendOpener(QRunnable):
@@ -103,12 +104,16 @@ class BackendOpener(QRunnable):
         _OPENING.add(self)
         self.signals.opened.connect(lambda _o: _OPENING.discard(self))
         self.signals.failed.connect(lambda _m: _OPENING.discard(self))
+        self.signals.host_key.connect(lambda _e: _OPENING.discard(self))
         QThreadPool.globalInstance().start(self)
         return self
 
     def run(self) -> None:
         try:
             backend = connection.open(self.spec)
+        except UnknownHostKey as exc:
+            self.signals.host_key.emit(exc)
+            return
         except LkError as exc:
             self.signals.failed.emit(str(exc))
             return

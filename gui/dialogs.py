@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QStyle,
@@ -32,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from core import connection, credentials
 from core.backend import Backend
-from core.errors import AuthenticationFailed
+from core.errors import AuthenticationFailed, UnknownHostKey
 from core.session import Session, local_user
 from gui.bridge import BackendOpener, Opened
 from gui.extend_wizard import ERROR_STYLE, NOTE_STYLE
@@ -212,6 +213,69 @@ class OperationDialog(QDialog):
 
 
 # -- File › Connect -----------------------------------------------------------------------
+
+
+class HostKeyQuestion(QObject):
+    """A node's SSH host key the console has not seen: its fingerprints are shown and the
+    user is asked (No is the default). On yes the key is stored on a worker, then
+    :attr:`answered` says (True, ""); otherwise (False, why): nothing was sent."""
+
+    answered = Signal(bool, str)
+
+    def __init__(self, error: UnknownHostKey, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.error = error
+        yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, "Unknown host key", str(error), yes | no, parent
+        )
+        box.setObjectName("trust_host_key")
+        box.setAccessibleName("Unknown host key")
+        box.setInformativeText("Trust this host key and connect?")
+        box.setDefaultButton(no)
+        box.setEscapeButton(no)
+        for button, text, name in ((yes, "&Trust and connect", "trust_yes"),
+                                   (no, "&Do not connect", "trust_no")):  # fmt: skip
+            widget = box.button(button)
+            widget.setText(text)
+            widget.setObjectName(name)
+            widget.setAccessibleName(text.replace("&", ""))
+        box.finished.connect(self._finished)
+        self.box = box
+        self._job: Job | None = None
+        box.open()
+
+    @Slot(int)
+    def _finished(self, _result: int) -> None:
+        if self.box.clickedButton() is not self.box.button(QMessageBox.StandardButton.Yes):
+            self._answer(False, "The host key was not trusted: nothing was sent to the host.")
+            return
+        trust = self.error.trust
+
+        def work(_signals: JobSignals) -> object:
+            trust()
+            return True
+
+        job = Job(work)
+        job.setAutoDelete(False)
+        job.signals.result.connect(self._stored)
+        job.signals.failed.connect(self._not_stored)
+        self._job = job
+        QThreadPool.globalInstance().start(job)
+
+    def _stored(self, _result: object) -> None:
+        self._answer(True, "")
+
+    def _not_stored(self, message: str) -> None:
+        self._answer(False, f"The host key could not be stored: {message}")
+
+    def _answer(self, trusted: bool, message: str) -> None:
+        self._job = None
+        self.box.deleteLater()
+        self.deleteLater()
+        self.answered.emit(trusted, message)
+
+
 class ConnectDialog(QDialog):
     """File › Connect: which cluster, and who (the local user, or a user with a password).
 
@@ -230,7 +294,9 @@ class ConnectDialog(QDialog):
         self.server.setCurrentText(spec)
         self.server.setAccessibleName("Cluster")
         self.server.setToolTip(
-            "lab: the embedded lab cluster; lab:/path/to/home: the lab in that folder."
+            "lab: the embedded lab cluster; lab:/path/to/home: the lab in that folder; "
+            "pacemaker: this node's Pacemaker cluster; pacemaker-lab: the Pacemaker lab on "
+            "this machine; ssh://root@node: a node of a Pacemaker cluster, over SSH."
         )
         self.user = QLineEdit(user or local_user(), objectName="connect_user")
         self.user.setAccessibleName("User")
@@ -276,6 +342,7 @@ class ConnectDialog(QDialog):
         layout.addWidget(buttons)
         self._job: Job | None = None
         self._opener: BackendOpener | None = None
+        self.question: HostKeyQuestion | None = None  # while a host key is asked about
         self.keyring_read = False  # True once the keyring answered (tests wait for it)
         self._keyring_job = self._read_keyring()
         self.setMinimumWidth(420)
@@ -356,10 +423,25 @@ class ConnectDialog(QDialog):
             return session
 
         self.ok.setEnabled(False)
+        self.error.hide()
         opener = BackendOpener(spec, sign_in)
         opener.signals.opened.connect(lambda opened: self._connected(opened, notes))
         opener.signals.failed.connect(self._failed)
+        opener.signals.host_key.connect(self._host_key)
         self._opener = opener.start()
+
+    def _host_key(self, error: UnknownHostKey) -> None:
+        """Ask about the host key; on yes connect again (the password is still here)."""
+        self.question = HostKeyQuestion(error, self)
+        self.question.answered.connect(self._trust_answered)
+
+    def _trust_answered(self, trusted: bool, message: str) -> None:
+        self.question = None
+        self._opener = None
+        if trusted:
+            self._connect()
+        else:
+            self._failed(message)
 
     def _connected(self, opened: Opened, notes: list[str]) -> None:
         self._opener = None

@@ -72,6 +72,7 @@ from gui.status_view import ICON_SIZE, StatusView
 from gui.workers import OperationRunner, OperationWorker, Work
 
 if TYPE_CHECKING:
+    from core.errors import UnknownHostKey
     from gui.help_dialog import HelpDialog
     from gui.history_view import HistoryDialog
 
@@ -297,7 +298,29 @@ class MainWindow(QMainWindow):
         opener = BackendOpener(spec, sign_in)  # type: ignore[arg-type]
         opener.signals.opened.connect(lambda opened: _call(window, "_opened", opened))
         opener.signals.failed.connect(lambda message: _call(window, "_open_failed", message))
+        opener.signals.host_key.connect(
+            lambda error: _call(window, "_host_key_unknown", (error, spec, sign_in))
+        )
         opener.start()
+
+    def _host_key_unknown(self, asked: tuple[UnknownHostKey, str, object]) -> None:
+        """The cluster's node showed a host key never seen: ask; on yes, open again."""
+        from gui.dialogs import HostKeyQuestion
+
+        error, spec, sign_in = asked
+        question = HostKeyQuestion(error, self)
+        window = weakref.ref(self)
+
+        def answered(trusted: bool, message: str) -> None:
+            target = window()
+            if target is None or not target.connection_wanted:
+                return
+            if trusted:
+                target._open(spec, sign_in)
+            else:
+                target._open_failed(message)
+
+        question.answered.connect(answered)
 
     @Slot(object)
     def _opened(self, opened: Opened) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from core import connection, credentials
 from core.backend import Backend
 from core.checks import Problem
-from core.errors import AuthenticationFailed, CheckFailed, LkError
+from core.errors import AuthenticationFailed, CheckFailed, LkError, UnknownHostKey
 from core.permissions import Op
 from core.session import Session
 
@@ -65,7 +65,7 @@ def cluster(args: argparse.Namespace) -> Iterator[tuple[Backend, Session]]:
 
     The permission table is consulted here first, before any check or question, for the
     command's operation (``args.op``); the operations in core consult it again."""
-    backend = connection.open(getattr(args, "cluster", None))
+    backend = open_cluster(getattr(args, "cluster", None))
     try:
         session = session_for(args, backend)
         op: Op = getattr(args, "op", Op.VIEW)
@@ -75,20 +75,43 @@ def cluster(args: argparse.Namespace) -> Iterator[tuple[Backend, Session]]:
         backend.close()
 
 
+def open_cluster(spec: str | None) -> Backend:
+    """The backend of ``spec``. A node whose SSH host key is not trusted yet: at a
+    terminal its fingerprints are shown and the user is asked; in a script it is refused
+    (nothing is trusted without someone having compared the fingerprints)."""
+    try:
+        return connection.open(spec)
+    except UnknownHostKey as exc:
+        if not sys.stdin.isatty():
+            raise UnknownHostKey(
+                f"{exc} There is no terminal to ask at: run lkctl --cluster "
+                f"{spec or connection.default_spec()} status once at a terminal and answer "
+                "yes if the fingerprint matches.",
+                exc.trust,
+            ) from exc
+        print(str(exc), file=sys.stderr)
+        answer = input("Trust this host key and connect? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise LkError("The host key was not trusted: nothing was sent.") from None
+        exc.trust()
+        return connection.open(spec)
+
+
 def command_line() -> str:
     """The lkctl line being run (for the history of a refusal)."""
     return shlex.join(["lkctl", *sys.argv[1:]]) if sys.argv[1:] else "lkctl"
 
 
-def confirm(args: argparse.Namespace, question: str) -> bool:
+def confirm(args: argparse.Namespace, question: str, *, final: bool = True) -> bool:
     """A destructive command's question: ``--yes`` answers it; at a terminal it is asked;
     in a script (no terminal) it is refused (NeedsYes) rather than assumed."""
     if getattr(args, "yes", False) or getattr(args, "dry_run", False):
         return True
     if not sys.stdin.isatty():
         raise NeedsYes(
-            f"{question.rstrip('?')}: this cannot be undone, and there is no terminal to "
-            "ask at; add --yes to confirm"
+            f"{question.rstrip('?')}: "
+            + ("this cannot be undone, and " if final else "")
+            + "there is no terminal to ask at; add --yes to confirm"
         )
     answer = input(f"{question} [y/N] ")
     return answer.strip().lower() in ("y", "yes")

@@ -20,6 +20,7 @@ from core.backend import (
     UserAdmin,
 )
 from core.checks import Problem
+from core.cli import cmd_lab_engine
 from core.cli.auth import cluster, confirm
 from core.cli.output import EXIT_OK, print_json, print_lines
 from core.cli.parser import Parser, SubParsers, add_yes, byte_count
@@ -59,6 +60,7 @@ def register(sub: SubParsers) -> None:
             add_yes(srv)
         srv.set_defaults(handler=cmd_lab_server, action=name, op=op)
     _register_users(lab_sub)
+    cmd_lab_engine.register(lab_sub)
 
 
 def _register_users(lab_sub: SubParsers) -> None:

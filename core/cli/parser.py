@@ -16,11 +16,20 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.cli import cmd_create, cmd_extend, cmd_hierarchy, cmd_lab, cmd_mirror, cmd_status
+    from core.cli import (
+        cmd_cluster,
+        cmd_create,
+        cmd_extend,
+        cmd_hierarchy,
+        cmd_lab,
+        cmd_mirror,
+        cmd_status,
+    )
 
     parser = Parser(
         prog="lkctl",
-        description="Command line for LK Console: the embedded lab cluster and its hierarchies.",
+        description="Command line for LK Console: a cluster's hierarchies (the embedded lab, or "
+        "Corosync + Pacemaker).",
     )
     parser.add_argument(
         "--user",
@@ -32,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cluster",
         metavar="SPEC",
-        help="the cluster: lab (the embedded lab, default) or lab:/path/to/home; "
+        help="the cluster: lab (the embedded lab), lab:/path/to/home, pacemaker (this "
+        "node's), pacemaker-lab (the namespace lab), or ssh://[user@]host[:port]; "
         "default: $LKCONSOLE_CLUSTER, else lab",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -44,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_status.register_history(sub)
     cmd_lab.register(sub)
     cmd_mirror.register(sub)
+    cmd_cluster.register(sub)
     return parser
 
 

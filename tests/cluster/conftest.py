@@ -105,3 +105,16 @@ def lab(lab_home: Path) -> Lab:
     lab = Lab(lab_home)
     wait_healthy(lab)
     return lab
+
+
+@pytest.fixture
+def console_home(tmp_path: Path, lab: Lab) -> Path:
+    """A console's own LKCONSOLE_HOME elsewhere, naming the nodes in its ssh config."""
+    home = tmp_path / "console"
+    (home / "ssh").mkdir(parents=True, mode=0o700)
+    (home / "ssh" / "config").write_text(
+        "".join(
+            f"Host {n}\n  HostName {nslab.status(lab.home).node(n).address}\n" for n in lab.nodes
+        )
+    )
+    return home

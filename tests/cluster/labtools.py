@@ -191,3 +191,17 @@ def loop_devices_under(home: Path) -> list[str]:
         for d in json.loads(done.stdout)["loopdevices"]
         if (str(d.get("back-maj:min", "")).strip(), d.get("back-ino")) in files
     ]
+
+
+def lab_key(lab: Lab) -> Path:
+    """The key the lab's nodes let root in with."""
+    return lab.home / "pacemaker-lab" / "ssh" / "id_ed25519"
+
+
+def host_fingerprint(lab: Lab, node: str) -> str:
+    """The SHA256 fingerprint of a node's ed25519 host key, as ssh-keygen -l shows it."""
+    public = (
+        lab.home / "pacemaker-lab" / "nodes" / node / "etc-ssh-lab" / "ssh_host_ed25519_key.pub"
+    )
+    out = subprocess.run(["ssh-keygen", "-l", "-f", str(public)], capture_output=True, text=True)
+    return out.stdout.split()[1]

@@ -43,7 +43,7 @@ from core.plan import (
 )
 from core.session import Session
 from tests.cluster.clientns import PYTHON, client_namespace, run_in
-from tests.cluster.labtools import Lab, wait_healthy
+from tests.cluster.labtools import Lab, host_fingerprint, lab_key, wait_healthy
 from tests.helpers import REPO, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -505,19 +505,6 @@ def test_a_console_on_a_node_uses_the_local_tools(lab: Lab) -> None:
 # -- SSH ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def console_home(tmp_path: Path, lab: Lab) -> Path:
-    """A console's own LKCONSOLE_HOME elsewhere, naming the nodes in its ssh config."""
-    home = tmp_path / "console"
-    (home / "ssh").mkdir(parents=True, mode=0o700)
-    (home / "ssh" / "config").write_text(
-        "".join(
-            f"Host {n}\n  HostName {nslab.status(lab.home).node(n).address}\n" for n in lab.nodes
-        )
-    )
-    return home
-
-
 def _client(
     lab: Lab,
     home: Path,
@@ -544,31 +531,19 @@ def _client(
     return result
 
 
-def _lab_key(lab: Lab) -> Path:
-    return lab.home / "pacemaker-lab" / "ssh" / "id_ed25519"
-
-
-def _host_fingerprint(lab: Lab, node: str) -> str:
-    public = (
-        lab.home / "pacemaker-lab" / "nodes" / node / "etc-ssh-lab" / "ssh_host_ed25519_key.pub"
-    )
-    out = subprocess.run(["ssh-keygen", "-l", "-f", str(public)], capture_output=True, text=True)
-    return out.stdout.split()[1]
-
-
 def test_ssh_an_unknown_host_key_is_refused_with_its_fingerprint(
     lab: Lab, console_home: Path
 ) -> None:
-    result = _client(lab, console_home, "connect", _lab_key(lab))
+    result = _client(lab, console_home, "connect", lab_key(lab))
     error = result["error"]
     assert isinstance(error, dict) and error["type"] == "HostKeyUnknown"
-    assert _host_fingerprint(lab, "lab1") in str(error["message"])
+    assert host_fingerprint(lab, "lab1") in str(error["message"])
     assert "connected" not in result
     assert (console_home / "ssh" / "known_hosts").read_text() == ""
 
 
 def test_ssh_once_trusted_the_console_works_over_ssh(lab: Lab, console_home: Path) -> None:
-    result = _client(lab, console_home, "use", _lab_key(lab), "10.213.0.157")
+    result = _client(lab, console_home, "use", lab_key(lab), "10.213.0.157")
     assert "error" not in result, result.get("error")
     connected = result["connected"]
     assert isinstance(connected, dict)
@@ -581,14 +556,14 @@ def test_ssh_once_trusted_the_console_works_over_ssh(lab: Lab, console_home: Pat
     assert result["deleted"] is True
     known = (console_home / "ssh" / "known_hosts").read_text()
     assert known.startswith("lab1,10.213.0.11 ssh-ed25519 ")
-    again = _client(lab, console_home, "connect", _lab_key(lab))  # trusted now: no question
+    again = _client(lab, console_home, "connect", lab_key(lab))  # trusted now: no question
     assert "unknown" not in again and "connected" in again
 
 
 def test_ssh_a_wrong_key_is_refused(lab: Lab, console_home: Path, tmp_path: Path) -> None:
     key = tmp_path / "stranger"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    _client(lab, console_home, "trust", _lab_key(lab))  # the host is known; the key is not
+    _client(lab, console_home, "trust", lab_key(lab))  # the host is known; the key is not
     result = _client(lab, console_home, "connect", key)
     error = result["error"]
     assert isinstance(error, dict) and error["type"] == "AuthRefused", result
@@ -604,7 +579,7 @@ def test_ssh_a_changed_host_key_is_refused_loudly(
     known = console_home / "ssh" / "known_hosts"
     known.write_text(f"lab1,10.213.0.11 ssh-ed25519 {blob}\n")
     known.chmod(0o600)
-    result = _client(lab, console_home, "connect", _lab_key(lab))
+    result = _client(lab, console_home, "connect", lab_key(lab))
     error = result["error"]
     assert isinstance(error, dict) and error["type"] == "HostKeyChanged", result
     assert "HAS CHANGED" in str(error["message"]) and "man-in-the-middle" in str(error["message"])
@@ -624,7 +599,7 @@ def test_ssh_roles_come_from_the_lk_groups_on_the_node(lab: Lab, console_home: P
         lab.run("lab1", "chown", "oper", "/home/oper/.ssh/authorized_keys")
         before = cib_version(lab)
         result = _client(
-            lab, console_home, "create", _lab_key(lab), "10.213.0.158", spec="ssh://oper@lab1"
+            lab, console_home, "create", lab_key(lab), "10.213.0.158", spec="ssh://oper@lab1"
         )
         connected = result.get("connected")
         assert isinstance(connected, dict) and "user" in connected, result

@@ -258,6 +258,16 @@ class PacemakerBackend:
     def log_lines(self, after: int = 0, limit: int = 2000) -> list[LogRow]:
         return self.records.lines(after, limit)
 
+    # -- mirrors (DataKeeper resources on Pacemaker come with the datakeeper agent) --------
+    def dirty_chunks(self, resource_id: int) -> dict[str, int]:
+        return {}  # no mirror here is resynchronised by this console: nothing to count
+
+    def resync_running(self, resource_id: int, target: str) -> bool | None:
+        return None  # cannot tell from the cluster's status
+
+    def local_folder(self, server: str) -> Path | None:
+        return None  # cluster nodes are real machines: no folder of this one is their /
+
     # -- apply -------------------------------------------------------------------------------
     def apply(
         self,

@@ -299,6 +299,17 @@ def exec(  # the lab's verb, as in `nslab exec NODE -- CMD`
     return done.returncode, done.stdout, done.stderr
 
 
+def shell_command(home: Path, node: str) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment of an interactive login shell on ``node`` (``lab shell``)."""
+    paths = _paths(home)
+    init = _known(_inits(paths), node, paths)
+    if init is None or not init.alive():
+        raise LabError(f"{node} is not running: start it with lkctl lab start {node}")
+    env = clean_env({"TERM": os.environ.get("TERM", "xterm"), "PS1": f"[{node}] \\w # "})
+    argv = ["nsenter", "-t", str(init.pid), "-m", "-u", "-i", "-n", "-p", "--"]
+    return [*argv, "/bin/bash", "--norc", "-i"], env
+
+
 def stop(home: Path, node: str) -> None:
     """Kill ``node`` for real: its PID 1 and everything in it, as a power failure would."""
     paths = _paths(home)

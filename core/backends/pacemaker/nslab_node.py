@@ -219,6 +219,10 @@ def describe(status: int) -> str:
 
 
 def main(argv: list[str]) -> int:
+    # A node's daemons get the umask an init gives them (systemd's UMask=0022), not the
+    # 077 of the lkctl that booted the node: Pacemaker's daemons run as different users
+    # and meet in IPC files (libqb's /dev/shm) that must be readable by the others.
+    os.umask(0o022)
     config: dict[str, Any] = json.loads(Path(argv[0]).read_text())
     name = config["name"]
     try:
