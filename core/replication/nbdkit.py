@@ -45,7 +45,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,6 +194,20 @@ os.execvp(sys.argv[2], sys.argv[2:])
 """
 
 
+def outside_venv(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without an activated virtual environment: nbdkit's embedded Python is
+    the system's, and it finds its prefix through ``python3`` on PATH; a venv's first on
+    PATH would hide the system's packages (libnbd's bindings) from it."""
+    env = {k: v for k, v in environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
+    kept = [
+        d
+        for d in env.get("PATH", "").split(os.pathsep)
+        if d and not (Path(d).parent / "pyvenv.cfg").is_file()
+    ]
+    env["PATH"] = os.pathsep.join(kept) or "/usr/local/bin:/usr/bin:/bin"
+    return env
+
+
 def spawn_daemon(argv: Sequence[str], log: Path, env: dict[str, str] | None = None) -> int:
     """Run ``argv`` as a daemon and return its PID: its own session, no parent of ours
     (see the module docstring), stdin ``/dev/null``, stdout and stderr appended to
@@ -275,7 +289,7 @@ def start_nbdkit(
     argv = [*netns_prefix(netns), nbdkit, "-f", "-P", str(pidfile), *args]
     log.touch(mode=0o600)
     size_before = log.stat().st_size
-    pid = spawn_daemon(argv, log, {**os.environ, **tls_environment(), **(env or {})})
+    pid = spawn_daemon(argv, log, {**outside_venv(os.environ), **tls_environment(), **(env or {})})
     proc = NbdkitProcess(pid, pidfile, log, argv, name)
     deadline = time.monotonic() + timeout
     tick = threading.Event()

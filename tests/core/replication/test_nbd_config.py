@@ -116,3 +116,15 @@ def test_the_engine_configuration_is_private_and_round_trips(tmp_path: Path) -> 
     path.write_text("{}")
     with pytest.raises(EngineConfigError, match="cannot read the engine's configuration"):
         EngineConfig.load(path)
+
+
+def test_nbdkit_runs_outside_an_activated_virtual_environment(tmp_path: Path) -> None:
+    """nbdkit's embedded Python is the system's; a venv first on PATH (an activated one)
+    would hide libnbd's bindings from it, so its PATH leaves the venv out."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    env = nbdkit.outside_venv(
+        {"PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin", "VIRTUAL_ENV": str(venv), "X": "1"}
+    )
+    assert env == {"PATH": "/usr/local/bin:/usr/bin", "X": "1"}
