@@ -15,8 +15,10 @@ hierarchy and target server of what the user clicked (a resource, a cell, a serv
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +35,16 @@ from gui import icons
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Preselection], object]
+
+
+def _held(handler: Handler) -> Callable[[], Handler | None]:
+    """A method of a Qt object (the window) weakly: Qt's tree keeps that object alive;
+    anything else (a function, an object of handlers) strongly."""
+    if inspect.ismethod(handler) and isinstance(handler.__self__, QObject):
+        return weakref.WeakMethod(handler)
+    return lambda: handler
+
+
 Shortcut = str | QKeySequence.StandardKey | None
 
 
@@ -413,7 +425,10 @@ class ActionRegistry(QObject):
         self.setObjectName("action_registry")
         self._actions: dict[str, QAction] = {}
         self._specs: dict[str, ActionSpec] = {}
-        self._handlers: dict[str, Handler] = {}
+        # Bound methods are held weakly: the window owns the registry, and a strong
+        # reference back to it (window -> registry -> window.method) is a cycle that only
+        # the garbage collector ends, at a moment when Qt may still paint the window.
+        self._handlers: dict[str, Callable[[], Handler | None]] = {}
         self._cluster: Cluster | None = None
         self._selection = Selection()
         self._connection = Connection(connected=False)
@@ -510,7 +525,7 @@ class ActionRegistry(QObject):
         """Make action ``name`` do ``handler(preselection)`` and show it."""
         if name not in av.RULES:
             raise KeyError(f"{name!r} is not an action with a handler: {sorted(av.RULES)}")
-        self._handlers[name] = handler
+        self._handlers[name] = _held(handler)
         self._actions[name].setVisible(True)
         self.update_context(self._cluster, self._selection, self._connection)
 
@@ -521,7 +536,8 @@ class ActionRegistry(QObject):
             self._actions[name].setVisible(False)
 
     def handler(self, name: str) -> Handler | None:
-        return self._handlers.get(name)
+        held = self._handlers.get(name)
+        return held() if held is not None else None
 
     def is_registered(self, name: str) -> bool:
         return name in self._handlers
@@ -534,7 +550,7 @@ class ActionRegistry(QObject):
 
     def trigger(self, name: str) -> None:
         """Run the handler of ``name`` with the preselection of the current selection."""
-        handler = self._handlers.get(name)
+        handler = self.handler(name)
         if handler is None or not self._actions[name].isEnabled():
             return
         pre = self.preselection(name)

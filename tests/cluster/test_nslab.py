@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,18 @@ def test_stop_of_the_node_holding_a_resource_fences_it_and_fails_over(lab: Lab) 
         nslab.start(lab.home, "lab1")
         wait_healthy(lab)
         wait_until(lambda: lab.running_on("lab2", "fo-dummy") == {"lab1"}, 60, "fo-dummy back")
+
+
+def test_a_node_started_right_after_it_was_killed_is_not_fenced_once_booted(lab: Lab) -> None:
+    fenced_before = lab.fencings("lab2", "lab3")
+    nslab.stop(lab.home, "lab3")
+    nslab.start(lab.home, "lab3")  # at once: the others have not fenced it yet
+    assert lab.fencings("lab2", "lab3") == fenced_before + 1  # the fence came first
+    wait_until(lambda: lab.view("lab2") == (True, set(lab.nodes)), 60, "lab3 back online")
+    assert nslab.status(lab.home).node("lab3").state == nslab.NodeState.RUNNING
+    time.sleep(2)  # nothing fences it afterwards either
+    assert nslab.status(lab.home).node("lab3").state == nslab.NodeState.RUNNING
+    assert lab.fencings("lab2", "lab3") == fenced_before + 1
 
 
 def test_cut_partitions_a_node_the_majority_fences_it_and_mend_rejoins(lab: Lab) -> None:

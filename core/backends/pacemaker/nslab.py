@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import sys
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -84,6 +85,7 @@ __all__ = [
 ]
 
 QUORUM_TIMEOUT = 60.0
+FENCE_WAIT = 30.0  # lab start: how long to let the others finish fencing the node
 TOOLS = (
     "corosync", "corosync-cmapctl", "pacemakerd", "crm_mon", "cibadmin", "sshd",
     "ssh-keygen", "ip", "nsenter", "unshare", "setsid", "pivot_root", "losetup",
@@ -329,6 +331,9 @@ def start(home: Path, node: str) -> None:
         init = _known(inits, node, paths)
         if init is not None and init.alive():
             raise LabError(f"{node} is running already: stop it first")
+        # A node killed a moment ago is still to be fenced by the others: booting it
+        # before that would have the fence (its switch port set down) hit the new node.
+        _wait_fenced(paths, inits, node, FENCE_WAIT)
         set_port(paths, node, up=True)
         inits[node] = boot(paths, node)
         _save(paths, inits)
@@ -375,6 +380,35 @@ def online_nodes(crm_mon_xml: str) -> tuple[bool, list[str]]:
     quorate = dc is not None and dc.get("with_quorum") == "true"
     online = [n.get("name", "") for n in root.iterfind("nodes/node") if n.get("online") == "true"]
     return quorate, online
+
+
+def _peer_view(paths: LabPaths, inits: dict[str, ProcessId | None], node: str) -> str | None:
+    """How a running peer's cluster sees ``node``: "online", "unclean", "offline", or
+    None when no running peer answers."""
+    for name, init in inits.items():
+        if name == node or init is None or not init.alive():
+            continue
+        rc, out, _err = exec(paths.home, name, ["crm_mon", "-1", "--output-as=xml"], 10)
+        if rc != 0:
+            continue
+        for element in ET.fromstring(out).iterfind("nodes/node"):
+            if element.get("name") == node:
+                if element.get("unclean") == "true":
+                    return "unclean"
+                return "online" if element.get("online") == "true" else "offline"
+    return None
+
+
+def _wait_fenced(
+    paths: LabPaths, inits: dict[str, ProcessId | None], node: str, timeout: float
+) -> None:
+    """Until the running peers no longer see ``node`` as online or unclean (its fence is
+    done), or ``timeout``: then it boots anyway (a cluster without quorum fences no one)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _peer_view(paths, inits, node) in (None, "offline"):
+            return
+        time.sleep(0.2)
 
 
 def _wait_quorate(paths: LabPaths, inits: dict[str, ProcessId | None], timeout: float) -> None:
