@@ -87,53 +87,77 @@ def defaults(
     Raises CheckFailed only when there is nothing at all to extend.
     """
     h = _pick_hierarchy(cluster, template_server, tag)
-    template = template_server if template_server in _names(cluster) else None
-    if template is None or h.instance(h.root_id, template) is None:
-        template = h.in_service_server or h.home_server
-    root = h.instance(h.root_id, template)
-    tag_default = root.tag if root is not None else h.root_tag
-    if tag is not None and _find_on(h, tag, template) is not None:
-        tag_default = tag
+    template = _template_of(cluster, h, template_server)
     target = target_server or _default_target(cluster, h, template)
     initial = len(h.equivalencies) == 1
     pages = tuple(_dk_page(h, template, target, facts, rid) for rid in _dk_ids(h))
     request = ExtendRequest(
         template_server=template,
-        tag_to_extend=tag_default,
+        tag_to_extend=_default_tag(h, template, tag),
         target_server=target,
         switchback_type=SwitchbackType.INTELLIGENT.value,
         target_priority=default_target_priority(h),
         template_priority=h.priority_of(template) if initial else None,
         datakeeper=tuple(p.defaults for p in pages),
     )
+    return ExtendDefaults(
+        request=request,
+        hierarchy_id=h.id,
+        version=h.version,
+        initial=initial,
+        shown=_shown_fields(initial, from_create),
+        choices=_choices(cluster, template),
+        pages=pages,
+        info=info_boxes(h, template, request),
+        notes=_notes(cluster, h, template),
+    )
+
+
+def _template_of(cluster: Cluster, h: Hierarchy, template_server: str | None) -> str:
+    """The Template Server: the one chosen when it has the hierarchy, else where it runs."""
+    template = template_server if template_server in _names(cluster) else None
+    if template is None or h.instance(h.root_id, template) is None:
+        template = h.in_service_server or h.home_server
+    return template
+
+
+def _default_tag(h: Hierarchy, template: str, tag: str | None) -> str:
+    """The Tag to Extend: the one chosen when it is on the template, else the root's."""
+    root = h.instance(h.root_id, template)
+    tag_default = root.tag if root is not None else h.root_tag
+    if tag is not None and _find_on(h, tag, template) is not None:
+        tag_default = tag
+    return tag_default
+
+
+def _shown_fields(initial: bool, from_create: bool) -> tuple[str, ...]:
+    """The Pre-Extend fields shown (at the end of Create, template and tag are given)."""
     shown = [
         f
         for f in PRE_EXTEND_FIELDS
         if not (from_create and f in ("template_server", "tag_to_extend"))
         and not (f == "template_priority" and not initial)
     ]
+    return tuple(shown)
+
+
+def _choices(cluster: Cluster, template: str) -> dict[str, tuple[str, ...]]:
     on_template = [r.tag for r in cluster.instances_on(template)]
+    return {
+        "template_server": tuple(_names(cluster)),
+        "tag_to_extend": tuple(on_template),
+        "target_server": tuple(s for s in _names(cluster) if s != template),
+        "switchback_type": tuple(t.value for t in SwitchbackType),
+    }
+
+
+def _notes(cluster: Cluster, h: Hierarchy, template: str) -> dict[str, str]:
     notes = {}
     if not _default_target(cluster, h, template):
         notes["target_server"] = (
             f"Every alive server already has {h.root_tag}: there is no server left to extend to."
         )
-    return ExtendDefaults(
-        request=request,
-        hierarchy_id=h.id,
-        version=h.version,
-        initial=initial,
-        shown=tuple(shown),
-        choices={
-            "template_server": tuple(_names(cluster)),
-            "tag_to_extend": tuple(on_template),
-            "target_server": tuple(s for s in _names(cluster) if s != template),
-            "switchback_type": tuple(t.value for t in SwitchbackType),
-        },
-        pages=pages,
-        info=info_boxes(h, template, request),
-        notes=notes,
-    )
+    return notes
 
 
 def default_target_priority(h: Hierarchy) -> int:

@@ -22,9 +22,9 @@ from core.rules.extend.defaults import (
     _dk_ids,
     _dk_page,
     _filesystem_on,
-    _names,
     _pick_hierarchy,
     _target_tag,
+    _template_of,
 )
 from core.rules.extend.request import ExtendRequest, _p
 from core.rules.paths import path_problem, text
@@ -48,9 +48,7 @@ def needs(
         h = _pick_hierarchy(cluster, template_server, tag)
     except CheckFailed:
         return Needs()
-    template = template_server if template_server in _names(cluster) else None
-    if template is None or h.instance(h.root_id, template) is None:
-        template = h.in_service_server or h.home_server
+    template = _template_of(cluster, h, template_server)
     target = target_server or _default_target(cluster, h, template)
     found = Needs()
     for rid in _dk_ids(h):
@@ -79,46 +77,10 @@ def plan_steps(cluster: Cluster, facts: Facts, request: ExtendRequest) -> tuple[
     for rid in reversed(h.resource_ids()):  # children first
         source = h.instance(rid, template)
         assert source is not None
-        new_tag, _read_only = _target_tag(h, rid, source.tag, full)
         if source.kind is ResourceKind.DATAKEEPER:
-            dk = full.datakeeper_for(rid)
-            mirror = h.mirror(rid)
-            assert dk is not None and mirror is not None
-            mirror_source = h.instance(rid, mirror.source)
-            new = Resource(
-                rid,
-                h.id,
-                ResourceKind.DATAKEEPER,
-                target,
-                dk.dk_tag,
-                ResourceState.OSU,
-                volume=source.volume,
-                bitmap_file=dk.bitmap_file,
-            )
-            steps.append(CreateDataKeeperTarget(new, mirror.volume_size))
-            steps.append(
-                ConfigureMirror(
-                    rid,
-                    dk.dk_tag,
-                    mirror.source,
-                    target,
-                    dk.bitmap_file,
-                    mirror_source.bitmap_file if mirror_source else None,
-                    mirror.volume_size,
-                    mirror.chunk_size,
-                )
-            )
-            continue
-        mount = source.mount_point
-        if source.kind is ResourceKind.FILESYSTEM:
-            mount = next(
-                (d.mount_point for d in full.datakeeper if _filesystem_on(h, d.resource_id) == rid),
-                source.mount_point,
-            )
-        new = dataclasses.replace(
-            source, server=target, tag=new_tag, state=ResourceState.OSU, mount_point=mount
-        )
-        steps.append(AddResource(new))
+            steps += _datakeeper_steps(h, rid, source, target, full)
+        else:
+            steps.append(_add_resource_step(h, rid, source, target, full))
     priorities = (
         (template, _priority(full.template_priority, h, template)),
         (target, int(full.target_priority)),
@@ -130,6 +92,56 @@ def plan_steps(cluster: Cluster, facts: Facts, request: ExtendRequest) -> tuple[
         assert dk is not None
         steps.append(StartResync(rid, dk.dk_tag, template, target))
     return tuple(steps)
+
+
+def _datakeeper_steps(
+    h: Hierarchy, rid: int, source: Resource, target: str, full: ExtendRequest
+) -> tuple[Step, ...]:
+    """The DataKeeper resource ``rid`` on the target, and its mirror configured to it."""
+    dk = full.datakeeper_for(rid)
+    mirror = h.mirror(rid)
+    assert dk is not None and mirror is not None
+    mirror_source = h.instance(rid, mirror.source)
+    new = Resource(
+        rid,
+        h.id,
+        ResourceKind.DATAKEEPER,
+        target,
+        dk.dk_tag,
+        ResourceState.OSU,
+        volume=source.volume,
+        bitmap_file=dk.bitmap_file,
+    )
+    return (
+        CreateDataKeeperTarget(new, mirror.volume_size),
+        ConfigureMirror(
+            rid,
+            dk.dk_tag,
+            mirror.source,
+            target,
+            dk.bitmap_file,
+            mirror_source.bitmap_file if mirror_source else None,
+            mirror.volume_size,
+            mirror.chunk_size,
+        ),
+    )
+
+
+def _add_resource_step(
+    h: Hierarchy, rid: int, source: Resource, target: str, full: ExtendRequest
+) -> Step:
+    """Any other resource on the target: its new tag, and a filesystem's mount point."""
+    new_tag, _read_only = _target_tag(h, rid, source.tag, full)
+    mount = source.mount_point
+    if source.kind is ResourceKind.FILESYSTEM:
+        mount = next(
+            (d.mount_point for d in full.datakeeper if _filesystem_on(h, d.resource_id) == rid),
+            source.mount_point,
+        )
+    new = dataclasses.replace(
+        source, server=target, tag=new_tag, state=ResourceState.OSU, mount_point=mount
+    )
+    return AddResource(new)
 
 
 def done_message(h: Hierarchy, target: str) -> str:
