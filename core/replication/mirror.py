@@ -460,8 +460,6 @@ class Mirror:
         )
         self._dispatcher.start()
 
-        self._targets: dict[str, _Target] = {}
-        self._nobitmap: NoBitmapState | None = None
         self._open(targets, names)
         self._start_workers()
 
@@ -491,6 +489,8 @@ class Mirror:
     def _open(self, targets: Sequence[TargetSpec], names: list[str]) -> None:
         """Open the source, its chunk locks, the bitmap and every target; when one fails,
         close what was opened, stop the event dispatcher, and raise."""
+        self._targets: dict[str, _Target] = {}
+        self._nobitmap: NoBitmapState | None = None
         chunk_size = self.chunk_size
         self.source = Volume.open(self.source_path)
         self.nchunks = (self.source.size + chunk_size - 1) // chunk_size
