@@ -1,4 +1,5 @@
-"""Extend Resource Hierarchy: the facts the rules need, and the plan of a checked request."""
+"""Extend Resource Hierarchy: the facts the rules need, and the steps of a request that
+passes every check."""
 
 from __future__ import annotations
 
