@@ -85,6 +85,7 @@ def check_request(cluster: Cluster, facts: Facts, request: ExtendRequest) -> lis
 
 # -- what the request refers to ---------------------------------------------------------
 def _resolve(cluster: Cluster, request: ExtendRequest) -> _Resolved:
+    """The template, hierarchy and target ``request`` names, and the problems of naming."""
     found = _Resolved()
     names = _names(cluster)
     found.template = _server_choice(
