@@ -101,25 +101,7 @@ def extend_request_from_args(
     missing: list[Problem] = []
 
     def value(field_name: str, given: object, default: object, label: str) -> object:
-        if given is not None:
-            return given
-        if args.accept_defaults:
-            return default
-        if ask is not None:
-            answer = ask(label, "" if default is None else str(default))
-            return answer if answer != "" else default
-        option = "--" + next(
-            o for f, o, _ in (*_EXTEND_OPTIONS, *_DK_OPTIONS) if f == field_name
-        ).replace("_", "-")
-        shown = "none" if default is None and field_name == "bitmap_file" else default
-        missing.append(
-            Problem(
-                field_name,
-                "not_given",
-                f"no value given (default {shown}); pass {option} {shown} or --accept-defaults",
-            )
-        )
-        return default
+        return _field_value(args, ask, missing, field_name, given, default, label)
 
     template = args.template or base.template_server
     fields: dict[str, Any] = {}
@@ -153,6 +135,38 @@ def extend_request_from_args(
         datakeeper=tuple(dks),
     )
     return request, d, missing
+
+
+def _field_value(
+    args: argparse.Namespace,
+    ask: Callable[[str, str], str] | None,
+    missing: list[Problem],
+    field_name: str,
+    given: object,
+    default: object,
+    label: str,
+) -> object:
+    """The option given, else the default (--accept-defaults), else the answer to ``ask``;
+    without ``ask``, the default, and a ``not_given`` problem added to ``missing``."""
+    if given is not None:
+        return given
+    if args.accept_defaults:
+        return default
+    if ask is not None:
+        answer = ask(label, "" if default is None else str(default))
+        return answer if answer != "" else default
+    option = "--" + next(
+        o for f, o, _ in (*_EXTEND_OPTIONS, *_DK_OPTIONS) if f == field_name
+    ).replace("_", "-")
+    shown = "none" if default is None and field_name == "bitmap_file" else default
+    missing.append(
+        Problem(
+            field_name,
+            "not_given",
+            f"no value given (default {shown}); pass {option} {shown} or --accept-defaults",
+        )
+    )
+    return default
 
 
 def _dk_entry(

@@ -699,8 +699,29 @@ class Bitmap:
 
     def _load(self) -> None:
         fd = self._fd
-        size = os.fstat(fd).st_size
-        h0 = os.pread(fd, HEADER_SIZE, 0)
+        layout_from = self._layout_of(os.fstat(fd).st_size)
+        slot_size = layout_from.slot_size
+        candidates = self._valid_slots(layout_from)
+        gen, idx, img = max(candidates)
+        arrays = self._decode_arrays(layout_from, idx, img)
+        self._chunk_size = layout_from.chunk_size
+        self._volume_size = layout_from.volume_size
+        self._arrays = arrays
+        self._slot_size = slot_size
+        self._c_offset = 2 * slot_size
+        self._generation = gen
+        self._current = idx
+        self._synced = False  # written by someone else: maybe not on disk yet
+        self._images = [None, None]
+        self._images[idx] = img
+        for other_gen, other_idx, other_img in candidates:
+            if other_idx != idx and other_gen < gen:
+                self._images[other_idx] = other_img
+        self._headers = [os.pread(fd, HEADER_SIZE, 0), os.pread(fd, HEADER_SIZE, slot_size)]
+
+    def _layout_of(self, size: int) -> _Slot:
+        """The layout slot 0's header names (else slot 1's), checked against ``size``."""
+        h0 = os.pread(self._fd, HEADER_SIZE, 0)
         first, why0 = _parse_header(h0)
         layout_from = first
         if layout_from is None:
@@ -717,10 +738,15 @@ class Bitmap:
             raise BitmapInvalid(
                 self.path, f"{what}: the file has {size} bytes, its layout needs {expected}"
             )
+        return layout_from
+
+    def _valid_slots(self, layout_from: _Slot) -> list[tuple[int, int, bytes]]:
+        """(generation, slot, image) of each slot with that layout and a good checksum."""
+        slot_size = layout_from.slot_size
         candidates: list[tuple[int, int, bytes]] = []
         reasons: list[str] = []
         for idx in (0, 1):
-            img = os.pread(fd, slot_size, idx * slot_size)
+            img = os.pread(self._fd, slot_size, idx * slot_size)
             hdr, why = _parse_header(img)
             if hdr is None:
                 reasons.append(f"slot {idx}: {why}")
@@ -739,7 +765,10 @@ class Bitmap:
             candidates.append((hdr.generation, idx, img))
         if not candidates:
             raise BitmapInvalid(self.path, "; ".join(reasons))
-        gen, idx, img = max(candidates)
+        return candidates
+
+    def _decode_arrays(self, layout_from: _Slot, idx: int, img: bytes) -> _Arrays:
+        """The target names and the dirty bits of slot ``idx``'s image."""
         arrays = _Arrays(layout_from.nchunks, layout_from.capacity)
         off = HEADER_SIZE
         for i in range(arrays.capacity):
@@ -752,20 +781,7 @@ class Bitmap:
                 ) from None
             off += ENTRY_BYTES
         arrays.d[:] = img[off : off + len(arrays.d)]
-        self._chunk_size = layout_from.chunk_size
-        self._volume_size = layout_from.volume_size
-        self._arrays = arrays
-        self._slot_size = slot_size
-        self._c_offset = 2 * slot_size
-        self._generation = gen
-        self._current = idx
-        self._synced = False  # written by someone else: maybe not on disk yet
-        self._images = [None, None]
-        self._images[idx] = img
-        for other_gen, other_idx, other_img in candidates:
-            if other_idx != idx and other_gen < gen:
-                self._images[other_idx] = other_img
-        self._headers = [os.pread(fd, HEADER_SIZE, 0), os.pread(fd, HEADER_SIZE, slot_size)]
+        return arrays
 
     def _guess_layout(self, size: int) -> _Slot | None:
         """Slot 0's header is unreadable: find the layout from slot 1's header.

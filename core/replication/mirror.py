@@ -428,17 +428,7 @@ class Mirror:
         reconnect_interval: float = 2.0,
     ) -> None:
         names = [t.name for t in targets]
-        if len(set(names)) != len(names):
-            raise MirrorError(f"duplicate target names: {names}", step="configure")
-        if chunk_size <= 0 or chunk_size % 512:
-            raise MirrorError(f"chunk size {chunk_size} must be a positive multiple of 512")
-        self.source_path = Path(os.path.abspath(os.fspath(source)))
-        for spec in targets:
-            if self._is_source(spec):
-                raise MirrorError(f"target {spec.name} is the source volume itself", "configure")
-        self.bitmap_file = None if bitmap_file is None else Path(os.path.abspath(bitmap_file))
-        if self.bitmap_file is not None:
-            check_bitmap_location(self.bitmap_file)  # OSError(EINVAL) on btrfs
+        self._configure_paths(source, targets, names, chunk_size, bitmap_file)
 
         self.chunk_size = chunk_size
         self.asynchronous = asynchronous
@@ -470,8 +460,38 @@ class Mirror:
         )
         self._dispatcher.start()
 
+        self._open(targets, names)
+        self._start_workers()
+
+    # -- configuration -------------------------------------------------------------------
+    def _configure_paths(
+        self,
+        source: str | os.PathLike[str],
+        targets: Sequence[TargetSpec],
+        names: list[str],
+        chunk_size: int,
+        bitmap_file: str | os.PathLike[str] | None,
+    ) -> None:
+        """Set ``source_path`` and ``bitmap_file``; refuse a bad configuration (see the
+        class docstring) before anything is opened."""
+        if len(set(names)) != len(names):
+            raise MirrorError(f"duplicate target names: {names}", step="configure")
+        if chunk_size <= 0 or chunk_size % 512:
+            raise MirrorError(f"chunk size {chunk_size} must be a positive multiple of 512")
+        self.source_path = Path(os.path.abspath(os.fspath(source)))
+        for spec in targets:
+            if self._is_source(spec):
+                raise MirrorError(f"target {spec.name} is the source volume itself", "configure")
+        self.bitmap_file = None if bitmap_file is None else Path(os.path.abspath(bitmap_file))
+        if self.bitmap_file is not None:
+            check_bitmap_location(self.bitmap_file)  # OSError(EINVAL) on btrfs
+
+    def _open(self, targets: Sequence[TargetSpec], names: list[str]) -> None:
+        """Open the source, its chunk locks, the bitmap and every target; when one fails,
+        close what was opened, stop the event dispatcher, and raise."""
         self._targets: dict[str, _Target] = {}
         self._nobitmap: NoBitmapState | None = None
+        chunk_size = self.chunk_size
         self.source = Volume.open(self.source_path)
         self.nchunks = (self.source.size + chunk_size - 1) // chunk_size
         locks: ChunkLocks | None = None
@@ -494,6 +514,10 @@ class Mirror:
             self._shutdown_dispatcher()
             self.source.close()
             raise
+
+    def _start_workers(self) -> None:
+        """The bitmap clearer, each target's first state (replicating, or resyncing), then
+        the reconnector of remote targets."""
         self._stop_clearer = threading.Event()
         self._clearer = threading.Thread(target=self._clear_loop, name="mirror-clear", daemon=True)
         self._clearer.start()
@@ -502,7 +526,6 @@ class Mirror:
             self._after_setup(t)
         self._start_reconnector()
 
-    # -- configuration -------------------------------------------------------------------
     def _is_source(self, spec: TargetSpec) -> bool:
         volume = spec.volume
         if not isinstance(volume, str | os.PathLike):
@@ -830,6 +853,7 @@ class Mirror:
     def _write_locked(
         self, offset: int, mv: memoryview, durable: bool, first: int, end: int
     ) -> None:
+        # Not split: the hot path of every write, one critical section under its chunks' lock.
         with self._lock:
             self._seq += 1
             seq = self._seq

@@ -201,6 +201,21 @@ class ResyncResult:
 ProgressCallback = Callable[[ResyncProgress], None]
 
 
+def _check_sizes(source: Volume, target: TargetVolume, bitmap: IntentLog, name: str) -> None:
+    """The target and the bitmap must both be the source's size (else ResyncError)."""
+    if target.size != source.size:
+        raise ResyncError(
+            name,
+            f"target volume {target.location} has {target.size} bytes, source "
+            f"{source.path} has {source.size}",
+        )
+    if bitmap.volume_size != source.size:
+        raise ResyncError(
+            name,
+            f"bitmap covers {bitmap.volume_size} bytes, the source has {source.size}",
+        )
+
+
 class Resync:
     """Copy ``source`` to ``target`` chunk by chunk, as the bitmap says (module doc)."""
 
@@ -224,17 +239,7 @@ class Resync:
         skip_holes: bool = True,
         take_ownership: bool = True,
     ) -> None:
-        if target.size != source.size:
-            raise ResyncError(
-                target_name,
-                f"target volume {target.location} has {target.size} bytes, source "
-                f"{source.path} has {source.size}",
-            )
-        if bitmap.volume_size != source.size:
-            raise ResyncError(
-                target_name,
-                f"bitmap covers {bitmap.volume_size} bytes, the source has {source.size}",
-            )
+        _check_sizes(source, target, bitmap, target_name)
         self.source = source
         self.target = target
         self.bitmap = bitmap
@@ -266,8 +271,10 @@ class Resync:
         self._unflushed = False  # the target was written since its last flush
         self._source_may_have_holes = skip_holes
         self._commit_error: BaseException | None = None
+        self._init_progress()
 
-        # progress
+    def _init_progress(self) -> None:
+        """The progress counters, all zero before the first pass."""
         self.bytes_total = 0
         self.bytes_done = 0
         self.bytes_copied = 0
@@ -370,17 +377,7 @@ class Resync:
         return fd
 
     def _run(self, t0: float) -> ResyncResult:
-        try:
-            if self.full:
-                self.bitmap.set_all(self.name)  # durable before the first copy
-            self.bytes_total = self._bytes_of(self.bitmap.dirty_chunks(self.name))
-            # Writes fill holes, nothing here makes new ones: a source without any hole
-            # now has none for the whole resync, and no chunk needs the hole checks.
-            self._source_may_have_holes = self.skip_holes and has_hole(
-                self.source.fileno(), 0, self.source.size
-            )
-        except (OSError, BitmapError) as exc:
-            raise ResyncError(self.name, f"bitmap: {exc}", getattr(exc, "errno", None)) from exc
+        self._prepare()
         self._samples.append((t0, 0))
         pending: list[int] = []  # copied, not yet committed
         pending_bytes = 0
@@ -437,6 +434,20 @@ class Resync:
             with contextlib.suppress(OSError, BitmapError):
                 self._commit(pending)
             raise ResyncError(self.name, exc.strerror or str(exc), exc.errno) from exc
+
+    def _prepare(self) -> None:
+        """Before the first pass: every bit set for a full resync, what there is to copy."""
+        try:
+            if self.full:
+                self.bitmap.set_all(self.name)  # durable before the first copy
+            self.bytes_total = self._bytes_of(self.bitmap.dirty_chunks(self.name))
+            # Writes fill holes, nothing here makes new ones: a source without any hole
+            # now has none for the whole resync, and no chunk needs the hole checks.
+            self._source_may_have_holes = self.skip_holes and has_hole(
+                self.source.fileno(), 0, self.source.size
+            )
+        except (OSError, BitmapError) as exc:
+            raise ResyncError(self.name, f"bitmap: {exc}", getattr(exc, "errno", None)) from exc
 
     def _try_finish(self, pending: list[int], force: bool = False) -> bool:
         """Under every chunk's lock: commit, copy the last dirty chunks, flush, check.
@@ -838,15 +849,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (VolumeError, OSError) as exc:
         print(f"ERROR source: {exc}", file=sys.stderr, flush=True)
         return EXIT_ERROR
-    endpoint: NbdEndpoint | None = None
     try:
-        if "://" in args.target:
-            endpoint = NbdEndpoint.from_uri(
-                args.target,
-                deadline=args.deadline,
-                connect_deadline=args.deadline,
-                owner_lock=args.owner_lock,
-            )
+        endpoint = _nbd_endpoint(args)
     except VolumeError as exc:
         print(f"ERROR target: {exc}", file=sys.stderr, flush=True)
         return EXIT_USAGE
@@ -864,27 +868,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BitmapError, OSError) as exc:
         print(f"ERROR bitmap: {exc}", file=sys.stderr, flush=True)
         return EXIT_ERROR
-    target: TargetVolume
     try:
-        if endpoint is not None:
-            target = endpoint.open_volume(source.size)
-        elif target_missing:
-            target = Volume.create(args.target, source.size, exist_ok=True)
-        else:
-            target = Volume.open(args.target)
+        target = _open_target(args, endpoint, target_missing, source.size)
     except (VolumeError, OSError) as exc:
         print(f"ERROR target: {exc}", file=sys.stderr, flush=True)
         bitmap.close()
         return EXIT_ERROR
-
-    def progress(p: ResyncProgress) -> None:
-        if not args.quiet:
-            eta = "-" if p.eta is None else f"{p.eta:.1f}"
-            print(
-                f"PROGRESS {p.target} {p.bytes_done} {p.bytes_total} {p.rate:.0f} {eta}",
-                flush=True,
-            )
-
     try:
         resync = Resync(
             source,
@@ -896,11 +885,60 @@ def main(argv: Sequence[str] | None = None) -> int:
             io_size=args.io_size,
             commit_bytes=args.commit_bytes,
             commit_interval=args.commit_interval,
-            on_progress=progress,
+            on_progress=_progress_printer(args),
         )
     except ResyncError as exc:
         print(f"ERROR {exc}", file=sys.stderr, flush=True)
         return EXIT_ERROR
+    return _run_resync(args, resync, source, target, bitmap)
+
+
+def _nbd_endpoint(args: argparse.Namespace) -> NbdEndpoint | None:
+    """The target's NBD export when ``--target`` is a URI (None: a local file)."""
+    if "://" not in args.target:
+        return None
+    return NbdEndpoint.from_uri(
+        args.target,
+        deadline=args.deadline,
+        connect_deadline=args.deadline,
+        owner_lock=args.owner_lock,
+    )
+
+
+def _open_target(
+    args: argparse.Namespace, endpoint: NbdEndpoint | None, missing: bool, size: int
+) -> TargetVolume:
+    """The target volume: the NBD export, else the local file (created when ``missing``)."""
+    if endpoint is not None:
+        return endpoint.open_volume(size)
+    if missing:
+        return Volume.create(args.target, size, exist_ok=True)
+    return Volume.open(args.target)
+
+
+def _progress_printer(args: argparse.Namespace) -> ProgressCallback:
+    """A PROGRESS line per report, unless ``--quiet``."""
+
+    def progress(p: ResyncProgress) -> None:
+        if not args.quiet:
+            eta = "-" if p.eta is None else f"{p.eta:.1f}"
+            print(
+                f"PROGRESS {p.target} {p.bytes_done} {p.bytes_total} {p.rate:.0f} {eta}",
+                flush=True,
+            )
+
+    return progress
+
+
+def _run_resync(
+    args: argparse.Namespace,
+    resync: Resync,
+    source: Volume,
+    target: TargetVolume,
+    bitmap: IntentLog,
+) -> int:
+    """Run ``resync`` (SIGTERM and SIGINT cancel it), close the volumes and the bitmap,
+    print the outcome; the exit code."""
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         resync.cancel()

@@ -359,6 +359,48 @@ class _Piece:
         return self.differing or []
 
 
+def _check_setup(
+    source: Volume,
+    target: TargetVolume,
+    bitmap: IntentLog | None,
+    target_name: str,
+    chunk_size: int | None,
+    method: Method,
+    mark: bool,
+) -> int:
+    """The chunk size of a verify of ``target`` (see :class:`Verify`); VerifyError when
+    the verify cannot be: an unknown method, the source itself, sizes that differ, a
+    bitmap that does not fit or lacks the target."""
+    if method not in METHODS:
+        raise VerifyError(target_name, f"unknown method {method!r} (one of {METHODS})")
+    if _same_file(source, target):
+        raise VerifyError(target_name, f"the target {target.location} is the source volume")
+    if target.size != source.size:
+        raise VerifyError(
+            target_name,
+            f"target volume {target.location} has {target.size} bytes, source "
+            f"{source.path} has {source.size}",
+        )
+    if bitmap is not None:
+        if bitmap.volume_size != source.size:
+            raise VerifyError(
+                target_name,
+                f"bitmap covers {bitmap.volume_size} bytes, the source has {source.size}",
+            )
+        if chunk_size is not None and chunk_size != bitmap.chunk_size:
+            raise VerifyError(
+                target_name,
+                f"chunk size {chunk_size} differs from the bitmap's ({bitmap.chunk_size})",
+            )
+        chunk_size = bitmap.chunk_size
+        if mark and not bitmap.has_target(target_name):
+            raise VerifyError(target_name, f"the bitmap has no target named {target_name!r}")
+    chunk_size = chunk_size or DEFAULT_CHUNK_SIZE
+    if chunk_size <= 0:
+        raise VerifyError(target_name, f"chunk size {chunk_size} must be > 0")
+    return chunk_size
+
+
 class Verify:
     """Compare ``target`` with ``source`` chunk by chunk; mark what differs (module doc)."""
 
@@ -392,33 +434,7 @@ class Verify:
         ``hash_workers``: threads comparing pieces while the next one is read (default:
         up to 4 for ``"blake2b"``; 0 for ``"bytes"``: compared in the reading thread,
         while the data is still in the CPU caches)."""
-        if method not in METHODS:
-            raise VerifyError(target_name, f"unknown method {method!r} (one of {METHODS})")
-        if _same_file(source, target):
-            raise VerifyError(target_name, f"the target {target.location} is the source volume")
-        if target.size != source.size:
-            raise VerifyError(
-                target_name,
-                f"target volume {target.location} has {target.size} bytes, source "
-                f"{source.path} has {source.size}",
-            )
-        if bitmap is not None:
-            if bitmap.volume_size != source.size:
-                raise VerifyError(
-                    target_name,
-                    f"bitmap covers {bitmap.volume_size} bytes, the source has {source.size}",
-                )
-            if chunk_size is not None and chunk_size != bitmap.chunk_size:
-                raise VerifyError(
-                    target_name,
-                    f"chunk size {chunk_size} differs from the bitmap's ({bitmap.chunk_size})",
-                )
-            chunk_size = bitmap.chunk_size
-            if mark and not bitmap.has_target(target_name):
-                raise VerifyError(target_name, f"the bitmap has no target named {target_name!r}")
-        chunk_size = chunk_size or DEFAULT_CHUNK_SIZE
-        if chunk_size <= 0:
-            raise VerifyError(target_name, f"chunk size {chunk_size} must be > 0")
+        chunk_size = _check_setup(source, target, bitmap, target_name, chunk_size, method, mark)
         self.source = source
         self.target = target
         self.bitmap = bitmap
@@ -441,7 +457,10 @@ class Verify:
         self.max_listed = max(0, max_listed)
         self._close_after: list[TargetVolume] = []  # volumes opened for us (verify_mirror_target)
         self._buffers: list[tuple[_Buffer, _Buffer]] = []  # reused read buffers
+        self._init_run_state()
 
+    def _init_run_state(self) -> None:
+        """The run's control, its result and its counters, before it starts."""
         self._cancel = threading.Event()
         self._running = threading.Event()
         self._running.set()
@@ -453,7 +472,7 @@ class Verify:
         self._stop_reason = ""
 
         # counters (only the thread running run() changes them)
-        self.bytes_total = source.size
+        self.bytes_total = self.source.size
         self.bytes_read = 0  # bytes of the source read or skipped (what the limit paces)
         self.bytes_done = 0  # bytes of the source compared
         self.chunks_checked = 0
@@ -589,13 +608,7 @@ class Verify:
         self._done_samples.append((t0, 0))
         self._last_busy_check = t0
         try:
-            # Writes fill holes, nothing here makes new ones: when either file has no
-            # hole now, no chunk can be a hole in both during the run.
-            holes = (
-                self.skip_holes
-                and has_hole(self.source.fileno(), 0, self.source.size)
-                and self.target.has_hole(0, self.target.size)
-            )
+            holes = self._holes_in_both()
             buf_len = self.io_chunks * self.chunk_size
             depth = self.hash_workers + 1  # buffer pairs: one being read, the rest compared
             self._buffers = [(_Buffer(buf_len), _Buffer(buf_len)) for _ in range(depth)]
@@ -646,6 +659,16 @@ class Verify:
                 self.name, getattr(exc, "strerror", None) or str(exc), getattr(exc, "errno", None)
             ) from exc
         return self._finish(t0)
+
+    def _holes_in_both(self) -> bool:
+        """Whether a chunk can be a hole in both volumes (then it is skipped, unread)."""
+        # Writes fill holes, nothing here makes new ones: when either file has no
+        # hole now, no chunk can be a hole in both during the run.
+        return (
+            self.skip_holes
+            and has_hole(self.source.fileno(), 0, self.source.size)
+            and self.target.has_hole(0, self.target.size)
+        )
 
     def _read_piece(
         self,
@@ -1015,20 +1038,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opened: list[TargetVolume | Bitmap] = []
     try:
         try:
-            source = Volume.open(args.source, readonly=True)
-            opened.append(source)
-            target: TargetVolume
-            if "://" in args.target:
-                endpoint = NbdEndpoint.from_uri(
-                    args.target,
-                    deadline=args.deadline,
-                    connect_deadline=args.deadline,
-                    owner_lock=args.owner_lock,
-                )
-                target = endpoint.open_volume(source.size, readonly=True)
-            else:
-                target = Volume.open(args.target, readonly=True)
-            opened.append(target)
+            source, target = _open_volumes(args, opened)
         except (VolumeError, OSError) as exc:
             print(f"ERROR volume: {exc}", file=sys.stderr, flush=True)
             return EXIT_ERROR
@@ -1044,16 +1054,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return EXIT_ERROR
         elif not args.no_mark:
             print("NOTE no bitmap: report only", flush=True)
-
-        def progress(p: VerifyProgress) -> None:
-            if not args.quiet:
-                eta = "-" if p.eta is None else f"{p.eta:.1f}"
-                print(
-                    f"PROGRESS {p.target} {p.bytes_done} {p.bytes_total} {p.rate:.0f} {eta} "
-                    f"{p.differing_so_far}",
-                    flush=True,
-                )
-
         try:
             verify = Verify(
                 source,
@@ -1063,41 +1063,83 @@ def main(argv: Sequence[str] | None = None) -> int:
                 chunk_size=args.chunk_size,
                 speed_limit_kbps=args.speed_limit,
                 io_size=args.io_size,
-                on_progress=progress,
+                on_progress=_progress_printer(args),
                 mark=not args.no_mark,
                 method=args.method,
             )
         except VerifyError as exc:
             print(f"ERROR {exc}", file=sys.stderr, flush=True)
             return EXIT_ERROR
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            verify.cancel()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        print(f"START {name} method={verify.method} mark={int(verify.mark)}", flush=True)
-        try:
-            result = verify.run()
-        except VerifyBusy as exc:
-            print(f"BUSY {exc.reason}", file=sys.stderr, flush=True)
-            return EXIT_BUSY
-        except VerifyError as exc:
-            print(f"ERROR {exc}", file=sys.stderr, flush=True)
-            return EXIT_ERROR
-        if result.differing:
-            more = " ..." if result.differing_truncated else ""
-            print("DIFFERING " + " ".join(map(str, result.differing)) + more, flush=True)
-        counts = f"checked={result.chunks_checked} differing={result.chunks_differing}"
-        if result.cancelled:
-            print(f"CANCELLED {counts} ({result.message})", flush=True)
-            return EXIT_CANCELLED
-        print(f"NOTE {result.message}", flush=True)
-        print(f"VERIFIED {counts}", flush=True)
-        return EXIT_OK
+        return _run_verify(verify, name)
     finally:
         for o in reversed(opened):
             o.close()
+
+
+def _open_volumes(
+    args: argparse.Namespace, opened: list[TargetVolume | Bitmap]
+) -> tuple[Volume, TargetVolume]:
+    """The source and the target (a file, or an NBD export), read-only; each one opened
+    joins ``opened`` at once, to be closed even when the next one fails."""
+    source = Volume.open(args.source, readonly=True)
+    opened.append(source)
+    target: TargetVolume
+    if "://" in args.target:
+        endpoint = NbdEndpoint.from_uri(
+            args.target,
+            deadline=args.deadline,
+            connect_deadline=args.deadline,
+            owner_lock=args.owner_lock,
+        )
+        target = endpoint.open_volume(source.size, readonly=True)
+    else:
+        target = Volume.open(args.target, readonly=True)
+    opened.append(target)
+    return source, target
+
+
+def _progress_printer(args: argparse.Namespace) -> ProgressCallback:
+    """A PROGRESS line per report, unless ``--quiet``."""
+
+    def progress(p: VerifyProgress) -> None:
+        if not args.quiet:
+            eta = "-" if p.eta is None else f"{p.eta:.1f}"
+            print(
+                f"PROGRESS {p.target} {p.bytes_done} {p.bytes_total} {p.rate:.0f} {eta} "
+                f"{p.differing_so_far}",
+                flush=True,
+            )
+
+    return progress
+
+
+def _run_verify(verify: Verify, name: str) -> int:
+    """Run ``verify`` (SIGTERM and SIGINT cancel it) and print the outcome; the exit code."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        verify.cancel()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(f"START {name} method={verify.method} mark={int(verify.mark)}", flush=True)
+    try:
+        result = verify.run()
+    except VerifyBusy as exc:
+        print(f"BUSY {exc.reason}", file=sys.stderr, flush=True)
+        return EXIT_BUSY
+    except VerifyError as exc:
+        print(f"ERROR {exc}", file=sys.stderr, flush=True)
+        return EXIT_ERROR
+    if result.differing:
+        more = " ..." if result.differing_truncated else ""
+        print("DIFFERING " + " ".join(map(str, result.differing)) + more, flush=True)
+    counts = f"checked={result.chunks_checked} differing={result.chunks_differing}"
+    if result.cancelled:
+        print(f"CANCELLED {counts} ({result.message})", flush=True)
+        return EXIT_CANCELLED
+    print(f"NOTE {result.message}", flush=True)
+    print(f"VERIFIED {counts}", flush=True)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

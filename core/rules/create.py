@@ -193,157 +193,249 @@ def needs(cluster: Cluster, request: CreateRequest) -> Needs:
 
 
 def check_request(cluster: Cluster, facts: Facts, request: CreateRequest) -> list[Problem]:
-    problems: list[Problem] = []
-
-    def p(field: str, code: str, message: str) -> None:
-        problems.append(Problem(field, code, message))
-
     names = [s.name for s in cluster.servers]
     server = text(request.server)
     if server not in names:
-        p(
-            "server",
-            "unknown_server",
-            f"Server {server!r} is not a server of this cluster ({', '.join(names)}).",
-        )
-        return problems
-    s = cluster.server(server)
-    if s is not None and not s.state.is_alive:
-        p("server", "server_down", f"Server {server} is {s.state.value}; start it first.")
-    switchback = text(request.switchback_type).lower()
-    if switchback == SwitchbackType.AUTOMATIC.value:
-        p(
-            "switchback_type",
-            "automatic_with_datakeeper",
-            "Switchback Type automatic is not supported: DataKeeper supports only intelligent "
-            "switchback. Choose intelligent.",
-        )
-    elif switchback != SwitchbackType.INTELLIGENT.value:
-        p(
-            "switchback_type",
-            "unknown_switchback",
-            f"Switchback Type {request.switchback_type!r} is not one of intelligent, automatic.",
-        )
+        return [
+            Problem(
+                "server",
+                "unknown_server",
+                f"Server {server!r} is not a server of this cluster ({', '.join(names)}).",
+            )
+        ]
+    problems = _server_and_switchback_problems(cluster, request, server)
     kind = request.hierarchy_type
     if kind not in HIERARCHY_TYPES:
-        p(
-            "hierarchy_type",
-            "unknown_type",
-            f"Hierarchy Type {kind!r} is not one of: {', '.join(HIERARCHY_TYPES.values())}.",
+        problems.append(
+            Problem(
+                "hierarchy_type",
+                "unknown_type",
+                f"Hierarchy Type {kind!r} is not one of: {', '.join(HIERARCHY_TYPES.values())}.",
+            )
         )
         return problems
-    used = _used_disks(cluster, server)
     taken_tags = {r.tag for r in cluster.instances_on(server)}
+    problems += _source_disk_problems(cluster, facts, request, server)
+    new_tags: list[str] = []
+    if kind != DK_ONLY:
+        problems += _filesystem_problems(cluster, request, server, taken_tags)
+        new_tags.append(request.root_tag or "")
+    problems += _dk_tag_problems(request, server, taken_tags, new_tags)
+    if request.bitmap_file is not None:
+        for code, message in bitmaps.problems(facts, server, request.bitmap_file):
+            problems.append(Problem("bitmap_file", code, message))
+    if not isinstance(request.asynchronous, bool):
+        problems.append(
+            Problem("asynchronous", "not_yes_no", "Enable Asynchronous Replication is yes or no.")
+        )
+    return problems
+
+
+def _server_and_switchback_problems(
+    cluster: Cluster, request: CreateRequest, server: str
+) -> list[Problem]:
+    """The (known) server must be alive; the switchback type intelligent."""
+    problems: list[Problem] = []
+    s = cluster.server(server)
+    if s is not None and not s.state.is_alive:
+        problems.append(
+            Problem("server", "server_down", f"Server {server} is {s.state.value}; start it first.")
+        )
+    switchback = text(request.switchback_type).lower()
+    if switchback == SwitchbackType.AUTOMATIC.value:
+        problems.append(
+            Problem(
+                "switchback_type",
+                "automatic_with_datakeeper",
+                "Switchback Type automatic is not supported: DataKeeper supports only "
+                "intelligent switchback. Choose intelligent.",
+            )
+        )
+    elif switchback != SwitchbackType.INTELLIGENT.value:
+        problems.append(
+            Problem(
+                "switchback_type",
+                "unknown_switchback",
+                f"Switchback Type {request.switchback_type!r} is not one of intelligent, "
+                "automatic.",
+            )
+        )
+    return problems
+
+
+def _source_disk_problems(
+    cluster: Cluster, facts: Facts, request: CreateRequest, server: str
+) -> list[Problem]:
+    """The Source Disk: a volume in /disks of the server that no mirror uses yet, with a
+    file system when the type says so (a new one: see :func:`_new_disk_problems`)."""
     disk = text(request.source_disk)
     why = path_problem(disk) if disk else "is required."
     if why:
-        p(
-            "source_disk",
-            "bad_path",
-            f"Source Disk {disk!r} {why}"
-            if disk
-            else "Source Disk is required: choose a volume of the server, or name a new one.",
-        )
-    elif PurePosixPath(disk).parent != PurePosixPath(DISKS):
-        p(
-            "source_disk",
-            "not_a_disk",
-            f"Source Disk {disk} must be a volume in /disks of {server} (a lab disk).",
-        )
-    else:
-        volume = volume_of(facts, server, disk)
-        if disk in used:
-            p(
+        return [
+            Problem(
+                "source_disk",
+                "bad_path",
+                f"Source Disk {disk!r} {why}"
+                if disk
+                else "Source Disk is required: choose a volume of the server, or name a new one.",
+            )
+        ]
+    if PurePosixPath(disk).parent != PurePosixPath(DISKS):
+        return [
+            Problem(
+                "source_disk",
+                "not_a_disk",
+                f"Source Disk {disk} must be a volume in /disks of {server} (a lab disk).",
+            )
+        ]
+    return _volume_problems(cluster, facts, request, server, disk)
+
+
+def _volume_problems(
+    cluster: Cluster, facts: Facts, request: CreateRequest, server: str, disk: str
+) -> list[Problem]:
+    """A Source Disk in /disks: free for a new mirror, and a volume (or a new one)."""
+    kind = request.hierarchy_type
+    volume = volume_of(facts, server, disk)
+    if disk in _used_disks(cluster, server):
+        return [
+            Problem(
                 "source_disk",
                 "disk_in_use",
                 f"Source Disk {disk} is already replicated by another DataKeeper resource on "
                 f"{server}; choose another disk.",
             )
-        elif volume is None and facts.path(server, disk).is_dir:
-            p("source_disk", "bad_path", f"Source Disk {disk} is a folder, not a volume.")
-        elif volume is None:
-            if kind == EXISTING_FS:
-                p(
+        ]
+    if volume is None and facts.path(server, disk).is_dir:
+        return [
+            Problem("source_disk", "bad_path", f"Source Disk {disk} is a folder, not a volume.")
+        ]
+    if volume is None:
+        if kind == EXISTING_FS:
+            return [
+                Problem(
                     "source_disk",
                     "no_such_disk",
                     f"Source Disk {disk} does not exist on {server}: Replicate Existing File "
                     "System needs a volume that has a file system.",
                 )
-            else:
-                size = _disk_size(request.disk_size_mib, problems)
-                if size is not None:
-                    folder = facts.path(server, DISKS)
-                    free = folder.free_bytes
-                    if folder.exists and not folder.is_dir:
-                        p("source_disk", "bad_path", f"{DISKS} on {server} is not a folder.")
-                    elif free is not None and free < size:
-                        p(
-                            "disk_size_mib",
-                            "no_disk_space",
-                            f"{server} has {format_size(free)} free in /disks; a "
-                            f"{format_size(size)} disk does not fit.",
-                        )
-        elif kind == EXISTING_FS and volume.fs_label is None:
-            p(
+            ]
+        return _new_disk_problems(facts, request, server)
+    if kind == EXISTING_FS and volume.fs_label is None:
+        return [
+            Problem(
                 "source_disk",
                 "no_file_system",
                 f"Source Disk {disk} has no file system: choose Replicate New File System "
                 "(which makes one), or DataKeeper Resource only.",
             )
-    new_tags: list[str] = []
-    if kind != DK_ONLY:
-        mount = text(request.mount_point)
-        why = path_problem(mount) if mount else "is required (an absolute path)."
-        protected = {r.mount_point for r in cluster.instances_on(server) if r.mount_point}
-        if why:
-            p(
+        ]
+    return []
+
+
+def _new_disk_problems(facts: Facts, request: CreateRequest, server: str) -> list[Problem]:
+    """A disk to create: its size, and room for it in /disks of the server."""
+    problems: list[Problem] = []
+    size = _disk_size(request.disk_size_mib, problems)
+    if size is not None:
+        folder = facts.path(server, DISKS)
+        free = folder.free_bytes
+        if folder.exists and not folder.is_dir:
+            problems.append(
+                Problem("source_disk", "bad_path", f"{DISKS} on {server} is not a folder.")
+            )
+        elif free is not None and free < size:
+            problems.append(
+                Problem(
+                    "disk_size_mib",
+                    "no_disk_space",
+                    f"{server} has {format_size(free)} free in /disks; a "
+                    f"{format_size(size)} disk does not fit.",
+                )
+            )
+    return problems
+
+
+def _filesystem_problems(
+    cluster: Cluster, request: CreateRequest, server: str, taken_tags: set[str]
+) -> list[Problem]:
+    """The fields of the protected filesystem: Mount Point, Root Tag, File System Type."""
+    problems = _mount_point_problems(cluster, request, server)
+    root_tag = request.root_tag or ""
+    found = tag_problems("root_tag", "Root Tag", root_tag)
+    problems += found
+    if not found and root_tag in taken_tags:
+        problems.append(
+            Problem("root_tag", "tag_in_use", f"Root Tag {root_tag!r} is already used on {server}.")
+        )
+    if request.hierarchy_type == NEW_FS and request.fs_type not in FS_TYPES:
+        problems.append(
+            Problem(
+                "fs_type",
+                "unknown_fs_type",
+                f"File System Type {request.fs_type!r} is not one of {', '.join(FS_TYPES)}.",
+            )
+        )
+    return problems
+
+
+def _mount_point_problems(cluster: Cluster, request: CreateRequest, server: str) -> list[Problem]:
+    mount = text(request.mount_point)
+    why = path_problem(mount) if mount else "is required (an absolute path)."
+    protected = {r.mount_point for r in cluster.instances_on(server) if r.mount_point}
+    if why:
+        return [
+            Problem(
                 "mount_point",
                 "bad_path",
                 f"Mount Point {mount!r} {why}"
                 if mount
                 else "Mount Point is required (an absolute path).",
             )
-        elif mount == "/":
-            p(
+        ]
+    if mount == "/":
+        return [
+            Problem(
                 "mount_point",
                 "root_mount_point",
                 "Mount Point / is the root filesystem and cannot be protected; choose a folder "
                 "such as /data2.",
             )
-        elif norm(mount) in {norm(m) for m in protected}:
-            p(
+        ]
+    if norm(mount) in {norm(m) for m in protected}:
+        return [
+            Problem(
                 "mount_point",
                 "mount_point_protected",
                 f"Mount Point {mount} is already protected on {server}.",
             )
-        root_tag = request.root_tag or ""
-        found = tag_problems("root_tag", "Root Tag", root_tag)
-        problems += found
-        if not found and root_tag in taken_tags:
-            p("root_tag", "tag_in_use", f"Root Tag {root_tag!r} is already used on {server}.")
-        new_tags.append(root_tag)
-        if kind == NEW_FS and request.fs_type not in FS_TYPES:
-            p(
-                "fs_type",
-                "unknown_fs_type",
-                f"File System Type {request.fs_type!r} is not one of {', '.join(FS_TYPES)}.",
-            )
+        ]
+    return []
+
+
+def _dk_tag_problems(
+    request: CreateRequest, server: str, taken_tags: set[str], new_tags: list[str]
+) -> list[Problem]:
     found = tag_problems("dk_tag", "Data Replication Resource Tag", request.dk_tag)
-    problems += found
+    problems = list(found)
     if not found:
         if request.dk_tag in taken_tags:
-            p(
-                "dk_tag",
-                "tag_in_use",
-                f"Data Replication Resource Tag {request.dk_tag!r} is already used on {server}.",
+            problems.append(
+                Problem(
+                    "dk_tag",
+                    "tag_in_use",
+                    f"Data Replication Resource Tag {request.dk_tag!r} is already used on "
+                    f"{server}.",
+                )
             )
         elif request.dk_tag in new_tags:
-            p("dk_tag", "tag_repeated", "Data Replication Resource Tag and Root Tag must differ.")
-    if request.bitmap_file is not None:
-        for code, message in bitmaps.problems(facts, server, request.bitmap_file):
-            p("bitmap_file", code, message)
-    if not isinstance(request.asynchronous, bool):
-        p("asynchronous", "not_yes_no", "Enable Asynchronous Replication is yes or no.")
+            problems.append(
+                Problem(
+                    "dk_tag",
+                    "tag_repeated",
+                    "Data Replication Resource Tag and Root Tag must differ.",
+                )
+            )
     return problems
 
 

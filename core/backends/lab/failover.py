@@ -209,54 +209,69 @@ def start_server(
         txn.set_server_state(server, ServerState.ALIVE)
         change.lines.append(f"Server {server} started (ALIVE).")
         for h in cluster.hierarchies:
-            if server not in h.servers:
-                continue
-            txn.claim(h.id, h.version)
-            for r in h.instances_on(server):
-                txn.set_instance_state(r.resource_id, server, ResourceState.OSU)
-            down_here = h.in_service_server is None and all(m.source == server for m in h.mirrors)
-            if down_here:
-                # It was the source when everything stopped: its copy is the newest.
-                change.lines.append(
-                    f"{h.root_tag} had stayed down: {server} has the newest "
-                    "copy, so it comes back in service there."
-                )
-                fresh = _reread(txn, h)
-                change.lines.append(bring_in(txn, fresh, server))
-                for m in fresh.mirrors:
-                    for t in m.targets:
-                        txn.set_mirror_target(
-                            m.resource_id,
-                            MirrorTarget(
-                                t.server, MirrorState.RESYNCING, bytes_total=m.volume_size
-                            ),
-                        )
-                        change.follow.resyncs.append((m.resource_id, t.server))
-                continue
-            for m in h.mirrors:
-                mine = m.target(server)
-                inst = h.instance(m.resource_id, server)
-                src = h.instance(m.resource_id, m.source)
-                if mine is not None and inst and src and inst.bitmap_file and src.bitmap_file:
-                    change.follow.merges.append(
-                        (
-                            backend.layout.server_path(server, inst.bitmap_file),
-                            m.source,
-                            backend.layout.server_path(m.source, src.bitmap_file),
-                            server,
-                        )
-                    )
-                if mine is not None and mine.state is not MirrorState.TARGET:
-                    txn.set_mirror_target(
-                        m.resource_id,
-                        MirrorTarget(server, MirrorState.RESYNCING, bytes_total=m.volume_size),
-                    )
-                    change.follow.resyncs.append((m.resource_id, server))
-                    change.lines.append(
-                        f"{h.tag_of(m.resource_id)}: {server} resyncs from "
-                        f"{m.source} (only what changed, from the bitmap)."
-                    )
+            if server in h.servers:
+                txn.claim(h.id, h.version)
+                _server_up(backend, txn, h, server, change)
 
     return _run(
         backend, f"start server {server}", session, work, hub, commands.lab_server("start", server)
     )
+
+
+def _server_up(backend: LabBackend, txn: Txn, h: Hierarchy, server: str, change: _Change) -> None:
+    """What ``server`` coming back does to ``h``: its resources there are standby, and
+    either ``h`` comes back in service there or its copies there resync."""
+    for r in h.instances_on(server):
+        txn.set_instance_state(r.resource_id, server, ResourceState.OSU)
+    down_here = h.in_service_server is None and all(m.source == server for m in h.mirrors)
+    if down_here:
+        _back_in_service(txn, h, server, change)
+    else:
+        _rejoin_mirrors(backend, txn, h, server, change)
+
+
+def _back_in_service(txn: Txn, h: Hierarchy, server: str, change: _Change) -> None:
+    """``h`` stayed down, ``server`` its source: in service there, every copy resyncs."""
+    # It was the source when everything stopped: its copy is the newest.
+    change.lines.append(
+        f"{h.root_tag} had stayed down: {server} has the newest "
+        "copy, so it comes back in service there."
+    )
+    fresh = _reread(txn, h)
+    change.lines.append(bring_in(txn, fresh, server))
+    for m in fresh.mirrors:
+        for t in m.targets:
+            txn.set_mirror_target(
+                m.resource_id,
+                MirrorTarget(t.server, MirrorState.RESYNCING, bytes_total=m.volume_size),
+            )
+            change.follow.resyncs.append((m.resource_id, t.server))
+
+
+def _rejoin_mirrors(
+    backend: LabBackend, txn: Txn, h: Hierarchy, server: str, change: _Change
+) -> None:
+    """``server``'s copies resync from their sources (its own dirty bits merged in)."""
+    for m in h.mirrors:
+        mine = m.target(server)
+        inst = h.instance(m.resource_id, server)
+        src = h.instance(m.resource_id, m.source)
+        if mine is not None and inst and src and inst.bitmap_file and src.bitmap_file:
+            change.follow.merges.append(
+                (
+                    backend.layout.server_path(server, inst.bitmap_file),
+                    m.source,
+                    backend.layout.server_path(m.source, src.bitmap_file),
+                    server,
+                )
+            )
+        if mine is not None and mine.state is not MirrorState.TARGET:
+            txn.set_mirror_target(
+                m.resource_id,
+                MirrorTarget(server, MirrorState.RESYNCING, bytes_total=m.volume_size),
+            )
+            change.follow.resyncs.append((m.resource_id, server))
+            change.lines.append(
+                f"{h.tag_of(m.resource_id)}: {server} resyncs from "
+                f"{m.source} (only what changed, from the bitmap)."
+            )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from core import commands
-from core.backends.lab.store import Store
+from core.backends.lab.store import Store, Txn
 from core.errors import LkError
 from core.files import open_private, private_dir
 from core.model import (
@@ -102,52 +102,58 @@ def ensure_lab(store: Store) -> bool:
             return False
         for name in LAB_SERVERS:
             txn.add_server(name, ServerState.ALIVE)
-        hid = txn.add_hierarchy(SwitchbackType.INTELLIGENT)
-        fs_id = txn.add_resource(hid, ResourceKind.FILESYSTEM)
-        dk_id = txn.add_resource(hid, ResourceKind.DATAKEEPER)
-        txn.set_root(hid, fs_id)
-        txn.add_dependency(fs_id, dk_id)
-        home = LAB_SERVERS[0]
-        txn.add_instance(
-            Resource(
-                resource_id=fs_id,
-                hierarchy_id=hid,
-                kind=ResourceKind.FILESYSTEM,
-                server=home,
-                tag=SEED_ROOT_TAG,
-                state=ResourceState.ISP,
-                mount_point=SEED_MOUNT_POINT,
-                fs_type="ext4",
-            )
-        )
-        txn.add_instance(
-            Resource(
-                resource_id=dk_id,
-                hierarchy_id=hid,
-                kind=ResourceKind.DATAKEEPER,
-                server=home,
-                tag=SEED_DK_TAG,
-                state=ResourceState.ISP,
-                volume=SEED_VOLUME,
-                bitmap_file=default_bitmap_file(SEED_DK_TAG),
-            )
-        )
-        txn.set_priority(hid, home, 1)
-        txn.add_mirror(
-            Mirror(
-                resource_id=dk_id,
-                source=home,
-                volume_size=SEED_VOLUME_SIZE,
-                chunk_size=DEFAULT_CHUNK_SIZE,
-                speed_limit_kbps=DEFAULT_SPEED_LIMIT_KBPS,
-                asynchronous=False,
-            )
-        )
+        _add_seed_hierarchy(txn)
         txn.set_meta("lab", LAB_READY)
         servers = ", ".join(LAB_SERVERS)
         txn.add_log_line("lab", "INFO", f"Created the lab cluster: servers {servers}")
     log.info("created the lab cluster in %s", store.home)
     return True
+
+
+def _add_seed_hierarchy(txn: Txn) -> None:
+    """The seed hierarchy: a filesystem on a DataKeeper mirror, in service on the first
+    server with priority 1."""
+    hid = txn.add_hierarchy(SwitchbackType.INTELLIGENT)
+    fs_id = txn.add_resource(hid, ResourceKind.FILESYSTEM)
+    dk_id = txn.add_resource(hid, ResourceKind.DATAKEEPER)
+    txn.set_root(hid, fs_id)
+    txn.add_dependency(fs_id, dk_id)
+    home = LAB_SERVERS[0]
+    txn.add_instance(
+        Resource(
+            resource_id=fs_id,
+            hierarchy_id=hid,
+            kind=ResourceKind.FILESYSTEM,
+            server=home,
+            tag=SEED_ROOT_TAG,
+            state=ResourceState.ISP,
+            mount_point=SEED_MOUNT_POINT,
+            fs_type="ext4",
+        )
+    )
+    txn.add_instance(
+        Resource(
+            resource_id=dk_id,
+            hierarchy_id=hid,
+            kind=ResourceKind.DATAKEEPER,
+            server=home,
+            tag=SEED_DK_TAG,
+            state=ResourceState.ISP,
+            volume=SEED_VOLUME,
+            bitmap_file=default_bitmap_file(SEED_DK_TAG),
+        )
+    )
+    txn.set_priority(hid, home, 1)
+    txn.add_mirror(
+        Mirror(
+            resource_id=dk_id,
+            source=home,
+            volume_size=SEED_VOLUME_SIZE,
+            chunk_size=DEFAULT_CHUNK_SIZE,
+            speed_limit_kbps=DEFAULT_SPEED_LIMIT_KBPS,
+            asynchronous=False,
+        )
+    )
 
 
 def reset_lab(store: Store, session: Session) -> str:

@@ -589,6 +589,32 @@ def _read_hierarchies(c: sqlite3.Connection, only: int | None = None) -> list[Hi
         "SELECT * FROM hierarchies" + (" WHERE id=?" if only is not None else "") + " ORDER BY id",
         args,
     ).fetchall()
+    resources = _read_resources(c, where, args)
+    dependencies = _read_dependencies(c, where, args)
+    eq_where = "WHERE hierarchy_id=?" if only is not None else ""
+    equivalencies = _read_equivalencies(c, eq_where, args)
+    mirrors = _read_mirrors(c, where, args)
+    return [
+        Hierarchy(
+            id=row["id"],
+            switchback=SwitchbackType(row["switchback"]),
+            version=row["version"],
+            root_id=row["root_id"],
+            resources=tuple(resources.get(row["id"], ())),
+            dependencies=tuple(dependencies.get(row["id"], ())),
+            equivalencies=tuple(equivalencies.get(row["id"], ())),
+            mirrors=tuple(mirrors.get(row["id"], ())),
+        )
+        for row in rows
+        if row["root_id"] is not None
+    ]
+
+
+# The readers below take the WHERE clause on resources r (and its arguments) of
+# _read_hierarchies, and return what they read by hierarchy id.
+def _read_resources(
+    c: sqlite3.Connection, where: str, args: tuple[Any, ...]
+) -> dict[int, list[Resource]]:
     resources: dict[int, list[Resource]] = {}
     for r in c.execute(
         "SELECT i.*, r.kind, r.hierarchy_id FROM instances i "
@@ -610,6 +636,12 @@ def _read_hierarchies(c: sqlite3.Connection, only: int | None = None) -> list[Hi
                 bitmap_file=r["bitmap_file"],
             )
         )
+    return resources
+
+
+def _read_dependencies(
+    c: sqlite3.Connection, where: str, args: tuple[Any, ...]
+) -> dict[int, list[Dependency]]:
     dependencies: dict[int, list[Dependency]] = {}
     for d in c.execute(
         "SELECT d.*, r.hierarchy_id FROM dependencies d JOIN resources r ON r.id = d.parent_id "
@@ -619,8 +651,14 @@ def _read_hierarchies(c: sqlite3.Connection, only: int | None = None) -> list[Hi
         dependencies.setdefault(d["hierarchy_id"], []).append(
             Dependency(d["parent_id"], d["child_id"])
         )
+    return dependencies
+
+
+def _read_equivalencies(
+    c: sqlite3.Connection, eq_where: str, args: tuple[Any, ...]
+) -> dict[int, list[Equivalency]]:
+    """By hierarchy id; ``eq_where`` filters the equivalencies table itself."""
     equivalencies: dict[int, list[Equivalency]] = {}
-    eq_where = "WHERE hierarchy_id=?" if only is not None else ""
     for e in c.execute(
         f"SELECT hierarchy_id, server, priority FROM equivalencies {eq_where} "
         "ORDER BY hierarchy_id, priority",
@@ -629,6 +667,37 @@ def _read_hierarchies(c: sqlite3.Connection, only: int | None = None) -> list[Hi
         equivalencies.setdefault(e["hierarchy_id"], []).append(
             Equivalency(e["server"], e["priority"])
         )
+    return equivalencies
+
+
+def _read_mirrors(
+    c: sqlite3.Connection, where: str, args: tuple[Any, ...]
+) -> dict[int, list[Mirror]]:
+    targets = _read_mirror_targets(c, where, args)
+    mirrors: dict[int, list[Mirror]] = {}
+    for m in c.execute(
+        "SELECT m.*, r.hierarchy_id FROM mirrors m JOIN resources r ON r.id = m.resource_id "
+        f"{where} ORDER BY m.resource_id",
+        args,
+    ):
+        mirrors.setdefault(m["hierarchy_id"], []).append(
+            Mirror(
+                resource_id=m["resource_id"],
+                source=m["source"],
+                volume_size=m["volume_size"],
+                chunk_size=m["chunk_size"],
+                speed_limit_kbps=m["speed_limit_kbps"],
+                asynchronous=bool(m["asynchronous"]),
+                targets=tuple(targets.get(m["resource_id"], ())),
+            )
+        )
+    return mirrors
+
+
+def _read_mirror_targets(
+    c: sqlite3.Connection, where: str, args: tuple[Any, ...]
+) -> dict[int, list[MirrorTarget]]:
+    """By mirror (its resource id), not by hierarchy."""
     targets: dict[int, list[MirrorTarget]] = {}
     for t in c.execute(
         "SELECT t.* FROM mirror_targets t JOIN servers s ON s.name = t.server "
@@ -651,37 +720,7 @@ def _read_hierarchies(c: sqlite3.Connection, only: int | None = None) -> list[Hi
                 last_differences=t["last_differences"],
             )
         )
-    mirrors: dict[int, list[Mirror]] = {}
-    for m in c.execute(
-        "SELECT m.*, r.hierarchy_id FROM mirrors m JOIN resources r ON r.id = m.resource_id "
-        f"{where} ORDER BY m.resource_id",
-        args,
-    ):
-        mirrors.setdefault(m["hierarchy_id"], []).append(
-            Mirror(
-                resource_id=m["resource_id"],
-                source=m["source"],
-                volume_size=m["volume_size"],
-                chunk_size=m["chunk_size"],
-                speed_limit_kbps=m["speed_limit_kbps"],
-                asynchronous=bool(m["asynchronous"]),
-                targets=tuple(targets.get(m["resource_id"], ())),
-            )
-        )
-    return [
-        Hierarchy(
-            id=row["id"],
-            switchback=SwitchbackType(row["switchback"]),
-            version=row["version"],
-            root_id=row["root_id"],
-            resources=tuple(resources.get(row["id"], ())),
-            dependencies=tuple(dependencies.get(row["id"], ())),
-            equivalencies=tuple(equivalencies.get(row["id"], ())),
-            mirrors=tuple(mirrors.get(row["id"], ())),
-        )
-        for row in rows
-        if row["root_id"] is not None
-    ]
+    return targets
 
 
 def read_hierarchy(txn: Txn, hierarchy_id: int) -> Hierarchy | None:
