@@ -67,8 +67,9 @@ class Lab:
         return set()
 
     def fencings(self, node: str, target: str) -> int:
-        """How many successful fencing actions against ``target`` ``node``'s fencer records."""
-        out = self.run(node, "stonith_admin", "--history", target, "--output-as=xml")
+        """How many successful fencing actions against ``target`` ``node``'s fencer records
+        (``--verbose``: without it, stonith_admin lists only the latest one)."""
+        out = self.run(node, "stonith_admin", "--history", target, "--verbose", "--output-as=xml")
         return sum(
             1
             for event in ET.fromstring(out).iterfind(".//fence_event")
