@@ -33,7 +33,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 from core.capabilities import MIRROR_WRITES, RESET, SERVER_POWER, USERS
 from core.errors import LkError
 from core.events import EventHub
-from core.facts import PathInfo, VolumeInfo
+from core.facts import NetworkInfo, PathInfo, VolumeInfo
 from core.history import Entry, LogRow
 from core.model import Cluster, Role
 from core.permissions import Op
@@ -75,6 +75,11 @@ class Backend(Protocol):
 
     def volumes(self, server: str) -> tuple[VolumeInfo, ...]:
         """The volumes a DataKeeper resource of ``server`` could replicate."""
+        ...
+
+    def network(self, server: str) -> NetworkInfo:
+        """``server``'s own addresses, and what an IP resource there is proposed (a lab
+        proposes from its service network; a real cluster proposes none)."""
         ...
 
     def apply(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the operations import this module: no import cycle at run time
     from core.rules.create import CreateRequest
     from core.rules.extend import ExtendRequest
+    from core.rules.kinds import ResourceRequest
 
 LKCTL = "lkctl"
 _TYPE_OPTIONS = {"new_fs": "new", "existing_fs": "existing", "dk_only": "dk-only"}
@@ -104,3 +105,15 @@ def speed(tag: str, kbps: int) -> str:
 
 def lab_server(action: str, server: str) -> str:
     return join("lab", action, server, *(["--yes"] if action == "stop" else []))
+
+
+def create_resource(request: ResourceRequest) -> str:
+    """Create Resource Hierarchy of an IP address or a Generic Application."""
+    words = ["create", "--kind", request.kind, "--server", request.server, "--tag", request.tag]
+    words += ["--switchback", request.switchback_type]
+    if request.kind == "ip":
+        words += ["--address", request.address, "--interface", request.interface]
+    else:
+        words += ["--start", request.start, "--stop", request.stop]
+        words += ["--monitor", request.monitor, "--restart-mode", request.restart_mode]
+    return join(*words, "--accept-defaults")

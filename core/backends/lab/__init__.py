@@ -30,7 +30,7 @@ from core.session import Session, local_session
 if TYPE_CHECKING:  # the rest loads when first used: opening the lab must be quick
     from core.backend import StepCallback, Watch
     from core.events import EventHub
-    from core.facts import PathInfo, VolumeInfo
+    from core.facts import NetworkInfo, PathInfo, VolumeInfo
     from core.history import Entry, LogRow
     from core.model import Cluster, MirrorTarget, Role
     from core.permissions import Op
@@ -127,6 +127,11 @@ class LabBackend:
 
         return probe.volumes(self.layout, server)
 
+    def network(self, server: str) -> NetworkInfo:
+        from core.backends.lab import kits
+
+        return kits.network(server)
+
     def apply(
         self,
         plan: Plan,
@@ -137,9 +142,16 @@ class LabBackend:
         cancel: threading.Event | None = None,
     ) -> ApplyResult:
         from core.backends.lab import apply as engine
-        from core.backends.lab import steps_build, steps_mirror, steps_remove, steps_service
+        from core.backends.lab import (
+            steps_build,
+            steps_kinds,
+            steps_mirror,
+            steps_remove,
+            steps_service,
+        )
 
-        del steps_build, steps_mirror, steps_remove, steps_service  # they register handlers
+        # they register handlers
+        del steps_build, steps_kinds, steps_mirror, steps_remove, steps_service
         return engine.apply(self, plan, session, hub=hub, on_step=on_step, cancel=cancel)
 
     def watch(self, hub: EventHub, *, shown: Cluster | None = None, last_log_id: int = 0) -> Watch:

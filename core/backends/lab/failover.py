@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from core import commands
+from core.backends.lab import kits, takeover
 from core.backends.lab.oplog import OperationLog
-from core.backends.lab.service_rows import FollowUp, bring_in, make_source
+from core.backends.lab.service_rows import FollowUp, bring_in
 from core.backends.lab.store import Txn, read_hierarchy
 from core.checks import Problem
 from core.errors import CheckFailed, OperationError
@@ -103,6 +104,7 @@ def stop_server(
             if server in h.servers:
                 txn.claim(h.id, h.version)
                 _server_down(txn, h, server, change)
+                kits.server_stopped(backend.layout, h.instances_on(server))
                 if h.in_service_server == server:
                     _fail_over(backend, txn, _reread(txn, h), server, alive, change)
 
@@ -158,12 +160,21 @@ def _fail_over(
     mirrors are all Target, or it stays down and its stale copies wait."""
     candidates = [x for x in h.servers if x in alive and not rules.not_target_problems(h, x)]
     if candidates:
-        new = candidates[0]
-        change.lines.append(
-            f"{h.root_tag} fails over from {server} to {new} (priority {h.priority_of(new)})."
+        new = takeover.bring_up(
+            backend.layout,
+            txn,
+            h,
+            candidates,
+            change.follow,
+            change.lines,
+            origin=server,
+            old_alive=False,
         )
-        change.lines += make_source(txn, backend.layout, h, new, change.follow, old_alive=False)
-        change.lines.append(bring_in(txn, h, new))
+        if new is None:
+            change.lines.append(
+                f"{h.root_tag} stays down: it could not be started on "
+                f"{', '.join(candidates)} (see above)."
+            )
         return
     why = (
         "; ".join(

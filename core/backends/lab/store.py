@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import sqlite3
 import time
@@ -168,6 +169,12 @@ _MIGRATIONS: list[str] = [
         locked_until REAL NOT NULL,
         last REAL NOT NULL
     );
+    """,
+    # 8: the settings of IP and Generic Application resources (JSON [[name, value], ...])
+    # and why a resource is in its state (a failed monitor's output)
+    """
+    ALTER TABLE instances ADD COLUMN settings TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE instances ADD COLUMN reason TEXT NOT NULL DEFAULT '';
     """,
 ]
 
@@ -459,6 +466,16 @@ class Txn:
                 resource.bitmap_file,
             ),
         )
+        if resource.settings or resource.reason:  # the columns of migration 8
+            self._c.execute(
+                "UPDATE instances SET settings=?, reason=? WHERE resource_id=? AND server=?",
+                (
+                    json.dumps([list(pair) for pair in resource.settings]),
+                    resource.reason,
+                    resource.resource_id,
+                    resource.server,
+                ),
+            )
 
     def delete_instances(self, hierarchy_id: int, server: str) -> None:
         self._c.execute(
@@ -467,10 +484,12 @@ class Txn:
             (server, hierarchy_id),
         )
 
-    def set_instance_state(self, resource_id: int, server: str, state: ResourceState) -> None:
+    def set_instance_state(
+        self, resource_id: int, server: str, state: ResourceState, reason: str = ""
+    ) -> None:
         self._c.execute(
-            "UPDATE instances SET state=? WHERE resource_id=? AND server=?",
-            (state.name, resource_id, server),
+            "UPDATE instances SET state=?, reason=? WHERE resource_id=? AND server=?",
+            (state.name, reason, resource_id, server),
         )
 
     def set_priority(self, hierarchy_id: int, server: str, priority: int) -> None:
@@ -575,6 +594,19 @@ class Txn:
         )
         self._c.execute("DELETE FROM oplog WHERE id <= (SELECT max(id) FROM oplog) - ?", (keep,))
 
+    # -- dependencies between hierarchies (Create / Delete Dependency) --------------------
+    def move_resources(self, resource_ids: list[int], hierarchy_id: int) -> None:
+        """The resources ``resource_ids`` belong to ``hierarchy_id`` from now on."""
+        self._c.executemany(
+            "UPDATE resources SET hierarchy_id=? WHERE id=?",
+            [(hierarchy_id, rid) for rid in resource_ids],
+        )
+
+    def delete_dependency(self, parent_id: int, child_id: int) -> None:
+        self._c.execute(
+            "DELETE FROM dependencies WHERE parent_id=? AND child_id=?", (parent_id, child_id)
+        )
+
 
 def _read_hierarchy(c: sqlite3.Connection, hierarchy_id: int) -> Hierarchy | None:
     """One hierarchy with everything about it, read through ``c``."""
@@ -634,6 +666,8 @@ def _read_resources(
                 fs_type=r["fs_type"],
                 volume=r["volume"],
                 bitmap_file=r["bitmap_file"],
+                settings=tuple((str(k), str(v)) for k, v in json.loads(r["settings"] or "[]")),
+                reason=r["reason"],
             )
         )
     return resources

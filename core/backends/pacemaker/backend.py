@@ -57,7 +57,7 @@ from core.backends.pacemaker.runner import (
 )
 from core.errors import ConflictError, LkError, OperationError
 from core.events import EventHub
-from core.facts import PathInfo, VolumeInfo
+from core.facts import NetworkInfo, PathInfo, VolumeInfo
 from core.history import Entry, LogRow
 from core.model import Cluster, Role
 from core.permissions import Op
@@ -219,6 +219,27 @@ class PacemakerBackend:
     def volumes(self, server: str) -> tuple[VolumeInfo, ...]:
         """No DataKeeper volumes on a Pacemaker cluster yet (the mirrors' issue)."""
         return ()
+
+    def network(self, server: str) -> NetworkInfo:
+        """The Pacemaker lab proposes a free address of its bridge's subnet and the
+        nodes' interface; a real cluster proposes none (the field must be filled)."""
+        if self.lab_home is None:
+            return NetworkInfo(server)
+        from core.backends.pacemaker import nslab_files
+
+        try:
+            address: tuple[str, ...] = (str(nslab_files.node_address(server)),)
+        except ValueError:
+            address = ()
+        first, last = nslab_files.SERVICE_ADDRESSES
+        return NetworkInfo(
+            server,
+            addresses=address,
+            interface=nslab_files.NODE_INTERFACE,
+            pool_first=str(first),
+            pool_last=str(last),
+            prefix_length=nslab_files.SERVICE_NETWORK.prefixlen,
+        )
 
     # -- who may do what ----------------------------------------------------------------------
     def local_session(self) -> Session:
