@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the operations import this module: no import cycle at run time
     from core.rules.create import CreateRequest
+    from core.rules.dependency import DependencyRequest
     from core.rules.extend import ExtendRequest
     from core.rules.kinds import ResourceRequest
 
@@ -117,3 +118,8 @@ def create_resource(request: ResourceRequest) -> str:
         words += ["--start", request.start, "--stop", request.stop]
         words += ["--monitor", request.monitor, "--restart-mode", request.restart_mode]
     return join(*words, "--accept-defaults")
+
+
+def dependency(action: str, request: DependencyRequest) -> str:
+    """Create Dependency / Delete Dependency (LifeKeeper's dep_create / dep_remove)."""
+    return join("dependency", action, request.parent, request.child, "--server", request.server)

@@ -47,6 +47,8 @@ class Op(enum.Enum):
     LAB_RESET = "lab_reset"
     ADD_USER = "add_user"
     REMOVE_USER = "remove_user"
+    CREATE_DEPENDENCY = "create_dependency"
+    DELETE_DEPENDENCY = "delete_dependency"
 
     @property
     def label(self) -> str:
@@ -75,6 +77,8 @@ _LABELS = {
     Op.LAB_RESET: "Resetting the lab",
     Op.ADD_USER: "Adding a user",
     Op.REMOVE_USER: "Removing a user",
+    Op.CREATE_DEPENDENCY: "Create Dependency",
+    Op.DELETE_DEPENDENCY: "Delete Dependency",
 }
 
 _G, _O, _A = Role.GUEST, Role.OPERATOR, Role.ADMINISTRATOR
@@ -102,6 +106,8 @@ TABLE: Mapping[Op, Role] = MappingProxyType(
         Op.LAB_RESET: _A,
         Op.ADD_USER: _A,
         Op.REMOVE_USER: _A,
+        Op.CREATE_DEPENDENCY: _A,
+        Op.DELETE_DEPENDENCY: _A,
     }
 )
 

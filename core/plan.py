@@ -397,6 +397,51 @@ class VerifyMirror(Step):
         return f"Verify {self.dk_tag} on {self.target} against the source{also}"
 
 
+# -- dependencies between resources (Create / Delete Dependency) -----------------------------
+@dataclass(frozen=True)
+class CreateDependency(Step):
+    """``parent`` depends on ``child`` on every server where both are defined: the child's
+    hierarchy (claimed at ``child_version``) joins the parent's."""
+
+    parent_hierarchy_id: int
+    parent_id: int
+    parent_tag: str
+    child_hierarchy_id: int
+    child_version: int
+    child_id: int
+    child_tag: str
+    servers: tuple[str, ...]
+
+    @property
+    def title(self) -> str:
+        return (
+            f"Create dependency {self.parent_tag} → {self.child_tag} on "
+            f"{', '.join(self.servers)} ({self.child_tag} and what it depends on join the "
+            f"hierarchy of {self.parent_tag})"
+        )
+
+
+@dataclass(frozen=True)
+class DeleteDependency(Step):
+    """``parent`` no longer depends on ``child``: the child and what it depends on are a
+    hierarchy of their own, on the same servers with the same priorities."""
+
+    hierarchy_id: int
+    parent_id: int
+    parent_tag: str
+    child_id: int
+    child_tag: str
+    servers: tuple[str, ...]
+
+    @property
+    def title(self) -> str:
+        return (
+            f"Delete dependency {self.parent_tag} → {self.child_tag} on "
+            f"{', '.join(self.servers)} ({self.child_tag} becomes the root of a hierarchy "
+            "of its own)"
+        )
+
+
 # -- the plan ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Plan:
@@ -439,9 +484,11 @@ __all__ = [
     "ConfigureMirror",
     "CreateDataKeeper",
     "CreateDataKeeperTarget",
+    "CreateDependency",
     "CreateDisk",
     "CreateFileSystemResource",
     "CreateResource",
+    "DeleteDependency",
     "DeleteHierarchy",
     "FullResync",
     "MakeFileSystem",

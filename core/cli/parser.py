@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     from core.cli import (
         cmd_cluster,
         cmd_create,
+        cmd_dependency,
         cmd_extend,
         cmd_hierarchy,
         cmd_lab,
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_lab.register(sub)
     cmd_mirror.register(sub)
     cmd_cluster.register(sub)
+    cmd_dependency.register(sub)
     return parser
 
 
