@@ -79,6 +79,7 @@ class LabBackend:
             for line in journal.recover(store):
                 log.warning("recovery: %s", line)
             mirrors.resume_resyncs(store)
+            self.watch_applications()
         except BaseException:
             self.close()
             raise
@@ -152,7 +153,10 @@ class LabBackend:
 
         # they register handlers
         del steps_build, steps_kinds, steps_mirror, steps_remove, steps_service
-        return engine.apply(self, plan, session, hub=hub, on_step=on_step, cancel=cancel)
+        try:
+            return engine.apply(self, plan, session, hub=hub, on_step=on_step, cancel=cancel)
+        finally:
+            self.watch_applications()
 
     def watch(self, hub: EventHub, *, shown: Cluster | None = None, last_log_id: int = 0) -> Watch:
         return LabWatch(self, hub, shown, last_log_id)
@@ -213,12 +217,18 @@ class LabBackend:
     def stop_server(self, server: str, session: Session, hub: EventHub | None = None) -> list[str]:
         from core.backends.lab import failover
 
-        return failover.stop_server(self, server, session, hub)
+        try:
+            return failover.stop_server(self, server, session, hub)
+        finally:
+            self.watch_applications()
 
     def start_server(self, server: str, session: Session, hub: EventHub | None = None) -> list[str]:
         from core.backends.lab import failover
 
-        return failover.start_server(self, server, session, hub)
+        try:
+            return failover.start_server(self, server, session, hub)
+        finally:
+            self.watch_applications()
 
     def write(
         self, tag: str, offset: int, length: int, session: Session, pattern: str = "random"
@@ -258,6 +268,15 @@ class LabBackend:
         from core.backends.lab import users
 
         return [(u.name, u.role) for u in users.list_users(self.store)]
+
+    def watch_applications(self) -> None:
+        """Start the local monitor (lkcheck) when an application is in service."""
+        from core.backends.lab import lkcheck
+
+        try:
+            lkcheck.ensure_running(self.store)
+        except OSError as exc:  # the operation happened: say it, and go on
+            log.error("cannot start the local monitor (lkcheck): %s", exc)
 
     # -- the lab's own lookups (its step handlers use them) -----------------------------------
     def require_alive(self, server: str) -> None:
