@@ -90,28 +90,44 @@ def apps_in_service(store: Store) -> bool:
 
 
 def ensure_running(store: Store) -> subprocess.Popen[bytes] | None:
-    """Start the monitor when an application is in service and none runs."""
-    if not apps_in_service(store) or running(store.home):
+    """Start the monitor when an application is in service and none runs.
+
+    The lock is taken here and handed to the new process (``--lock-fd``): once this
+    returns, :func:`running` says so, and two callers never start two monitors."""
+    if not apps_in_service(store):
         return None
     home = store.home
-    fd = open_private(
-        private_dir(home / "logs") / "lkcheck.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    )
-    command = (
-        [sys.executable, "--lkconsole-lkcheck"]
-        if getattr(sys, "frozen", False)
-        else [sys.executable, "-m", "core.backends.lab.lkcheck"]
-    )
-    with os.fdopen(fd, "ab") as out:
-        return subprocess.Popen(
-            [*command, "--home", str(home), "--interval", str(interval())],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=Path(__file__).resolve().parent.parent.parent.parent,
-            close_fds=True,
+    fd = os.open(lock_path(home), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None  # one runs
+        log_fd = open_private(
+            private_dir(home / "logs") / "lkcheck.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND
         )
+        command = (
+            [sys.executable, "--lkconsole-lkcheck"]
+            if getattr(sys, "frozen", False)
+            else [sys.executable, "-m", "core.backends.lab.lkcheck"]
+        )
+        options = ["--home", str(home), "--interval", str(interval()), "--lock-fd", str(fd)]
+        with os.fdopen(log_fd, "ab") as out:
+            process = subprocess.Popen(
+                [*command, *options],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=Path(__file__).resolve().parent.parent.parent.parent,
+                close_fds=True,
+                pass_fds=(fd,),
+            )
+        os.ftruncate(fd, 0)
+        os.write(fd, str(process.pid).encode())
+        return process
+    finally:
+        os.close(fd)  # the new process holds the lock from now on
 
 
 def stop(home: Path, timeout: float = 30.0) -> bool:
@@ -305,14 +321,16 @@ class Monitor:
         return "; ".join(lines)
 
 
-def _serve(home: Path, every: float) -> int:
-    fd = os.open(lock_path(home), os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return 0  # another one runs
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+def _serve(home: Path, every: float, lock_fd: int | None) -> int:
+    if lock_fd is None:  # started by hand: take the lock
+        lock_fd = os.open(lock_path(home), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock_fd)
+            return 0  # another one runs
+        os.ftruncate(lock_fd, 0)
+        os.write(lock_fd, str(os.getpid()).encode())
     try:
         monitor = Monitor(home, every)
 
@@ -320,20 +338,26 @@ def _serve(home: Path, every: float) -> int:
             monitor.stopping.set()
 
         signal.signal(signal.SIGTERM, on_term)
-        return monitor.run()
+        code = monitor.run()
     finally:
-        os.close(fd)
+        os.close(lock_fd)
+    if not monitor.stopping.is_set() and (home / DB_NAME).exists():
+        # An application may have come in service while this one was ending.
+        with Store(home) as store:
+            ensure_running(store)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.backends.lab.lkcheck")
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--interval", type=float, default=None)
+    parser.add_argument("--lock-fd", type=int, default=None, help="the lock, taken already")
     args = parser.parse_args(argv)
     os.umask(0o077)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        return _serve(args.home, args.interval if args.interval else interval())
+        return _serve(args.home, args.interval if args.interval else interval(), args.lock_fd)
     except LkError as exc:
         print(f"ERROR {exc}", file=sys.stderr, flush=True)
         return 1
