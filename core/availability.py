@@ -57,6 +57,9 @@ MIRROR_ACTIONS = (
     VERIFY_MIRROR,
 )
 
+CREATE_DEPENDENCY = "create_dependency"
+DELETE_DEPENDENCY = "delete_dependency"
+
 ACTIONS = (
     CONNECT,
     DISCONNECT,
@@ -71,6 +74,8 @@ ACTIONS = (
     OUT_OF_SERVICE,
     RESOURCE_PROPERTIES,
     *MIRROR_ACTIONS,
+    CREATE_DEPENDENCY,
+    DELETE_DEPENDENCY,
 )
 
 
@@ -683,6 +688,61 @@ def verify_mirror(
     )
 
 
+# -- dependencies (Create Dependency, Delete Dependency) ---------------------------------------
+def _dependency_server(h: Hierarchy, selection: Selection) -> str:
+    """The server whose resources a dependency is chosen from: the clicked cell's, else
+    where the hierarchy is in service (else its best-priority server)."""
+    if selection.server is not None and selection.server in h.servers:
+        return selection.server
+    return h.home_server
+
+
+def create_dependency(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(cluster, connection, Op.CREATE_DEPENDENCY)
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    if selection.resource_id is None:
+        if not any(len(cluster.instances_on(s.name)) >= 2 for s in cluster.servers):
+            return _no("No server has two resources: create another resource hierarchy first.")
+        return _ok("Make one resource depend on another resource of the same server.")
+    h = _selected_hierarchy(cluster, selection)
+    if isinstance(h, Availability):
+        return h
+    # Only the selected hierarchy is read here (gui.actions.context): the dialog offers
+    # the other resources of the server, and says why one cannot be the child.
+    server = _dependency_server(h, selection)
+    tag = _tag(h, selection.resource_id, server)
+    return _ok(f"Make {tag} depend on another resource of {server} (its child).")
+
+
+def delete_dependency(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(cluster, connection, Op.DELETE_DEPENDENCY)
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    if selection.resource_id is None:
+        if not any(h.dependencies for h in cluster.hierarchies):
+            return _no("No resource depends on another: there is no dependency to delete.")
+        return _ok("Make a resource no longer depend on one of its children.")
+    h = _selected_hierarchy(cluster, selection)
+    if isinstance(h, Availability):
+        return h
+    rid = selection.resource_id
+    tag = _tag(h, rid, _dependency_server(h, selection))
+    children = [h.tag_of(c) for c in h.children(rid)]
+    parent = h.parent(rid)
+    if children:
+        return _ok(f"{tag} no longer depends on one of: {_names(children)}.")
+    if parent is not None:
+        return _ok(f"{h.tag_of(parent)} no longer depends on {tag}.")
+    return _no(f"{tag} depends on nothing and nothing depends on it: no dependency to delete.")
+
+
 RULES: dict[str, Rule] = {
     CONNECT: connect,
     DISCONNECT: disconnect,
@@ -702,6 +762,8 @@ RULES: dict[str, Rule] = {
     FORCE_ONLINE: force_online,
     SPEED_LIMIT: speed_limit,
     VERIFY_MIRROR: verify_mirror,
+    CREATE_DEPENDENCY: create_dependency,
+    DELETE_DEPENDENCY: delete_dependency,
 }
 
 
@@ -732,6 +794,9 @@ def preselection(cluster: Cluster | None, selection: Selection, action: str) -> 
         server = _in_service_server(h, selection)
     elif action == OUT_OF_SERVICE:
         server = _out_of_service_server(h, selection)
+    elif action in (CREATE_DEPENDENCY, DELETE_DEPENDENCY):
+        server = _dependency_server(h, selection)
+        template = server
     return Preselection(
         hierarchy_id=h.id,
         resource_id=rid,

@@ -126,7 +126,7 @@ def resource_properties(cluster: Cluster, h: Hierarchy, resource_id: int) -> Pro
     status = h.status(resource_id)
     general = [
         Row("Tag", tag),
-        Row("Kind", kind.label),
+        Row("Kind", kind.label, kind_icon(kind)),
         Row("Hierarchy", _hierarchy_text(h)),
         Row("Overall state", status.label, _node_icon(status)),
         Row("Switchback type", h.switchback.value),
@@ -166,7 +166,7 @@ def cell_properties(cluster: Cluster, h: Hierarchy, resource_id: int, server: st
     server_state = cluster.server(server)
     rows = [
         Row("Tag", tag),
-        Row("Kind", kind.label),
+        Row("Kind", kind.label, kind_icon(kind)),
         Row("Server", server, _SERVER_ICON[server_state.state] if server_state else None),
         Row("Hierarchy", _hierarchy_text(h)),
     ]
@@ -260,7 +260,42 @@ def _instance_rows(inst: Resource) -> tuple[Row, ...]:
         )
     if inst.kind is ResourceKind.DATAKEEPER:  # its bitmap is shown with the mirror
         return (Row("Volume", inst.volume or "—"),)
-    return ()
+    return _kit_rows(inst)
+
+
+def kind_icon(kind: ResourceKind) -> str:
+    """The icon of a resource kind (resources/icons/kind-*.svg)."""
+    return f"kind-{kind.value}"
+
+
+def _kit_rows(inst: Resource) -> tuple[Row, ...]:
+    """The settings of an IP address and of a Generic Application (and why it failed)."""
+    if inst.kind is ResourceKind.IP:
+        rows = [
+            Row("IP address", inst.setting("address") or "—"),
+            Row("Network interface", inst.setting("interface") or "—"),
+        ]
+    elif inst.kind is ResourceKind.APP:
+        rows = [
+            Row("Start command", inst.setting("start") or "—"),
+            Row("Stop command", inst.setting("stop") or "—"),
+            Row("Monitor command", inst.setting("monitor") or "— (none: healthy while started)"),
+            Row("Restart mode", _restart_text(inst.setting("restart"))),
+        ]
+    else:
+        rows = [Row(name, value) for name, value in inst.settings]
+    if inst.reason:
+        rows.append(Row("Reason", inst.reason))
+    return tuple(rows)
+
+
+def _restart_text(mode: str) -> str:
+    value = mode.strip().lower()
+    if value in ("", "yes"):
+        return "yes: restart once in place, then fail over"
+    if value == "no":
+        return "no: fail over at once"
+    return f"{value}: restart {value} times in place, then fail over"
 
 
 def _dependency_rows(h: Hierarchy, resource_id: int) -> list[Row]:

@@ -232,6 +232,21 @@ SPECS: tuple[ActionSpec, ...] = (
         "Version, data directory and licence.",
         menu_role=QAction.MenuRole.AboutRole,
     ),
+    # Edit › Resource: dependencies
+    ActionSpec(
+        av.CREATE_DEPENDENCY,
+        f"Create Depe&ndency{ELLIPSIS}",
+        "Make one resource depend on another resource of the same server.",
+        "action-dependency-create",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.DELETE_DEPENDENCY,
+        f"Dele&te Dependency{ELLIPSIS}",
+        "Make a resource no longer depend on one of its children.",
+        "action-dependency-delete",
+        needs_handler=True,
+    ),
 )
 
 # Menus: (objectName, title, entries); an entry is an action name, None (a separator) or
@@ -271,6 +286,9 @@ MENUS: tuple[Menu, ...] = (
                     av.EXTEND_HIERARCHY,
                     av.UNEXTEND_HIERARCHY,
                     av.DELETE_HIERARCHY,
+                    None,
+                    av.CREATE_DEPENDENCY,
+                    av.DELETE_DEPENDENCY,
                     None,
                     av.IN_SERVICE,
                     av.OUT_OF_SERVICE,
@@ -327,6 +345,9 @@ CELL_MENU: tuple[str | Menu | None, ...] = (
     av.UNEXTEND_HIERARCHY,
     av.DELETE_HIERARCHY,
     None,
+    av.CREATE_DEPENDENCY,
+    av.DELETE_DEPENDENCY,
+    None,
     ("cell_mirror_menu", "&Mirror", MIRROR_SUBMENU[2]),
     None,
     av.RESOURCE_PROPERTIES,
@@ -339,6 +360,9 @@ RESOURCE_MENU: tuple[str | Menu | None, ...] = (
     av.EXTEND_HIERARCHY,
     av.UNEXTEND_HIERARCHY,
     av.DELETE_HIERARCHY,
+    None,
+    av.CREATE_DEPENDENCY,
+    av.DELETE_DEPENDENCY,
     None,
     ("resource_mirror_menu", "&Mirror", MIRROR_SUBMENU[2]),
     None,

@@ -52,6 +52,7 @@ def preload() -> None:
     the console calls it once its window has painted, so that no dialog imports later."""
     _load()
     from core.operations import create, extend  # noqa: F401 - the wizards' workers
+    from gui.dependency_dialog import DependencyDialog  # noqa: F401 - Create Dependency
     from gui.history_view import HistoryDialog  # noqa: F401 - View › History
 
 
@@ -83,6 +84,8 @@ def install(window: MainWindow) -> None:
     a.register(av.SPEED_LIMIT, ops.speed_limit)
     a.register(av.VERIFY_MIRROR, ops.verify)
     a.register(av.CONNECT, ops.connect)
+    a.register(av.CREATE_DEPENDENCY, ops.create_dependency)
+    a.register(av.DELETE_DEPENDENCY, ops.delete_dependency)
     # Nothing is stored on the window itself: the actions' handlers keep ``ops`` alive,
     # and :func:`of` finds it through them. (An extra attribute on the window made the
     # garbage collector crash PySide when a window was dropped without being closed.)
@@ -465,6 +468,28 @@ class _Operations:
         self.w.adopt(opened)
         session = opened.session
         self.w.show_result(f"Connected as {session.user} ({session.role.label}).")
+
+    # -- Create Dependency / Delete Dependency ---------------------------------------------
+    def create_dependency(self, pre: Preselection) -> QWidget:
+        return self._dependency("create", pre)
+
+    def delete_dependency(self, pre: Preselection) -> QWidget:
+        return self._dependency("delete", pre)
+
+    def _dependency(self, action: str, pre: Preselection) -> QWidget:
+        from gui.dependency_dialog import DependencyDialog
+
+        dialog = DependencyDialog(
+            action,
+            self._cluster(),
+            self._backend(),
+            self.w.session,
+            server=pre.server,
+            tag=pre.tag,
+            parent=self.w,
+        )
+        dialog.done.connect(self._done)
+        return self._open(dialog)
 
 
 __all__ = ["install"]

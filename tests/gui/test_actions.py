@@ -29,6 +29,8 @@ NEED_HANDLERS = (
     "delete_hierarchy",
     "in_service",
     "out_of_service",
+    "create_dependency",
+    "delete_dependency",
 )
 
 
@@ -89,6 +91,8 @@ def test_the_menus_of_lifekeeper(window: MainWindow) -> None:
         "Extend Resource Hierarchy",
         "Unextend Resource Hierarchy",
         "Delete Resource Hierarchy",
+        "Create Dependency",
+        "Delete Dependency",
         "In Service",
         "Out of Service",
         "Mirror",

@@ -114,7 +114,7 @@ def _walk_create(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-
     wizard = _opened(qtbot, window, CreateWizard)
     assert isinstance(wizard, CreateWizard)
     wizard.where.server.setCurrentText("lab2")  # new defaults, from that server's disks
-    for _ in range(2):
+    for _ in range(3):  # the recovery kit (DataKeeper), where, what
         qtbot.waitUntil(lambda: wizard.currentPage().isComplete(), timeout=10_000)
         wizard.next()
     qtbot.waitUntil(lambda: wizard.progress.succeeded, timeout=20_000)
