@@ -14,12 +14,13 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from PySide6.QtWidgets import QCheckBox, QComboBox, QPushButton, QTableView
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QPushButton, QTableView
 
 from core.backends.lab import LabBackend
 from core.backends.lab.store import Store
 from core.model import MirrorState
 from gui.create_wizard import CreateWizard
+from gui.dependency_dialog import DependencyDialog
 from gui.dialogs import ConnectDialog, OperationDialog
 from gui.extend_wizard import ExtendWizard, Page
 from gui.main_window import MainWindow
@@ -157,6 +158,44 @@ def _walk_dialogs(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped
         server_dialog.reject()
 
 
+def _walk_kits(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    # An IP address through the wizard, for real (its create runs on a worker).
+    window.actions["create_hierarchy"].trigger()
+    wizard = _opened(qtbot, window, CreateWizard)
+    assert isinstance(wizard, CreateWizard)
+    wizard.kind_page.kind.setCurrentIndex(1)
+    wizard.next()
+    wizard.currentPage().findChild(QComboBox, "server").setCurrentText("lab2")
+    wizard.currentPage().findChild(QComboBox, "server").setCurrentText("lab1")
+    qtbot.waitUntil(lambda: wizard.currentPage().isComplete(), timeout=10_000)
+    wizard.next()
+    qtbot.waitUntil(lambda: wizard.progress.succeeded, timeout=20_000)
+    wizard.next()
+    wizard.accept()
+    # The Generic Application page: typed, checked, left.
+    window.actions["create_hierarchy"].trigger()
+    wizard = _opened(qtbot, window, CreateWizard)
+    assert isinstance(wizard, CreateWizard)
+    wizard.kind_page.kind.setCurrentIndex(2)
+    wizard.next()
+    wizard.currentPage().findChild(QLineEdit, "start").setText("true")
+    wizard.currentPage().findChild(QComboBox, "restart_mode").setCurrentText("no")
+    wizard.reject()
+    # Create Dependency and Delete Dependency: every choice checked, nothing run.
+    qtbot.waitUntil(lambda: window.model.index_of("ip-10.214.0.100").isValid(), timeout=10_000)
+    for tag, action in (("ip-10.214.0.100", "create_dependency"), ("/data", "delete_dependency")):
+        _select(window, tag, "lab1")
+        window.actions[action].trigger()
+        dialog = _opened(qtbot, window, DependencyDialog)
+        assert isinstance(dialog, DependencyDialog)
+        child = dialog.findChild(QComboBox, "child")
+        for i in range(child.count()):
+            child.setCurrentIndex(i)
+        dialog.findChild(QComboBox, "server").setCurrentText("lab2")
+        dialog.show_command.click()
+        dialog.reject()
+
+
 def _walk_connect_and_history(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     window.actions["disconnect"].trigger()
     window.actions["connect"].trigger()
@@ -181,6 +220,7 @@ def test_walking_every_wizard_and_dialog_does_no_io_on_the_gui_thread(qtbot) -> 
         _walk_extend(qtbot, window)
         _walk_create(qtbot, window)
         _walk_dialogs(qtbot, window)
+        _walk_kits(qtbot, window)
         _walk_connect_and_history(qtbot, window)
     finally:
         _HOOK.recording = False
