@@ -327,6 +327,15 @@ class ConnectDialog(QDialog):
             form.addRow(label, widget)
         form.addRow("", self.remember)
         form.addRow("", self.keyring_note)
+        self.identity_note = QLabel(
+            "On a Pacemaker cluster you act as the SSH user (root on the Pacemaker lab); "
+            "your role comes from the node's lkadmin, lkoper or lkguest group.",
+            objectName="identity_note",
+        )
+        self.identity_note.setAccessibleName("Who you are on this cluster")
+        self.identity_note.setWordWrap(True)
+        self.identity_note.setStyleSheet(NOTE_STYLE)
+        form.addRow("", self.identity_note)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -344,8 +353,26 @@ class ConnectDialog(QDialog):
         self._opener: BackendOpener | None = None
         self.question: HostKeyQuestion | None = None  # while a host key is asked about
         self.keyring_read = False  # True once the keyring answered (tests wait for it)
+        self._keyring_reason: str | None = None  # None: not answered yet
         self._keyring_job = self._read_keyring()
+        self.server.currentTextChanged.connect(self._kind_changed)
+        self._kind_changed(self.server.currentText())
         self.setMinimumWidth(420)
+
+    def _signs_in(self) -> bool:
+        """Does the chosen cluster sign users in (the lab), or is one the SSH user?"""
+        spec = self.server.currentText().strip()
+        return spec == connection.DEFAULT or spec.startswith("lab:")
+
+    @Slot(str)
+    def _kind_changed(self, _text: str) -> None:
+        lab = self._signs_in()
+        self.user.setEnabled(lab)
+        self.password.setEnabled(lab)
+        keyring = lab and self._keyring_reason == ""
+        self.remember.setEnabled(keyring)
+        self.forget.setEnabled(keyring)
+        self.identity_note.setVisible(not lab)
 
     def _read_keyring(self) -> Job:
         """Once, on a worker: can passwords be remembered, and is one remembered."""
@@ -365,8 +392,8 @@ class ConnectDialog(QDialog):
         reason, remembered = result
         self.keyring_note.setText(reason)
         self.keyring_note.setVisible(bool(reason))
-        self.remember.setEnabled(not reason)
-        self.forget.setEnabled(not reason)
+        self._keyring_reason = reason or ""
+        self._kind_changed(self.server.currentText())
         if remembered is not None and not self.password.text():
             self.password.setText(remembered)
             self.remember.setChecked(True)
@@ -404,6 +431,8 @@ class ConnectDialog(QDialog):
             return
         spec, user = self.server.currentText().strip(), self.user.text().strip()
         password, remember = self.password.text(), self.remember.isChecked()
+        if not self._signs_in():
+            user, password, remember = "", "", False  # the SSH user: no sign-in here
         notes: list[str] = []
 
         def sign_in(backend: Backend) -> Session:
