@@ -552,7 +552,7 @@ def test_ssh_once_trusted_the_console_works_over_ssh(lab: Lab, console_home: Pat
     assert result["created"] == {"in_service_on": "lab1"}
     watch = result["watch"]
     assert isinstance(watch, dict) and watch["seconds"] <= 1.0, watch
-    assert watch["states"] == {"lab1": "ALIVE_WARNING", "lab2": "ALIVE", "lab3": "ALIVE"}
+    assert watch["states"] == {"lab1": "ALIVE_STANDBY", "lab2": "ALIVE", "lab3": "ALIVE"}
     assert result["deleted"] is True
     known = (console_home / "ssh" / "known_hosts").read_text()
     assert known.startswith("lab1,10.213.0.11 ssh-ed25519 ")

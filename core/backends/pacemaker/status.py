@@ -4,8 +4,8 @@ Pure functions (no I/O). The CIB says what the hierarchies are (``cib.py``); crm
 says where each resource runs and what failed; ``corosync-cfgtool -s`` says which links
 are up. The mapping (CLUSTER.md):
 
-- **servers**: online → ALIVE; online in standby or maintenance → ALIVE (warning)
-  (**ours**: the model has no "standby" state: the lead decides); online with a link to
+- **servers**: online → ALIVE; online in standby → ALIVE (standby); in maintenance →
+  ALIVE (warning); online with a link to
   an online peer down → ALIVE (warning); offline or unclean → DEAD; pending → UNKNOWN.
 - **resource states** on each server where the hierarchy is defined (and where it runs):
   running there (managed, not failed) → ISP; running there but unmanaged, blocked or
@@ -81,7 +81,9 @@ class NodeView:
             return ServerState.UNKNOWN
         if not self.online or self.unclean:
             return ServerState.DEAD
-        if self.standby or self.maintenance:
+        if self.standby:
+            return ServerState.ALIVE_STANDBY
+        if self.maintenance:
             return ServerState.ALIVE_WARNING
         return ServerState.ALIVE
 
