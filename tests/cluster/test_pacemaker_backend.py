@@ -44,7 +44,7 @@ from core.plan import (
 from core.session import Session
 from tests.cluster.clientns import PYTHON, client_namespace, run_in
 from tests.cluster.labtools import Lab, host_fingerprint, lab_key, wait_healthy
-from tests.helpers import REPO, wait_until
+from tests.helpers import REPO, run_lkctl, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -647,3 +647,34 @@ def test_in_service_where_it_failed_before_clears_that_failure_first(
     finally:
         for node in ("lab1", "lab2"):
             lab.run(node, "rm", "-f", ok, "/data/t-flaky.running")
+
+
+# -- lkctl status --json: one schema for every backend ---------------------------------------
+
+
+def test_lkctl_status_json_has_the_lab_s_schema(
+    lab: Lab, backend: PacemakerBackend, tmp_path: Path
+) -> None:
+    backend.apply(ip("json-ip", "10.213.0.161"), ADMIN)
+    extend(backend, "json-ip", ("lab2", 2))
+    env = {"LKCONSOLE_HOME": str(lab.home), "LKCONSOLE_CLUSTER": "pacemaker-lab"}
+    done = run_lkctl(["status", "--json"], env=env)
+    assert done.returncode == 0, done.stderr
+    ours = json.loads(done.stdout)
+    folder = run_lkctl(["status", "--json"], env={"LKCONSOLE_HOME": str(tmp_path / "lab"),
+                                                  "LKCONSOLE_CLUSTER": "lab"})  # fmt: skip
+    theirs = json.loads(folder.stdout)
+    assert [s["name"] for s in ours["servers"]] == list(lab.nodes)
+    (h,) = [h for h in ours["hierarchies"] if h["root"] == "json-ip"]
+    assert h["in_service_on"] == "lab1" and h["priorities"] == {"lab1": 1, "lab2": 2}
+    (r,) = h["resources"]
+    assert r["kind"] == "ip" and r["servers"]["lab1"]["state"] == "ISP"
+    assert r["servers"]["lab2"]["state"] == "OSU"
+    # Every key the folder lab's document has, this one has (new ones may be added).
+    lab_h, lab_r = theirs["hierarchies"][0], theirs["hierarchies"][0]["resources"][0]
+    assert set(theirs) <= set(ours)
+    assert set(theirs["servers"][0]) <= set(ours["servers"][0])
+    assert set(lab_h) <= set(h)
+    assert set(lab_r) <= set(r)
+    for server in r["servers"].values():
+        assert {"tag", "state", "text"} <= set(server)
