@@ -143,6 +143,11 @@ def test_what_pacemaker_did_in_lifekeepers_words() -> None:
         ("INFO", "/data/app is in service on lab1 (was out of service)")
     ]
     assert status.changes(over, over) == []
+    # Restarted in place after its monitor failed: still in service, but it is said.
+    assert status.changes(steady, cluster_of("failed")) == [
+        ("WARNING", "/data/app was recovered on lab2 after: monitor failed on lab2 at "
+         "2026-12-01 22:57:27Z: monitor command exited 1 (exit 1: error)"),
+    ]  # fmt: skip
 
 
 def test_failures_and_fail_counts() -> None:
