@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core import permissions
-from core.capabilities import SERVER_POWER
+from core.capabilities import DEPENDENCIES, SERVER_POWER
 from core.model import (
     Cluster,
     Hierarchy,
@@ -107,7 +107,7 @@ class Connection:
     role: Role = Role.ADMINISTRATOR
     cluster_name: str = "lab"  # "the {cluster_name} cluster"
     # What the backend can do beyond the common set (core.capabilities).
-    capabilities: frozenset[str] = frozenset({SERVER_POWER})
+    capabilities: frozenset[str] = frozenset({SERVER_POWER, DEPENDENCIES})
 
 
 @dataclass(frozen=True)
@@ -689,6 +689,12 @@ def verify_mirror(
 
 
 # -- dependencies (Create Dependency, Delete Dependency) ---------------------------------------
+_NO_DEPENDENCIES = (
+    "{what} is not available on this cluster yet: its backend cannot make one hierarchy "
+    "depend on another (the folder lab can)."
+)
+
+
 def _dependency_server(h: Hierarchy, selection: Selection) -> str:
     """The server whose resources a dependency is chosen from: the clicked cell's, else
     where the hierarchy is in service (else its best-priority server)."""
@@ -703,6 +709,8 @@ def create_dependency(
     problem = _connection_problem(cluster, connection, Op.CREATE_DEPENDENCY)
     if problem is not None:
         return problem
+    if DEPENDENCIES not in connection.capabilities:
+        return _no(_NO_DEPENDENCIES.format(what="Create Dependency"))
     assert cluster is not None
     if selection.resource_id is None:
         if not any(len(cluster.instances_on(s.name)) >= 2 for s in cluster.servers):
@@ -724,6 +732,8 @@ def delete_dependency(
     problem = _connection_problem(cluster, connection, Op.DELETE_DEPENDENCY)
     if problem is not None:
         return problem
+    if DEPENDENCIES not in connection.capabilities:
+        return _no(_NO_DEPENDENCIES.format(what="Delete Dependency"))
     assert cluster is not None
     if selection.resource_id is None:
         if not any(h.dependencies for h in cluster.hierarchies):

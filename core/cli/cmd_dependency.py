@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
+from core.backend import require
+from core.capabilities import DEPENDENCIES
 from core.cli.auth import cluster
 from core.cli.output import EXIT_OK, EXIT_USAGE, hierarchy_json, print_json
 from core.cli.parser import SubParsers
@@ -44,6 +46,8 @@ def register(sub: SubParsers) -> None:
 
 def cmd_dependency(args: argparse.Namespace, out: TextIO) -> int:
     with cluster(args) as (backend, session):
+        what = "Create Dependency" if args.verb == "create" else "Delete Dependency"
+        require(backend, DEPENDENCIES, what)
         snapshot = backend.snapshot()
         server = args.server or rules.default_server(snapshot, args.parent)
         request = rules.DependencyRequest(server, args.parent, args.child)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from core import commands
-from core.backend import Backend
+from core.backend import Backend, require
+from core.capabilities import DEPENDENCIES
 from core.checks import Problem
 from core.model import Cluster
 from core.permissions import Op
@@ -77,10 +78,12 @@ def _authorize(
 
 
 def create(backend: Backend, request: DependencyRequest, session: Session) -> ApplyResult:
+    require(backend, DEPENDENCIES, "Create Dependency")
     _authorize(backend, session, Op.CREATE_DEPENDENCY, "create", request)
     return backend.apply(create_plan(backend.snapshot(), request), session)
 
 
 def delete(backend: Backend, request: DependencyRequest, session: Session) -> ApplyResult:
+    require(backend, DEPENDENCIES, "Delete Dependency")
     _authorize(backend, session, Op.DELETE_DEPENDENCY, "delete", request)
     return backend.apply(delete_plan(backend.snapshot(), request), session)

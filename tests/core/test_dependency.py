@@ -287,3 +287,32 @@ def test_lkctl_dependency_create_and_delete_with_json(hermetic_env: Path) -> Non
     assert roots == {"web", "/data"}
     help_text = run_lkctl(["dependency", "--help"]).stdout
     assert "dep_create" in help_text and "dep_remove" in help_text
+
+
+def test_a_cluster_that_cannot_make_dependencies_says_so_and_changes_nothing(
+    lab: LabBackend,
+) -> None:
+    from core import availability as av
+    from core.backend import NotAvailable
+
+    _app(lab, "web")
+    cluster = lab.snapshot()
+    web = cluster.find_tag("web")
+    assert web is not None
+    selection = av.Selection(
+        server="lab1", hierarchy_id=web.hierarchy_id, resource_id=web.resource_id
+    )
+    able = av.Connection(capabilities=lab.capabilities)
+    unable = av.Connection(capabilities=frozenset())  # a Pacemaker cluster, today
+    assert av.create_dependency(cluster, selection, able).enabled
+    for rule, what in ((av.create_dependency, "Create"), (av.delete_dependency, "Delete")):
+        shown = rule(cluster, selection, unable)
+        assert not shown.enabled
+        assert shown.reason.startswith(f"{what} Dependency is not available on this cluster")
+    before = db_tables(lab.home)
+    lab.capabilities = frozenset(lab.capabilities - {"dependencies"})
+    with pytest.raises(NotAvailable, match="Create Dependency is not available on a lab"):
+        dependency.create(lab, DependencyRequest("lab1", "web", "/data"), ADMIN)
+    with pytest.raises(NotAvailable, match="Delete Dependency is not available on a lab"):
+        dependency.delete(lab, DependencyRequest("lab1", "/data", "datarep-data"), ADMIN)
+    assert db_tables(lab.home) == before

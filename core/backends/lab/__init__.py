@@ -23,7 +23,7 @@ from core import paths
 from core.backends.lab.layout import LabLayout, ensure_lab
 from core.backends.lab.store import Store
 from core.backends.lab.watch import LabWatch
-from core.capabilities import MIRROR_WRITES, RESET, SERVER_POWER, USERS
+from core.capabilities import DEPENDENCIES, MIRROR_WRITES, RESET, SERVER_POWER, USERS
 from core.errors import OperationError
 from core.session import Session, local_session
 
@@ -60,7 +60,7 @@ class LabBackend:
     """The embedded lab cluster (``home``: its data directory)."""
 
     kind = "lab"
-    capabilities = frozenset({SERVER_POWER, MIRROR_WRITES, RESET, USERS})
+    capabilities = frozenset({SERVER_POWER, MIRROR_WRITES, RESET, USERS, DEPENDENCIES})
 
     def __init__(self, home: Path | None = None, *, name: str = "lab") -> None:
         self._local = threading.local()
