@@ -161,6 +161,44 @@ def test_an_ip_is_up_exactly_where_it_is_in_service(lab: LabBackend) -> None:
     assert r is not None and r.setting("address") == "10.214.0.100/24"
 
 
+def test_extend_gives_an_ip_the_target_s_own_interface_and_refuses_its_own_address(
+    lab: LabBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_kinds.create(lab, _ip(lab), ADMIN)
+    lab_network = lab.network
+
+    def lab2_is_another_machine(server: str) -> NetworkInfo:
+        found = lab_network(server)
+        if server != "lab2":
+            return found
+        return dataclasses.replace(found, addresses=("10.214.0.100/24",), interface="ens4")
+
+    monkeypatch.setattr(lab, "network", lab2_is_another_machine)
+    before = settled_digest(lab)
+    request = extend.defaults(lab, tag="ip-10.214.0.100", target_server="lab2").request
+    with pytest.raises(CheckFailed) as refused:
+        extend.extend(lab, request, ADMIN)
+    [problem] = refused.value.problems
+    assert (problem.field, problem.code) == ("target_server", "address_of_target")
+    assert problem.message == (
+        "ip-10.214.0.100 protects 10.214.0.100, which is lab2's own address; choose another target."
+    )
+    assert settled_digest(lab) == before
+
+    def lab2_names_ens4(server: str) -> NetworkInfo:
+        found = lab_network(server)
+        return dataclasses.replace(found, interface="ens4") if server == "lab2" else found
+
+    monkeypatch.setattr(lab, "network", lab2_names_ens4)
+    request = extend.defaults(lab, tag="ip-10.214.0.100", target_server="lab2").request
+    extend.extend(lab, request, ADMIN)
+    service.switchover(lab, "ip-10.214.0.100", "lab2", ADMIN)
+    up = lab.layout.server_path("lab2", "/run/lkconsole/ip/10.214.0.100")
+    assert up.read_text() == "10.214.0.100/24 dev ens4\n"
+    on = {r.server: r.setting("interface") for r in lab.snapshot().hierarchies[-1].resources}
+    assert on == {"lab1": "eth0", "lab2": "ens4"}
+
+
 def test_an_application_s_commands_run_in_its_server_s_folder(lab: LabBackend) -> None:
     create_kinds.create(lab, _app(), ADMIN)
     lab1, lab2 = lab.layout.server_root("lab1"), lab.layout.server_root("lab2")
