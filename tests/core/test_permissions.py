@@ -53,6 +53,8 @@ COMMANDS: list[tuple[Op, list[str]]] = [
         ["lab", "user", "add", "eve", "--role", "administrator", "--password-stdin"],
     ),
     (Op.REMOVE_USER, ["lab", "user", "remove", "olga"]),
+    (Op.CREATE_DEPENDENCY, ["dependency", "create", "/data", "datarep-data"]),
+    (Op.DELETE_DEPENDENCY, ["dependency", "delete", "/data", "datarep-data"]),
 ]
 
 
