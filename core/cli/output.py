@@ -96,6 +96,8 @@ def _resource_json(h: Hierarchy, rid: int, depth: int, cluster: Cluster) -> dict
         if inst.volume:
             entry["volume"] = inst.volume
             entry["bitmap_file"] = inst.bitmap_file
+        if inst.settings:  # an IP address's, an application's (core.model.Resource.settings)
+            entry["settings"] = dict(inst.settings)
         states[server.name] = entry
     return {
         "id": rid,

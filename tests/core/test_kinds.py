@@ -265,6 +265,15 @@ def test_lkctl_creates_ip_and_app_resources_with_json(hermetic_env: Path) -> Non
     status = json.loads(run_lkctl(["status", "--json"]).stdout)
     kinds = {r["tag"]: r["kind"] for h in status["hierarchies"] for r in h["resources"]}
     assert kinds["db"] == "app" and kinds["ip-10.214.0.100"] == "ip"
+    on = {r["tag"]: r["servers"] for h in status["hierarchies"] for r in h["resources"]}
+    assert on["db"]["lab2"]["settings"] == {
+        "start": "touch db.run", "stop": "rm -f db.run", "monitor": "test -f db.run",
+        "restart": "no",
+    }  # fmt: skip
+    assert on["ip-10.214.0.100"]["lab1"]["settings"] == {
+        "address": "10.214.0.100/24", "interface": "eth0"
+    }  # fmt: skip
+    assert "settings" not in on["/data"]["lab1"]
 
 
 @pytest.mark.parametrize(
