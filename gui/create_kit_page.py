@@ -20,7 +20,7 @@ from core.checks import Problem
 from core.model import ResourceKind
 from core.rules import kinds as rules
 from core.rules.kinds import ResourceRequest
-from gui.extend_wizard import MESSAGE_WIDTH, NOTE_STYLE, error_label, show_field_problems
+from gui.field_messages import MESSAGE_WIDTH, NOTE_STYLE, error_label, show_field_problems
 
 if TYPE_CHECKING:
     from gui.create_wizard import CreateWizard

@@ -48,7 +48,7 @@ from core.session import Session
 from gui import icons, jobs
 from gui.checker import LatestOnly
 from gui.create_kit_page import KitPage
-from gui.extend_wizard import (
+from gui.field_messages import (
     ERROR_STYLE,
     MESSAGE_WIDTH,
     NOTE_STYLE,

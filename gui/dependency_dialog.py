@@ -29,7 +29,7 @@ from core.operations import dependency
 from core.rules import dependency as rules
 from core.rules.dependency import DependencyRequest
 from core.session import Session
-from gui.extend_wizard import ERROR_STYLE, MESSAGE_WIDTH, show_field_problems
+from gui.field_messages import ERROR_STYLE, MESSAGE_WIDTH, show_field_problems
 from gui.jobs import Job, JobSignals
 
 FIELDS = ("server", "parent", "child")

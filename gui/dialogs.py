@@ -36,7 +36,7 @@ from core.backend import Backend
 from core.errors import AuthenticationFailed, UnknownHostKey
 from core.session import Session, local_user
 from gui.bridge import BackendOpener, Opened
-from gui.extend_wizard import ERROR_STYLE, NOTE_STYLE
+from gui.field_messages import ERROR_STYLE, NOTE_STYLE
 from gui.jobs import Job, JobSignals
 
 Run = Callable[[Backend, dict[str, Any], Session], Any]
