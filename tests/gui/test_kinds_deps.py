@@ -13,10 +13,12 @@ from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QMenu, QWizard
 from core.backends.lab import LabBackend, kits
 from core.model import Role
 from core.operations import create_kinds
-from core.rules.kinds import APP, ResourceRequest
+from core.rules.kinds import APP, IP, ResourceRequest
 from gui.actions import find_menu_action
 from gui.create_wizard import CreateWizard, Page
 from gui.dependency_dialog import DependencyDialog
+from gui.extend_wizard import ExtendWizard, prepare_now
+from gui.extend_wizard import Page as ExtendPage
 from gui.main_window import MainWindow
 from tests.core.labtools import settled_digest
 from tests.helpers import db_digest, local_administrator
@@ -244,3 +246,31 @@ def test_an_operator_sees_both_dependency_items_disabled_with_the_reason(
     window.set_role(Role.ADMINISTRATOR)
     assert _menu(window, "Create Dependency").isEnabled()
     assert _menu(window, "Delete Dependency").isEnabled()  # /data depends on datarep-data
+
+
+def test_accept_defaults_extends_an_app_on_ip_hierarchy(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from core.operations import dependency
+    from core.rules.dependency import DependencyRequest
+
+    lab = LabBackend()
+    try:
+        ip = create_kinds.defaults(lab, IP).request
+        create_kinds.create(lab, ip, local_administrator())
+        _app("web")
+        dependency.create(lab, DependencyRequest("lab1", "web", ip.tag), local_administrator())
+        wizard = ExtendWizard(
+            prepare_now(lab, lab.snapshot(), tag="web"), lab, session=local_administrator()
+        )
+        qtbot.addWidget(wizard)
+        wizard.show()
+        wizard.button(QWizard.WizardButton.CustomButton1).click()  # Accept Defaults
+        qtbot.waitUntil(lambda: wizard.currentId() == ExtendPage.PROGRESS, timeout=10_000)
+        qtbot.waitUntil(lambda: wizard.progress.succeeded, timeout=30_000)
+        on_lab2 = {r.tag: r for r in lab.snapshot().instances_on("lab2")}
+        assert on_lab2[ip.tag].setting("address") == ip.address == "10.214.0.100/24"
+        assert on_lab2[ip.tag].setting("interface") == "eth0"
+        assert on_lab2["web"].setting("start") == "touch web.run"
+        assert kits.addresses_up(lab.layout, "lab2") == []  # standby there: not up
+        wizard.close()
+    finally:
+        lab.close()
