@@ -229,8 +229,10 @@ class HostedEngine:
             if t.full:
                 self.mirror.full_resync(t.name)
         self.size = self.mirror.source.size
-        self._writer = threading.Thread(target=self._status_loop, name="engine-status", daemon=True)
-        self._writer.start()
+        self._status_thread = threading.Thread(
+            target=self._status_loop, name="engine-status", daemon=True
+        )
+        self._status_thread.start()
         self._write_status()
         self._control = (
             ControlServer(config.control_socket, self.control) if config.control_socket else None
@@ -456,7 +458,7 @@ class HostedEngine:
         self.mirror.close()
         self._stop.set()
         self._dirty.set()
-        self._writer.join()
+        self._status_thread.join()
         self._write_status_closed()
         if self.hooks is not None:
             self.hooks.close()
