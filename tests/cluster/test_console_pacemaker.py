@@ -25,7 +25,8 @@ def test_lkctl_brings_a_pacemaker_lab_up_uses_it_and_takes_it_down(tmp_path: Pat
     pids: set[int] = set()
     try:
         assert rc == 0, err
-        assert "Quorate after" in out and "LKCONSOLE_CLUSTER=pacemaker-lab" in out
+        assert "Quorate, with /data in service on lab1, after" in out
+        assert "LKCONSOLE_CLUSTER=pacemaker-lab" in out
         rc, out, err = _lkctl(home, "lab", "status", "--engine", "pacemaker", "--json")
         assert rc == 0, err
         shown = json.loads(out)

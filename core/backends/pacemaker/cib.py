@@ -81,7 +81,7 @@ APP_AGENT = Agent("ocf", "lkconsole", "app")  # packaging/ocf/lkconsole/app
 ANYTHING_AGENT = Agent("ocf", "heartbeat", "anything")
 FILESYSTEM_AGENT = Agent("ocf", "heartbeat", "Filesystem")
 IP_AGENTS = {IP_AGENT, Agent("ocf", "heartbeat", "IPaddr"), Agent("ocf", "heartbeat", "IPv6addr")}
-DATAKEEPER_AGENTS = {Agent("ocf", "lkconsole", "datakeeper")}  # later (the mirrors' issue)
+DATAKEEPER_AGENTS = {Agent("ocf", "lkconsole", "datakeeper")}  # cib_dk.py
 
 # Operations of the primitives the console makes: (name, interval, timeout).
 IP_OPERATIONS = (("monitor", "10s", "20s"), ("start", "0s", "20s"), ("stop", "0s", "20s"))
@@ -469,6 +469,9 @@ def hierarchies(cib: ET.Element) -> list[HierarchyConfig]:
         primitives = top.findall("primitive") if is_group else [top]
         if not primitives:
             continue  # an empty group: nothing to show
+        mirror = mirror_primitive(cib, top_id) if is_group else None
+        if mirror is not None:  # a DataKeeper hierarchy: the mirror is the child
+            primitives = [mirror, *primitives]
         members = tuple(_member(p) for p in primitives)
         preference_id = top_id + IN_SERVICE_SUFFIX
         scores = _location_node_scores(by_id.get(top_id, ()), top_id, preference_id)
@@ -485,6 +488,8 @@ def hierarchies(cib: ET.Element) -> list[HierarchyConfig]:
             None,
         )
         ids = {top_id, *(m.xml_id for m in members)}
+        if mirror is not None:
+            ids.add(mirror.get("id", "") + "-clone")
         unique = {id(c): c for i in ids for c in by_id.get(i, ())}
         related = sorted(unique.values(), key=lambda c: c.get("id", ""))
         digest = _canonical(top) + "".join(_canonical(c) for c in related)
@@ -502,6 +507,23 @@ def hierarchies(cib: ET.Element) -> list[HierarchyConfig]:
             )
         )
     return _without_collisions(found)
+
+
+def mirror_primitive(cib: ET.Element, group_id: str) -> ET.Element | None:
+    """The DataKeeper primitive (in a promotable clone) whose Promoted role the group
+    ``group_id`` is colocated with (see :mod:`.cib_dk`)."""
+    constraints = cib.find("configuration/constraints")
+    resources = cib.find("configuration/resources")
+    if constraints is None or resources is None:
+        return None
+    for c in constraints.iterfind("rsc_colocation"):
+        if c.get("rsc") != group_id or c.get("with-rsc-role") not in ("Promoted", "Master"):
+            continue
+        clone = resources.find(f"clone[@id='{c.get('with-rsc')}']")
+        primitive = clone.find("primitive") if clone is not None else None
+        if primitive is not None and _agent(primitive) in DATAKEEPER_AGENTS:
+            return primitive
+    return None
 
 
 def _without_collisions(found: list[HierarchyConfig]) -> list[HierarchyConfig]:

@@ -167,9 +167,20 @@ def node_binds(paths: LabPaths, node: str) -> list[dict[str, object]]:
             paths.fence_dir / FENCE_AGENT, f"{FENCE_AGENTS_IN_NODE}/{FENCE_AGENT}", read_only=True
         ),
         item(paths.ocf_agents_dir, OCF_AGENTS_IN_NODE, read_only=True),
-        *(item(paths.data_folder(node, f), f) for f in DATA_FOLDERS),
+        *(item(paths.data_folder(node, f), f) for f in data_folders(paths)),
         *(item(folder, str(folder), read_only=True) for folder in console_folders()),
     ]
+
+
+def data_folders(paths: LabPaths) -> tuple[str, ...]:
+    """The node's folders kept in ``servers/<node>/``; in a seeded lab ``/data`` is the
+    seed's mount point (a folder of the node's own root), not one of them."""
+    if paths.seeded_file.exists():
+        return tuple(f for f in DATA_FOLDERS if f != SEED_MOUNT_POINT)
+    return DATA_FOLDERS
+
+
+SEED_MOUNT_POINT = "/data"
 
 
 # What a node mounts afresh (its own /tmp, /run, ...): the host's files there are hidden.
