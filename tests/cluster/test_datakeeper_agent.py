@@ -3,18 +3,26 @@ as a promotable clone between lab1 and lab2 it makes lab1 the source and lab2 a 
 in sync (lab2's volume equals lab1's byte for byte, its state in ``crm_mon``'s node
 attributes); a source put in standby fails over to the in-sync target with the file
 system intact; the former source returns as a target, never promoted over the newer
-copy ("Wait for Previous Source"), and is brought in sync again."""
+copy ("Wait for Previous Source"), and is brought in sync again.
+
+Faults, each real: a target's nbdkit killed (the source goes on, the target is
+restarted and resynced partially), a stalled target (SIGSTOP: writes go on within the
+deadline, the target is Out of Sync, then resynced), a client with the wrong key
+(refused)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
 
 from core.backends.pacemaker import dk_names as names
+from core.backends.pacemaker import nslab
 from tests.cluster.labtools import Lab
 from tests.helpers import wait_until
 
@@ -25,6 +33,7 @@ RID = "dktest"
 VOLUME = f"/disks/{RID}.img"
 SIZE = 32 * 1024 * 1024
 PAIR = ("lab1", "lab2")
+PORT = 10819
 
 
 def _attrs(lab: Lab, node: str) -> dict[str, dict[str, str]]:
@@ -59,7 +68,8 @@ def _state_of(lab: Lab, seen_from: str, node: str) -> str:
 def _clone_xml() -> str:
     servers = " ".join(f"{n}=10.213.0.1{n[-1]}" for n in PAIR)
     bitmaps = " ".join(f"{n}=/opt/LifeKeeper/{RID}.bitmap" for n in PAIR)
-    params = {"volume": VOLUME, "servers": servers, "bitmaps": bitmaps, "port": "10819"}
+    params = {"volume": VOLUME, "servers": servers, "bitmaps": bitmaps, "port": str(PORT),
+              "deadline": "3"}  # fmt: skip
     pairs = "".join(f'<nvpair id="{RID}-{k}" name="{k}" value="{v}"/>' for k, v in params.items())
     meta = {"promotable": "true", "promoted-max": "1", "notify": "true", "clone-max": "2"}
     metas = "".join(f'<nvpair id="{RID}-m-{k}" name="{k}" value="{v}"/>' for k, v in meta.items())
@@ -130,8 +140,6 @@ def _remove(lab: Lab, clone: str) -> None:
 
 
 def _node_stdin(lab: Lab, node: str, argv: list[str], text: str) -> tuple[int, str, str]:
-    from core.backends.pacemaker import nslab
-
     pid = nslab.status(lab.home).node(node).init_pid
     done = subprocess.run(
         ["nsenter", "-t", str(pid), "-m", "-u", "-i", "-n", "-p", "--", *argv],
@@ -192,3 +200,82 @@ def test_the_clone_mirrors_lab1_to_lab2_and_fails_over_to_the_in_sync_copy(lab: 
         wait_until(lambda: _state_of(lab, "lab2", "lab1") == "TARGET", 60, "lab1 in sync")
         assert _roles(lab, "lab2") == {"lab2": "Promoted", "lab1": "Unpromoted"}
         assert _digest(lab, "lab1") == _digest(lab, "lab2")
+
+
+def _mounted(lab: Lab, node: str, script: str, timeout: float = 60.0) -> str:
+    """Run ``script`` (sh) with the mirrored device mounted on /mnt/RID of ``node``."""
+    return lab.run(node, "sh", "-c",
+                   f"mkdir -p /mnt/{RID} && mount {names.device(RID)} /mnt/{RID} && "
+                   f"{{ {script}; }}; rc=$?; umount /mnt/{RID}; exit $rc",
+                   timeout=timeout)  # fmt: skip
+
+
+def _in_sync(lab: Lab) -> None:
+    wait_until(lambda: _roles(lab, "lab1") == {"lab1": "Promoted", "lab2": "Unpromoted"},
+               60, "lab1 source, lab2 target")  # fmt: skip
+    wait_until(lambda: _state_of(lab, "lab1", "lab2") == "TARGET", 60, "lab2 in sync")
+
+
+def _target_pid(lab: Lab) -> str:
+    return lab.run("lab2", "cat", f"{names.run_dir(RID)}/target/target.pid").strip()
+
+
+def _dirty(lab: Lab) -> int:
+    """The chunks lab2 lacks, as the source's engine counts them (its status file)."""
+    status = json.loads(lab.run("lab1", "cat", f"{names.run_dir(RID)}/status.json"))
+    return int(status["targets"]["lab2"]["dirty_chunks"])
+
+
+def test_a_killed_target_is_restarted_and_resynced_partially(lab: Lab) -> None:
+    with mirror(lab):
+        _in_sync(lab)
+        lab.run("lab2", "kill", "-9", _target_pid(lab))
+        # the source goes on: a write returns, the target is out of sync
+        _mounted(lab, "lab1", f"head -c 1000000 /dev/urandom > /mnt/{RID}/g && sync")
+        wait_until(lambda: _state_of(lab, "lab1", "lab2") == "TARGET", 60, "lab2 in sync again")
+        assert _digest(lab, "lab2") == _digest(lab, "lab1")
+        failed = [
+            op.get("task")
+            for op in lab.crm_mon("lab1").iterfind(
+                ".//node_history/node[@name='lab2']//operation_history"
+            )
+            if op.get("rc") not in ("0", "8")
+        ]
+        assert failed == ["monitor"], failed  # Pacemaker saw the dead target and restarted it
+
+
+def test_a_stalled_target_does_not_stall_the_source_and_is_resynced(lab: Lab) -> None:
+    with mirror(lab):
+        _in_sync(lab)
+        pid = _target_pid(lab)
+        lab.run("lab2", "kill", "-STOP", pid)
+        try:
+            began = time.monotonic()
+            _mounted(lab, "lab1", f"head -c 500000 /dev/urandom > /mnt/{RID}/h && sync",
+                     timeout=60)  # fmt: skip
+            took = time.monotonic() - began
+            wait_until(lambda: _state_of(lab, "lab1", "lab2") == "OUT_OF_SYNC", 30,
+                       "lab2 out of sync")  # fmt: skip
+            wait_until(lambda: _dirty(lab) > 0, 15, "the chunks lab2 missed counted")
+            dirty = _dirty(lab)
+        finally:
+            lab.run("lab2", "kill", "-CONT", pid)
+        assert took < 30, f"the write took {took:.1f} s with a stalled target (deadline 3 s)"
+        assert 0 < dirty < SIZE // (64 * 1024), dirty  # only what changed, not the volume
+        wait_until(lambda: _state_of(lab, "lab1", "lab2") == "TARGET", 90, "lab2 in sync again")
+        assert _digest(lab, "lab2") == _digest(lab, "lab1")
+
+
+def test_a_client_with_the_wrong_key_is_refused_by_a_target(lab: Lab) -> None:
+    with mirror(lab):
+        _in_sync(lab)
+        lab.run("lab3", "sh", "-c", "umask 077; printf 'lkmirror:%064d\\n' 0 > /run/wrong.psk")
+        uri = f"nbds://lkmirror@10.213.0.12:{PORT}/?tls-psk-file=/run/wrong.psk"
+        rc, _out, _err = nslab.exec(lab.home, "lab3", ["nbdinfo", uri], 30)
+        assert rc != 0
+        rc_plain, _out, _err = nslab.exec(
+            lab.home, "lab3", ["nbdinfo", f"nbd://10.213.0.12:{PORT}/"], 30
+        )
+        assert rc_plain != 0  # no TLS: refused as well
+        lab.run("lab3", "rm", "-f", "/run/wrong.psk")
+        assert _state_of(lab, "lab1", "lab2") == "TARGET"  # the mirror is untouched
