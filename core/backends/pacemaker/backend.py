@@ -66,7 +66,7 @@ from core.session import Session, local_user
 
 log = logging.getLogger(__name__)
 
-CRM_MON = ("crm_mon", "--one-shot", "--output-as=xml", "--include=failcounts")
+CRM_MON = ("crm_mon", "--one-shot", "--output-as=xml", "--include=failcounts,attributes")
 CIB_QUERY = ("cibadmin", "--query")
 CONFIG_QUERY = ("cibadmin", "--query", "--scope", "configuration")  # what a snapshot needs
 CFGTOOL = ("corosync-cfgtool", "-s")
