@@ -23,7 +23,15 @@ from core import paths
 from core.backends.lab.layout import LabLayout, ensure_lab
 from core.backends.lab.store import Store
 from core.backends.lab.watch import LabWatch
-from core.capabilities import MIRROR_WRITES, RESET, SERVER_POWER, USERS
+from core.capabilities import (
+    COMM_PATH_FAULTS,
+    COMM_PATHS,
+    MIRROR_WRITES,
+    RESET,
+    SERVER_POWER,
+    SERVER_SETTINGS,
+    USERS,
+)
 from core.errors import OperationError
 from core.session import Session, local_session
 
@@ -60,7 +68,9 @@ class LabBackend:
     """The embedded lab cluster (``home``: its data directory)."""
 
     kind = "lab"
-    capabilities = frozenset({SERVER_POWER, MIRROR_WRITES, RESET, USERS})
+    capabilities = frozenset(
+        {SERVER_POWER, MIRROR_WRITES, RESET, USERS, SERVER_SETTINGS, COMM_PATHS, COMM_PATH_FAULTS}
+    )
 
     def __init__(self, home: Path | None = None, *, name: str = "lab") -> None:
         self._local = threading.local()
@@ -115,7 +125,15 @@ class LabBackend:
 
     # -- the protocol ------------------------------------------------------------------------
     def snapshot(self) -> Cluster:
+        self.settle_confirmations()
         return self.store.cluster()
+
+    def settle_confirmations(self, hub: EventHub | None = None) -> list[str]:
+        """Take the default action of the failovers whose confirmation timed out (the
+        lab has no daemon: whoever reads it next does; cheap when none did)."""
+        from core.backends.lab import partition
+
+        return partition.settle_due(self, hub)
 
     def probe(self, server: str, path: str) -> PathInfo:
         from core.backends.lab import probe
@@ -137,9 +155,16 @@ class LabBackend:
         cancel: threading.Event | None = None,
     ) -> ApplyResult:
         from core.backends.lab import apply as engine
-        from core.backends.lab import steps_build, steps_mirror, steps_remove, steps_service
+        from core.backends.lab import (
+            steps_build,
+            steps_mirror,
+            steps_props,
+            steps_remove,
+            steps_service,
+        )
 
         del steps_build, steps_mirror, steps_remove, steps_service  # they register handlers
+        del steps_props
         return engine.apply(self, plan, session, hub=hub, on_step=on_step, cancel=cancel)
 
     def watch(self, hub: EventHub, *, shown: Cluster | None = None, last_log_id: int = 0) -> Watch:
@@ -170,8 +195,14 @@ class LabBackend:
 
         return history.entries(self.store, since)
 
-    def log_lines(self, after: int = 0, limit: int = 2000) -> list[LogRow]:
-        return self.store.log_lines_after(after, limit)
+    def log_lines(
+        self, after: int = 0, limit: int = 2000, server: str | None = None
+    ) -> list[LogRow]:
+        if server is None:
+            return self.store.log_lines_after(after, limit)
+        from core.history import about_server
+
+        return about_server(self.store.log_lines_after(after, 1_000_000), server, limit)
 
     def dirty_chunks(self, resource_id: int) -> dict[str, int]:
         """Dirty chunks per target, as the source's bitmap says now."""
@@ -207,6 +238,33 @@ class LabBackend:
         from core.backends.lab import failover
 
         return failover.start_server(self, server, session, hub)
+
+    def shutdown_server(
+        self, server: str, session: Session, hub: EventHub | None = None
+    ) -> list[str]:
+        from core.backends.lab import failover
+
+        return failover.shutdown_server(self, server, session, hub)
+
+    def confirm_failover(
+        self, server: str, accept: bool, session: Session, hub: EventHub | None = None
+    ) -> list[str]:
+        from core.backends.lab import partition
+
+        return partition.decide(self, server, accept, session, hub)
+
+    def set_comm_path(
+        self,
+        server: str,
+        peer: str,
+        path: object,
+        up: bool,
+        session: Session,
+        hub: EventHub | None = None,
+    ) -> list[str]:
+        from core.backends.lab import partition
+
+        return partition.fail_path(self, server, peer, path, up, session, hub)
 
     def write(
         self, tag: str, offset: int, length: int, session: Session, pattern: str = "random"
