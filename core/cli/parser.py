@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_hierarchy,
         cmd_lab,
         cmd_mirror,
+        cmd_props,
         cmd_status,
     )
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_lab.register(sub)
     cmd_mirror.register(sub)
     cmd_cluster.register(sub)
+    cmd_props.register(sub)
     return parser
 
 

@@ -20,6 +20,7 @@ console's watch does every quarter of a second; the lab has no daemon).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from core import commands
@@ -216,7 +217,7 @@ def carry_out(
         )
         h = _reread(txn, h)
     s = cluster.server(new)
-    problems = rules.not_target_problems(h, new)
+    problems = takeover_problems(h, old, new)
     if s is None or not s.state.is_alive or problems:
         why = "; ".join(p.message for p in problems) or f"{new} is not running"
         change.lines.append(f"{h.root_tag} cannot fail over to {new} now: {why}")
@@ -238,6 +239,27 @@ def carry_out(
                 ),
             )
     change.lines.append(bring_in(txn, _reread(txn, h), new))
+
+
+def takeover_problems(h: Hierarchy, old: str, new: str) -> list[Problem]:
+    """Why ``new`` cannot take ``h`` over from ``old``: a mirror there that is not
+    Target; a copy that is Out of Sync only because ``old`` could no longer reach it was
+    in sync when the paths went down, and may take over (what ``old`` wrote since is
+    lost, as in any failover)."""
+    cut = UNREACHABLE.format(a=old, b=new)
+    mirrors = tuple(
+        replace(
+            m,
+            targets=tuple(
+                replace(t, state=MirrorState.TARGET, reason="")
+                if t.server == new and t.state is MirrorState.OUT_OF_SYNC and t.reason == cut
+                else t
+                for t in m.targets
+            ),
+        )
+        for m in h.mirrors
+    )
+    return rules.not_target_problems(replace(h, mirrors=mirrors), new)
 
 
 # -- comm path faults ----------------------------------------------------------------------------
@@ -316,7 +338,7 @@ def react(backend: LabBackend, txn: Txn, cluster: Cluster, change: _Change) -> N
             for y in h.servers
             if y in lost
             and commpaths.may_take_over(cluster, holder, y)
-            and not rules.not_target_problems(h, y)
+            and not takeover_problems(h, holder, y)
         ]
         stale = [
             (m.resource_id, m.volume_size, t.server)
@@ -328,6 +350,12 @@ def react(backend: LabBackend, txn: Txn, cluster: Cluster, change: _Change) -> N
         if not candidates and not stale:
             continue
         txn.claim(h.id, h.version)
+        if candidates:
+            new = candidates[0]
+            reason = UNREACHABLE.format(a=holder, b=new)
+            if not ask_first(txn, h, holder, new, cluster.servers, reason, change):
+                carry_out(backend, txn, _reread(txn, h), holder, new, change)
+                continue  # the new source's mirrors were made anew (make_source)
         for rid, size, y in stale:
             change.follow.stop.append((rid, y))
             txn.set_mirror_target(
@@ -336,12 +364,7 @@ def react(backend: LabBackend, txn: Txn, cluster: Cluster, change: _Change) -> N
                     y, MirrorState.OUT_OF_SYNC, UNREACHABLE.format(a=holder, b=y), bytes_total=size
                 ),
             )
-        if candidates:
-            new = candidates[0]
-            reason = UNREACHABLE.format(a=holder, b=new)
-            if not ask_first(txn, h, holder, new, cluster.servers, reason, change):
-                carry_out(backend, txn, _reread(txn, h), holder, new, change)
-        else:
+        if not candidates:
             for y in lost:
                 change.lines.append(
                     f"{h.root_tag} stays on {holder}: {y} does not take it over "
