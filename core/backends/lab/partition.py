@@ -333,12 +333,10 @@ def react(backend: LabBackend, txn: Txn, cluster: Cluster, change: _Change) -> N
         ]
         if not lost:
             continue
-        candidates = [
-            y
-            for y in h.servers
-            if y in lost
-            and commpaths.may_take_over(cluster, holder, y)
-            and not takeover_problems(h, holder, y)
+        able = [y for y in h.servers if y in lost and commpaths.may_take_over(cluster, holder, y)]
+        # A copy still in sync first; else one that was in sync when its paths went down.
+        candidates = [y for y in able if not rules.not_target_problems(h, y)] or [
+            y for y in able if not takeover_problems(h, holder, y)
         ]
         stale = [
             (m.resource_id, m.volume_size, t.server)
