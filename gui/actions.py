@@ -219,6 +219,25 @@ SPECS: tuple[ActionSpec, ...] = (
         "action-history",
         shortcut="Ctrl+H",
     ),
+    # Edit › Server: comm paths and failover confirmation
+    ActionSpec(
+        av.CREATE_COMM_PATH,
+        f"Create &Comm Path{ELLIPSIS}",
+        "Create a communication path between two servers.",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.DELETE_COMM_PATH,
+        f"&Delete Comm Path{ELLIPSIS}",
+        "Delete a communication path between two servers.",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.CONFIRM_FAILOVER,
+        f"Con&firm Failover{ELLIPSIS}",
+        "Let a failover that waits for your confirmation proceed, or block it.",
+        needs_handler=True,
+    ),
     # Help
     ActionSpec(
         "documentation",
@@ -261,7 +280,16 @@ MENUS: tuple[Menu, ...] = (
             (
                 "menu_server",
                 "&Server",
-                (av.SERVER_PROPERTIES, None, av.STOP_SERVER, av.START_SERVER),
+                (
+                    av.SERVER_PROPERTIES,
+                    None,
+                    av.CREATE_COMM_PATH,
+                    av.DELETE_COMM_PATH,
+                    None,
+                    av.STOP_SERVER,
+                    av.START_SERVER,
+                    av.CONFIRM_FAILOVER,
+                ),
             ),
             (
                 "menu_resource",
@@ -347,8 +375,12 @@ RESOURCE_MENU: tuple[str | Menu | None, ...] = (
 SERVER_MENU: tuple[str | None, ...] = (
     av.SERVER_PROPERTIES,
     None,
+    av.CREATE_COMM_PATH,
+    av.DELETE_COMM_PATH,
+    None,
     av.STOP_SERVER,
     av.START_SERVER,
+    av.CONFIRM_FAILOVER,
     None,
     av.CREATE_HIERARCHY,
 )
