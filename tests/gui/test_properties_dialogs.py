@@ -1,0 +1,289 @@
+"""Server Properties, Resource Properties, the comm paths' dialogs and Confirm Failover,
+through the menus by their visible texts: what the lab then stores and the window shows."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QPushButton, QSpinBox
+
+from gui.actions import find_menu_action
+from gui.commpath_dialogs import CreateCommPathDialog, DeleteCommPathDialog
+from gui.dialogs import OperationDialog
+from gui.main_window import MainWindow
+from gui.resource_properties import ResourcePropertiesDialog
+from gui.server_properties import ServerPropertiesDialog
+from tests.helpers import run_lkctl
+
+H = Qt.Orientation.Horizontal
+
+
+@pytest.fixture
+def window(qtbot, hermetic_env: Path) -> Iterator[MainWindow]:
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.model.rowCount() == 1, timeout=10_000)
+    yield w
+
+
+def lkctl_json(*argv: str) -> Any:
+    done = run_lkctl([*argv, "--json"])
+    assert done.returncode == 0, (argv, done.stderr)
+    return json.loads(done.stdout)
+
+
+def _cell(window: MainWindow, tag: str, server: str) -> str:
+    return window.model.index_of(tag, server).data() or ""
+
+
+def _extend(window: MainWindow, qtbot, target: str = "lab2") -> None:
+    done = run_lkctl(["extend", "/data", "--accept-defaults", "--target", target, "--wait"])
+    assert done.returncode == 0, done.stderr
+    qtbot.waitUntil(lambda: _cell(window, "datarep-data", target) == "Target", timeout=15_000)
+
+
+def _menu(window: MainWindow, *path: str) -> None:
+    action = find_menu_action(window.menuBar(), *path)
+    assert action is not None, path
+    assert action.isEnabled(), action.toolTip()
+    action.trigger()
+
+
+def _opened(qtbot, window: MainWindow, kind: type) -> Any:
+    qtbot.waitUntil(lambda: isinstance(window.operations.last_dialog, kind), timeout=10_000)
+    dialog = window.operations.last_dialog
+    window.operations.last_dialog = None
+    return dialog
+
+
+def _click(qtbot, dialog: Any, name: str) -> None:
+    """Click ``name`` and wait for its worker to answer."""
+    dialog.findChild(QPushButton, name).click()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=20_000)
+
+
+def _server_properties(qtbot, window: MainWindow, server: str) -> ServerPropertiesDialog:
+    window.tree.select_server(server)
+    _menu(window, "Edit", "Server", "Properties")
+    return _opened(qtbot, window, ServerPropertiesDialog)
+
+
+def _header(window: MainWindow, column: int) -> str:
+    return str(window.model.headerData(column, H))
+
+
+# -- Server Properties --------------------------------------------------------------------
+def test_server_properties_apply_keeps_it_open_and_stores_the_strategy(
+    qtbot, window: MainWindow
+) -> None:
+    dialog = _server_properties(qtbot, window, "lab2")
+    assert dialog.isVisible() and dialog.windowTitle() == "Server Properties: lab2"
+    assert [dialog.tabs.tabText(i).replace("&", "") for i in range(dialog.tabs.count())] == [
+        "General",
+        "Comm Paths",
+        "Log",
+    ]
+    strategy = dialog.findChild(QComboBox, "shutdown_strategy")
+    assert strategy.currentText() == "switchover"
+    strategy.setCurrentText("do not switchover")
+    dialog.findChild(QPushButton, "show_command_button").click()
+    command = dialog.findChild(QLineEdit, "show_command")
+    assert command.text() == (
+        "lkctl server set lab2 --shutdown-strategy do-not-switchover --confirm-failover "
+        "lab1=off --confirm-failover lab3=off --confirm-timeout 600 --confirm-default proceed"
+    )
+    _click(qtbot, dialog, "apply_button")
+    assert dialog.isVisible()  # Apply keeps it open
+    status = dialog.findChild(QLabel, "server_properties_status")
+    assert "lab2" in status.text() and status.isVisible()
+    assert lkctl_json("server", "properties", "lab2")["shutdown_strategy"] == "do-not-switchover"
+    panel = window.properties_panel
+    qtbot.waitUntil(
+        lambda: panel.rows().get("Shutdown Strategy") == "do not switchover", timeout=10_000
+    )
+    # Cancel discards what was not applied.
+    strategy.setCurrentText("switchover")
+    dialog.findChild(QPushButton, "cancel_button").click()
+    assert not dialog.isVisible()
+    assert lkctl_json("server", "properties", "lab2")["shutdown_strategy"] == "do-not-switchover"
+    assert lkctl_json("history")[-1]["operation"] == "server properties lab2"
+
+
+def test_server_properties_shows_its_comm_paths_and_its_log(qtbot, window: MainWindow) -> None:
+    dialog = _server_properties(qtbot, window, "lab1")
+    rows = dialog.path_rows()
+    assert rows[0] == ["lab2", "", "", "", "ALIVE (2 of 2 paths ALIVE)"]
+    assert rows[1] == ["path 1", "10.213.0.11", "10.213.0.12", "1", "ALIVE"]
+    assert [r[0] for r in rows] == ["lab2", "path 1", "path 2", "lab3", "path 1", "path 2"]
+    log = dialog.findChild(type(dialog.log), "server_log")
+    qtbot.waitUntil(lambda: "lab1" in log.toPlainText(), timeout=10_000)
+    dialog.findChild(QPushButton, "cancel_button").click()
+
+
+def test_a_double_click_on_a_header_opens_server_properties(qtbot, window: MainWindow) -> None:
+    window.tree.header().sectionDoubleClicked.emit(3)
+    dialog = _opened(qtbot, window, ServerPropertiesDialog)
+    assert dialog.server_name == "lab3"
+    dialog.reject()
+
+
+def test_bad_server_properties_show_under_the_field_and_change_nothing(
+    qtbot, window: MainWindow
+) -> None:
+    before = lkctl_json("server", "properties", "lab2")
+    dialog = _server_properties(qtbot, window, "lab2")
+    dialog.findChild(QCheckBox, "confirm_failover_lab1").setChecked(True)
+    # A value the combo box cannot make (as a stale or scripted request would carry):
+    # core refuses it, the dialog shows it under the field.
+    bad = dataclasses.replace(dialog.values(), shutdown_strategy="sideways")
+    dialog.values = lambda: bad  # type: ignore[method-assign]
+    _click(qtbot, dialog, "ok_button")
+    assert dialog.isVisible()  # refused: it stays open
+    assert "Shutdown Strategy" in dialog.problem_text("shutdown_strategy")
+    assert lkctl_json("server", "properties", "lab2") == before
+    dialog.reject()
+
+
+# -- Failover Confirmation ----------------------------------------------------------------
+def test_failover_confirmation_is_asked_in_the_message_bar_then_confirmed(
+    qtbot, window: MainWindow
+) -> None:
+    _extend(window, qtbot)
+    dialog = _server_properties(qtbot, window, "lab2")
+    dialog.findChild(QCheckBox, "confirm_failover_lab1").setChecked(True)
+    _click(qtbot, dialog, "ok_button")
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=5_000)
+    assert lkctl_json("server", "properties", "lab2")["confirm_failover_from"] == ["lab1"]
+    confirm = find_menu_action(window.menuBar(), "Edit", "Server", "Confirm Failover")
+    assert not confirm.isEnabled() and "No failover waits" in confirm.toolTip()
+
+    window.tree.select_server("lab1")
+    _menu(window, "Edit", "Server", "Stop Server")
+    stop = _opened(qtbot, window, OperationDialog)
+    stop.findChild(QPushButton, "operation_ok").click()
+    qtbot.waitUntil(lambda: not stop.isVisible(), timeout=20_000)
+    message = window.findChild(QLabel, "message_bar")
+    qtbot.waitUntil(lambda: "waits for your confirmation" in message.text(), timeout=10_000)
+    assert message.text().startswith("Failover of /data from lab1 to lab2 waits for your")
+    assert "lkctl confirm-failover lab2" in message.text()
+    qtbot.waitUntil(
+        lambda: any("waits for the administrator" in x for x in window.output_panel.lines()),
+        timeout=10_000,
+    )
+    assert _cell(window, "/data", "lab2") != "Active"
+
+    qtbot.waitUntil(confirm.isEnabled, timeout=10_000)
+    assert "/data from lab1 to lab2" in confirm.toolTip()
+    _menu(window, "Edit", "Server", "Confirm Failover")
+    answer = _opened(qtbot, window, OperationDialog)
+    assert answer.findChild(QComboBox, "operation_server").currentText() == "lab2"
+    answer.findChild(QPushButton, "operation_ok").click()
+    qtbot.waitUntil(lambda: not answer.isVisible(), timeout=20_000)
+    qtbot.waitUntil(lambda: _cell(window, "/data", "lab2") == "Active", timeout=15_000)
+    assert lkctl_json("status")["hierarchies"][0]["in_service_on"] == "lab2"
+    assert lkctl_json("history")[-1]["operation"] == "confirm failover to lab2"
+
+
+# -- Resource Properties ------------------------------------------------------------------
+def test_resource_properties_refuses_a_duplicate_priority_under_its_field(
+    qtbot, window: MainWindow
+) -> None:
+    _extend(window, qtbot)
+    before = lkctl_json("resource", "properties", "/data")
+    r = window.cluster.find_tag("datarep-data")
+    assert window.tree.select_resource(r.hierarchy_id, r.resource_id, "lab1")
+    _menu(window, "Edit", "Resource", "Properties")
+    dialog = _opened(qtbot, window, ResourcePropertiesDialog)
+    assert dialog.windowTitle() == "Resource Properties: datarep-data"
+    lab1 = dialog.findChild(QSpinBox, "priority_lab1")
+    lab2 = dialog.findChild(QSpinBox, "priority_lab2")
+    assert (lab1.value(), lab2.value()) == (1, 10)
+    assert dialog.findChild(QCheckBox, "asynchronous_lab2") is not None
+    switchback = dialog.findChild(QComboBox, "switchback_type")
+    assert switchback.currentText() == "intelligent"
+    lab2.setValue(1)
+    _click(qtbot, dialog, "ok_button")
+    assert dialog.isVisible()
+    assert "lab1" in dialog.problem_text("priority_lab2")
+    assert dialog.problem_text("priority_lab1") == ""
+    assert lkctl_json("resource", "properties", "/data") == before
+    # The DataKeeper rule: no automatic switchback in a hierarchy with a mirror.
+    lab2.setValue(30)
+    switchback.setCurrentText("automatic")
+    _click(qtbot, dialog, "apply_button")
+    assert "intelligent" in dialog.problem_text("switchback_type")
+    assert lkctl_json("resource", "properties", "/data") == before
+    # A good change applies (Apply: it stays open).
+    switchback.setCurrentText("intelligent")
+    _click(qtbot, dialog, "apply_button")
+    assert dialog.isVisible() and dialog.problem_text("priority_lab2") == ""
+    after = lkctl_json("resource", "properties", "/data")
+    assert after["priorities"] == {"lab1": 1, "lab2": 30}
+    dialog.findChild(QPushButton, "cancel_button").click()
+
+
+def test_a_double_click_on_a_cell_opens_resource_properties(qtbot, window: MainWindow) -> None:
+    index = window.tree.model().index(0, 1)
+    window.tree.doubleClicked.emit(index)
+    dialog = _opened(qtbot, window, ResourcePropertiesDialog)
+    assert dialog.tag == "/data"
+    assert dialog.findChild(QCheckBox, "asynchronous_lab2") is None  # not extended
+    dialog.reject()
+
+
+# -- Comm paths ---------------------------------------------------------------------------
+def test_comm_paths_create_fail_warn_and_fail_over(qtbot, window: MainWindow) -> None:
+    _extend(window, qtbot)
+    window.tree.select_server("lab1")
+    _menu(window, "Edit", "Server", "Create Comm Path")
+    create = _opened(qtbot, window, CreateCommPathDialog)
+    assert create.findChild(QComboBox, "server").currentText() == "lab1"
+    create.findChild(QComboBox, "peer").setCurrentText("lab2")
+    create.findChild(QLineEdit, "local_address").setText("10.215.0.500")
+    create.findChild(QLineEdit, "remote_address").setText("10.215.0.12")
+    before = lkctl_json("commpath", "list")
+    _click(qtbot, create, "operation_ok")
+    assert create.isVisible()
+    assert "address" in create.problem_text("local_address")
+    assert lkctl_json("commpath", "list") == before
+    create.findChild(QLineEdit, "local_address").setText("10.215.0.11")
+    create.findChild(QPushButton, "show_command_button").click()
+    assert create.findChild(QLineEdit, "show_command").text() == (
+        "lkctl commpath create lab1 lab2 --local 10.215.0.11 --remote 10.215.0.12"
+    )
+    _click(qtbot, create, "operation_ok")
+    qtbot.waitUntil(lambda: not create.isVisible(), timeout=5_000)
+    assert len(lkctl_json("commpath", "list", "lab1")["paths"]) == 5
+
+    # Fail two of the three paths to lab2: one is left, lab1 shows ALIVE (warning).
+    for n in ("1", "2"):
+        assert run_lkctl(["lab", "commpath-down", "lab1", "lab2", "--path", n]).returncode == 0
+    qtbot.waitUntil(lambda: _header(window, 1) == "lab1  (ALIVE (warning))", timeout=10_000)
+    dialog = _server_properties(qtbot, window, "lab1")
+    assert dialog.path_rows()[0][4] == "ALIVE (warning) (1 of 3 paths ALIVE)"
+    dialog.reject()
+    # The last path to lab2, and every path to lab3: lab1 is cut off, /data fails over.
+    assert run_lkctl(["lab", "commpath-down", "lab1", "lab2"]).returncode == 0
+    assert _cell(window, "/data", "lab1") == "Active"
+    assert run_lkctl(["lab", "commpath-down", "lab1", "lab3"]).returncode == 0
+    qtbot.waitUntil(lambda: _cell(window, "/data", "lab2") == "Active", timeout=15_000)
+    assert _cell(window, "/data", "lab1") != "Active"
+
+    # Delete the path made above (it is DEAD now).
+    window.tree.select_server("lab1")
+    _menu(window, "Edit", "Server", "Delete Comm Path")
+    delete = _opened(qtbot, window, DeleteCommPathDialog)
+    delete.findChild(QComboBox, "peer").setCurrentText("lab2")
+    path = delete.findChild(QComboBox, "path")
+    path.setCurrentIndex(path.findData(3))
+    assert path.currentText() == "3: 10.215.0.11 → 10.215.0.12 (DEAD)"
+    _click(qtbot, delete, "operation_ok")
+    qtbot.waitUntil(lambda: not delete.isVisible(), timeout=5_000)
+    assert len(lkctl_json("commpath", "list", "lab1")["paths"]) == 4
