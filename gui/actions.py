@@ -658,12 +658,14 @@ def context(
     ``hierarchy(id)`` (the window's model finds it without a scan; ``Cluster.hierarchy``
     looks through every hierarchy, and the rules ask it once each). Nothing or a server
     selected: the whole cluster (Extend with nothing selected looks at every hierarchy,
-    and so do a server's properties).
+    and so do a server's properties). The comm paths and the failovers waiting for a
+    confirmation are kept (Edit › Server's rules read them).
     """
     if cluster is None or selection.hierarchy_id is None:
         return cluster
     h = hierarchy(selection.hierarchy_id)
-    return Cluster(cluster.servers, () if h is None else (h,))
+    hierarchies = () if h is None else (h,)
+    return Cluster(cluster.servers, hierarchies, cluster.comm_paths, cluster.pending_failovers)
 
 
 def find_menu_action(menubar: QMenuBar, *path: str) -> QAction | None:

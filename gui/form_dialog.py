@@ -129,6 +129,8 @@ class FormDialog(QDialog):
         """Add ``widget`` (objectName ``field``) with its label and its error label."""
         widget.setObjectName(field)
         shown = plain_text(text).rstrip(":")
+        if not shown and isinstance(widget, QAbstractButton):
+            shown = plain_text(widget.text())  # a check box labelled by its own text
         if not widget.accessibleName():
             widget.setAccessibleName(shown)
         error = self._error_label(f"{field}_error", f"{shown}: problem")

@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QPushButton, QSpinBox
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
 
 from gui.actions import find_menu_action
 from gui.commpath_dialogs import CreateCommPathDialog, DeleteCommPathDialog
@@ -287,3 +295,34 @@ def test_comm_paths_create_fail_warn_and_fail_over(qtbot, window: MainWindow) ->
     _click(qtbot, delete, "operation_ok")
     qtbot.waitUntil(lambda: not delete.isVisible(), timeout=5_000)
     assert len(lkctl_json("commpath", "list", "lab1")["paths"]) == 4
+
+
+def test_with_a_resource_selected_delete_comm_path_sees_the_paths(
+    qtbot, window: MainWindow
+) -> None:
+    r = window.cluster.find_tag("/data")
+    assert window.tree.select_resource(r.hierarchy_id, r.resource_id, "lab1")
+    delete = find_menu_action(window.menuBar(), "Edit", "Server", "Delete Comm Path")
+    assert delete.isEnabled(), delete.toolTip()
+    assert delete.toolTip() == "Delete a comm path of lab1 (4 now)."
+
+
+def test_every_widget_of_the_dialogs_has_an_accessible_name(qtbot, window: MainWindow) -> None:
+    _extend(window, qtbot)
+    dialogs = [_server_properties(qtbot, window, "lab1")]
+    r = window.cluster.find_tag("datarep-data")
+    assert window.tree.select_resource(r.hierarchy_id, r.resource_id, "lab1")
+    _menu(window, "Edit", "Resource", "Properties")
+    dialogs.append(_opened(qtbot, window, ResourcePropertiesDialog))
+    for text, kind in (
+        ("Create Comm Path", CreateCommPathDialog),
+        ("Delete Comm Path", DeleteCommPathDialog),
+    ):
+        _menu(window, "Edit", "Server", text)
+        dialogs.append(_opened(qtbot, window, kind))
+    for dialog in dialogs:
+        for widget in dialog.findChildren(QWidget):
+            name = widget.objectName()
+            if name and not name.startswith("qt_"):
+                assert widget.accessibleName(), (dialog.objectName(), name)
+        dialog.reject()
