@@ -34,7 +34,7 @@ from core.checks import Problem
 from core.errors import CheckFailed
 from core.session import Session
 from gui.actions import plain_text
-from gui.extend_wizard import ERROR_STYLE, NOTE_STYLE
+from gui.field_messages import ERROR_STYLE, NOTE_STYLE
 from gui.jobs import Job, JobSignals
 
 Run = Callable[[Backend, Any, Session], str]

@@ -27,7 +27,7 @@ from core.operations import properties as props
 from core.rules.mirror import MAX_SPEED_KBPS
 from core.rules.resource_properties import asynchronous_field, priority_field
 from core.session import Session
-from gui.extend_wizard import NOTE_STYLE
+from gui.field_messages import NOTE_STYLE
 from gui.form_dialog import FormDialog
 
 

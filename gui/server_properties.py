@@ -36,7 +36,7 @@ from core.operations import properties as props
 from core.rules import commpaths
 from core.rules.server_properties import CONFIRM_TIMEOUT_MAX, CONFIRM_TIMEOUT_MIN
 from core.session import Session
-from gui.extend_wizard import NOTE_STYLE
+from gui.field_messages import NOTE_STYLE
 from gui.form_dialog import FormDialog
 from gui.jobs import Job, JobSignals
 
