@@ -78,6 +78,21 @@ class FormDialog(QDialog):
         self.command.setReadOnly(True)
         self.command.setAccessibleName("The lkctl command that does the same")
         self.command.hide()
+        self._build_buttons(confirm)
+        self.buttons.accepted.connect(self.accept_and_close)
+        self.buttons.rejected.connect(self.reject)
+        self.show_command.clicked.connect(self._toggle_command)
+        layout = QVBoxLayout(self)
+        layout.addLayout(self.body, 1)
+        layout.addWidget(self.general_error)
+        layout.addWidget(self.status)
+        layout.addWidget(self.command)
+        layout.addWidget(self.buttons)
+        self.setMinimumWidth(560)
+
+    # -- building --------------------------------------------------------------------------
+    def _build_buttons(self, confirm: str) -> None:
+        """OK / Apply / Cancel, or ``confirm`` / Cancel; and Show Command."""
         self.buttons = QDialogButtonBox()
         self.apply_button: QPushButton | None = None
         if confirm:
@@ -105,18 +120,7 @@ class FormDialog(QDialog):
         self.show_command.setObjectName("show_command_button")
         self.show_command.setAccessibleName("Show Command")
         self.show_command.setToolTip("The lkctl line that does the same (to copy into a script).")
-        self.buttons.accepted.connect(self.accept_and_close)
-        self.buttons.rejected.connect(self.reject)
-        self.show_command.clicked.connect(self._toggle_command)
-        layout = QVBoxLayout(self)
-        layout.addLayout(self.body, 1)
-        layout.addWidget(self.general_error)
-        layout.addWidget(self.status)
-        layout.addWidget(self.command)
-        layout.addWidget(self.buttons)
-        self.setMinimumWidth(560)
 
-    # -- building --------------------------------------------------------------------------
     def _error_label(self, name: str, what: str) -> QLabel:
         label = QLabel(objectName=name)
         label.setAccessibleName(what)

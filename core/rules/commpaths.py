@@ -240,28 +240,50 @@ def create_problems(cluster: Cluster, request: CreateCommPathRequest) -> list[Pr
     remote, found = _address("remote_address", "Remote Address", request.remote_address)
     problems += found
     if local is not None and remote is not None:
-        if local.version != remote.version:
-            problems.append(
-                Problem(
-                    "remote_address",
-                    "mixed_families",
-                    f"Remote Address {remote} is IPv{remote.version} but the Local Address is "
-                    f"IPv{local.version}: both ends of a path use the same protocol.",
-                )
+        problems += _pair_problems(local, remote)
+    problems += _owner_problems(cluster, ((local, server), (remote, peer)))
+    priority = _priority(cluster, request, problems)
+    if not problems:
+        problems += _taken_problems(cluster, server, peer, str(local), str(remote), priority)
+    return problems
+
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _pair_problems(local: Address, remote: Address) -> list[Problem]:
+    """Both ends of a path: one protocol, two addresses."""
+    if local.version != remote.version:
+        return [
+            Problem(
+                "remote_address",
+                "mixed_families",
+                f"Remote Address {remote} is IPv{remote.version} but the Local Address is "
+                f"IPv{local.version}: both ends of a path use the same protocol.",
             )
-        elif local == remote:
-            problems.append(
-                Problem(
-                    "remote_address",
-                    "same_address",
-                    f"Remote Address {remote} is the Local Address: each end is an address of "
-                    "its own server.",
-                )
+        ]
+    if local == remote:
+        return [
+            Problem(
+                "remote_address",
+                "same_address",
+                f"Remote Address {remote} is the Local Address: each end is an address of "
+                "its own server.",
             )
+        ]
+    return []
+
+
+def _owner_problems(
+    cluster: Cluster, ends: tuple[tuple[Address | None, str], tuple[Address | None, str]]
+) -> list[Problem]:
+    """An end that is already an address of another server."""
     owners = _own_addresses(cluster)
-    for field, label, addr, owner_wanted in (
-        ("local_address", "Local Address", local, server),
-        ("remote_address", "Remote Address", remote, peer),
+    problems = []
+    for (field, label), (addr, owner_wanted) in zip(
+        (("local_address", "Local Address"), ("remote_address", "Remote Address")),
+        ends,
+        strict=True,
     ):
         owner = owners.get(str(addr)) if addr is not None else None
         if owner is not None and owner_wanted and owner != owner_wanted:
@@ -272,28 +294,34 @@ def create_problems(cluster: Cluster, request: CreateCommPathRequest) -> list[Pr
                     f"{label} {addr} is an address of {owner}, not of {owner_wanted}.",
                 )
             )
-    priority = _priority(cluster, request, problems)
-    if not problems:
-        for p in cluster.paths_between(server, peer):
-            if p.local_address == str(local) and p.peer_address == str(remote):
-                problems.append(
-                    Problem(
-                        "remote_address",
-                        "path_exists",
-                        f"There is already a comm path {local} → {remote} between {server} "
-                        f"and {peer} (priority {p.priority}).",
-                    )
+    return problems
+
+
+def _taken_problems(
+    cluster: Cluster, server: str, peer: str, local: str, remote: str, priority: int | None
+) -> list[Problem]:
+    """The same pair of addresses, or the same priority, already between the two."""
+    problems = []
+    for p in cluster.paths_between(server, peer):
+        if p.local_address == local and p.peer_address == remote:
+            problems.append(
+                Problem(
+                    "remote_address",
+                    "path_exists",
+                    f"There is already a comm path {local} → {remote} between {server} "
+                    f"and {peer} (priority {p.priority}).",
                 )
-            elif priority is not None and p.priority == priority:
-                problems.append(
-                    Problem(
-                        "priority",
-                        "priority_in_use",
-                        f"Priority {priority} is already the path {p.local_address} → "
-                        f"{p.peer_address} between {server} and {peer}; use "
-                        f"{next_priority(cluster, server, peer)}.",
-                    )
+            )
+        elif priority is not None and p.priority == priority:
+            problems.append(
+                Problem(
+                    "priority",
+                    "priority_in_use",
+                    f"Priority {priority} is already the path {p.local_address} → "
+                    f"{p.peer_address} between {server} and {peer}; use "
+                    f"{next_priority(cluster, server, peer)}.",
                 )
+            )
     return problems
 
 
