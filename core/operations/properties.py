@@ -8,7 +8,7 @@ from core.backend import Backend, require
 from core.capabilities import SERVER_SETTINGS
 from core.events import EventHub
 from core.permissions import Op
-from core.plan import Plan
+from core.plan import Plan, SetMirrorMode, SetPriorities, Step
 from core.rules import resource_properties as resource_rules
 from core.rules import server_properties as server_rules
 from core.rules.resource_properties import ResourcePropertiesRequest
@@ -101,5 +101,25 @@ def set_resource(
         h.id,
         h.version,
         committed=f"the properties of {h.root_tag} were changed",
+        done=_done_message(steps),
     )
     return backend.apply(plan, session, hub=hub).message
+
+
+def _done_message(steps: tuple[Step, ...]) -> str:
+    """What changed, said when the priorities or the switchback did (their step says
+    nothing as it runs; the other steps' lines are the message otherwise)."""
+    if not any(isinstance(s, SetPriorities) for s in steps):
+        return ""
+    said = []
+    for s in steps:
+        if isinstance(s, SetPriorities):
+            shown = ", ".join(f"{server}={n}" for server, n in s.priorities)
+            said.append(f"Priorities of {s.root_tag}: {shown}")
+            if s.switchback is not None:
+                said.append(f"Switchback Type of {s.root_tag}: {s.switchback.value}")
+        elif isinstance(s, SetMirrorMode):
+            said.append(f"{s.title} (for the writes from now on)")
+        else:
+            said.append(s.title.rstrip("."))
+    return "; ".join(said) + "."

@@ -232,6 +232,8 @@ def test_resource_properties_refuses_a_duplicate_priority_under_its_field(
     switchback.setCurrentText("intelligent")
     _click(qtbot, dialog, "apply_button")
     assert dialog.isVisible() and dialog.problem_text("priority_lab2") == ""
+    status = dialog.findChild(QLabel, "resource_properties_status")
+    assert status.text() == "Priorities of /data: lab1=1, lab2=30."
     after = lkctl_json("resource", "properties", "/data")
     assert after["priorities"] == {"lab1": 1, "lab2": 30}
     dialog.findChild(QPushButton, "cancel_button").click()
