@@ -328,3 +328,48 @@ def test_every_widget_of_the_dialogs_has_an_accessible_name(qtbot, window: MainW
             if name and not name.startswith("qt_"):
                 assert widget.accessibleName(), (dialog.objectName(), name)
         dialog.reject()
+
+
+def test_a_blocked_failover_and_a_clean_stop_by_the_shutdown_strategy(
+    qtbot, window: MainWindow
+) -> None:
+    _extend(window, qtbot)
+    done = run_lkctl(["server", "set", "lab2", "--confirm-failover", "lab1=on"])
+    assert done.returncode == 0, done.stderr
+    window.tree.select_server("lab1")
+    _menu(window, "Edit", "Server", "Stop Server")
+    stop = _opened(qtbot, window, OperationDialog)
+    stop.findChild(QPushButton, "operation_ok").click()
+    qtbot.waitUntil(lambda: not stop.isVisible(), timeout=20_000)
+    confirm = find_menu_action(window.menuBar(), "Edit", "Server", "Confirm Failover")
+    qtbot.waitUntil(confirm.isEnabled, timeout=10_000)
+    _menu(window, "Edit", "Server", "Confirm Failover")
+    answer = _opened(qtbot, window, OperationDialog)
+    answer.findChild(QCheckBox, "operation_check").setChecked(True)  # Block it instead
+    answer.findChild(QPushButton, "show_command_button").click()
+    assert answer.findChild(QLineEdit, "show_command").text() == (
+        "lkctl confirm-failover lab2 --deny"
+    )
+    answer.findChild(QPushButton, "operation_ok").click()
+    qtbot.waitUntil(lambda: not answer.isVisible(), timeout=20_000)
+    qtbot.waitUntil(lambda: not confirm.isEnabled(), timeout=10_000)
+    assert lkctl_json("status")["hierarchies"][0]["in_service_on"] is None
+    assert "blocked by" in window.findChild(QLabel, "message_bar").text()
+
+    # lab1 back (/data with it, where it was), then a clean stop: the Shutdown Strategy
+    # (switchover) moves /data to lab2 without asking.
+    done = run_lkctl(["lab", "start", "lab1"])
+    assert done.returncode == 0, done.stderr
+    qtbot.waitUntil(lambda: _cell(window, "/data", "lab1") == "Active", timeout=15_000)
+    qtbot.waitUntil(lambda: _cell(window, "datarep-data", "lab2") == "Target", timeout=15_000)
+    window.tree.select_server("lab1")
+    _menu(window, "Edit", "Server", "Stop Server")
+    stop = _opened(qtbot, window, OperationDialog)
+    clean = stop.findChild(QCheckBox, "operation_check")
+    assert "Shutdown Strategy (switchover)" in clean.text()
+    clean.setChecked(True)
+    stop.findChild(QPushButton, "show_command_button").click()
+    assert stop.findChild(QLineEdit, "show_command").text() == "lkctl lab stop lab1 --clean --yes"
+    stop.findChild(QPushButton, "operation_ok").click()
+    qtbot.waitUntil(lambda: not stop.isVisible(), timeout=20_000)
+    qtbot.waitUntil(lambda: _cell(window, "/data", "lab2") == "Active", timeout=15_000)
