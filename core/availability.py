@@ -692,18 +692,25 @@ DELETE_COMM_PATH = "delete_comm_path"
 CONFIRM_FAILOVER = "confirm_failover"
 
 
+def _comm_path_problem(
+    cluster: Cluster | None, connection: Connection, op: Op
+) -> Availability | None:
+    problem = _connection_problem(cluster, connection, op)
+    if problem is not None or COMM_PATHS in connection.capabilities:
+        return problem
+    return _no(
+        "This cluster's comm paths are its Corosync links: change them in corosync.conf "
+        "on the nodes."
+    )
+
+
 def create_comm_path(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    problem = _connection_problem(cluster, connection, Op.CREATE_COMM_PATH)
+    problem = _comm_path_problem(cluster, connection, Op.CREATE_COMM_PATH)
     if problem is not None:
         return problem
     assert cluster is not None
-    if COMM_PATHS not in connection.capabilities:
-        return _no(
-            "This cluster's comm paths are its Corosync links: change them in corosync.conf "
-            "on the nodes."
-        )
     if len(cluster.servers) < 2:
         return _no("A comm path joins two servers; this cluster has only one.")
     where = f" from {selection.server}" if selection.server is not None else ""
@@ -713,15 +720,10 @@ def create_comm_path(
 def delete_comm_path(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    problem = _connection_problem(cluster, connection, Op.DELETE_COMM_PATH)
+    problem = _comm_path_problem(cluster, connection, Op.DELETE_COMM_PATH)
     if problem is not None:
         return problem
     assert cluster is not None
-    if COMM_PATHS not in connection.capabilities:
-        return _no(
-            "This cluster's comm paths are its Corosync links: change them in corosync.conf "
-            "on the nodes."
-        )
     server = selection.server
     paths = [p for p in cluster.comm_paths if server is None or p.server == server]
     if not paths:

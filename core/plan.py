@@ -442,7 +442,7 @@ class SetMirrorMode(Step):
 
 
 @dataclass(frozen=True)
-class CreateCommPath(Step):
+class _CommPathStep(Step):
     server: str
     peer: str
     local_address: str
@@ -450,28 +450,27 @@ class CreateCommPath(Step):
     priority: int
 
     @property
-    def title(self) -> str:
+    def path(self) -> str:
         return (
-            f"Create comm path {self.server} {self.local_address} → {self.peer} "
-            f"{self.remote_address} (priority {self.priority})"
+            f"{self.server} {self.local_address} → {self.peer} {self.remote_address} "
+            f"(priority {self.priority})"
         )
 
 
 @dataclass(frozen=True)
-class DeleteCommPath(Step):
-    path_id: int
-    server: str
-    peer: str
-    local_address: str
-    remote_address: str
-    priority: int
+class CreateCommPath(_CommPathStep):
+    @property
+    def title(self) -> str:
+        return f"Create comm path {self.path}"
+
+
+@dataclass(frozen=True)
+class DeleteCommPath(_CommPathStep):
+    path_id: int = 0  # the lab's id of the path
 
     @property
     def title(self) -> str:
-        return (
-            f"Delete comm path {self.server} {self.local_address} → {self.peer} "
-            f"{self.remote_address} (priority {self.priority})"
-        )
+        return f"Delete comm path {self.path}"
 
 
 # -- the plan ---------------------------------------------------------------------------------

@@ -271,6 +271,18 @@ MIRROR_SUBMENU = (
     ),
 )
 
+# Edit › Server, and a server header's context menu above Create Resource Hierarchy.
+SERVER_ITEMS: tuple[str | None, ...] = (
+    av.SERVER_PROPERTIES,
+    None,
+    av.CREATE_COMM_PATH,
+    av.DELETE_COMM_PATH,
+    None,
+    av.STOP_SERVER,
+    av.START_SERVER,
+    av.CONFIRM_FAILOVER,
+)
+
 MENUS: tuple[Menu, ...] = (
     ("menu_file", "&File", (av.CONNECT, av.DISCONNECT, None, "exit")),
     (
@@ -280,16 +292,7 @@ MENUS: tuple[Menu, ...] = (
             (
                 "menu_server",
                 "&Server",
-                (
-                    av.SERVER_PROPERTIES,
-                    None,
-                    av.CREATE_COMM_PATH,
-                    av.DELETE_COMM_PATH,
-                    None,
-                    av.STOP_SERVER,
-                    av.START_SERVER,
-                    av.CONFIRM_FAILOVER,
-                ),
+                SERVER_ITEMS,
             ),
             (
                 "menu_resource",
@@ -372,18 +375,7 @@ RESOURCE_MENU: tuple[str | Menu | None, ...] = (
     None,
     av.RESOURCE_PROPERTIES,
 )
-SERVER_MENU: tuple[str | None, ...] = (
-    av.SERVER_PROPERTIES,
-    None,
-    av.CREATE_COMM_PATH,
-    av.DELETE_COMM_PATH,
-    None,
-    av.STOP_SERVER,
-    av.START_SERVER,
-    av.CONFIRM_FAILOVER,
-    None,
-    av.CREATE_HIERARCHY,
-)
+SERVER_MENU: tuple[str | None, ...] = (*SERVER_ITEMS, None, av.CREATE_HIERARCHY)
 EMPTY_MENU: tuple[str | None, ...] = (av.CREATE_HIERARCHY, None, "expand_all", "collapse_all")
 
 

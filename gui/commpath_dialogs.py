@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QLineEdit, QWidget
 
 from core import commands
@@ -11,7 +12,7 @@ from core.backend import Backend
 from core.model import Cluster
 from core.operations import commpath as commpath_ops
 from core.session import Session
-from gui.form_dialog import FormDialog
+from gui.form_dialog import FormDialog, Run
 
 
 def _create(backend: Backend, request: Any, session: Session) -> str:
@@ -23,7 +24,24 @@ def _delete(backend: Backend, request: Any, session: Session) -> str:
 
 
 class _PairDialog(FormDialog):
-    """A server and a peer (the peer list follows the server)."""
+    """A server and a peer (the peer list follows the server), below a note."""
+
+    def __init__(
+        self,
+        name: str,
+        title: str,
+        note: str,
+        run: Run,
+        confirm: str,
+        backend: Backend,
+        session: Session,
+        parent: QWidget | None,
+    ) -> None:
+        super().__init__(name, title, backend, session, run, parent, confirm=confirm)
+        text = QLabel(note, objectName=f"{name}_text")
+        text.setAccessibleName(f"About {title}")
+        text.setWordWrap(True)
+        self.body.addWidget(text)
 
     def _pair(self, form: QFormLayout, cluster: Cluster, server: str | None) -> None:
         self.cluster = cluster
@@ -36,8 +54,10 @@ class _PairDialog(FormDialog):
         self.peer = QComboBox()
         self.field_row(form, "&Peer server:", self.peer, "peer")
         self.server.currentTextChanged.connect(self._peers)
+        self.peer.currentTextChanged.connect(self._peer_chosen)
         self._peers()
 
+    @Slot()
     def _peers(self, *_args: object) -> None:
         chosen = self.server.currentText()
         before = self.peer.currentText()
@@ -47,6 +67,10 @@ class _PairDialog(FormDialog):
         if before and before != chosen:
             self.peer.setCurrentText(before)
         self.peer.blockSignals(False)
+        self.peer_changed()
+
+    @Slot()
+    def _peer_chosen(self, *_args: object) -> None:
         self.peer_changed()
 
     def peer_changed(self) -> None:
@@ -65,22 +89,16 @@ class CreateCommPathDialog(_PairDialog):
         super().__init__(
             "create_comm_path",
             "Create Comm Path",
-            backend,
-            session,
-            _create,
-            parent,
-            confirm="&Create",
-        )
-        text = QLabel(
             "A comm path is a pair of addresses, one on each server, over which LifeKeeper's "
             "heartbeat runs. Give each pair of servers two or more (one per network): with "
             "only one ALIVE the servers show ALIVE (warning); with none they lose sight of "
             "each other and the hierarchies fail over.",
-            objectName="create_comm_path_text",
+            _create,
+            "&Create",
+            backend,
+            session,
+            parent,
         )
-        text.setAccessibleName("About comm paths")
-        text.setWordWrap(True)
-        self.body.addWidget(text)
         form = QFormLayout()
         self.local = QLineEdit()
         self.local.setPlaceholderText("an address of the server, e.g. 10.215.0.11")
@@ -122,20 +140,14 @@ class DeleteCommPathDialog(_PairDialog):
         super().__init__(
             "delete_comm_path",
             "Delete Comm Path",
-            backend,
-            session,
-            _delete,
-            parent,
-            confirm="&Delete",
-        )
-        text = QLabel(
             "Delete a comm path between two servers. The last path between two servers "
             "that share a hierarchy cannot be deleted (each would think the other dead).",
-            objectName="delete_comm_path_text",
+            _delete,
+            "&Delete",
+            backend,
+            session,
+            parent,
         )
-        text.setAccessibleName("About deleting a comm path")
-        text.setWordWrap(True)
-        self.body.addWidget(text)
         form = QFormLayout()
         self.path = QComboBox()
         with_paths = [p.server for p in cluster.comm_paths]

@@ -45,7 +45,7 @@ def create(
         ),
         (step,),
         server=done.server,
-        done=f"Comm path created: {step.title.removeprefix('Create comm path ')}.",
+        done=f"Comm path created: {step.path}.",
     )
     return backend.apply(plan, session, hub=hub).message
 
@@ -65,12 +65,12 @@ def delete(
     if not path.path_id:
         raise CheckFailed([])  # pragma: no cover - a backend with COMM_PATHS numbers them
     step = DeleteCommPath(
-        path.path_id,
         path.server,
         path.peer,
         path.local_address,
         path.peer_address,
         path.priority,
+        path_id=path.path_id,
     )
     plan = Plan(
         Op.DELETE_COMM_PATH,
@@ -78,6 +78,6 @@ def delete(
         commands.commpath_delete(path.server, path.peer, path.priority),
         (step,),
         server=path.server,
-        done=f"Comm path deleted: {step.title.removeprefix('Delete comm path ')}.",
+        done=f"Comm path deleted: {step.path}.",
     )
     return backend.apply(plan, session, hub=hub).message

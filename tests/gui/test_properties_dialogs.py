@@ -290,8 +290,14 @@ def test_comm_paths_create_fail_warn_and_fail_over(qtbot, window: MainWindow) ->
     window.tree.select_server("lab1")
     _menu(window, "Edit", "Server", "Delete Comm Path")
     delete = _opened(qtbot, window, DeleteCommPathDialog)
-    delete.findChild(QComboBox, "peer").setCurrentText("lab2")
     path = delete.findChild(QComboBox, "path")
+    delete.findChild(QComboBox, "peer").setCurrentText("lab3")  # its paths are listed
+    assert [path.itemText(i) for i in range(path.count())] == [
+        "1: 10.213.0.11 → 10.213.0.13 (DEAD)",
+        "2: 10.214.0.11 → 10.214.0.13 (DEAD)",
+    ]
+    delete.findChild(QComboBox, "peer").setCurrentText("lab2")
+    assert path.count() == 3
     path.setCurrentIndex(path.findData(3))
     assert path.currentText() == "3: 10.215.0.11 → 10.215.0.12 (DEAD)"
     _click(qtbot, delete, "operation_ok")
