@@ -29,9 +29,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core import permissions
 from core.backend import Backend
 from core.checks import Problem
 from core.errors import CheckFailed
+from core.permissions import Op
 from core.session import Session
 from gui.actions import plain_text
 from gui.field_messages import ERROR_STYLE, NOTE_STYLE
@@ -120,6 +122,20 @@ class FormDialog(QDialog):
         self.show_command.setObjectName("show_command_button")
         self.show_command.setAccessibleName("Show Command")
         self.show_command.setToolTip("The lkctl line that does the same (to copy into a script).")
+
+    def show_only(self, widgets: list[QWidget], reason: str) -> None:
+        """The values are shown, not changed (``reason`` says why, above the buttons)."""
+        for widget in widgets:
+            widget.setEnabled(False)
+        self._set_buttons(False)
+        self.general_error.setText(reason)
+        self.general_error.show()
+
+    def may_not(self, op: Op, what: str) -> str:
+        """Why this session may not run ``op`` (empty when it may)."""
+        if permissions.allowed(self.session.role, op):
+            return ""
+        return f"{permissions.refusal(self.session.user, self.session.role, op)} {what}"
 
     def _error_label(self, name: str, what: str) -> QLabel:
         label = QLabel(objectName=name)

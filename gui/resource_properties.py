@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from core.backend import Backend
 from core.model import PRIORITY_MAX, PRIORITY_MIN, Cluster, Hierarchy, SwitchbackType
 from core.operations import properties as props
+from core.permissions import Op
 from core.rules.mirror import MAX_SPEED_KBPS
 from core.rules.resource_properties import asynchronous_field, priority_field
 from core.session import Session
@@ -67,6 +68,11 @@ class ResourcePropertiesDialog(FormDialog):
         if self.mirror is not None:
             self._build_mirror(h)
         self.set_fields(h)
+        why = self.may_not(Op.SET_RESOURCE_PROPERTIES, "They are shown, not changed, here.")
+        if why:
+            fields: list[QWidget] = [self.switchback, *self.priorities.values()]
+            fields += [*self.asynchronous.values(), *([self.speed] if self.speed else [])]
+            self.show_only(fields, why)
         self.resize(560, 460)
 
     def _build_general(self, h: Hierarchy) -> None:

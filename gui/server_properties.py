@@ -33,6 +33,7 @@ from core.backend import Backend
 from core.capabilities import SERVER_SETTINGS
 from core.model import Cluster, ConfirmDefault, Server, ShutdownStrategy
 from core.operations import properties as props
+from core.permissions import Op
 from core.rules import commpaths
 from core.rules.server_properties import CONFIRM_TIMEOUT_MAX, CONFIRM_TIMEOUT_MIN
 from core.session import Session
@@ -74,16 +75,16 @@ class ServerPropertiesDialog(FormDialog):
         self._build_general()
         self._build_comm_paths()
         self._build_log()
-        settable = SERVER_SETTINGS in backend.capabilities
-        for widget in (self.strategy, self.timeout, self.default, *self.confirm.values()):
-            widget.setEnabled(settable)
-        if not settable:
-            self.general_error.setText(
+        fields: list[QWidget] = [self.strategy, self.timeout, self.default]
+        fields += self.confirm.values()
+        if SERVER_SETTINGS not in backend.capabilities:
+            self.show_only(
+                fields,
                 f"The {backend.kind} cluster keeps these settings itself: they are shown, "
-                "not changed, here."
+                "not changed, here.",
             )
-            self.general_error.show()
-            self._set_buttons(False)
+        elif why := self.may_not(Op.SET_SERVER_PROPERTIES, "They are shown, not changed, here."):
+            self.show_only(fields, why)
         self.refresh(cluster, initial=True)
         self._log_job: Job | None = None
         self.load_log()

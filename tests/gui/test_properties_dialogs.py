@@ -21,13 +21,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.backends.lab import LabBackend, users
+from core.model import Role
 from gui.actions import find_menu_action
 from gui.commpath_dialogs import CreateCommPathDialog, DeleteCommPathDialog
 from gui.dialogs import OperationDialog
 from gui.main_window import MainWindow
 from gui.resource_properties import ResourcePropertiesDialog
 from gui.server_properties import ServerPropertiesDialog
-from tests.helpers import run_lkctl
+from tests.helpers import local_administrator, run_lkctl
 
 H = Qt.Orientation.Horizontal
 
@@ -379,3 +381,37 @@ def test_a_blocked_failover_and_a_clean_stop_by_the_shutdown_strategy(
     stop.findChild(QPushButton, "operation_ok").click()
     qtbot.waitUntil(lambda: not stop.isVisible(), timeout=20_000)
     qtbot.waitUntil(lambda: _cell(window, "/data", "lab2") == "Active", timeout=15_000)
+
+
+def test_an_operator_sees_the_properties_but_may_not_change_them(qtbot, window: MainWindow) -> None:
+    backend = LabBackend()
+    users.add_user(backend.store, "olga", Role.OPERATOR, "correct horse", local_administrator())
+    backend.close()
+    window.actions["disconnect"].trigger()
+    window.actions["connect"].trigger()
+    connect = window.operations.last_dialog
+    qtbot.waitUntil(lambda: connect.keyring_read, timeout=10_000)
+    connect.findChild(QLineEdit, "connect_user").setText("olga")
+    connect.findChild(QLineEdit, "connect_password").setText("correct horse")
+    connect.findChild(QPushButton, "connect_ok").click()
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=10_000)
+    assert window.session.role is Role.OPERATOR
+    dialog = _server_properties(qtbot, window, "lab2")
+    assert not dialog.findChild(QComboBox, "shutdown_strategy").isEnabled()
+    assert not dialog.findChild(QPushButton, "ok_button").isEnabled()
+    assert not dialog.findChild(QPushButton, "apply_button").isEnabled()
+    assert dialog.findChild(QLabel, "server_properties_error").text() == (
+        "Changing Server Properties needs the Administrator role; olga is signed in as "
+        "Operator. Sign in as an Administrator or ask one. They are shown, not changed, here."
+    )
+    assert dialog.path_rows()[0][4] == "ALIVE (2 of 2 paths ALIVE)"  # shown all the same
+    dialog.reject()
+    r = window.cluster.find_tag("/data")
+    assert window.tree.select_resource(r.hierarchy_id, r.resource_id, "lab1")
+    _menu(window, "Edit", "Resource", "Properties")
+    resource = _opened(qtbot, window, ResourcePropertiesDialog)
+    assert not resource.findChild(QSpinBox, "priority_lab1").isEnabled()
+    assert "olga is signed in as Operator" in resource.general_error.text()
+    resource.reject()
+    create = find_menu_action(window.menuBar(), "Edit", "Server", "Create Comm Path")
+    assert not create.isEnabled() and "needs the Administrator role" in create.toolTip()
