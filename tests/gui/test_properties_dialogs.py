@@ -415,3 +415,20 @@ def test_an_operator_sees_the_properties_but_may_not_change_them(qtbot, window: 
     resource.reject()
     create = find_menu_action(window.menuBar(), "Edit", "Server", "Create Comm Path")
     assert not create.isEnabled() and "needs the Administrator role" in create.toolTip()
+
+
+def test_the_comm_paths_tab_follows_the_cluster_while_open(qtbot, window: MainWindow) -> None:
+    dialog = _server_properties(qtbot, window, "lab2")
+    strategy = dialog.findChild(QComboBox, "shutdown_strategy")
+    strategy.setCurrentText("do not switchover")  # being edited: kept across refreshes
+    assert run_lkctl(["lab", "commpath-down", "lab2", "lab3", "--path", "2"]).returncode == 0
+    qtbot.waitUntil(
+        lambda: (
+            dialog.path_rows()[3] == ["lab3", "", "", "", "ALIVE (warning) (1 of 2 paths ALIVE)"]
+        ),
+        timeout=10_000,
+    )
+    assert dialog.path_rows()[5][4] == "DEAD"
+    assert dialog.findChild(QLabel, "server_state").text() == "ALIVE (warning)"
+    assert strategy.currentText() == "do not switchover"
+    dialog.reject()
