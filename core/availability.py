@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core import permissions
-from core.capabilities import DEPENDENCIES, SERVER_POWER
+from core.capabilities import COMM_PATHS, DEPENDENCIES, SERVER_POWER
 from core.model import (
     Cluster,
     Hierarchy,
@@ -76,6 +76,9 @@ ACTIONS = (
     *MIRROR_ACTIONS,
     CREATE_DEPENDENCY,
     DELETE_DEPENDENCY,
+    "create_comm_path",
+    "delete_comm_path",
+    "confirm_failover",
 )
 
 
@@ -753,6 +756,70 @@ def delete_dependency(
     return _no(f"{tag} depends on nothing and nothing depends on it: no dependency to delete.")
 
 
+# -- comm paths and failover confirmation -------------------------------------------------
+CREATE_COMM_PATH = "create_comm_path"
+DELETE_COMM_PATH = "delete_comm_path"
+CONFIRM_FAILOVER = "confirm_failover"
+
+
+def _comm_path_problem(
+    cluster: Cluster | None, connection: Connection, op: Op
+) -> Availability | None:
+    problem = _connection_problem(cluster, connection, op)
+    if problem is not None or COMM_PATHS in connection.capabilities:
+        return problem
+    return _no(
+        "This cluster's comm paths are its Corosync links: change them in corosync.conf "
+        "on the nodes."
+    )
+
+
+def create_comm_path(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _comm_path_problem(cluster, connection, Op.CREATE_COMM_PATH)
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    if len(cluster.servers) < 2:
+        return _no("A comm path joins two servers; this cluster has only one.")
+    where = f" from {selection.server}" if selection.server is not None else ""
+    return _ok(f"Create a comm path{where} to another server (a pair of addresses).")
+
+
+def delete_comm_path(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _comm_path_problem(cluster, connection, Op.DELETE_COMM_PATH)
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    server = selection.server
+    paths = [p for p in cluster.comm_paths if server is None or p.server == server]
+    if not paths:
+        where = f" of {server}" if server is not None else ""
+        return _no(f"There is no comm path{where} to delete: create one first.")
+    where = f" of {server}" if server is not None else ""
+    return _ok(f"Delete a comm path{where} ({len(paths) if server else len(paths) // 2} now).")
+
+
+def confirm_failover(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(cluster, connection, Op.CONFIRM_FAILOVER)
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    waiting = cluster.pending_failovers
+    if not waiting:
+        return _no(
+            "No failover waits for a confirmation (Server Properties › Failover "
+            "Confirmation makes a server ask for one)."
+        )
+    shown = "; ".join(f"{p.root_tag} from {p.from_server} to {p.to_server}" for p in waiting)
+    return _ok(f"Confirm or block the failover waiting for you: {shown}.")
+
+
 RULES: dict[str, Rule] = {
     CONNECT: connect,
     DISCONNECT: disconnect,
@@ -774,6 +841,9 @@ RULES: dict[str, Rule] = {
     VERIFY_MIRROR: verify_mirror,
     CREATE_DEPENDENCY: create_dependency,
     DELETE_DEPENDENCY: delete_dependency,
+    CREATE_COMM_PATH: create_comm_path,
+    DELETE_COMM_PATH: delete_comm_path,
+    CONFIRM_FAILOVER: confirm_failover,
 }
 
 

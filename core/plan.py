@@ -16,7 +16,14 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 
-from core.model import Resource, ResourceKind, ResourceState, SwitchbackType
+from core.model import (
+    ConfirmDefault,
+    Resource,
+    ResourceKind,
+    ResourceState,
+    ShutdownStrategy,
+    SwitchbackType,
+)
 from core.permissions import Op
 from core.status import format_size
 
@@ -442,6 +449,75 @@ class DeleteDependency(Step):
         )
 
 
+# -- Server and Resource Properties, comm paths -------------------------------------------------
+@dataclass(frozen=True)
+class SetServerProperties(Step):
+    """Server Properties: the Shutdown Strategy and the Failover Confirmation per peer."""
+
+    server: str
+    shutdown_strategy: ShutdownStrategy
+    confirm_failover_from: tuple[str, ...]  # peers whose failovers to it wait for a yes
+    confirm_timeout: int  # seconds
+    confirm_default: ConfirmDefault  # what happens when nobody answers in time
+
+    @property
+    def title(self) -> str:
+        confirm = (
+            f"failovers from {', '.join(self.confirm_failover_from)} wait for confirmation "
+            f"({self.confirm_timeout} s, then {self.confirm_default.value})"
+            if self.confirm_failover_from
+            else "failovers need no confirmation"
+        )
+        return f"Server {self.server}: Shutdown Strategy {self.shutdown_strategy.value}; {confirm}"
+
+
+@dataclass(frozen=True)
+class SetMirrorMode(Step):
+    """One target of a mirror replicates synchronously or asynchronously."""
+
+    resource_id: int
+    dk_tag: str
+    target: str
+    asynchronous: bool
+
+    @property
+    def title(self) -> str:
+        mode = "asynchronous" if self.asynchronous else "synchronous"
+        return f"Mirror {self.dk_tag} to {self.target}: {mode} replication"
+
+
+@dataclass(frozen=True)
+class _CommPathStep(Step):
+    server: str
+    peer: str
+    local_address: str
+    remote_address: str
+    priority: int
+
+    @property
+    def path(self) -> str:
+        return (
+            f"{self.server} {self.local_address} → {self.peer} {self.remote_address} "
+            f"(priority {self.priority})"
+        )
+
+
+@dataclass(frozen=True)
+class CreateCommPath(_CommPathStep):
+    @property
+    def title(self) -> str:
+        return f"Create comm path {self.path}"
+
+
+@dataclass(frozen=True)
+class DeleteCommPath(_CommPathStep):
+    path_id: int = 0  # the lab's id of the path
+
+    @property
+    def title(self) -> str:
+        return f"Delete comm path {self.path}"
+
+
 # -- the plan ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Plan:
@@ -482,12 +558,14 @@ __all__ = [
     "BringInService",
     "BringNewInService",
     "ConfigureMirror",
+    "CreateCommPath",
     "CreateDataKeeper",
     "CreateDataKeeperTarget",
     "CreateDependency",
     "CreateDisk",
     "CreateFileSystemResource",
     "CreateResource",
+    "DeleteCommPath",
     "DeleteDependency",
     "DeleteHierarchy",
     "FullResync",
@@ -500,7 +578,9 @@ __all__ = [
     "RemovePriority",
     "RemoveResources",
     "ResumeMirror",
+    "SetMirrorMode",
     "SetPriorities",
+    "SetServerProperties",
     "SetSpeedLimit",
     "StartResync",
     "Step",

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QWidget
 from core import availability as av
 from core.availability import Preselection
 from core.backend import Backend
+from core.capabilities import SERVER_SETTINGS
 from core.model import DEFAULT_SPEED_LIMIT_KBPS, Cluster, Hierarchy
 from gui.bridge import Opened
 
@@ -26,10 +27,13 @@ if TYPE_CHECKING:
     from core.operations import hierarchy as hierarchy_ops
     from core.operations import mirror as mirror_ops
     from core.operations import service
+    from gui.commpath_dialogs import CreateCommPathDialog, DeleteCommPathDialog
     from gui.create_wizard import CreateWizard
     from gui.dialogs import ConnectDialog, OperationDialog, OperationSpec
     from gui.extend_wizard import ExtendWizard
     from gui.main_window import MainWindow
+    from gui.resource_properties import ResourcePropertiesDialog
+    from gui.server_properties import ServerPropertiesDialog
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,6 +49,17 @@ def _load() -> None:
     from gui.create_wizard import CreateWizard
     from gui.dialogs import ConnectDialog, OperationDialog, OperationSpec
     from gui.extend_wizard import ExtendWizard
+
+    _load_properties()
+
+
+def _load_properties() -> None:
+    """Server and Resource Properties, the comm paths' dialogs."""
+    global CreateCommPathDialog, DeleteCommPathDialog
+    global ResourcePropertiesDialog, ServerPropertiesDialog
+    from gui.commpath_dialogs import CreateCommPathDialog, DeleteCommPathDialog
+    from gui.resource_properties import ResourcePropertiesDialog
+    from gui.server_properties import ServerPropertiesDialog
 
 
 def preload() -> None:
@@ -86,6 +101,11 @@ def install(window: MainWindow) -> None:
     a.register(av.CONNECT, ops.connect)
     a.register(av.CREATE_DEPENDENCY, ops.create_dependency)
     a.register(av.DELETE_DEPENDENCY, ops.delete_dependency)
+    a.register(av.SERVER_PROPERTIES, ops.server_properties)
+    a.register(av.RESOURCE_PROPERTIES, ops.resource_properties)
+    a.register(av.CREATE_COMM_PATH, ops.create_comm_path)
+    a.register(av.DELETE_COMM_PATH, ops.delete_comm_path)
+    a.register(av.CONFIRM_FAILOVER, ops.confirm_failover)
     # Nothing is stored on the window itself: the actions' handlers keep ``ops`` alive,
     # and :func:`of` finds it through them. (An extra attribute on the window made the
     # garbage collector crash PySide when a window was dropped without being closed.)
@@ -293,6 +313,9 @@ class _Operations:
     @_loaded
     def stop_server(self, pre: Preselection) -> OperationDialog:
         server = pre.server or ""
+        found = self._cluster().server(server)
+        clean = SERVER_SETTINGS in self._backend().capabilities and found is not None
+        strategy = found.shutdown_strategy.value if found is not None else ""
         return self._dialog(
             OperationSpec(
                 name="stop_server",
@@ -300,10 +323,21 @@ class _Operations:
                 text=f"Stop <b>{server}</b> as if it crashed. Its hierarchies fail over to the "
                 "alive server with the best priority whose mirrors are Target; without one, "
                 "they stay down.",
+                check_label=(
+                    f"Stop it &cleanly instead: its Shutdown Strategy ({strategy}) applies"
+                    if clean
+                    else ""
+                ),
                 confirm="S&top",
                 warning=True,
-                command=lambda _v: commands.lab_server("stop", server),
-                run=lambda b, _v, s: b.stop_server(server, s),
+                command=lambda v: (
+                    commands.lab_shutdown(server)
+                    if v.get("check")
+                    else commands.lab_server("stop", server)
+                ),
+                run=lambda b, v, s: (
+                    b.shutdown_server(server, s) if v.get("check") else b.stop_server(server, s)
+                ),
             )
         )
 
@@ -453,6 +487,82 @@ class _Operations:
                     *(["--repair"] if v["check"] else []),
                 ),
                 run=lambda b, v, s: mirror_ops.verify(b, tag, target, s, repair=bool(v["check"])),
+            )
+        )
+
+    # -- Server and Resource Properties, comm paths, failover confirmation --------------------
+    def _keep_current(self, dialog: QWidget) -> None:
+        """The dialog follows the cluster the window shows (its refresh method)."""
+        self.w.cluster_shown.connect(dialog.on_cluster_shown)  # type: ignore[attr-defined]
+
+    @_loaded
+    def server_properties(self, pre: Preselection) -> ServerPropertiesDialog:
+        self.w._show_server_properties(pre)  # the panel shows it too
+        dialog = ServerPropertiesDialog(
+            self._cluster(), pre.server or "", self._backend(), self.w.session, self.w
+        )
+        dialog.done.connect(self._applied)
+        self._keep_current(dialog)
+        self._open(dialog)
+        return dialog
+
+    @_loaded
+    def resource_properties(self, pre: Preselection) -> ResourcePropertiesDialog:
+        self.w._show_resource_properties(pre)
+        h = self._hierarchy(pre)
+        assert pre.resource_id is not None
+        dialog = ResourcePropertiesDialog(
+            h, pre.resource_id, self._backend(), self.w.session, self.w
+        )
+        dialog.done.connect(self._applied)
+        self._keep_current(dialog)
+        self._open(dialog)
+        return dialog
+
+    def _applied(self, ok: bool, message: str) -> None:
+        self.w.show_result(message, ok)
+        self.w.request_reload()
+
+    @_loaded
+    def create_comm_path(self, pre: Preselection) -> CreateCommPathDialog:
+        dialog = CreateCommPathDialog(
+            self._cluster(), pre.server, self._backend(), self.w.session, self.w
+        )
+        dialog.done.connect(self._applied)
+        self._open(dialog)
+        return dialog
+
+    @_loaded
+    def delete_comm_path(self, pre: Preselection) -> DeleteCommPathDialog:
+        dialog = DeleteCommPathDialog(
+            self._cluster(), pre.server, self._backend(), self.w.session, self.w
+        )
+        dialog.done.connect(self._applied)
+        self._open(dialog)
+        return dialog
+
+    @_loaded
+    def confirm_failover(self, pre: Preselection) -> OperationDialog:
+        waiting = self._cluster().pending_failovers
+        servers = list(dict.fromkeys(p.to_server for p in waiting))
+        listed = "<br>".join(
+            f"<b>{p.root_tag}</b> from {p.from_server} to {p.to_server} ({p.reason}; "
+            f"{p.default.value} at the timeout)"
+            for p in waiting
+        )
+        return self._dialog(
+            OperationSpec(
+                name="confirm_failover",
+                title="Confirm Failover",
+                text=f"These failovers wait for your confirmation:<br>{listed}",
+                server_label="&To server:",
+                servers=servers,
+                server=pre.server if pre.server in servers else (servers[0] if servers else None),
+                check_label="&Block the failover instead (nothing moves)",
+                confirm="&Confirm",
+                warning=True,
+                command=lambda v: commands.confirm_failover(v["server"], not v["check"]),
+                run=lambda b, v, s: b.confirm_failover(v["server"], not v["check"], s),
             )
         )
 

@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_hierarchy,
         cmd_lab,
         cmd_mirror,
+        cmd_props,
         cmd_status,
     )
 
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_mirror.register(sub)
     cmd_cluster.register(sub)
     cmd_dependency.register(sub)
+    cmd_props.register(sub)
     return parser
 
 

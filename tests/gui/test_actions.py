@@ -83,8 +83,11 @@ def test_the_menus_of_lifekeeper(window: MainWindow) -> None:
     assert _menu_texts(edit) == ["Server", "Resource"]
     assert _menu_texts(window.findChild(QMenu, "menu_server")) == [
         "Properties",
+        "Create Comm Path",
+        "Delete Comm Path",
         "Stop Server",
         "Start Server",
+        "Confirm Failover",
     ]
     assert _menu_texts(window.findChild(QMenu, "menu_resource")) == [
         "Create Resource Hierarchy",
@@ -256,8 +259,11 @@ def test_right_click_a_server_header(qtbot, window: MainWindow) -> None:
     assert menu is not None and menu.objectName() == "server_menu"
     assert _menu_texts(menu) == [
         "Properties",
+        "Create Comm Path",
+        "Delete Comm Path",
         "Stop Server",
         "Start Server",
+        "Confirm Failover",
         "Create Resource Hierarchy",
         "Sort Rows by State on lab2",
     ]
