@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
-from core.capabilities import MIRROR_WRITES, RESET, SERVER_POWER, USERS
+from core.capabilities import MIRROR_WRITES, RESET, SERVER_POWER, USERS, WHAT_IF
 from core.errors import LkError
 from core.events import EventHub
 from core.facts import PathInfo, VolumeInfo
@@ -186,6 +186,15 @@ class UserAdmin(Protocol):
     def list_users(self) -> list[tuple[str, Role]]: ...
 
 
+class WhatIf(Protocol):
+    """WHAT_IF: what a plan would do to every hierarchy (which resources stop, where
+    they start, which mirrors change role), one line each; nothing is changed. The lab
+    computes it in core from its snapshot (``core.rules.whatif``); Pacemaker asks
+    ``crm_simulate``."""
+
+    def what_if(self, plan: Plan) -> list[str]: ...
+
+
 T = TypeVar("T")
 
 
@@ -200,6 +209,7 @@ __all__ = [
     "RESET",
     "SERVER_POWER",
     "USERS",
+    "WHAT_IF",
     "Backend",
     "MirrorWrites",
     "NotAvailable",
@@ -208,5 +218,6 @@ __all__ = [
     "StepCallback",
     "UserAdmin",
     "Watch",
+    "WhatIf",
     "require",
 ]

@@ -8,5 +8,6 @@ SERVER_POWER = "server_power"  # stop and start a server (a failure, and a retur
 MIRROR_WRITES = "mirror_writes"  # put writes through a mirror (lkctl lab write/workload)
 RESET = "reset"  # throw the cluster away and make it anew (the lab)
 USERS = "users"  # the backend keeps its own users and passwords
+WHAT_IF = "what_if"  # say what a plan would do to every hierarchy, changing nothing
 
-__all__ = ["MIRROR_WRITES", "RESET", "SERVER_POWER", "USERS"]
+__all__ = ["MIRROR_WRITES", "RESET", "SERVER_POWER", "USERS", "WHAT_IF"]

@@ -397,6 +397,76 @@ class VerifyMirror(Step):
         return f"Verify {self.dk_tag} on {self.target} against the source{also}"
 
 
+# -- server stop, mirror resize --------------------------------------------------------------
+@dataclass(frozen=True)
+class StopServer(Step):
+    """A server fails (the lab's Stop Server): its in-service hierarchies fail over. A plan
+    of this one step describes Stop Server for the what-if and ``--dry-run``; the
+    backend's SERVER_POWER carries it out (``ServerPower.stop_server``)."""
+
+    server: str
+
+    @property
+    def title(self) -> str:
+        return f"Stop {self.server} as if it crashed (its in-service hierarchies fail over)"
+
+
+@dataclass(frozen=True)
+class GrowVolume(Step):
+    """One server's copy of a mirror's volume grows (the new bytes read as zeros)."""
+
+    resource_id: int
+    dk_tag: str
+    server: str
+    path: str  # server path of the volume
+    old_size: int
+    new_size: int
+    role: str  # "target" or "source" (targets grow first)
+
+    @property
+    def title(self) -> str:
+        return (
+            f"Grow the volume {self.path} of {self.dk_tag} on {self.server} ({self.role}): "
+            f"{format_size(self.old_size)} → {format_size(self.new_size)}"
+        )
+
+
+@dataclass(frozen=True)
+class GrowBitmap(Step):
+    """A bitmap file of a mirror covers the grown volume: the chunks of the new space are
+    dirty for every target it has a section for (resynced like any dirty region)."""
+
+    resource_id: int
+    server: str
+    path: str  # server path of the bitmap file
+    old_size: int
+    new_size: int
+    chunk_size: int
+
+    @property
+    def title(self) -> str:
+        return (
+            f"Grow the bitmap {self.path} on {self.server} to {format_size(self.new_size)} "
+            "(the new chunks are dirty: resynced like any dirty region)"
+        )
+
+
+@dataclass(frozen=True)
+class SetMirrorSize(Step):
+    """The mirror's size is the new one; its targets resync the new chunks."""
+
+    resource_id: int
+    dk_tag: str
+    old_size: int
+    new_size: int
+    targets: tuple[str, ...]  # the targets that resync the new space
+
+    @property
+    def title(self) -> str:
+        resync = f"; {', '.join(self.targets)} resync the new space" if self.targets else ""
+        return f"The mirror {self.dk_tag} is {format_size(self.new_size)} on every server{resync}"
+
+
 # -- the plan ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Plan:
@@ -444,6 +514,8 @@ __all__ = [
     "CreateResource",
     "DeleteHierarchy",
     "FullResync",
+    "GrowBitmap",
+    "GrowVolume",
     "MakeFileSystem",
     "MakeSource",
     "PauseMirror",
@@ -453,11 +525,13 @@ __all__ = [
     "RemovePriority",
     "RemoveResources",
     "ResumeMirror",
+    "SetMirrorSize",
     "SetPriorities",
     "SetSpeedLimit",
     "StartResync",
     "Step",
     "StopMirrors",
+    "StopServer",
     "TakeOutOfService",
     "VerifyMirror",
 ]

@@ -23,7 +23,7 @@ from core import paths
 from core.backends.lab.layout import LabLayout, ensure_lab
 from core.backends.lab.store import Store
 from core.backends.lab.watch import LabWatch
-from core.capabilities import MIRROR_WRITES, RESET, SERVER_POWER, USERS
+from core.capabilities import MIRROR_WRITES, RESET, SERVER_POWER, USERS, WHAT_IF
 from core.errors import OperationError
 from core.session import Session, local_session
 
@@ -60,7 +60,7 @@ class LabBackend:
     """The embedded lab cluster (``home``: its data directory)."""
 
     kind = "lab"
-    capabilities = frozenset({SERVER_POWER, MIRROR_WRITES, RESET, USERS})
+    capabilities = frozenset({SERVER_POWER, MIRROR_WRITES, RESET, USERS, WHAT_IF})
 
     def __init__(self, home: Path | None = None, *, name: str = "lab") -> None:
         self._local = threading.local()
@@ -196,6 +196,12 @@ class LabBackend:
 
     def local_folder(self, server: str) -> Path | None:
         return self.layout.server_root(server)
+
+    def what_if(self, plan: Plan) -> list[str]:
+        """WHAT_IF: computed in core from the snapshot (``core.rules.whatif``)."""
+        from core.rules import whatif
+
+        return whatif.what_if(self.snapshot(), plan)
 
     # -- what only the lab can do -------------------------------------------------------------
     def stop_server(self, server: str, session: Session, hub: EventHub | None = None) -> list[str]:

@@ -25,6 +25,7 @@ from core.model import Hierarchy, MirrorState, MirrorTarget, ResourceState, Serv
 from core.permissions import Op
 from core.rules import service as rules
 from core.rules.service import TARGET_DOWN, WAITING
+from core.rules.whatif import failover_target
 from core.session import Session
 
 if TYPE_CHECKING:
@@ -156,9 +157,8 @@ def _fail_over(
 ) -> None:
     """``h`` was in service on ``server``: in service on the best alive server whose
     mirrors are all Target, or it stays down and its stale copies wait."""
-    candidates = [x for x in h.servers if x in alive and not rules.not_target_problems(h, x)]
-    if candidates:
-        new = candidates[0]
+    new = failover_target(h, server, alive)
+    if new is not None:
         change.lines.append(
             f"{h.root_tag} fails over from {server} to {new} (priority {h.priority_of(new)})."
         )
