@@ -104,3 +104,7 @@ def speed(tag: str, kbps: int) -> str:
 
 def lab_server(action: str, server: str) -> str:
     return join("lab", action, server, *(["--yes"] if action == "stop" else []))
+
+
+def resize_mirror(tag: str, size: str) -> str:
+    return join("mirror", "resize", tag, "--size", size)

@@ -47,6 +47,7 @@ class Op(enum.Enum):
     LAB_RESET = "lab_reset"
     ADD_USER = "add_user"
     REMOVE_USER = "remove_user"
+    RESIZE_MIRROR = "resize_mirror"
 
     @property
     def label(self) -> str:
@@ -75,6 +76,7 @@ _LABELS = {
     Op.LAB_RESET: "Resetting the lab",
     Op.ADD_USER: "Adding a user",
     Op.REMOVE_USER: "Removing a user",
+    Op.RESIZE_MIRROR: "Resize Mirror",
 }
 
 _G, _O, _A = Role.GUEST, Role.OPERATOR, Role.ADMINISTRATOR
@@ -102,6 +104,7 @@ TABLE: Mapping[Op, Role] = MappingProxyType(
         Op.LAB_RESET: _A,
         Op.ADD_USER: _A,
         Op.REMOVE_USER: _A,
+        Op.RESIZE_MIRROR: _A,
     }
 )
 

@@ -463,7 +463,8 @@ class SetMirrorSize(Step):
 
     @property
     def title(self) -> str:
-        resync = f"; {', '.join(self.targets)} resync the new space" if self.targets else ""
+        verb = "resyncs" if len(self.targets) == 1 else "resync"
+        resync = f"; {', '.join(self.targets)} {verb} the new space" if self.targets else ""
         return f"The mirror {self.dk_tag} is {format_size(self.new_size)} on every server{resync}"
 
 

@@ -53,6 +53,7 @@ COMMANDS: list[tuple[Op, list[str]]] = [
         ["lab", "user", "add", "eve", "--role", "administrator", "--password-stdin"],
     ),
     (Op.REMOVE_USER, ["lab", "user", "remove", "olga"]),
+    (Op.RESIZE_MIRROR, ["mirror", "resize", "datarep-data", "--size", "128M"]),
 ]
 
 

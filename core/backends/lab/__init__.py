@@ -71,8 +71,9 @@ class LabBackend:
         store = self.store  # opens (and on first use creates) the database
         self.layout = LabLayout(self.home)
         try:
-            from core.backends.lab import journal, mirrors
+            from core.backends.lab import journal, mirrors, resize_files
 
+            del resize_files  # it registers its undo actions for the recovery below
             ensure_lab(store)
             # Finish what crashed processes left: half-done operations are undone, and
             # resyncs whose process died are restarted (they resume from the bitmap).
@@ -137,9 +138,16 @@ class LabBackend:
         cancel: threading.Event | None = None,
     ) -> ApplyResult:
         from core.backends.lab import apply as engine
-        from core.backends.lab import steps_build, steps_mirror, steps_remove, steps_service
+        from core.backends.lab import (
+            steps_build,
+            steps_mirror,
+            steps_remove,
+            steps_resize,
+            steps_service,
+        )
 
         del steps_build, steps_mirror, steps_remove, steps_service  # they register handlers
+        del steps_resize
         return engine.apply(self, plan, session, hub=hub, on_step=on_step, cancel=cancel)
 
     def watch(self, hub: EventHub, *, shown: Cluster | None = None, last_log_id: int = 0) -> Watch:
