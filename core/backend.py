@@ -125,6 +125,11 @@ class Backend(Protocol):
         """The output panel's lines newer than ``after`` (0: the last ``limit``)."""
         ...
 
+    def server_log(self, server: str, after: int = 0) -> list[LogRow]:
+        """The lines of ``server``'s log newer than ``after`` (0: every line kept), oldest
+        first: the output lines that name it (``core.serverlog``)."""
+        ...
+
     def dirty_chunks(self, resource_id: int) -> dict[str, int]:
         """Per target of a mirror, how many chunks are still to copy, counted now."""
         ...

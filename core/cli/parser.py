@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_extend,
         cmd_hierarchy,
         cmd_lab,
+        cmd_log,
         cmd_mirror,
         cmd_status,
     )
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_lab.register(sub)
     cmd_mirror.register(sub)
     cmd_cluster.register(sub)
+    cmd_log.register(sub)
     return parser
 
 

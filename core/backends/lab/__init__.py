@@ -181,6 +181,11 @@ class LabBackend:
     def log_lines(self, after: int = 0, limit: int = 2000) -> list[LogRow]:
         return self.store.log_lines_after(after, limit)
 
+    def server_log(self, server: str, after: int = 0) -> list[LogRow]:
+        from core import serverlog
+
+        return serverlog.for_server(self.store.log_lines_after(after, 2000), server)
+
     def dirty_chunks(self, resource_id: int) -> dict[str, int]:
         """Dirty chunks per target, as the source's bitmap says now."""
         from core.replication.bitmap import Bitmap, BitmapError

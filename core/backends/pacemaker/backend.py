@@ -259,6 +259,11 @@ class PacemakerBackend:
         return self.records.lines(after, limit)
 
     # -- mirrors (DataKeeper resources on Pacemaker come with the datakeeper agent) --------
+    def server_log(self, server: str, after: int = 0) -> list[LogRow]:
+        from core import serverlog
+
+        return serverlog.for_server(self.log_lines(after, 2000), server)
+
     def dirty_chunks(self, resource_id: int) -> dict[str, int]:
         return {}  # no mirror here is resynchronised by this console: nothing to count
 
