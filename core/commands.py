@@ -42,6 +42,8 @@ def extend(request: ExtendRequest) -> str:
         if dk.root_tag is not None:
             words += ["--root-tag", dk.root_tag]
         words += ["--dk-tag", dk.dk_tag, "--bitmap", dk.bitmap_file or "none"]
+        if dk.asynchronous is not None:  # None: the mirror's own mode
+            words.append("--async" if dk.asynchronous else "--sync")
     return join(*words, "--accept-defaults")
 
 

@@ -216,6 +216,7 @@ class MirrorTarget:
     verify_percent: int | None = None  # while an online verify runs
     last_verified: float | None = None  # seconds since the epoch
     last_differences: int | None = None  # differing chunks the last verify found
+    asynchronous: bool = False  # this target's replication mode (the mirror's by default)
 
     @property
     def percent(self) -> int:

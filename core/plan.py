@@ -172,12 +172,14 @@ class ConfigureMirror(Step):
     source_bitmap: str | None  # the source's intent log, which gets a section for it
     volume_size: int
     chunk_size: int
+    asynchronous: bool = False  # this target's replication mode
 
     @property
     def title(self) -> str:
+        mode = " (asynchronous replication)" if self.asynchronous else ""
         return (
             f"Configure mirror {self.dk_tag}: {self.source} → {self.target} with bitmap "
-            f"{self.target_bitmap or NO_BITMAP}"
+            f"{self.target_bitmap or NO_BITMAP}{mode}"
         )
 
 

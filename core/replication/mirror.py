@@ -162,6 +162,7 @@ class TargetSpec:
     state: MirrorState = MirrorState.OUT_OF_SYNC  # last known; TARGET = was in sync
     connected: bool = True
     paused: bool = False
+    asynchronous: bool | None = None  # this target's mode (None: the mirror's)
 
 
 @dataclass(frozen=True)
@@ -898,17 +899,20 @@ class Mirror:
                     self._inflight_done(t, epochs[t.name], first, end, seq, ok=False)
             raise SourceWriteError(_reason(exc), exc.errno) from exc
 
-        if self.asynchronous:
+        queued = [t for t in rep if self._is_async(t)]
+        if queued:
             data = bytes(mv)
-            for t in rep:
+            for t in queued:
                 item = _Item(offset, data, durable, first, end, epochs[t.name], seq)
                 ch = t.channel
                 if ch is None or not ch.submit(item):
                     with self._lock:
                         self._inflight_done(t, epochs[t.name], first, end, seq, ok=False)
-            if durable:
-                self._source_sync()
-            return
+            rep = [t for t in rep if not self._is_async(t)]
+            if not rep:
+                if durable:
+                    self._source_sync()
+                return
 
         # 2. synchronous: every target's write is started (a file: pwrite here, to the
         # page cache; NBD: the request sent), then, when durable, the source's fdatasync
@@ -948,6 +952,11 @@ class Mirror:
                     )
         if source_error is not None:
             raise SourceWriteError(_reason(source_error), source_error.errno)
+
+    def _is_async(self, t: _Target) -> bool:
+        """Whether writes reach ``t`` through its queue (its own mode, else the mirror's)."""
+        mode = t.spec.asynchronous
+        return self.asynchronous if mode is None else mode
 
     def _source_sync(self) -> None:
         try:
@@ -1008,7 +1017,7 @@ class Mirror:
             rep = [
                 (t, t.epoch, t.volume)
                 for t in self._targets.values()
-                if t.replicating and t.volume is not None and not self.asynchronous
+                if t.replicating and t.volume is not None and not self._is_async(t)
             ]
         pending = [(t, epoch, vol.begin_flush()) for t, epoch, vol in rep if vol is not None]
         source_error: OSError | None = None
@@ -1186,7 +1195,7 @@ class Mirror:
         t.pending_time.clear()
         t.hot.clear()
         t.replicating = True
-        if self.asynchronous and t.channel is None:
+        if self._is_async(t) and t.channel is None:
             t.channel = _Channel(self, t, self.async_max_writes, self.async_max_bytes)
 
     def _stop_replicating(self, t: _Target, reason: str) -> None:

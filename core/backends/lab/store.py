@@ -169,6 +169,10 @@ _MIGRATIONS: list[str] = [
         last REAL NOT NULL
     );
     """,
+    # 8: each mirror target's own replication mode (NULL: the mirror's)
+    """
+    ALTER TABLE mirror_targets ADD COLUMN asynchronous INTEGER;
+    """,
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -700,8 +704,9 @@ def _read_mirror_targets(
     """By mirror (its resource id), not by hierarchy."""
     targets: dict[int, list[MirrorTarget]] = {}
     for t in c.execute(
-        "SELECT t.* FROM mirror_targets t JOIN servers s ON s.name = t.server "
-        "JOIN resources r ON r.id = t.resource_id "
+        "SELECT t.*, coalesce(t.asynchronous, m.asynchronous) AS target_async "
+        "FROM mirror_targets t JOIN servers s ON s.name = t.server "
+        "JOIN resources r ON r.id = t.resource_id JOIN mirrors m ON m.resource_id = t.resource_id "
         f"{where} ORDER BY t.resource_id, s.position",
         args,
     ):
@@ -718,6 +723,7 @@ def _read_mirror_targets(
                 verify_percent=t["verify_percent"],
                 last_verified=t["last_verified"],
                 last_differences=t["last_differences"],
+                asynchronous=bool(t["target_async"]),
             )
         )
     return targets
