@@ -19,6 +19,7 @@ class ServerState(enum.Enum):
 
     ALIVE = "ALIVE"
     ALIVE_WARNING = "ALIVE (warning)"
+    ALIVE_STANDBY = "ALIVE (standby)"  # up, but takes no resources (Pacemaker's standby)
     DEAD = "DEAD"
     UNKNOWN = "UNKNOWN"
 
@@ -28,7 +29,7 @@ class ServerState(enum.Enum):
 
     @property
     def is_alive(self) -> bool:
-        return self in (ServerState.ALIVE, ServerState.ALIVE_WARNING)
+        return self in (ServerState.ALIVE, ServerState.ALIVE_WARNING, ServerState.ALIVE_STANDBY)
 
 
 class NodeStatus(enum.IntEnum):

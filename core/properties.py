@@ -28,6 +28,7 @@ from core.status import cell, format_eta, format_rate, format_size
 _SERVER_ICON = {
     ServerState.ALIVE: "server-alive",
     ServerState.ALIVE_WARNING: "server-warning",
+    ServerState.ALIVE_STANDBY: "server-warning",
     ServerState.DEAD: "server-dead",
     ServerState.UNKNOWN: "server-unknown",
 }

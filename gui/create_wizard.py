@@ -41,7 +41,7 @@ from core.rules.create import CreateRequest
 from core.session import Session
 from gui import icons, jobs
 from gui.checker import LatestOnly
-from gui.extend_wizard import (
+from gui.field_messages import (
     ERROR_STYLE,
     MESSAGE_WIDTH,
     NOTE_STYLE,

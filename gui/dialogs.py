@@ -36,7 +36,7 @@ from core.backend import Backend
 from core.errors import AuthenticationFailed, UnknownHostKey
 from core.session import Session, local_user
 from gui.bridge import BackendOpener, Opened
-from gui.extend_wizard import ERROR_STYLE, NOTE_STYLE
+from gui.field_messages import ERROR_STYLE, NOTE_STYLE
 from gui.jobs import Job, JobSignals
 
 Run = Callable[[Backend, dict[str, Any], Session], Any]
@@ -288,6 +288,24 @@ class ConnectDialog(QDialog):
         super().__init__(parent)
         self.setObjectName("connect_dialog")
         self.setWindowTitle("Connect")
+        self._build_fields(spec, user)
+        self._build_notes()
+        buttons = self._build_buttons()
+        layout = QVBoxLayout(self)
+        layout.addLayout(self._build_form())
+        layout.addWidget(self.error)
+        layout.addWidget(buttons)
+        self._job: Job | None = None
+        self._opener: BackendOpener | None = None
+        self.question: HostKeyQuestion | None = None  # while a host key is asked about
+        self.keyring_read = False  # True once the keyring answered (tests wait for it)
+        self._keyring_reason: str | None = None  # None: not answered yet
+        self._keyring_job = self._read_keyring()
+        self.server.currentTextChanged.connect(self._kind_changed)
+        self._kind_changed(self.server.currentText())
+        self.setMinimumWidth(420)
+
+    def _build_fields(self, spec: str, user: str) -> None:
         self.server = QComboBox(objectName="connect_server")
         self.server.setEditable(True)
         self.server.addItems(list(dict.fromkeys([spec, connection.DEFAULT])))
@@ -304,18 +322,27 @@ class ConnectDialog(QDialog):
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setAccessibleName("Password")
         self.remember = QCheckBox("&Remember password", objectName="remember_password")
+        self.remember.setEnabled(False)  # until the keyring has answered
+
+    def _build_notes(self) -> None:
         self.keyring_note = QLabel(objectName="keyring_note")
         self.keyring_note.setWordWrap(True)
         self.keyring_note.setStyleSheet(NOTE_STYLE)
         self.keyring_note.hide()
-        self.remember.setEnabled(False)  # until the keyring has answered
-        self.forget = QPushButton("&Forget password", objectName="forget_password")
-        self.forget.setEnabled(False)
-        self.forget.clicked.connect(self._forget)
+        self.identity_note = QLabel(
+            "On a Pacemaker cluster you act as the SSH user (root on the Pacemaker lab); "
+            "your role comes from the node's lkadmin, lkoper or lkguest group.",
+            objectName="identity_note",
+        )
+        self.identity_note.setAccessibleName("Who you are on this cluster")
+        self.identity_note.setWordWrap(True)
+        self.identity_note.setStyleSheet(NOTE_STYLE)
         self.error = QLabel(objectName="connect_error")
         self.error.setStyleSheet(ERROR_STYLE)
         self.error.setWordWrap(True)
         self.error.hide()
+
+    def _build_form(self) -> QFormLayout:
         form = QFormLayout()
         for text, widget in (
             ("&Cluster:", self.server),
@@ -327,25 +354,38 @@ class ConnectDialog(QDialog):
             form.addRow(label, widget)
         form.addRow("", self.remember)
         form.addRow("", self.keyring_note)
+        form.addRow("", self.identity_note)
+        return form
+
+    def _build_buttons(self) -> QDialogButtonBox:
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
         self.ok = buttons.button(QDialogButtonBox.StandardButton.Ok)
         self.ok.setObjectName("connect_ok")
         self.ok.setText("&Connect")
+        self.forget = QPushButton("&Forget password", objectName="forget_password")
+        self.forget.setEnabled(False)
+        self.forget.clicked.connect(self._forget)
         buttons.addButton(self.forget, QDialogButtonBox.ButtonRole.ResetRole)
         buttons.accepted.connect(self._connect)
         buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.error)
-        layout.addWidget(buttons)
-        self._job: Job | None = None
-        self._opener: BackendOpener | None = None
-        self.question: HostKeyQuestion | None = None  # while a host key is asked about
-        self.keyring_read = False  # True once the keyring answered (tests wait for it)
-        self._keyring_job = self._read_keyring()
-        self.setMinimumWidth(420)
+        return buttons
+
+    def _signs_in(self) -> bool:
+        """Does the chosen cluster sign users in (the lab), or is one the SSH user?"""
+        spec = self.server.currentText().strip()
+        return spec == connection.DEFAULT or spec.startswith("lab:")
+
+    @Slot(str)
+    def _kind_changed(self, _text: str) -> None:
+        lab = self._signs_in()
+        self.user.setEnabled(lab)
+        self.password.setEnabled(lab)
+        keyring = lab and self._keyring_reason == ""
+        self.remember.setEnabled(keyring)
+        self.forget.setEnabled(keyring)
+        self.identity_note.setVisible(not lab)
 
     def _read_keyring(self) -> Job:
         """Once, on a worker: can passwords be remembered, and is one remembered."""
@@ -365,8 +405,8 @@ class ConnectDialog(QDialog):
         reason, remembered = result
         self.keyring_note.setText(reason)
         self.keyring_note.setVisible(bool(reason))
-        self.remember.setEnabled(not reason)
-        self.forget.setEnabled(not reason)
+        self._keyring_reason = reason or ""
+        self._kind_changed(self.server.currentText())
         if remembered is not None and not self.password.text():
             self.password.setText(remembered)
             self.remember.setChecked(True)
@@ -404,6 +444,8 @@ class ConnectDialog(QDialog):
             return
         spec, user = self.server.currentText().strip(), self.user.text().strip()
         password, remember = self.password.text(), self.remember.isChecked()
+        if not self._signs_in():
+            user, password, remember = "", "", False  # the SSH user: no sign-in here
         notes: list[str] = []
 
         def sign_in(backend: Backend) -> Session:

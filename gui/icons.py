@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 _SERVER_ICON = {
     ServerState.ALIVE: "server-alive",
     ServerState.ALIVE_WARNING: "server-warning",
+    ServerState.ALIVE_STANDBY: "server-warning",
     ServerState.DEAD: "server-dead",
     ServerState.UNKNOWN: "server-unknown",
 }

@@ -207,7 +207,6 @@ class MainWindow(QMainWindow):
         a["about"].triggered.connect(self._about)
         a.register(av.SERVER_PROPERTIES, self._show_server_properties)
         a.register(av.RESOURCE_PROPERTIES, self._show_resource_properties)
-        a.register(av.CONNECT, self._connect_handler)
         a.register(av.DISCONNECT, self._disconnect_handler)
         for name, short in (
             (av.CREATE_HIERARCHY, "Create"),
@@ -695,9 +694,6 @@ class MainWindow(QMainWindow):
         self.tag_filter.selectAll()
 
     # -- built-in handlers -----------------------------------------------------------------
-    def _connect_handler(self, _pre: Preselection) -> None:
-        self.connect_cluster(self.connection.role)
-
     def _disconnect_handler(self, _pre: Preselection) -> None:
         self.disconnect_cluster()
 

@@ -163,8 +163,10 @@ class HostedEngine:
             resync_tuning=ResyncTuning(),
         )
         self.size = self.mirror.source.size
-        self._writer = threading.Thread(target=self._status_loop, name="engine-status", daemon=True)
-        self._writer.start()
+        self._status_thread = threading.Thread(
+            target=self._status_loop, name="engine-status", daemon=True
+        )
+        self._status_thread.start()
         self._write_status()
 
     # -- nbdkit's requests -------------------------------------------------------------
@@ -239,7 +241,7 @@ class HostedEngine:
         self.mirror.close()
         self._stop.set()
         self._dirty.set()
-        self._writer.join()
+        self._status_thread.join()
         self._write_status_closed()
 
     def _write_status_closed(self) -> None:

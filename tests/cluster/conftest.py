@@ -12,6 +12,7 @@ cluster stack is a failure (``bash packaging/bootstrap.sh --test`` installs it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -20,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from core.backends.pacemaker import nslab
+from core.backends.pacemaker import PacemakerBackend, connect, nslab
+from core.errors import LkError
 from tests.cluster.labtools import Lab, leftovers, wait_healthy
+from tests.cluster.pcmk_plans import delete
 
 
 def namespaces_unavailable() -> str:
@@ -118,3 +121,18 @@ def console_home(tmp_path: Path, lab: Lab) -> Path:
         )
     )
     return home
+
+
+@pytest.fixture
+def backend(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> Iterator[PacemakerBackend]:
+    """``pacemaker-lab``: the namespace lab of this LKCONSOLE_HOME; afterwards every
+    hierarchy a test left is deleted."""
+    monkeypatch.setenv("LKCONSOLE_HOME", str(lab.home))
+    b = connect("pacemaker-lab")
+    try:
+        yield b
+    finally:
+        with contextlib.suppress(LkError):
+            for h in b.snapshot().hierarchies:
+                delete(b, h)
+        b.close()

@@ -146,8 +146,8 @@ def lab_netns(home: Path) -> list[str]:
 def leftovers(home: Path, pids: set[int]) -> list[str]:
     """Everything of the lab of ``home`` still on this machine (empty when it is clean)."""
     found = [f"network namespace {n}" for n in lab_netns(home)]
-    for pid in pids:
-        if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid):
+    for pid in pids:  # still a node's init (not a process that got its number since)
+        if "Z" not in _state(pid) and b"nslab_node" in _cmdline(pid):
             found.append(f"process {pid} (a node's init)")
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -164,6 +164,13 @@ def leftovers(home: Path, pids: set[int]) -> list[str]:
             found.append(f"mount {point}")
     found += [f"loop device {d}" for d in loop_devices_under(home)]
     return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
 
 
 def _state(pid: int) -> str:

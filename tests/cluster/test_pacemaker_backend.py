@@ -3,13 +3,11 @@ concurrency, bad input, failover, SSH, roles. Each test removes what it made."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,113 +19,27 @@ from core.events import ClusterChanged, EventHub
 from core.model import (
     Cluster,
     CommPathState,
-    Hierarchy,
-    ResourceKind,
     ResourceState,
     Role,
     ServerState,
-    SwitchbackType,
 )
 from core.permissions import Op
 from core.plan import (
     BringInService,
-    CreateResource,
-    DeleteHierarchy,
     MakeSource,
     Plan,
     RemovePriority,
     RemoveResources,
     SetPriorities,
-    Step,
     TakeOutOfService,
 )
 from core.session import Session
 from tests.cluster.clientns import PYTHON, client_namespace, run_in
 from tests.cluster.labtools import Lab, host_fingerprint, lab_key, wait_healthy
-from tests.helpers import REPO, wait_until
+from tests.cluster.pcmk_plans import ADMIN, app, delete, extend, find, ip, plan, states, switchover
+from tests.helpers import REPO, run_lkctl, wait_until
 
 pytestmark = pytest.mark.cluster
-
-ADMIN = Session("root", Role.ADMINISTRATOR)
-
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def backend(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> Iterator[PacemakerBackend]:
-    """``pacemaker-lab``: the namespace lab of this LKCONSOLE_HOME; afterwards every
-    hierarchy a test left is deleted."""
-    monkeypatch.setenv("LKCONSOLE_HOME", str(lab.home))
-    b = connect("pacemaker-lab")
-    try:
-        yield b
-    finally:
-        with contextlib.suppress(LkError):
-            for h in b.snapshot().hierarchies:
-                delete(b, h)
-        b.close()
-
-
-def plan(op: Op, name: str, *steps: Step, h: Hierarchy | None = None) -> Plan:
-    return Plan(
-        op,
-        name,
-        f"lkctl {name}",
-        steps,
-        hierarchy_id=h.id if h else None,
-        version=h.version if h else None,
-    )
-
-
-def ip(tag: str, address: str, server: str = "lab1", interface: str = "eth0") -> Plan:
-    settings = (("address", f"{address}/24"), ("interface", interface))
-    step = CreateResource("new", server, ResourceKind.IP, tag, settings, SwitchbackType.INTELLIGENT)
-    return plan(Op.CREATE_HIERARCHY, f"create {tag}", step)
-
-
-def app(tag: str, server: str = "lab1", start: str = "") -> Plan:
-    marker = f"/data/{tag}.running"
-    settings = (
-        ("start", start or f"sh -c 'echo started > {marker}'"),
-        ("stop", f"rm -f {marker}"),
-        ("monitor", f"test -f {marker}"),
-        ("restart", ""),
-    )
-    step = CreateResource(
-        "new", server, ResourceKind.APP, tag, settings, SwitchbackType.INTELLIGENT
-    )
-    return plan(Op.CREATE_HIERARCHY, f"create {tag}", step)
-
-
-def find(b: PacemakerBackend, tag: str) -> Hierarchy:
-    cluster = b.snapshot()
-    return next(h for h in cluster.hierarchies if h.root_tag == tag)
-
-
-def states(h: Hierarchy) -> dict[str, ResourceState]:
-    return {r.server: r.state for r in h.resources if r.resource_id == h.root_id}
-
-
-def extend(b: PacemakerBackend, tag: str, *priorities: tuple[str, int]) -> None:
-    h = find(b, tag)
-    current = tuple((e.server, e.priority) for e in h.equivalencies)
-    step = SetPriorities(h.id, h.root_tag, (*current, *priorities))
-    b.apply(plan(Op.EXTEND_HIERARCHY, f"extend {tag}", step, h=h), ADMIN)
-
-
-def switchover(b: PacemakerBackend, tag: str, to: str) -> None:
-    h = find(b, tag)
-    steps: list[Step] = []
-    if h.in_service_server:
-        steps.append(TakeOutOfService(h.id, tag, h.in_service_server, (tag,)))
-    steps.append(BringInService(h.id, tag, to, (tag,)))
-    b.apply(plan(Op.SWITCHOVER, f"switchover {tag} to {to}", *steps, h=h), ADMIN)
-
-
-def delete(b: PacemakerBackend, h: Hierarchy) -> None:
-    step = DeleteHierarchy(h.id, h.root_tag, h.servers)
-    b.apply(plan(Op.DELETE_HIERARCHY, f"delete {h.root_tag}", step, h=h), ADMIN)
 
 
 def cib_version(lab: Lab) -> tuple[str, str]:
@@ -552,7 +464,7 @@ def test_ssh_once_trusted_the_console_works_over_ssh(lab: Lab, console_home: Pat
     assert result["created"] == {"in_service_on": "lab1"}
     watch = result["watch"]
     assert isinstance(watch, dict) and watch["seconds"] <= 1.0, watch
-    assert watch["states"] == {"lab1": "ALIVE_WARNING", "lab2": "ALIVE", "lab3": "ALIVE"}
+    assert watch["states"] == {"lab1": "ALIVE_STANDBY", "lab2": "ALIVE", "lab3": "ALIVE"}
     assert result["deleted"] is True
     known = (console_home / "ssh" / "known_hosts").read_text()
     assert known.startswith("lab1,10.213.0.11 ssh-ed25519 ")
@@ -647,3 +559,34 @@ def test_in_service_where_it_failed_before_clears_that_failure_first(
     finally:
         for node in ("lab1", "lab2"):
             lab.run(node, "rm", "-f", ok, "/data/t-flaky.running")
+
+
+# -- lkctl status --json: one schema for every backend ---------------------------------------
+
+
+def test_lkctl_status_json_has_the_lab_s_schema(
+    lab: Lab, backend: PacemakerBackend, tmp_path: Path
+) -> None:
+    backend.apply(ip("json-ip", "10.213.0.161"), ADMIN)
+    extend(backend, "json-ip", ("lab2", 2))
+    env = {"LKCONSOLE_HOME": str(lab.home), "LKCONSOLE_CLUSTER": "pacemaker-lab"}
+    done = run_lkctl(["status", "--json"], env=env)
+    assert done.returncode == 0, done.stderr
+    ours = json.loads(done.stdout)
+    folder = run_lkctl(["status", "--json"], env={"LKCONSOLE_HOME": str(tmp_path / "lab"),
+                                                  "LKCONSOLE_CLUSTER": "lab"})  # fmt: skip
+    theirs = json.loads(folder.stdout)
+    assert [s["name"] for s in ours["servers"]] == list(lab.nodes)
+    (h,) = [h for h in ours["hierarchies"] if h["root"] == "json-ip"]
+    assert h["in_service_on"] == "lab1" and h["priorities"] == {"lab1": 1, "lab2": 2}
+    (r,) = h["resources"]
+    assert r["kind"] == "ip" and r["servers"]["lab1"]["state"] == "ISP"
+    assert r["servers"]["lab2"]["state"] == "OSU"
+    # Every key the folder lab's document has, this one has (new ones may be added).
+    lab_h, lab_r = theirs["hierarchies"][0], theirs["hierarchies"][0]["resources"][0]
+    assert set(theirs) <= set(ours)
+    assert set(theirs["servers"][0]) <= set(ours["servers"][0])
+    assert set(lab_h) <= set(h)
+    assert set(lab_r) <= set(r)
+    for server in r["servers"].values():
+        assert {"tag", "state", "text"} <= set(server)

@@ -302,6 +302,25 @@ def test_connect_without_a_keyring_says_so(qtbot, window: MainWindow) -> None:
     assert window.session.role is Role.ADMINISTRATOR
 
 
+def test_connect_to_a_pacemaker_cluster_asks_for_no_password(qtbot, window: MainWindow) -> None:
+    window.actions["disconnect"].trigger()
+    window.actions["connect"].trigger()
+    dialog = window.operations.last_dialog
+    qtbot.waitUntil(lambda: dialog.keyring_read, timeout=10_000)
+    user = dialog.findChild(QLineEdit, "connect_user")
+    password = dialog.findChild(QLineEdit, "connect_password")
+    note = dialog.findChild(QLabel, "identity_note")
+    remember = dialog.findChild(QCheckBox, "remember_password")
+    assert user.isEnabled() and password.isEnabled() and not note.isVisibleTo(dialog)
+    dialog.findChild(QComboBox, "connect_server").setCurrentText("ssh://root@lab1")
+    assert not user.isEnabled() and not password.isEnabled() and not remember.isEnabled()
+    assert note.isVisibleTo(dialog)
+    assert "your role comes from the node's lkadmin, lkoper or lkguest group" in note.text()
+    dialog.findChild(QComboBox, "connect_server").setCurrentText("lab")
+    assert user.isEnabled() and password.isEnabled() and remember.isEnabled()
+    assert not note.isVisibleTo(dialog)
+
+
 def test_wizard_keyboard_only(qtbot, window: MainWindow) -> None:
     _select(window, "/data")
     window.actions["extend_hierarchy"].trigger()

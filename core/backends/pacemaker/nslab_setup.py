@@ -152,7 +152,23 @@ def node_binds(paths: LabPaths, node: str) -> list[dict[str, object]]:
         item(FENCE_AGENT_FILE, f"/usr/sbin/{FENCE_AGENT}", read_only=True),
         item(OCF_AGENTS_DIR, OCF_AGENTS_IN_NODE, read_only=True),
         *(item(paths.data_folder(node, f), f) for f in DATA_FOLDERS),
+        *(item(folder, str(folder), read_only=True) for folder in console_folders()),
     ]
+
+
+# What a node mounts afresh (its own /tmp, /run, ...): the host's files there are hidden.
+NODE_OWN = (Path("/tmp"), Path("/run"), Path("/dev"), Path("/proc"), Path("/sys"))
+
+
+def console_folders() -> list[Path]:
+    """The console's code and the environment of the interpreter running it, when they
+    are where a node has folders of its own (a checkout in /tmp): mounted read-only at
+    the same paths, so that what runs on a node (agents, a console there) finds them."""
+    wanted = []
+    for folder in (REPO, Path(sys.prefix).resolve()):
+        if any(folder.is_relative_to(own) for own in NODE_OWN) and folder not in wanted:
+            wanted.append(folder)
+    return wanted
 
 
 def boot(paths: LabPaths, node: str) -> ProcessId:

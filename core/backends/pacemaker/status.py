@@ -4,8 +4,8 @@ Pure functions (no I/O). The CIB says what the hierarchies are (``cib.py``); crm
 says where each resource runs and what failed; ``corosync-cfgtool -s`` says which links
 are up. The mapping (CLUSTER.md):
 
-- **servers**: online → ALIVE; online in standby or maintenance → ALIVE (warning)
-  (**ours**: the model has no "standby" state: the lead decides); online with a link to
+- **servers**: online → ALIVE; online in standby → ALIVE (standby); in maintenance →
+  ALIVE (warning); online with a link to
   an online peer down → ALIVE (warning); offline or unclean → DEAD; pending → UNKNOWN.
 - **resource states** on each server where the hierarchy is defined (and where it runs):
   running there (managed, not failed) → ISP; running there but unmanaged, blocked or
@@ -81,7 +81,9 @@ class NodeView:
             return ServerState.UNKNOWN
         if not self.online or self.unclean:
             return ServerState.DEAD
-        if self.standby or self.maintenance:
+        if self.standby:
+            return ServerState.ALIVE_STANDBY
+        if self.maintenance:
             return ServerState.ALIVE_WARNING
         return ServerState.ALIVE
 
@@ -443,7 +445,7 @@ def member_state(
             return ResourceState.ISU, reason or "failed: Pacemaker is recovering it"
         if len(view.running_on) > 1:
             return ResourceState.ISU, f"active on {', '.join(view.running_on)} at once"
-        return ResourceState.ISP, f"recovered after: {reason}" if reason else ""
+        return ResourceState.ISP, f"{RECOVERED}{reason}" if reason else ""
     count = context.fail_counts.get((m.xml_id, server), 0)
     if failed or count > 0:
         if not reason:
@@ -452,6 +454,9 @@ def member_state(
     if h.stopped:
         return ResourceState.OSU, "out of service (target-role Stopped)"
     return ResourceState.OSU, ""
+
+
+RECOVERED = "recovered after: "  # the reason of a resource Pacemaker restarted in place
 
 
 def changes(old: Cluster, new: Cluster) -> list[tuple[str, str]]:
@@ -478,11 +483,15 @@ def changes(old: Cluster, new: Cluster) -> list[tuple[str, str]]:
                 since = f"was in service on {was_on}" if was_on else "was out of service"
                 lines.append(("INFO", f"{h.root_tag} is in service on {now_on} ({since})"))
         for r in h.resources:
-            if r.state is not ResourceState.OSF:
-                continue
             before_r = was.instance(r.resource_id, r.server)
-            if before_r is None or before_r.state is not ResourceState.OSF:
-                lines.append(("WARNING", f"{r.tag} failed on {r.server}: {r.reason}"))
+            if r.state is ResourceState.OSF:
+                if before_r is None or before_r.state is not ResourceState.OSF:
+                    lines.append(("WARNING", f"{r.tag} failed on {r.server}: {r.reason}"))
+            elif r.reason.startswith(RECOVERED) and (
+                before_r is None or before_r.reason != r.reason
+            ):  # restarted in place (local recovery): the failure would otherwise go unsaid
+                after = r.reason.removeprefix(RECOVERED)
+                lines.append(("WARNING", f"{r.tag} was recovered on {r.server} after: {after}"))
     return lines
 
 

@@ -70,9 +70,10 @@ def test_failed_operations_are_out_of_service_failed_with_the_reason() -> None:
     assert _reason(app, "lab2").startswith("recovered after: monitor failed on lab2")
 
 
-def test_standby_is_alive_with_a_warning_and_out_of_service_is_standby() -> None:
+def test_a_node_in_standby_is_alive_standby_and_out_of_service_is_standby() -> None:
     c = cluster_of("stopped_standby")
-    assert c.server("lab3").state is ServerState.ALIVE_WARNING  # type: ignore[union-attr]
+    assert c.server("lab3").state is ServerState.ALIVE_STANDBY  # type: ignore[union-attr]
+    assert c.server("lab3").state.label == "ALIVE (standby)"  # type: ignore[union-attr]
     ip = _h(c, "web-ip")
     assert _states(ip) == {"lab1": ResourceState.OSU, "lab2": ResourceState.OSU}
     assert ip.in_service_server is None
@@ -133,7 +134,7 @@ def test_what_pacemaker_did_in_lifekeepers_words() -> None:
     steady, lost, over = (cluster_of(n) for n in ("steady", "node_lost", "failed_over"))
     assert status.changes(steady, lost) == [
         ("WARNING", "lab2 is DEAD (was ALIVE)"),
-        ("WARNING", "lab3 is ALIVE (warning) (was ALIVE)"),  # put in standby meanwhile
+        ("WARNING", "lab3 is ALIVE (standby) (was ALIVE)"),  # put in standby meanwhile
         ("WARNING", "web-ip is out of service (was in service on lab1)"),
         ("WARNING", "/data/app is out of service (was in service on lab2)"),
         ("WARNING", "/data/app failed on lab2: lab2 is unclean: Pacemaker is fencing it"),
@@ -142,6 +143,11 @@ def test_what_pacemaker_did_in_lifekeepers_words() -> None:
         ("INFO", "/data/app is in service on lab1 (was out of service)")
     ]
     assert status.changes(over, over) == []
+    # Restarted in place after its monitor failed: still in service, but it is said.
+    assert status.changes(steady, cluster_of("failed")) == [
+        ("WARNING", "/data/app was recovered on lab2 after: monitor failed on lab2 at "
+         "2026-12-01 22:57:27Z: monitor command exited 1 (exit 1: error)"),
+    ]  # fmt: skip
 
 
 def test_failures_and_fail_counts() -> None:
