@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from core import commands
     from core.operations import hierarchy as hierarchy_ops
     from core.operations import mirror as mirror_ops
-    from core.operations import service
+    from core.operations import service, whatif
     from gui.create_wizard import CreateWizard
     from gui.dialogs import ConnectDialog, OperationDialog, OperationSpec
     from gui.extend_wizard import ExtendWizard
@@ -36,12 +36,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _load() -> None:
     """Import the dialogs and operations on first use: they are not needed to start."""
-    global commands, hierarchy_ops, mirror_ops, service
+    global commands, hierarchy_ops, mirror_ops, service, whatif
     global CreateWizard, ConnectDialog, OperationDialog, OperationSpec, ExtendWizard
     from core import commands
     from core.operations import hierarchy as hierarchy_ops
     from core.operations import mirror as mirror_ops
-    from core.operations import service
+    from core.operations import service, whatif
     from gui.create_wizard import CreateWizard
     from gui.dialogs import ConnectDialog, OperationDialog, OperationSpec
     from gui.extend_wizard import ExtendWizard
@@ -217,6 +217,12 @@ class _Operations:
                 run=lambda b, v, s: hierarchy_ops.unextend(
                     b, hierarchy_ops.UnextendRequest(tag, v["server"]), s
                 ),
+                what_if=lambda b, v: whatif.dry_run_of(
+                    b,
+                    lambda c: hierarchy_ops.plan_unextend(
+                        c, hierarchy_ops.UnextendRequest(tag, v["server"])
+                    ),
+                ),
             )
         )
 
@@ -234,6 +240,9 @@ class _Operations:
                 warning=True,
                 command=lambda _v: commands.delete(tag),
                 run=lambda b, _v, s: hierarchy_ops.delete(b, hierarchy_ops.DeleteRequest(tag), s),
+                what_if=lambda b, _v: whatif.dry_run_of(
+                    b, lambda c: hierarchy_ops.plan_delete(c, hierarchy_ops.DeleteRequest(tag))
+                ),
             )
         )
 
@@ -265,6 +274,9 @@ class _Operations:
                     else commands.in_service(tag, v["server"])
                 ),
                 run=lambda b, v, s: service.in_service(b, tag, v["server"], s),
+                what_if=lambda b, v: whatif.dry_run_of(
+                    b, lambda c: service.plan_in_service(c, tag, v["server"])
+                ),
             )
         )
 
@@ -283,6 +295,9 @@ class _Operations:
                 warning=True,
                 command=lambda _v: commands.out_of_service(tag),
                 run=lambda b, _v, s: service.out_of_service(b, tag, s),
+                what_if=lambda b, _v: whatif.dry_run_of(
+                    b, lambda c: service.plan_out_of_service(c, tag)
+                ),
             )
         )
 
@@ -301,6 +316,9 @@ class _Operations:
                 warning=True,
                 command=lambda _v: commands.lab_server("stop", server),
                 run=lambda b, _v, s: b.stop_server(server, s),
+                what_if=lambda b, _v: whatif.dry_run_of(
+                    b, lambda c: whatif.plan_stop_server(c, server)
+                ),
             )
         )
 

@@ -8,6 +8,7 @@ none, core computes it from the snapshot, and says so.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 from core import commands
@@ -21,7 +22,7 @@ from core.plan import Plan, StopServer
 from core.rules import service
 from core.rules import whatif as rules
 
-__all__ = ["dry_run", "plan_stop_server", "what_if"]
+__all__ = ["dry_run", "dry_run_of", "plan_stop_server", "what_if"]
 
 
 def plan_stop_server(cluster: Cluster, server: str) -> Plan:
@@ -54,3 +55,10 @@ def what_if(backend: Backend, plan: Plan, cluster: Cluster | None = None) -> lis
 def dry_run(backend: Backend, plan: Plan, cluster: Cluster | None = None) -> list[str]:
     """The text of ``lkctl … --dry-run`` and of a confirmation dialog's plan page."""
     return rules.dry_run_text(plan, what_if(backend, plan, cluster))
+
+
+def dry_run_of(backend: Backend, make_plan: Callable[[Cluster], Plan]) -> list[str]:
+    """The dry-run text of the plan ``make_plan`` makes from a fresh snapshot (a
+    confirmation dialog's plan page, on a worker: the same text as ``lkctl … --dry-run``)."""
+    cluster = backend.snapshot()
+    return dry_run(backend, make_plan(cluster), cluster)

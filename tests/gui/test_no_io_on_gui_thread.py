@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from PySide6.QtWidgets import QCheckBox, QComboBox, QPushButton, QTableView
+from PySide6.QtWidgets import QCheckBox, QComboBox, QPlainTextEdit, QPushButton, QTableView
 
 from core.backends.lab import LabBackend
 from core.backends.lab.store import Store
@@ -141,6 +141,7 @@ def _walk_dialogs(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped
         dialog = _opened(qtbot, window, OperationDialog)
         assert isinstance(dialog, OperationDialog)
         dialog.findChild(QPushButton, "show_command_button").click()
+        _wait_for_what_if(qtbot, dialog)
         dialog.reject()
     # One of them for real: the speed limit, run on a worker.
     _select(window, "datarep-data", "lab3")
@@ -154,7 +155,15 @@ def _walk_dialogs(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped
         window.actions[action].trigger()
         server_dialog = _opened(qtbot, window, OperationDialog)
         assert isinstance(server_dialog, OperationDialog)
+        _wait_for_what_if(qtbot, server_dialog)
         server_dialog.reject()
+
+
+def _wait_for_what_if(qtbot, dialog: OperationDialog) -> None:  # type: ignore[no-untyped-def]
+    """A confirmation with a plan page: its what-if is computed (on a worker)."""
+    box = dialog.findChild(QPlainTextEdit, "what_if")
+    if box is not None:
+        qtbot.waitUntil(lambda: box.toPlainText() != "", timeout=10_000)
 
 
 def _walk_connect_and_history(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
