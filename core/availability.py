@@ -57,7 +57,7 @@ MIRROR_ACTIONS = (
     VERIFY_MIRROR,
 )
 
-ACTIONS = (
+ACTIONS: tuple[str, ...] = (
     CONNECT,
     DISCONNECT,
     SERVER_PROPERTIES,
@@ -742,3 +742,59 @@ def preselection(cluster: Cluster | None, selection: Selection, action: str) -> 
         server=server,
         version=h.version,
     )
+
+
+# -- issue 16: Resize Mirror and View › Log ---------------------------------------------
+RESIZE_MIRROR = "resize_mirror"
+SHOW_LOG = "show_log"
+
+
+def resize_mirror(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    """Grow the selected mirror: every copy's server must be up (they grow together)."""
+    problem = _connection_problem(cluster, connection, Op.RESIZE_MIRROR)
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    h = _selected_hierarchy(cluster, selection)
+    if isinstance(h, Availability):
+        return h
+    assert selection.resource_id is not None
+    mirror = h.mirror(selection.resource_id)
+    if mirror is None:
+        return _no(
+            f"{h.tag_of(selection.resource_id)} is not a DataKeeper resource: select the "
+            "DataKeeper resource (the mirror) to resize it."
+        )
+    tag = h.tag_of(mirror.resource_id)
+    servers = [mirror.source, *(t.server for t in mirror.targets)]
+    down = [s for s in servers if not _alive(cluster, s)]
+    if down:
+        return _no(
+            f"{_names(down)} {'is' if len(down) == 1 else 'are'} down: every copy of {tag} "
+            "must grow together."
+        )
+    waiting = [t.server for t in mirror.targets if t.state is MirrorState.WAIT_FOR_PREVIOUS_SOURCE]
+    if waiting:
+        return _no(f"The copy of {tag} on {_names(waiting)} waits for the previous source.")
+    return _ok(
+        f"Grow {tag} on {_names(servers)} (the targets first, then the source); the new "
+        "space is resynced."
+    )
+
+
+def show_log(cluster: Cluster | None, selection: Selection, connection: Connection) -> Availability:
+    """View › Log: the log of the selected server (or of the selected hierarchy's)."""
+    problem = _connection_problem(cluster, connection, Op.VIEW)
+    if problem is not None:
+        return problem
+    server = selection.server or "a server"
+    return _ok(
+        f"Show the log of {server}: operations, resource actions, state changes, failovers, live."
+    )
+
+
+ACTIONS = (*ACTIONS, RESIZE_MIRROR, SHOW_LOG)
+RULES[RESIZE_MIRROR] = resize_mirror
+RULES[SHOW_LOG] = show_log

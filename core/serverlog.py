@@ -113,6 +113,18 @@ def format_row(row: LogRow) -> str:
     return f"{stamp}  {row.level:<8} {row.operation:<10} {row.text}"
 
 
+def command(server: str, level: str = "INFO", resource: str = "") -> str:
+    """The lkctl line that follows the same log (a log view's Show Command)."""
+    from core import commands
+
+    words = ["log", server]
+    if level != "INFO":
+        words += ["--level", level]
+    if resource:
+        words += ["--resource", resource]
+    return commands.join(*words, "--follow")
+
+
 def row_json(row: LogRow) -> dict[str, object]:
     return {
         "id": row.id,
@@ -127,6 +139,7 @@ __all__ = [
     "LEVELS",
     "LogFilter",
     "check",
+    "command",
     "for_server",
     "format_row",
     "matches",

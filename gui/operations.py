@@ -83,6 +83,8 @@ def install(window: MainWindow) -> None:
     a.register(av.SPEED_LIMIT, ops.speed_limit)
     a.register(av.VERIFY_MIRROR, ops.verify)
     a.register(av.CONNECT, ops.connect)
+    a.register(av.RESIZE_MIRROR, ops.resize_mirror)
+    a.register(av.SHOW_LOG, ops.show_log)
     # Nothing is stored on the window itself: the actions' handlers keep ``ops`` alive,
     # and :func:`of` finds it through them. (An extra attribute on the window made the
     # garbage collector crash PySide when a window was dropped without being closed.)
@@ -470,6 +472,35 @@ class _Operations:
                 run=lambda b, v, s: mirror_ops.verify(b, tag, target, s, repair=bool(v["check"])),
             )
         )
+
+    # -- issue 16: Resize Mirror, View › Log -------------------------------------------------
+    def resize_mirror(self, pre: Preselection) -> QWidget:
+        from core.rules.resize import filesystem_note
+        from gui.resize_dialog import ResizeDialog
+
+        h = self._hierarchy(pre)
+        assert pre.resource_id is not None
+        mirror = h.mirror(pre.resource_id)
+        assert mirror is not None
+        dialog = ResizeDialog(
+            self._backend(),
+            self.w.session,
+            h.tag_of(mirror.resource_id),
+            mirror.volume_size,
+            filesystem_note(h, mirror),
+            self.w,
+        )
+        dialog.done.connect(self._done)
+        return self._open(dialog)
+
+    def show_log(self, pre: Preselection) -> QWidget:
+        from gui.log_view import LogDialog
+
+        cluster = self._cluster()
+        h = cluster.hierarchy(pre.hierarchy_id) if pre.hierarchy_id is not None else None
+        server = pre.server or (h.in_service_server if h else None) or cluster.servers[0].name
+        dialog = LogDialog(self._backend(), cluster, server, self.w.bridge, self.w)
+        return self._open(dialog)
 
     # -- File › Connect --------------------------------------------------------------------
     @_loaded

@@ -49,18 +49,6 @@ def register(sub: SubParsers) -> None:
     p.set_defaults(handler=cmd_log, op=Op.VIEW)
 
 
-def command(server: str, level: str = "INFO", resource: str = "") -> str:
-    """The lkctl line of a log view (its Show Command)."""
-    from core import commands
-
-    words = ["log", server]
-    if level != "INFO":
-        words += ["--level", level]
-    if resource:
-        words += ["--resource", resource]
-    return commands.join(*words, "--follow")
-
-
 def cmd_log(args: argparse.Namespace, out: TextIO) -> int:
     since = parse_since(args.since) if args.since else None
     with cluster(args) as (backend, session):

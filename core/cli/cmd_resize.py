@@ -39,9 +39,8 @@ def cmd_mirror_resize(args: argparse.Namespace, out: TextIO) -> int:
             if args.json:
                 print_json(out, {"ok": True, "dry_run": True, "plan": the_plan.titles})
             else:
-                print(f"Plan: {the_plan.name}", file=out)
-                for i, title in enumerate(the_plan.titles, 1):
-                    print(f"  {i}. {title}", file=out)
+                for line in resize.dry_run_text(the_plan):
+                    print(line, file=out)
             return EXIT_OK
         message = resize.resize(backend, request, session)
     if args.json:

@@ -14,7 +14,7 @@ from core.rules.resize import ResizeRequest
 from core.session import Session
 from core.status import format_size
 
-__all__ = ["ResizeRequest", "facts_for", "plan", "plan_of", "resize"]
+__all__ = ["ResizeRequest", "dry_run_text", "facts_for", "plan", "plan_of", "resize"]
 
 
 def facts_for(backend: Backend, cluster: Cluster, request: ResizeRequest) -> Facts:
@@ -44,6 +44,14 @@ def plan_of(cluster: Cluster, facts: Facts, request: ResizeRequest) -> Plan:
         committed=f"{tag} was resized to {size}",
         after_failure="Start the resync with `lkctl mirror resume` once the cause is fixed.",
     )
+
+
+def dry_run_text(the_plan: Plan) -> list[str]:
+    """What ``lkctl mirror resize … --dry-run`` prints, and the Resize Mirror dialog shows."""
+    return [
+        f"Plan: {the_plan.name}",
+        *(f"  {i}. {title}" for i, title in enumerate(the_plan.titles, 1)),
+    ]
 
 
 def plan(backend: Backend, request: ResizeRequest, cluster: Cluster | None = None) -> Plan:
