@@ -71,6 +71,7 @@ class EngineTarget:
     deadline: float = DEFAULT_DEADLINE
     connect_deadline: float = DEFAULT_CONNECT_DEADLINE
     owner_lock: str | None = None
+    asynchronous: bool | None = None  # this target's own mode (None: the engine's)
 
     def endpoint(self) -> NbdEndpoint:
         return NbdEndpoint.from_uri(
@@ -147,7 +148,10 @@ class HostedEngine:
         self._dirty = threading.Event()
         self._stop = threading.Event()
         specs = [
-            TargetSpec(t.name, t.endpoint(), state=MirrorState[t.state]) for t in config.targets
+            TargetSpec(
+                t.name, t.endpoint(), state=MirrorState[t.state], asynchronous=t.asynchronous
+            )
+            for t in config.targets
         ]
         self.mirror = Mirror(
             config.source,
