@@ -647,17 +647,10 @@ def force_online(
 def speed_limit(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    problem = _connection_problem(cluster, connection, Op.SPEED_LIMIT)
-    if problem is not None:
-        return problem
-    assert cluster is not None
-    h = _selected_hierarchy(cluster, selection)
-    if isinstance(h, Availability):
-        return h
-    assert selection.resource_id is not None
-    mirror = h.mirror(selection.resource_id)
-    if mirror is None:
-        return _no(f"{h.tag_of(selection.resource_id)} is not a DataKeeper resource.")
+    found = _selected_datakeeper(cluster, selection, connection, Op.SPEED_LIMIT)
+    if isinstance(found, Availability):
+        return found
+    h, mirror = found
     shown = "unlimited" if mirror.speed_limit_kbps == 0 else f"{mirror.speed_limit_kbps} KB/s"
     return _ok(f"Set the resync speed limit of {h.tag_of(mirror.resource_id)} (now {shown}).")
 
@@ -749,11 +742,11 @@ RESIZE_MIRROR = "resize_mirror"
 SHOW_LOG = "show_log"
 
 
-def resize_mirror(
-    cluster: Cluster | None, selection: Selection, connection: Connection
-) -> Availability:
-    """Grow the selected mirror: every copy's server must be up (they grow together)."""
-    problem = _connection_problem(cluster, connection, Op.RESIZE_MIRROR)
+def _selected_datakeeper(
+    cluster: Cluster | None, selection: Selection, connection: Connection, op: Op
+) -> tuple[Hierarchy, Mirror] | Availability:
+    """The selected DataKeeper resource's hierarchy and mirror, when ``op`` may run."""
+    problem = _connection_problem(cluster, connection, op)
     if problem is not None:
         return problem
     assert cluster is not None
@@ -763,10 +756,19 @@ def resize_mirror(
     assert selection.resource_id is not None
     mirror = h.mirror(selection.resource_id)
     if mirror is None:
-        return _no(
-            f"{h.tag_of(selection.resource_id)} is not a DataKeeper resource: select the "
-            "DataKeeper resource (the mirror) to resize it."
-        )
+        return _no(f"{h.tag_of(selection.resource_id)} is not a DataKeeper resource.")
+    return h, mirror
+
+
+def resize_mirror(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    """Grow the selected mirror: every copy's server must be up (they grow together)."""
+    found = _selected_datakeeper(cluster, selection, connection, Op.RESIZE_MIRROR)
+    if isinstance(found, Availability):
+        return found
+    assert cluster is not None
+    h, mirror = found
     tag = h.tag_of(mirror.resource_id)
     servers = [mirror.source, *(t.server for t in mirror.targets)]
     down = [s for s in servers if not _alive(cluster, s)]

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
-from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -41,6 +40,7 @@ from gui.bridge import BackendOpener, Opened
 from gui.checker import LatestOnly
 from gui.field_messages import ERROR_STYLE, NOTE_STYLE
 from gui.jobs import Job, JobSignals
+from gui.widgets import read_only_text
 
 Run = Callable[[Backend, dict[str, Any], Session], Any]
 
@@ -174,13 +174,8 @@ class OperationDialog(QDialog):
         self.what_if_label = QLabel(
             "Before you confirm (the same text as lkctl … --dry-run):", objectName="what_if_label"
         )
-        self.what_if = QPlainTextEdit(objectName="what_if")
-        self.what_if.setReadOnly(True)
-        self.what_if.setAccessibleName("What will happen: the plan, and every hierarchy")
+        self.what_if = read_only_text("what_if", "What will happen: the plan, and every hierarchy")
         self.what_if.setPlaceholderText("Computing what will happen…")
-        mono = QFont("monospace")
-        mono.setStyleHint(QFont.StyleHint.Monospace)
-        self.what_if.setFont(mono)
         self.what_if.setMinimumHeight(140)
         self.what_if_label.setBuddy(self.what_if)
         self._what_if_check = LatestOnly(self)

@@ -11,14 +11,13 @@ in memory: changing them does no I/O. Changing the server reads its lines again.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtGui import QFont, QTextCursor
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
@@ -31,6 +30,7 @@ from core.history import LogRow
 from core.model import Cluster
 from gui.bridge import EventBatch, EventBridge
 from gui.checker import LatestOnly
+from gui.widgets import command_line, read_only_text, toggle_command
 
 EVERY_RESOURCE = "(every resource)"
 MAX_LINES = 5000  # kept in the view; older ones drop off the top
@@ -91,24 +91,15 @@ class LogView(QWidget):
             bar.addWidget(label)
             bar.addWidget(widget)
         bar.addStretch(1)
-        self.text = QPlainTextEdit(objectName="log_text")
-        self.text.setReadOnly(True)
-        self.text.setAccessibleName("The log's lines")
+        self.text = read_only_text("log_text", "The log's lines")
         self.text.setMaximumBlockCount(MAX_LINES)
         self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        mono = QFont("monospace")
-        mono.setStyleHint(QFont.StyleHint.Monospace)
-        self.text.setFont(mono)
         self.status = QLabel(objectName="log_status")
         self.status.setAccessibleName("Log status")
-        self.command = QLineEdit(objectName="show_command")
-        self.command.setReadOnly(True)
-        self.command.setAccessibleName("The lkctl command that does the same")
-        self.command.setToolTip("The lkctl line that follows this same log (copyable).")
+        self.command = command_line("The lkctl line that follows this same log (copyable).")
         self.show_command = QPushButton("Show &Command", objectName="show_command_button")
         self.show_command.setAccessibleName("Show Command")
         self.show_command.clicked.connect(self._toggle_command)
-        self.command.hide()
         foot = QHBoxLayout()
         foot.addWidget(self.status, 1)
         foot.addWidget(self.show_command)
@@ -204,9 +195,7 @@ class LogView(QWidget):
 
     @Slot()
     def _toggle_command(self) -> None:
-        self.command.setVisible(not self.command.isVisible())
-        if self.command.isVisible():
-            self.command.selectAll()
+        toggle_command(self.command)
 
 
 class LogDialog(QDialog):

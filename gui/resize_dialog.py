@@ -10,14 +10,12 @@ at that point (the cluster changed meanwhile) is shown under its field too.
 from __future__ import annotations
 
 from PySide6.QtCore import QTimer, Signal, Slot
-from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
     QLabel,
     QLineEdit,
-    QPlainTextEdit,
     QVBoxLayout,
     QWidget,
 )
@@ -33,6 +31,7 @@ from gui import jobs
 from gui.checker import LatestOnly
 from gui.field_messages import error_label, show_field_problems
 from gui.jobs import Job, JobSignals
+from gui.widgets import command_line, read_only_text, toggle_command
 
 
 def _check(backend: Backend, request: resize.ResizeRequest) -> object:
@@ -104,16 +103,8 @@ class ResizeDialog(QDialog):
         form.addRow(label, self.size)
         form.addRow("", self.errors["size"])
         form.addRow("", self.errors["tag"])
-        self.plan = QPlainTextEdit(objectName="resize_plan")
-        self.plan.setReadOnly(True)
-        self.plan.setAccessibleName("The plan of the resize")
-        mono = QFont("monospace")
-        mono.setStyleHint(QFont.StyleHint.Monospace)
-        self.plan.setFont(mono)
-        self.command = QLineEdit(objectName="show_command")
-        self.command.setReadOnly(True)
-        self.command.setAccessibleName("The lkctl command that does the same")
-        self.command.hide()
+        self.plan = read_only_text("resize_plan", "The plan of the resize")
+        self.command = command_line()
         self.error = error_label("operation")
         self.error.setObjectName("operation_error")
         self.error.setAccessibleName("Why the resize failed")
@@ -180,10 +171,7 @@ class ResizeDialog(QDialog):
 
     @Slot()
     def _toggle_command(self) -> None:
-        self.command.setVisible(not self.command.isVisible())
-        if self.command.isVisible():
-            self.command.selectAll()
-            self.command.setFocus()
+        toggle_command(self.command)
 
     # -- running ----------------------------------------------------------------------------
     @Slot()

@@ -13,21 +13,15 @@ from core.backends.lab import LabBackend
 from gui.actions import find_menu_action
 from gui.extend_wizard import ExtendWizard, Page
 from gui.main_window import MainWindow
-from tests.core.labtools import digest, fill_source, wait_for_mirror
+from tests.core.labtools import digest, wait_for_mirror
+from tests.gui.windows import lab_window
 
 VOLUME = "/disks/datarep-data.img"
 
 
 @pytest.fixture
 def window(qtbot, hermetic_env: Path) -> Iterator[MainWindow]:
-    lab = LabBackend()
-    fill_source(lab)
-    lab.close()
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitUntil(lambda: w.model.rowCount() == 1, timeout=10_000)
-    yield w
+    yield lab_window(qtbot)
 
 
 def _next(qtbot, wizard: ExtendWizard, expected: int) -> None:

@@ -14,7 +14,8 @@ from gui.actions import find_menu_action
 from gui.log_view import LogDialog
 from gui.main_window import MainWindow
 from gui.resize_dialog import ResizeDialog
-from tests.core.labtools import digest, fill_source, wait_for_mirror
+from tests.core.labtools import digest, wait_for_mirror
+from tests.gui.windows import lab_window, lkctl_state, select
 from tests.helpers import run_lkctl
 
 MiB = 1024 * 1024
@@ -23,23 +24,7 @@ VOLUME = "/disks/datarep-data.img"
 
 @pytest.fixture
 def window(qtbot, hermetic_env: Path) -> Iterator[MainWindow]:
-    lab = LabBackend()
-    fill_source(lab)
-    lab.close()
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitUntil(lambda: w.model.rowCount() == 1, timeout=10_000)
-    yield w
-
-
-def _state() -> tuple[str, str]:
-    """The cluster and its history, as lkctl prints them (read in another process: the
-    database file is not opened here while the window's connections use it)."""
-    status = run_lkctl(["status", "--json"])
-    history = run_lkctl(["history", "--json"])
-    assert status.returncode == 0 and history.returncode == 0
-    return status.stdout, history.stdout
+    yield lab_window(qtbot)
 
 
 def _trigger(window: MainWindow, *menu: str) -> None:
@@ -47,11 +32,6 @@ def _trigger(window: MainWindow, *menu: str) -> None:
     action = find_menu_action(window.menuBar(), *menu)
     assert action is not None and action.isEnabled(), action.toolTip() if action else menu
     action.trigger()
-
-
-def _select(window: MainWindow, tag: str, server: str | None = None) -> None:
-    r = window.cluster.find_tag(tag)
-    assert r is not None and window.tree.select_resource(r.hierarchy_id, r.resource_id, server)
 
 
 # -- Resize Mirror -----------------------------------------------------------------------------
@@ -62,11 +42,11 @@ def test_resize_refuses_a_smaller_size_under_its_field_then_grows_every_copy(
     qtbot.waitUntil(
         lambda: window.model.index_of("datarep-data", "lab2").data() == "Target", timeout=20_000
     )
-    _select(window, "/data")
+    select(window, "/data")
     action = find_menu_action(window.menuBar(), "Edit", "Resource", "Mirror", "Resize Mirror…")
     assert action is not None and not action.isEnabled()
     assert "not a DataKeeper resource" in action.toolTip()
-    _select(window, "datarep-data")
+    select(window, "datarep-data")
     _trigger(window, "Edit", "Resource", "Mirror", "Resize Mirror…")
     dialog = window.operations.last_dialog
     assert isinstance(dialog, ResizeDialog)
@@ -77,7 +57,7 @@ def test_resize_refuses_a_smaller_size_under_its_field_then_grows_every_copy(
     qtbot.waitUntil(lambda: error.isVisible(), timeout=10_000)
     assert "already 64 MiB" in error.text() and not ok.isEnabled()
 
-    before = _state()
+    before = lkctl_state()
     size.setText("32M")
     qtbot.waitUntil(lambda: "32 MiB is smaller than datarep-data" in error.text(), timeout=10_000)
     assert "a mirror cannot shrink" in error.text() and not ok.isEnabled()
@@ -92,7 +72,7 @@ def test_resize_refuses_a_smaller_size_under_its_field_then_grows_every_copy(
     assert dialog.findChild(QLineEdit, "show_command").text() == (
         "lkctl mirror resize datarep-data --size 128M"
     )
-    assert _state() == before  # the checks and the dry run changed nothing
+    assert lkctl_state() == before  # the checks and the dry run changed nothing
     dialog.grab().save(str(tmp_path / "resize-plan.png"))
     ok.click()
     qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=30_000)

@@ -12,34 +12,13 @@ from PySide6.QtWidgets import QComboBox, QPlainTextEdit, QPushButton
 from gui.actions import find_menu_action
 from gui.dialogs import OperationDialog
 from gui.main_window import MainWindow
+from tests.gui.windows import lab_window, lkctl_state, select
 from tests.helpers import run_lkctl
 
 
 @pytest.fixture
 def window(qtbot, hermetic_env: Path) -> Iterator[MainWindow]:
-    assert run_lkctl(["extend", "/data", "--accept-defaults", "--wait"]).returncode == 0
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitUntil(lambda: w.model.rowCount() == 1, timeout=10_000)
-    qtbot.waitUntil(
-        lambda: w.model.index_of("datarep-data", "lab2").data() == "Target", timeout=20_000
-    )
-    yield w
-
-
-def _state() -> tuple[str, str]:
-    """The cluster and its history, as lkctl prints them (read in another process: the
-    database file is not opened here while the window's connections use it)."""
-    status = run_lkctl(["status", "--json"])
-    history = run_lkctl(["history", "--json"])
-    assert status.returncode == 0 and history.returncode == 0
-    return status.stdout, history.stdout
-
-
-def _select(window: MainWindow, tag: str, server: str | None = None) -> None:
-    r = window.cluster.find_tag(tag)
-    assert r is not None and window.tree.select_resource(r.hierarchy_id, r.resource_id, server)
+    yield lab_window(qtbot, extended=True)
 
 
 def _open(qtbot, window: MainWindow, *menu: str) -> OperationDialog:
@@ -68,19 +47,19 @@ def _dry_run(*words: str) -> str:
 def test_switchover_dialog_shows_the_dry_run_text(
     qtbot, window: MainWindow, tmp_path: Path
 ) -> None:
-    before = _state()
-    _select(window, "/data", "lab2")
+    before = lkctl_state()
+    select(window, "/data", "lab2")
     dialog = _open(qtbot, window, "Edit", "Resource", "In Service…")
     text = _what_if(qtbot, dialog)
     assert text == _dry_run("switchover", "/data", "--to", "lab2")
     assert "lab2" in text and "datarep-data" in text
     dialog.grab().save(str(tmp_path / "switchover-what-if.png"))
     dialog.findChild(QPushButton, "operation_cancel").click()
-    assert _state() == before  # the what-if changed nothing
+    assert lkctl_state() == before  # the what-if changed nothing
 
 
 def test_every_confirmation_shows_its_what_if(qtbot, window: MainWindow) -> None:
-    _select(window, "/data", "lab1")
+    select(window, "/data", "lab1")
     cases = [
         (("Edit", "Resource", "Out of Service…"), ("outofservice", "/data")),
         (("Edit", "Resource", "Delete Resource Hierarchy…"), ("delete", "/data")),
@@ -90,7 +69,7 @@ def test_every_confirmation_shows_its_what_if(qtbot, window: MainWindow) -> None
         dialog = _open(qtbot, window, *menu)
         assert _what_if(qtbot, dialog) == _dry_run(*words), menu
         dialog.reject()
-    _select(window, "/data", "lab2")
+    select(window, "/data", "lab2")
     dialog = _open(qtbot, window, "Edit", "Resource", "Unextend Resource Hierarchy…")
     assert dialog.findChild(QComboBox, "operation_server").currentText() == "lab2"
     assert _what_if(qtbot, dialog) == _dry_run("unextend", "/data", "--server", "lab2")
