@@ -545,20 +545,10 @@ def _selected_mirror(
 ) -> tuple[Hierarchy, Mirror, list[MirrorTarget]] | Availability:
     """The mirror of the selected DataKeeper resource and the targets the action concerns
     (the clicked cell's server when it is a target, else every target)."""
-    problem = _connection_problem(cluster, connection, op)
-    if problem is not None:
-        return problem
-    assert cluster is not None
-    h = _selected_hierarchy(cluster, selection)
-    if isinstance(h, Availability):
-        return h
-    assert selection.resource_id is not None
-    mirror = h.mirror(selection.resource_id)
-    if mirror is None:
-        return _no(
-            f"{h.tag_of(selection.resource_id)} is not a DataKeeper resource: select "
-            "the DataKeeper resource (or one of its cells) for mirror actions."
-        )
+    found = _selected_datakeeper(cluster, selection, connection, op)
+    if isinstance(found, Availability):
+        return found
+    h, mirror = found
     if not mirror.targets:
         return _no(
             f"{h.tag_of(mirror.resource_id)} has no mirror target yet: extend the hierarchy first."
@@ -756,7 +746,10 @@ def _selected_datakeeper(
     assert selection.resource_id is not None
     mirror = h.mirror(selection.resource_id)
     if mirror is None:
-        return _no(f"{h.tag_of(selection.resource_id)} is not a DataKeeper resource.")
+        return _no(
+            f"{h.tag_of(selection.resource_id)} is not a DataKeeper resource: select "
+            "the DataKeeper resource (or one of its cells) for mirror actions."
+        )
     return h, mirror
 
 
