@@ -8,10 +8,14 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pytest
+
 from core.backends.lab import LabBackend
 from core.cli.cmd_extend import extend_request_from_args
+from core.errors import CheckFailed
 from core.model import MirrorState
 from core.operations import extend
+from core.rules.extend import ExtendRequest
 from tests.core.labtools import digest, fill_source, wait_for_mirror
 from tests.helpers import local_administrator, mounted_image, run_lkctl
 
@@ -92,5 +96,29 @@ def test_a_target_typed_at_the_prompt_recomputes_the_datakeeper_defaults(
             assert ("Bitmap File (datarep-data)", moved) in asked
             assert "btrfs" in d.pages[0].bitmap_note
             assert extend.check(lab, request) == []
+    finally:
+        lab.close()
+
+
+@pytest.mark.parametrize("value", ["yes", "async", 1, 0.5, [True]])
+def test_a_replication_that_is_not_a_mode_is_refused_under_its_field(
+    hermetic_env: Path, value: object
+) -> None:
+    """From a JSON request (a script): the mode must be true, false or none."""
+    lab = LabBackend()
+    try:
+        before = lab.snapshot()
+        d = extend.defaults(lab)
+        raw = d.request.to_json()
+        raw["datakeeper"][0]["asynchronous"] = value
+        request = ExtendRequest.from_json(raw)
+        problems = extend.check(lab, request)
+        assert [(p.field, p.code) for p in problems] == [("asynchronous", "not_a_mode")]
+        assert problems[0].resource_id == d.pages[0].resource_id
+        assert repr(value) in problems[0].message and "Replication" in problems[0].message
+        with pytest.raises(CheckFailed):
+            extend.extend(lab, request, ADMIN)
+        assert lab.snapshot() == before  # nothing changed
+        assert lab.history() == []
     finally:
         lab.close()
