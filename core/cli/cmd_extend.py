@@ -303,6 +303,10 @@ def _print_dry_run(
             value = getattr(dk, name)
             shown = "None (every resync is a full resync)" if value is None else value
             print(f"    {rules.LABELS[name]:<22} {shown}", file=out)
+        mode = page.mirror_asynchronous if dk.asynchronous is None else dk.asynchronous
+        own = " (the mirror's mode)" if dk.asynchronous is None else ""
+        replication = f"{'asynchronous' if mode else 'synchronous'}{own}"
+        print(f"    {rules.LABELS['asynchronous']:<22} {replication}", file=out)
         if page.bitmap_note:
             print(f"    note: {page.bitmap_note}", file=out)
     if problems:

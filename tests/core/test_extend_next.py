@@ -57,6 +57,9 @@ def test_next_server_defaults_and_a_mode_per_target(hermetic_env: Path) -> None:
 
 
 def test_lkctl_extend_async_and_sync(hermetic_env: Path) -> None:
+    dry = run_lkctl(["extend", "/data", "--accept-defaults", "--async", "--dry-run"])
+    assert "    Replication            asynchronous\n" in dry.stdout
+    assert "(asynchronous replication)" in dry.stdout
     assert run_lkctl(["extend", "/data", "--accept-defaults", "--async", "--wait"]).returncode == 0
     done = run_lkctl(["extend", "/data", "--accept-defaults", "--sync", "--json", "--wait"])
     assert done.returncode == 0, done.stderr
