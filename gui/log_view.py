@@ -211,10 +211,11 @@ class LogDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setObjectName("log_dialog")
-        self.setWindowTitle("Log")
         self.setAccessibleName("Log")
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.view = LogView(backend, cluster, server, bridge, self)
+        self.view.server.currentTextChanged.connect(self._retitle)
+        self._retitle(server)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.button(QDialogButtonBox.StandardButton.Close).setObjectName("log_close")
         buttons.rejected.connect(self.reject)
@@ -222,6 +223,10 @@ class LogDialog(QDialog):
         layout.addWidget(self.view, 1)
         layout.addWidget(buttons)
         self.resize(900, 480)
+
+    @Slot(str)
+    def _retitle(self, server: str) -> None:
+        self.setWindowTitle(f"Log of {server}")
 
     def open(self) -> None:
         self.setModal(False)

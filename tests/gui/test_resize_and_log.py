@@ -103,6 +103,7 @@ def test_view_log_shows_new_lines_live_and_filters(
     view = dialog.view
     status = view.findChild(QLabel, "log_status")
     assert view.findChild(QComboBox, "log_server").currentText() == "lab2"
+    assert dialog.windowTitle() == "Log of lab2"
     qtbot.waitUntil(lambda: "lines of lab2's log" in status.text(), timeout=10_000)
     assert (
         view.lines()
