@@ -53,6 +53,8 @@ def preload() -> None:
     _load()
     from core.operations import create, extend  # noqa: F401 - the wizards' workers
     from gui.history_view import HistoryDialog  # noqa: F401 - View › History
+    from gui.log_view import LogDialog  # noqa: F401 - View › Log
+    from gui.resize_dialog import ResizeDialog  # noqa: F401 - Resize Mirror
 
 
 def _loaded(method: F) -> F:

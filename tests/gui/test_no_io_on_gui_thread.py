@@ -14,7 +14,15 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from PySide6.QtWidgets import QCheckBox, QComboBox, QPlainTextEdit, QPushButton, QTableView
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QTableView,
+)
 
 from core.backends.lab import LabBackend
 from core.backends.lab.store import Store
@@ -22,7 +30,9 @@ from core.model import MirrorState
 from gui.create_wizard import CreateWizard
 from gui.dialogs import ConnectDialog, OperationDialog
 from gui.extend_wizard import ExtendWizard, Page
+from gui.log_view import LogDialog
 from gui.main_window import MainWindow
+from gui.resize_dialog import ResizeDialog
 from tests.gui.lab_states import extend_seed
 
 WATCHED = {"open", "os.listdir", "os.scandir", "subprocess.Popen", "sqlite3.connect"}
@@ -159,6 +169,29 @@ def _walk_dialogs(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped
         server_dialog.reject()
 
 
+def _walk_resize_and_log(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """Resize Mirror (its checks on a worker as the size is typed) and View › Log."""
+    _select(window, "datarep-data")
+    window.actions["resize_mirror"].trigger()
+    resize = window.operations.last_dialog
+    assert isinstance(resize, ResizeDialog)
+    resize.findChild(QLineEdit, "size").setText("32M")  # refused under the field
+    qtbot.waitUntil(lambda: "cannot shrink" in resize.findChild(QLabel, "size_error").text())
+    resize.findChild(QLineEdit, "size").setText("128M")
+    qtbot.waitUntil(resize.ok.isEnabled, timeout=10_000)
+    resize.reject()
+    window.tree.select_server("lab2")
+    window.actions["show_log"].trigger()
+    log_dialog = window.operations.last_dialog
+    assert isinstance(log_dialog, LogDialog)
+    status = log_dialog.view.findChild(QLabel, "log_status")
+    qtbot.waitUntil(lambda: "lines of lab2's log" in status.text(), timeout=10_000)
+    log_dialog.view.findChild(QComboBox, "log_level").setCurrentText("WARNING")
+    log_dialog.view.findChild(QComboBox, "log_server").setCurrentText("lab3")  # read again
+    qtbot.waitUntil(lambda: "lines of lab3's log" in status.text(), timeout=10_000)
+    log_dialog.close()
+
+
 def _wait_for_what_if(qtbot, dialog: OperationDialog) -> None:  # type: ignore[no-untyped-def]
     """A confirmation with a plan page: its what-if is computed (on a worker)."""
     box = dialog.findChild(QPlainTextEdit, "what_if")
@@ -190,6 +223,7 @@ def test_walking_every_wizard_and_dialog_does_no_io_on_the_gui_thread(qtbot) -> 
         _walk_extend(qtbot, window)
         _walk_create(qtbot, window)
         _walk_dialogs(qtbot, window)
+        _walk_resize_and_log(qtbot, window)
         _walk_connect_and_history(qtbot, window)
     finally:
         _HOOK.recording = False
