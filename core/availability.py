@@ -60,7 +60,7 @@ MIRROR_ACTIONS = (
 CREATE_DEPENDENCY = "create_dependency"
 DELETE_DEPENDENCY = "delete_dependency"
 
-ACTIONS = (
+ACTIONS: tuple[str, ...] = (
     CONNECT,
     DISCONNECT,
     SERVER_PROPERTIES,
@@ -553,20 +553,10 @@ def _selected_mirror(
 ) -> tuple[Hierarchy, Mirror, list[MirrorTarget]] | Availability:
     """The mirror of the selected DataKeeper resource and the targets the action concerns
     (the clicked cell's server when it is a target, else every target)."""
-    problem = _connection_problem(cluster, connection, op)
-    if problem is not None:
-        return problem
-    assert cluster is not None
-    h = _selected_hierarchy(cluster, selection)
-    if isinstance(h, Availability):
-        return h
-    assert selection.resource_id is not None
-    mirror = h.mirror(selection.resource_id)
-    if mirror is None:
-        return _no(
-            f"{h.tag_of(selection.resource_id)} is not a DataKeeper resource: select "
-            "the DataKeeper resource (or one of its cells) for mirror actions."
-        )
+    found = _selected_datakeeper(cluster, selection, connection, op)
+    if isinstance(found, Availability):
+        return found
+    h, mirror = found
     if not mirror.targets:
         return _no(
             f"{h.tag_of(mirror.resource_id)} has no mirror target yet: extend the hierarchy first."
@@ -655,17 +645,10 @@ def force_online(
 def speed_limit(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    problem = _connection_problem(cluster, connection, Op.SPEED_LIMIT)
-    if problem is not None:
-        return problem
-    assert cluster is not None
-    h = _selected_hierarchy(cluster, selection)
-    if isinstance(h, Availability):
-        return h
-    assert selection.resource_id is not None
-    mirror = h.mirror(selection.resource_id)
-    if mirror is None:
-        return _no(f"{h.tag_of(selection.resource_id)} is not a DataKeeper resource.")
+    found = _selected_datakeeper(cluster, selection, connection, Op.SPEED_LIMIT)
+    if isinstance(found, Availability):
+        return found
+    h, mirror = found
     shown = "unlimited" if mirror.speed_limit_kbps == 0 else f"{mirror.speed_limit_kbps} KB/s"
     return _ok(f"Set the resync speed limit of {h.tag_of(mirror.resource_id)} (now {shown}).")
 
@@ -887,3 +870,71 @@ def preselection(cluster: Cluster | None, selection: Selection, action: str) -> 
         server=server,
         version=h.version,
     )
+
+
+# -- issue 16: Resize Mirror and View › Log ---------------------------------------------
+RESIZE_MIRROR = "resize_mirror"
+SHOW_LOG = "show_log"
+
+
+def _selected_datakeeper(
+    cluster: Cluster | None, selection: Selection, connection: Connection, op: Op
+) -> tuple[Hierarchy, Mirror] | Availability:
+    """The selected DataKeeper resource's hierarchy and mirror, when ``op`` may run."""
+    problem = _connection_problem(cluster, connection, op)
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    h = _selected_hierarchy(cluster, selection)
+    if isinstance(h, Availability):
+        return h
+    assert selection.resource_id is not None
+    mirror = h.mirror(selection.resource_id)
+    if mirror is None:
+        return _no(
+            f"{h.tag_of(selection.resource_id)} is not a DataKeeper resource: select "
+            "the DataKeeper resource (or one of its cells) for mirror actions."
+        )
+    return h, mirror
+
+
+def resize_mirror(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    """Grow the selected mirror: every copy's server must be up (they grow together)."""
+    found = _selected_datakeeper(cluster, selection, connection, Op.RESIZE_MIRROR)
+    if isinstance(found, Availability):
+        return found
+    assert cluster is not None
+    h, mirror = found
+    tag = h.tag_of(mirror.resource_id)
+    servers = [mirror.source, *(t.server for t in mirror.targets)]
+    down = [s for s in servers if not _alive(cluster, s)]
+    if down:
+        return _no(
+            f"{_names(down)} {'is' if len(down) == 1 else 'are'} down: every copy of {tag} "
+            "must grow together."
+        )
+    waiting = [t.server for t in mirror.targets if t.state is MirrorState.WAIT_FOR_PREVIOUS_SOURCE]
+    if waiting:
+        return _no(f"The copy of {tag} on {_names(waiting)} waits for the previous source.")
+    return _ok(
+        f"Grow {tag} on {_names(servers)} (the targets first, then the source); the new "
+        "space is resynced."
+    )
+
+
+def show_log(cluster: Cluster | None, selection: Selection, connection: Connection) -> Availability:
+    """View › Log: the log of the selected server (or of the selected hierarchy's)."""
+    problem = _connection_problem(cluster, connection, Op.VIEW)
+    if problem is not None:
+        return problem
+    server = selection.server or "a server"
+    return _ok(
+        f"Show the log of {server}: operations, resource actions, state changes, failovers, live."
+    )
+
+
+ACTIONS = (*ACTIONS, RESIZE_MIRROR, SHOW_LOG)
+RULES[RESIZE_MIRROR] = resize_mirror
+RULES[SHOW_LOG] = show_log

@@ -38,6 +38,7 @@ from core.capabilities import (
     SERVER_POWER,
     SERVER_SETTINGS,
     USERS,
+    WHAT_IF,
 )
 from core.errors import LkError
 from core.events import EventHub
@@ -141,6 +142,11 @@ class Backend(Protocol):
         ``server``, only those about that server (its LifeKeeper log)."""
         ...
 
+    def server_log(self, server: str, after: int = 0) -> list[LogRow]:
+        """The lines of ``server``'s log newer than ``after`` (0: every line kept), oldest
+        first: the output lines that name it (``core.serverlog``)."""
+        ...
+
     def dirty_chunks(self, resource_id: int) -> dict[str, int]:
         """Per target of a mirror, how many chunks are still to copy, counted now."""
         ...
@@ -230,6 +236,15 @@ class UserAdmin(Protocol):
     def list_users(self) -> list[tuple[str, Role]]: ...
 
 
+class WhatIf(Protocol):
+    """WHAT_IF: what a plan would do to every hierarchy (which resources stop, where
+    they start, which mirrors change role), one line each; nothing is changed. The lab
+    computes it in core from its snapshot (``core.rules.whatif``); Pacemaker asks
+    ``crm_simulate``."""
+
+    def what_if(self, plan: Plan) -> list[str]: ...
+
+
 T = TypeVar("T")
 
 
@@ -247,6 +262,7 @@ __all__ = [
     "SERVER_POWER",
     "SERVER_SETTINGS",
     "USERS",
+    "WHAT_IF",
     "Backend",
     "CommPathFaults",
     "MirrorWrites",
@@ -257,5 +273,6 @@ __all__ = [
     "StepCallback",
     "UserAdmin",
     "Watch",
+    "WhatIf",
     "require",
 ]

@@ -15,6 +15,8 @@ SERVER_SETTINGS = "server_settings"
 COMM_PATHS = "comm_paths"  # comm paths can be created and deleted from the console
 COMM_PATH_FAULTS = "comm_path_faults"  # a comm path can be failed and restored (the lab)
 
+WHAT_IF = "what_if"  # say what a plan would do to every hierarchy, changing nothing
+
 __all__ = [
     "COMM_PATHS",
     "COMM_PATH_FAULTS",
@@ -24,4 +26,5 @@ __all__ = [
     "SERVER_POWER",
     "SERVER_SETTINGS",
     "USERS",
+    "WHAT_IF",
 ]

@@ -44,6 +44,8 @@ def extend(request: ExtendRequest) -> str:
         if dk.root_tag is not None:
             words += ["--root-tag", dk.root_tag]
         words += ["--dk-tag", dk.dk_tag, "--bitmap", dk.bitmap_file or "none"]
+        if dk.asynchronous is not None:  # None: the mirror's own mode
+            words.append("--async" if dk.asynchronous else "--sync")
     return join(*words, "--accept-defaults")
 
 
@@ -190,3 +192,7 @@ def confirm_failover(server: str, accept: bool = True) -> str:
 
 def lab_shutdown(server: str) -> str:
     return join("lab", "stop", server, "--clean", "--yes")
+
+
+def resize_mirror(tag: str, size: str) -> str:
+    return join("mirror", "resize", tag, "--size", size)

@@ -58,6 +58,7 @@ class Op(enum.Enum):
     DELETE_COMM_PATH = "delete_comm_path"
     COMM_PATH_FAULT = "comm_path_fault"
     CONFIRM_FAILOVER = "confirm_failover"
+    RESIZE_MIRROR = "resize_mirror"
 
     @property
     def label(self) -> str:
@@ -94,6 +95,7 @@ _LABELS = {
     Op.DELETE_COMM_PATH: "Delete Comm Path",
     Op.COMM_PATH_FAULT: "Failing or restoring a lab comm path",
     Op.CONFIRM_FAILOVER: "Confirming a failover",
+    Op.RESIZE_MIRROR: "Resize Mirror",
 }
 
 _G, _O, _A = Role.GUEST, Role.OPERATOR, Role.ADMINISTRATOR
@@ -129,6 +131,7 @@ TABLE: Mapping[Op, Role] = MappingProxyType(
         Op.DELETE_COMM_PATH: _A,
         Op.COMM_PATH_FAULT: _A,
         Op.CONFIRM_FAILOVER: _O,
+        Op.RESIZE_MIRROR: _A,
     }
 )
 

@@ -238,6 +238,20 @@ SPECS: tuple[ActionSpec, ...] = (
         "Let a failover that waits for your confirmation proceed, or block it.",
         needs_handler=True,
     ),
+    # Issue 16: Resize Mirror (the mirror menus) and View › Log
+    ActionSpec(
+        av.RESIZE_MIRROR,
+        f"Resi&ze Mirror{ELLIPSIS}",
+        "Grow the mirror's volume on every server; the new space is resynced.",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.SHOW_LOG,
+        f"&Log{ELLIPSIS}",
+        "A server's log: operations, resource actions, state changes, failovers, live.",
+        shortcut="Ctrl+L",
+        needs_handler=True,
+    ),
     # Help
     ActionSpec(
         "documentation",
@@ -283,6 +297,7 @@ MIRROR_SUBMENU = (
         None,
         av.FORCE_ONLINE,
         av.SPEED_LIMIT,
+        av.RESIZE_MIRROR,
     ),
 )
 
@@ -346,6 +361,7 @@ MENUS: tuple[Menu, ...] = (
             "refresh",
             None,
             "show_history",
+            av.SHOW_LOG,
         ),
     ),
     ("menu_help", "&Help", ("documentation", None, "about")),

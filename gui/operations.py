@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from core import commands
     from core.operations import hierarchy as hierarchy_ops
     from core.operations import mirror as mirror_ops
-    from core.operations import service
+    from core.operations import service, whatif
     from gui.commpath_dialogs import CreateCommPathDialog, DeleteCommPathDialog
     from gui.create_wizard import CreateWizard
     from gui.dialogs import ConnectDialog, OperationDialog, OperationSpec
@@ -40,12 +40,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _load() -> None:
     """Import the dialogs and operations on first use: they are not needed to start."""
-    global commands, hierarchy_ops, mirror_ops, service
+    global commands, hierarchy_ops, mirror_ops, service, whatif
     global CreateWizard, ConnectDialog, OperationDialog, OperationSpec, ExtendWizard
     from core import commands
     from core.operations import hierarchy as hierarchy_ops
     from core.operations import mirror as mirror_ops
-    from core.operations import service
+    from core.operations import service, whatif
     from gui.create_wizard import CreateWizard
     from gui.dialogs import ConnectDialog, OperationDialog, OperationSpec
     from gui.extend_wizard import ExtendWizard
@@ -69,6 +69,8 @@ def preload() -> None:
     from core.operations import create, extend  # noqa: F401 - the wizards' workers
     from gui.dependency_dialog import DependencyDialog  # noqa: F401 - Create Dependency
     from gui.history_view import HistoryDialog  # noqa: F401 - View › History
+    from gui.log_view import LogDialog  # noqa: F401 - View › Log
+    from gui.resize_dialog import ResizeDialog  # noqa: F401 - Resize Mirror
 
 
 def _loaded(method: F) -> F:
@@ -106,6 +108,8 @@ def install(window: MainWindow) -> None:
     a.register(av.CREATE_COMM_PATH, ops.create_comm_path)
     a.register(av.DELETE_COMM_PATH, ops.delete_comm_path)
     a.register(av.CONFIRM_FAILOVER, ops.confirm_failover)
+    a.register(av.RESIZE_MIRROR, ops.resize_mirror)
+    a.register(av.SHOW_LOG, ops.show_log)
     # Nothing is stored on the window itself: the actions' handlers keep ``ops`` alive,
     # and :func:`of` finds it through them. (An extra attribute on the window made the
     # garbage collector crash PySide when a window was dropped without being closed.)
@@ -240,6 +244,12 @@ class _Operations:
                 run=lambda b, v, s: hierarchy_ops.unextend(
                     b, hierarchy_ops.UnextendRequest(tag, v["server"]), s
                 ),
+                what_if=lambda b, v: whatif.dry_run_of(
+                    b,
+                    lambda c: hierarchy_ops.plan_unextend(
+                        c, hierarchy_ops.UnextendRequest(tag, v["server"])
+                    ),
+                ),
             )
         )
 
@@ -257,6 +267,9 @@ class _Operations:
                 warning=True,
                 command=lambda _v: commands.delete(tag),
                 run=lambda b, _v, s: hierarchy_ops.delete(b, hierarchy_ops.DeleteRequest(tag), s),
+                what_if=lambda b, _v: whatif.dry_run_of(
+                    b, lambda c: hierarchy_ops.plan_delete(c, hierarchy_ops.DeleteRequest(tag))
+                ),
             )
         )
 
@@ -288,6 +301,9 @@ class _Operations:
                     else commands.in_service(tag, v["server"])
                 ),
                 run=lambda b, v, s: service.in_service(b, tag, v["server"], s),
+                what_if=lambda b, v: whatif.dry_run_of(
+                    b, lambda c: service.plan_in_service(c, tag, v["server"])
+                ),
             )
         )
 
@@ -306,6 +322,9 @@ class _Operations:
                 warning=True,
                 command=lambda _v: commands.out_of_service(tag),
                 run=lambda b, _v, s: service.out_of_service(b, tag, s),
+                what_if=lambda b, _v: whatif.dry_run_of(
+                    b, lambda c: service.plan_out_of_service(c, tag)
+                ),
             )
         )
 
@@ -337,6 +356,9 @@ class _Operations:
                 ),
                 run=lambda b, v, s: (
                     b.shutdown_server(server, s) if v.get("check") else b.stop_server(server, s)
+                ),
+                what_if=lambda b, _v: whatif.dry_run_of(
+                    b, lambda c: whatif.plan_stop_server(c, server)
                 ),
             )
         )
@@ -565,6 +587,35 @@ class _Operations:
                 run=lambda b, v, s: b.confirm_failover(v["server"], not v["check"], s),
             )
         )
+
+    # -- issue 16: Resize Mirror, View › Log -------------------------------------------------
+    def resize_mirror(self, pre: Preselection) -> QWidget:
+        from core.rules.resize import filesystem_note
+        from gui.resize_dialog import ResizeDialog
+
+        h = self._hierarchy(pre)
+        assert pre.resource_id is not None
+        mirror = h.mirror(pre.resource_id)
+        assert mirror is not None
+        dialog = ResizeDialog(
+            self._backend(),
+            self.w.session,
+            h.tag_of(mirror.resource_id),
+            mirror.volume_size,
+            filesystem_note(h, mirror),
+            self.w,
+        )
+        dialog.done.connect(self._done)
+        return self._open(dialog)
+
+    def show_log(self, pre: Preselection) -> QWidget:
+        from gui.log_view import LogDialog
+
+        cluster = self._cluster()
+        h = cluster.hierarchy(pre.hierarchy_id) if pre.hierarchy_id is not None else None
+        server = pre.server or (h.in_service_server if h else None) or cluster.servers[0].name
+        dialog = LogDialog(self._backend(), cluster, server, self.w.bridge, self.w)
+        return self._open(dialog)
 
     # -- File › Connect --------------------------------------------------------------------
     @_loaded

@@ -65,6 +65,11 @@ def register(sub: SubParsers) -> None:
                 action="store_true",
                 help="stop it cleanly: its Shutdown Strategy applies (lkctl server set)",
             )
+            srv.add_argument(
+                "--dry-run",
+                action="store_true",
+                help="print what the failure would do to every hierarchy; change nothing",
+            )
         srv.set_defaults(handler=cmd_lab_server, action=name, op=op)
     _register_users(lab_sub)
     cmd_lab_engine.register(lab_sub)
@@ -121,6 +126,12 @@ def cmd_lab_workload(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_lab_server(args: argparse.Namespace, out: TextIO) -> int:
     with cluster(args) as (backend, session):
         power = cast(ServerPower, _able(backend, SERVER_POWER, f"lkctl lab {args.action}"))
+        if args.action == "stop" and args.dry_run:
+            from core.cli.cmd_hierarchy import print_dry_run
+            from core.operations.whatif import plan_stop_server
+
+            the_plan = plan_stop_server(backend.snapshot(), args.server)
+            return print_dry_run(backend, the_plan, args, out)
         if args.action == "stop" and args.clean:
             capabilities.require(backend, SERVER_SETTINGS, "lkctl lab stop --clean")
             question = f"Stop {args.server} cleanly (its Shutdown Strategy applies)?"

@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_extend,
         cmd_hierarchy,
         cmd_lab,
+        cmd_log,
         cmd_mirror,
         cmd_props,
         cmd_status,
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_cluster.register(sub)
     cmd_dependency.register(sub)
     cmd_props.register(sub)
+    cmd_log.register(sub)
     return parser
 
 

@@ -67,6 +67,7 @@ COMMANDS: list[tuple[Op, list[str]]] = [
     (Op.DELETE_COMM_PATH, ["commpath", "delete", "lab1", "lab2", "--path", "2", "--yes"]),
     (Op.COMM_PATH_FAULT, ["lab", "commpath-down", "lab1", "lab3", "--path", "1"]),
     (Op.CONFIRM_FAILOVER, ["confirm-failover", "lab2"]),
+    (Op.RESIZE_MIRROR, ["mirror", "resize", "datarep-data", "--size", "128M"]),
 ]
 
 

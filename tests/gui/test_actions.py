@@ -108,6 +108,7 @@ def test_the_menus_of_lifekeeper(window: MainWindow) -> None:
         "Verify Mirror",
         "Force Online",
         "Set Speed Limit",
+        "Resize Mirror",
     ]
     assert _menu_texts(window.findChild(QMenu, "menu_view")) == [
         "Output Panel",
@@ -118,6 +119,7 @@ def test_the_menus_of_lifekeeper(window: MainWindow) -> None:
         "Filter by Tag",
         "Refresh",
         "History",
+        "Log",
     ]
     assert _menu_texts(window.findChild(QMenu, "menu_help")) == [
         "LK Console Documentation",

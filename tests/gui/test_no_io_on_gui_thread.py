@@ -15,7 +15,15 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QPushButton, QTableView
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QTableView,
+)
 
 from core.backends.lab import LabBackend
 from core.backends.lab.store import Store
@@ -25,7 +33,9 @@ from gui.create_wizard import CreateWizard
 from gui.dependency_dialog import DependencyDialog
 from gui.dialogs import ConnectDialog, OperationDialog
 from gui.extend_wizard import ExtendWizard, Page
+from gui.log_view import LogDialog
 from gui.main_window import MainWindow
+from gui.resize_dialog import ResizeDialog
 from gui.resource_properties import ResourcePropertiesDialog
 from gui.server_properties import ServerPropertiesDialog
 from tests.gui.lab_states import extend_seed
@@ -146,6 +156,7 @@ def _walk_dialogs(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped
         dialog = _opened(qtbot, window, OperationDialog)
         assert isinstance(dialog, OperationDialog)
         dialog.findChild(QPushButton, "show_command_button").click()
+        _wait_for_what_if(qtbot, dialog)
         dialog.reject()
     # One of them for real: the speed limit, run on a worker.
     _select(window, "datarep-data", "lab3")
@@ -159,6 +170,7 @@ def _walk_dialogs(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped
         window.actions[action].trigger()
         server_dialog = _opened(qtbot, window, OperationDialog)
         assert isinstance(server_dialog, OperationDialog)
+        _wait_for_what_if(qtbot, server_dialog)
         server_dialog.reject()
 
 
@@ -232,6 +244,36 @@ def _walk_properties(qtbot, window: MainWindow) -> None:  # type: ignore[no-unty
         dialog.reject()
 
 
+def _walk_resize_and_log(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """Resize Mirror (its checks on a worker as the size is typed) and View › Log."""
+    _select(window, "datarep-data")
+    window.actions["resize_mirror"].trigger()
+    resize = window.operations.last_dialog
+    assert isinstance(resize, ResizeDialog)
+    resize.findChild(QLineEdit, "size").setText("32M")  # refused under the field
+    qtbot.waitUntil(lambda: "cannot shrink" in resize.findChild(QLabel, "size_error").text())
+    resize.findChild(QLineEdit, "size").setText("128M")
+    qtbot.waitUntil(resize.ok.isEnabled, timeout=10_000)
+    resize.reject()
+    window.tree.select_server("lab2")
+    window.actions["show_log"].trigger()
+    log_dialog = window.operations.last_dialog
+    assert isinstance(log_dialog, LogDialog)
+    status = log_dialog.view.findChild(QLabel, "log_status")
+    qtbot.waitUntil(lambda: "lines of lab2's log" in status.text(), timeout=10_000)
+    log_dialog.view.findChild(QComboBox, "log_level").setCurrentText("WARNING")
+    log_dialog.view.findChild(QComboBox, "log_server").setCurrentText("lab3")  # read again
+    qtbot.waitUntil(lambda: "lines of lab3's log" in status.text(), timeout=10_000)
+    log_dialog.close()
+
+
+def _wait_for_what_if(qtbot, dialog: OperationDialog) -> None:  # type: ignore[no-untyped-def]
+    """A confirmation with a plan page: its what-if is computed (on a worker)."""
+    box = dialog.findChild(QPlainTextEdit, "what_if")
+    if box is not None:
+        qtbot.waitUntil(lambda: box.toPlainText() != "", timeout=10_000)
+
+
 def _walk_connect_and_history(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     window.actions["disconnect"].trigger()
     window.actions["connect"].trigger()
@@ -258,6 +300,7 @@ def test_walking_every_wizard_and_dialog_does_no_io_on_the_gui_thread(qtbot) -> 
         _walk_dialogs(qtbot, window)
         _walk_kits(qtbot, window)
         _walk_properties(qtbot, window)
+        _walk_resize_and_log(qtbot, window)
         _walk_connect_and_history(qtbot, window)
     finally:
         _HOOK.recording = False

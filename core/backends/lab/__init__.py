@@ -32,6 +32,7 @@ from core.capabilities import (
     SERVER_POWER,
     SERVER_SETTINGS,
     USERS,
+    WHAT_IF,
 )
 from core.errors import OperationError
 from core.session import Session, local_session
@@ -71,7 +72,7 @@ class LabBackend:
     kind = "lab"
     capabilities = frozenset(
         {SERVER_POWER, MIRROR_WRITES, RESET, USERS, DEPENDENCIES, SERVER_SETTINGS, COMM_PATHS,
-         COMM_PATH_FAULTS}
+         COMM_PATH_FAULTS, WHAT_IF}
     )  # fmt: skip
 
     def __init__(self, home: Path | None = None, *, name: str = "lab") -> None:
@@ -83,8 +84,9 @@ class LabBackend:
         store = self.store  # opens (and on first use creates) the database
         self.layout = LabLayout(self.home)
         try:
-            from core.backends.lab import journal, mirrors
+            from core.backends.lab import journal, mirrors, resize_files
 
+            del resize_files  # it registers its undo actions for the recovery below
             ensure_lab(store)
             # Finish what crashed processes left: half-done operations are undone, and
             # resyncs whose process died are restarted (they resume from the bitmap).
@@ -169,11 +171,13 @@ class LabBackend:
             steps_mirror,
             steps_props,
             steps_remove,
+            steps_resize,
             steps_service,
         )
 
         # they register handlers
-        del steps_build, steps_kinds, steps_mirror, steps_props, steps_remove, steps_service
+        del steps_build, steps_kinds, steps_mirror, steps_props, steps_remove, steps_resize
+        del steps_service
         try:
             return engine.apply(self, plan, session, hub=hub, on_step=on_step, cancel=cancel)
         finally:
@@ -216,6 +220,11 @@ class LabBackend:
 
         return about_server(self.store.log_lines_after(after, 1_000_000), server, limit)
 
+    def server_log(self, server: str, after: int = 0) -> list[LogRow]:
+        from core import serverlog
+
+        return serverlog.for_server(self.store.log_lines_after(after, 2000), server)
+
     def dirty_chunks(self, resource_id: int) -> dict[str, int]:
         """Dirty chunks per target, as the source's bitmap says now."""
         from core.replication.bitmap import Bitmap, BitmapError
@@ -239,6 +248,12 @@ class LabBackend:
 
     def local_folder(self, server: str) -> Path | None:
         return self.layout.server_root(server)
+
+    def what_if(self, plan: Plan) -> list[str]:
+        """WHAT_IF: computed in core from the snapshot (``core.rules.whatif``)."""
+        from core.rules import whatif
+
+        return whatif.what_if(self.snapshot(), plan)
 
     # -- what only the lab can do -------------------------------------------------------------
     def stop_server(self, server: str, session: Session, hub: EventHub | None = None) -> list[str]:

@@ -173,6 +173,10 @@ class _ConfigureMirror(Handler):
                 bytes_total=step.volume_size,
             ),
         )
+        ctx.rows.execute(
+            "UPDATE mirror_targets SET asynchronous=? WHERE resource_id=? AND server=?",
+            (int(step.asynchronous), step.resource_id, step.target),
+        )
 
 
 @handles(SetPriorities)

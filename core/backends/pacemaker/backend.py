@@ -40,9 +40,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.backend import SERVER_POWER, NotAvailable, StepCallback, Watch
+from core.capabilities import WHAT_IF
 
 if TYPE_CHECKING:
-    from core.backend import Backend, ServerPower
+    from core.backend import Backend, ServerPower, WhatIf
 from core.backends.pacemaker import cib as cibxml
 from core.backends.pacemaker import nslab, operations, status
 from core.backends.pacemaker.cib import HierarchyConfig
@@ -78,7 +79,6 @@ OLD_DATA = 103  # cibadmin: "Update was older than existing configuration"
 MAX_ATTEMPTS = 10  # builds of one change while the CIB keeps changing under it
 POLL_S = 0.2
 ROLE_GROUPS = (("lkadmin", Role.ADMINISTRATOR), ("lkoper", Role.OPERATOR), ("lkguest", Role.GUEST))
-WHAT_IF = "what_if"  # capability: show what Pacemaker would do (crm_simulate)
 
 
 @dataclass(frozen=True)
@@ -284,6 +284,11 @@ class PacemakerBackend:
         return about_server(self.records.lines(after, 1_000_000), server, limit)
 
     # -- mirrors (DataKeeper resources on Pacemaker come with the datakeeper agent) --------
+    def server_log(self, server: str, after: int = 0) -> list[LogRow]:
+        from core import serverlog
+
+        return serverlog.for_server(self.log_lines(after, 2000), server)
+
     def dirty_chunks(self, resource_id: int) -> dict[str, int]:
         return {}  # no mirror here is resynchronised by this console: nothing to count
 
@@ -850,4 +855,7 @@ if TYPE_CHECKING:  # mypy checks that the class is what the console expects
         return b
 
     def _has_server_power(b: PacemakerBackend) -> ServerPower:
+        return b
+
+    def _has_what_if(b: PacemakerBackend) -> WhatIf:
         return b
