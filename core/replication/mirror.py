@@ -162,7 +162,7 @@ class TargetSpec:
     state: MirrorState = MirrorState.OUT_OF_SYNC  # last known; TARGET = was in sync
     connected: bool = True
     paused: bool = False
-    asynchronous: bool | None = None  # this target's mode (None: the mirror's)
+    asynchronous: bool | None = None  # this target's mode; None: the mirror's
 
 
 @dataclass(frozen=True)
@@ -233,6 +233,7 @@ class _Target:
         self.resync_thread: threading.Thread | None = None
         self.progress: ResyncProgress | None = None
         self.channel: _Channel | None = None  # asynchronous mode: the bounded queue
+        self.asynchronous = spec.asynchronous  # None: the mirror's mode
         self.retry_at = 0.0  # a remote target whose connection was lost: next attempt
         self.problem = ""  # why the volume cannot be used ("" = usable)
         self.published = False
@@ -796,6 +797,12 @@ class Mirror:
     def statuses(self) -> list[TargetStatus]:
         return [self.status(n) for n in self.target_names]
 
+    def replicating_targets(self) -> frozenset[str]:
+        """The targets every write reaches now (connected, in sync, not paused): cheap
+        enough to ask after every write."""
+        with self._lock:
+            return frozenset(n for n, t in self._targets.items() if t.replicating)
+
     @property
     def online(self) -> bool:
         return self._awaiting is None
@@ -954,9 +961,8 @@ class Mirror:
             raise SourceWriteError(_reason(source_error), source_error.errno)
 
     def _is_async(self, t: _Target) -> bool:
-        """Whether writes reach ``t`` through its queue (its own mode, else the mirror's)."""
-        mode = t.spec.asynchronous
-        return self.asynchronous if mode is None else mode
+        """Whether writes to ``t`` are queued (asynchronous) rather than waited for."""
+        return self.asynchronous if t.asynchronous is None else t.asynchronous
 
     def _source_sync(self) -> None:
         try:
@@ -1345,6 +1351,29 @@ class Mirror:
                 self._set_state(t, MirrorState.OUT_OF_SYNC, self._block_reason(t))
                 return
             self._start_resync(t, full=True)
+
+    def mark_dirty(self, target: str, runs: Sequence[tuple[int, int]], reason: str) -> int:
+        """Mark the chunk runs ``[first, end)`` of ``target`` dirty, durably: they may
+        differ there (the target is a former source that stopped without telling what it
+        wrote last). A target in sync stops replicating; what is dirty is then resynced.
+        Returns how many chunks were marked (runs are clipped to the volume)."""
+        t = self._target(target)
+        clipped = [(max(0, a), min(self.nchunks, b)) for a, b in runs]
+        clipped = [(a, b) for a, b in clipped if a < b]
+        if not clipped:
+            return 0
+        self._cancel_resync(t)
+        with self._locks.everything(exclusive=True), self._lock:
+            self._quiesce(t)
+            for first, end in clipped:
+                self.bitmap.mark_write(first, end, unreplicated=[t.name])
+            if self._nobitmap is not None:
+                self._persist_needs_full([t.name], reason)
+            if self._awaiting is None:  # else every target waits already (not replicating)
+                self._stop_replicating(t, reason)
+                if not self._blocked(t) and self.auto_resync:
+                    self._start_resync(t, full=self._needs_full(t))
+        return sum(b - a for a, b in clipped)
 
     def set_speed_limit(self, kbps: int, min_kbps: int | None = None) -> None:
         """Resync speed limit in KB/s (1 KB = 1000 bytes), 0 = unlimited; applies at once."""

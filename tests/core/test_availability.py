@@ -218,6 +218,8 @@ def test_delete(lab: Cluster) -> None:
                 "delete_hierarchy",
                 "create_hierarchy",
                 "stop_server",
+                "create_dependency",
+                "delete_dependency",
                 "show_log",
             },
         ),

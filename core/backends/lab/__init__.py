@@ -23,14 +23,24 @@ from core import paths
 from core.backends.lab.layout import LabLayout, ensure_lab
 from core.backends.lab.store import Store
 from core.backends.lab.watch import LabWatch
-from core.capabilities import MIRROR_WRITES, RESET, SERVER_POWER, USERS, WHAT_IF
+from core.capabilities import (
+    COMM_PATH_FAULTS,
+    COMM_PATHS,
+    DEPENDENCIES,
+    MIRROR_WRITES,
+    RESET,
+    SERVER_POWER,
+    SERVER_SETTINGS,
+    USERS,
+    WHAT_IF,
+)
 from core.errors import OperationError
 from core.session import Session, local_session
 
 if TYPE_CHECKING:  # the rest loads when first used: opening the lab must be quick
     from core.backend import StepCallback, Watch
     from core.events import EventHub
-    from core.facts import PathInfo, VolumeInfo
+    from core.facts import NetworkInfo, PathInfo, VolumeInfo
     from core.history import Entry, LogRow
     from core.model import Cluster, MirrorTarget, Role
     from core.permissions import Op
@@ -60,7 +70,10 @@ class LabBackend:
     """The embedded lab cluster (``home``: its data directory)."""
 
     kind = "lab"
-    capabilities = frozenset({SERVER_POWER, MIRROR_WRITES, RESET, USERS, WHAT_IF})
+    capabilities = frozenset(
+        {SERVER_POWER, MIRROR_WRITES, RESET, USERS, DEPENDENCIES, SERVER_SETTINGS, COMM_PATHS,
+         COMM_PATH_FAULTS, WHAT_IF}
+    )  # fmt: skip
 
     def __init__(self, home: Path | None = None, *, name: str = "lab") -> None:
         self._local = threading.local()
@@ -80,6 +93,7 @@ class LabBackend:
             for line in journal.recover(store):
                 log.warning("recovery: %s", line)
             mirrors.resume_resyncs(store)
+            self.watch_applications()
         except BaseException:
             self.close()
             raise
@@ -116,7 +130,15 @@ class LabBackend:
 
     # -- the protocol ------------------------------------------------------------------------
     def snapshot(self) -> Cluster:
+        self.settle_confirmations()
         return self.store.cluster()
+
+    def settle_confirmations(self, hub: EventHub | None = None) -> list[str]:
+        """Take the default action of the failovers whose confirmation timed out (the
+        lab has no daemon: whoever reads it next does; cheap when none did)."""
+        from core.backends.lab import partition
+
+        return partition.settle_due(self, hub)
 
     def probe(self, server: str, path: str) -> PathInfo:
         from core.backends.lab import probe
@@ -127,6 +149,11 @@ class LabBackend:
         from core.backends.lab import probe
 
         return probe.volumes(self.layout, server)
+
+    def network(self, server: str) -> NetworkInfo:
+        from core.backends.lab import kits
+
+        return kits.network(server)
 
     def apply(
         self,
@@ -140,15 +167,21 @@ class LabBackend:
         from core.backends.lab import apply as engine
         from core.backends.lab import (
             steps_build,
+            steps_kinds,
             steps_mirror,
+            steps_props,
             steps_remove,
             steps_resize,
             steps_service,
         )
 
-        del steps_build, steps_mirror, steps_remove, steps_service  # they register handlers
-        del steps_resize
-        return engine.apply(self, plan, session, hub=hub, on_step=on_step, cancel=cancel)
+        # they register handlers
+        del steps_build, steps_kinds, steps_mirror, steps_props, steps_remove, steps_resize
+        del steps_service
+        try:
+            return engine.apply(self, plan, session, hub=hub, on_step=on_step, cancel=cancel)
+        finally:
+            self.watch_applications()
 
     def watch(self, hub: EventHub, *, shown: Cluster | None = None, last_log_id: int = 0) -> Watch:
         return LabWatch(self, hub, shown, last_log_id)
@@ -178,8 +211,14 @@ class LabBackend:
 
         return history.entries(self.store, since)
 
-    def log_lines(self, after: int = 0, limit: int = 2000) -> list[LogRow]:
-        return self.store.log_lines_after(after, limit)
+    def log_lines(
+        self, after: int = 0, limit: int = 2000, server: str | None = None
+    ) -> list[LogRow]:
+        if server is None:
+            return self.store.log_lines_after(after, limit)
+        from core.history import about_server
+
+        return about_server(self.store.log_lines_after(after, 1_000_000), server, limit)
 
     def server_log(self, server: str, after: int = 0) -> list[LogRow]:
         from core import serverlog
@@ -220,12 +259,45 @@ class LabBackend:
     def stop_server(self, server: str, session: Session, hub: EventHub | None = None) -> list[str]:
         from core.backends.lab import failover
 
-        return failover.stop_server(self, server, session, hub)
+        try:
+            return failover.stop_server(self, server, session, hub)
+        finally:
+            self.watch_applications()
 
     def start_server(self, server: str, session: Session, hub: EventHub | None = None) -> list[str]:
         from core.backends.lab import failover
 
-        return failover.start_server(self, server, session, hub)
+        try:
+            return failover.start_server(self, server, session, hub)
+        finally:
+            self.watch_applications()
+
+    def shutdown_server(
+        self, server: str, session: Session, hub: EventHub | None = None
+    ) -> list[str]:
+        from core.backends.lab import failover
+
+        return failover.shutdown_server(self, server, session, hub)
+
+    def confirm_failover(
+        self, server: str, accept: bool, session: Session, hub: EventHub | None = None
+    ) -> list[str]:
+        from core.backends.lab import partition
+
+        return partition.decide(self, server, accept, session, hub)
+
+    def set_comm_path(
+        self,
+        server: str,
+        peer: str,
+        path: object,
+        up: bool,
+        session: Session,
+        hub: EventHub | None = None,
+    ) -> list[str]:
+        from core.backends.lab import partition
+
+        return partition.fail_path(self, server, peer, path, up, session, hub)
 
     def write(
         self, tag: str, offset: int, length: int, session: Session, pattern: str = "random"
@@ -265,6 +337,15 @@ class LabBackend:
         from core.backends.lab import users
 
         return [(u.name, u.role) for u in users.list_users(self.store)]
+
+    def watch_applications(self) -> None:
+        """Start the local monitor (lkcheck) when an application is in service."""
+        from core.backends.lab import lkcheck
+
+        try:
+            lkcheck.ensure_running(self.store)
+        except OSError as exc:  # the operation happened: say it, and go on
+            log.error("cannot start the local monitor (lkcheck): %s", exc)
 
     # -- the lab's own lookups (its step handlers use them) -----------------------------------
     def require_alive(self, server: str) -> None:

@@ -58,8 +58,8 @@ from core.backends.pacemaker.runner import (
 )
 from core.errors import ConflictError, LkError, OperationError
 from core.events import EventHub
-from core.facts import PathInfo, VolumeInfo
-from core.history import Entry, LogRow
+from core.facts import NetworkInfo, PathInfo, VolumeInfo
+from core.history import Entry, LogRow, about_server
 from core.model import Cluster, Role
 from core.permissions import Op
 from core.plan import ApplyResult, Plan
@@ -67,7 +67,7 @@ from core.session import Session, local_user
 
 log = logging.getLogger(__name__)
 
-CRM_MON = ("crm_mon", "--one-shot", "--output-as=xml", "--include=failcounts")
+CRM_MON = ("crm_mon", "--one-shot", "--output-as=xml", "--include=failcounts,attributes")
 CIB_QUERY = ("cibadmin", "--query")
 CONFIG_QUERY = ("cibadmin", "--query", "--scope", "configuration")  # what a snapshot needs
 CFGTOOL = ("corosync-cfgtool", "-s")
@@ -220,6 +220,27 @@ class PacemakerBackend:
         """No DataKeeper volumes on a Pacemaker cluster yet (the mirrors' issue)."""
         return ()
 
+    def network(self, server: str) -> NetworkInfo:
+        """The Pacemaker lab proposes a free address of its bridge's subnet and the
+        nodes' interface; a real cluster proposes none (the field must be filled)."""
+        if self.lab_home is None:
+            return NetworkInfo(server)
+        from core.backends.pacemaker import nslab_files
+
+        try:
+            address: tuple[str, ...] = (str(nslab_files.node_address(server)),)
+        except ValueError:
+            address = ()
+        first, last = nslab_files.SERVICE_ADDRESSES
+        return NetworkInfo(
+            server,
+            addresses=address,
+            interface=nslab_files.NODE_INTERFACE,
+            pool_first=str(first),
+            pool_last=str(last),
+            prefix_length=nslab_files.SERVICE_NETWORK.prefixlen,
+        )
+
     # -- who may do what ----------------------------------------------------------------------
     def local_session(self) -> Session:
         """LifeKeeper's convention: root, or a member of ``lkadmin``, is an Administrator;
@@ -255,8 +276,12 @@ class PacemakerBackend:
     def history(self, since: float | None = None) -> list[Entry]:
         return self.records.history(since)
 
-    def log_lines(self, after: int = 0, limit: int = 2000) -> list[LogRow]:
-        return self.records.lines(after, limit)
+    def log_lines(
+        self, after: int = 0, limit: int = 2000, server: str | None = None
+    ) -> list[LogRow]:
+        if server is None:
+            return self.records.lines(after, limit)
+        return about_server(self.records.lines(after, 1_000_000), server, limit)
 
     # -- mirrors (DataKeeper resources on Pacemaker come with the datakeeper agent) --------
     def server_log(self, server: str, after: int = 0) -> list[LogRow]:
