@@ -40,7 +40,7 @@ from gui.bridge import BackendOpener, Opened
 from gui.checker import LatestOnly
 from gui.field_messages import ERROR_STYLE, NOTE_STYLE
 from gui.jobs import Job, JobSignals
-from gui.widgets import read_only_text
+from gui.widgets import command_line, read_only_text, toggle_command
 
 Run = Callable[[Backend, dict[str, Any], Session], Any]
 
@@ -92,10 +92,7 @@ class OperationDialog(QDialog):
         self.error.setStyleSheet(ERROR_STYLE)
         self.error.setWordWrap(True)
         self.error.hide()
-        self.command = QLineEdit(objectName="show_command")
-        self.command.setReadOnly(True)
-        self.command.setAccessibleName("The lkctl command that does the same")
-        self.command.hide()
+        self.command = command_line()
         self._build_buttons()
         layout = QVBoxLayout(self)
         layout.addLayout(self._build_head())
@@ -232,10 +229,7 @@ class OperationDialog(QDialog):
 
     @Slot()
     def _toggle_command(self) -> None:
-        self.command.setVisible(not self.command.isVisible())
-        if self.command.isVisible():
-            self.command.selectAll()
-            self.command.setFocus()
+        toggle_command(self.command)
 
     @Slot()
     def _run(self) -> None:

@@ -140,3 +140,33 @@ def test_view_log_shows_new_lines_live_and_filters(
     view.findChild(QComboBox, "log_level").setCurrentText("INFO")
     assert view.lines() == lines
     dialog.close()
+
+
+def test_log_view_embeds_without_a_bridge(qtbot, hermetic_env: Path) -> None:
+    """The widget another dialog embeds (Server Properties' Log tab): a backend, the
+    cluster and a server; without a bridge it shows the lines kept when it opened."""
+    from gui.log_view import LogView
+
+    lab = LabBackend()
+    try:
+        view = LogView(lab, lab.snapshot(), "lab3")
+        qtbot.addWidget(view)
+        view.show()
+        status = view.findChild(QLabel, "log_status")
+        qtbot.waitUntil(lambda: "lines of lab3's log" in status.text(), timeout=10_000)
+        assert view.lines() == run_lkctl(["log", "lab3"]).stdout.rstrip("\n").split("\n")
+        assert view.objectName() == "log_view" and view.accessibleName() == "Server log"
+        view.findChild(QComboBox, "log_server").setCurrentText("lab1")
+        qtbot.waitUntil(lambda: "lines of lab1's log" in status.text(), timeout=10_000)
+        assert view.lines() == run_lkctl(["log", "lab1"]).stdout.rstrip("\n").split("\n")
+    finally:
+        lab.close()
+
+
+def test_resize_is_in_the_mirror_context_menus(qtbot, window: MainWindow) -> None:
+    select(window, "datarep-data", "lab1")
+    for kind in ("cell", "resource"):
+        menu = window.context_menu(kind)
+        mirror = next(a.menu() for a in menu.actions() if a.menu() and "Mirror" in a.text())
+        resize = [a for a in mirror.actions() if a.objectName() == "resize_mirror"]
+        assert resize and resize[0].text() == "Resi&ze Mirror…" and resize[0].isEnabled()
