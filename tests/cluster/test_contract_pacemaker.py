@@ -101,7 +101,9 @@ def test_the_life_of_an_app_on_ip_hierarchy(lab: Lab, backend: PacemakerBackend)
         wait_until(lambda: _h(b, "c-app").in_service_server == "lab1", 90, "c-app on lab1")
         assert running_on(lab, "lab1", "c-app") == {"lab1"}
         wait_until(lambda: address in addresses(lab, "lab1"), 30, "the address on lab1")
-        wait_until(lambda: _serving(lab)["lab1"], 30, "the application on lab1")
+        wait_until(
+            lambda: lab.run("lab1", "cat", MARKER, ok=False) == "serving\n", 30, "the app on lab1"
+        )
     finally:
         power.start_server("lab2", ADMIN)
         wait_healthy(lab)
