@@ -19,10 +19,11 @@ from core import capabilities
 from core.backend import ServerPower
 from core.backends.pacemaker import PacemakerBackend
 from core.errors import CheckFailed, OperationError, PermissionDenied
-from core.model import Hierarchy, ResourceState, Role
-from core.operations import create_kinds, dependency, extend, hierarchy, service
+from core.model import Hierarchy, ResourceState, Role, SwitchbackType
+from core.operations import create_kinds, dependency, extend, hierarchy, properties, service
 from core.rules.dependency import DependencyRequest
 from core.rules.kinds import APP, IP, ResourceRequest
+from core.rules.resource_properties import ResourcePropertiesRequest
 from core.session import Session
 from tests.cluster.labtools import Lab, wait_healthy
 from tests.cluster.pcmk_plans import ADMIN
@@ -89,6 +90,22 @@ def test_the_life_of_an_app_on_ip_hierarchy(lab: Lab, backend: PacemakerBackend)
     assert {r.server: r.state for r in h.resources if r.resource_id == h.root_id} == {
         "lab1": ResourceState.ISP, "lab2": ResourceState.OSU, "lab3": ResourceState.OSU
     }  # fmt: skip
+
+    # Resource Properties: lab3 before lab2 (location scores), automatic switchback (no
+    # stickiness); then back, as the rest of the walk expects.
+    properties.set_resource(
+        b,
+        ResourcePropertiesRequest("c-app", "automatic", {"lab2": 40, "lab3": 30}),
+        ADMIN,
+    )
+    h = _h(b, "c-app")
+    assert {e.server: e.priority for e in h.equivalencies} == {"lab1": 1, "lab2": 40, "lab3": 30}
+    assert h.switchback is SwitchbackType.AUTOMATIC
+    assert h.in_service_server == "lab1"  # the best priority: nothing moved
+    properties.set_resource(
+        b, ResourcePropertiesRequest("c-app", "intelligent", {"lab2": 20, "lab3": 30}), ADMIN
+    )
+    assert _h(b, "c-app").switchback is SwitchbackType.INTELLIGENT
 
     service.switchover(b, "c-app", "lab2", ADMIN)  # children first in, parents first out
     _in_service_on(b, lab, "lab2", address)
