@@ -120,6 +120,33 @@ class MainWindow(QMainWindow):
         self.setDockOptions(
             QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
         )
+        self._init_state(hub, session)
+        self._make_bridge()
+        self._make_widgets()
+        self._build_actions()
+        operations.install(self)  # every operation's dialog, on its action
+        self._build_toolbar()
+        self._build_menus()
+
+        self.tree.selection_changed.connect(self._on_selection)
+        self.tree.menu_requested.connect(self._on_menu_requested)
+        self.tree.properties_requested.connect(self._on_properties_requested)
+        self.actions.failed.connect(self._on_action_failed)
+
+        self.resize(1024, 768)
+        self.resizeDocks([self.properties_panel], [340], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.output_panel], [170], Qt.Orientation.Vertical)
+        self._restore_settings()
+        self._update_empty_text()
+        self._update_context()
+        self.message_bar.show_connection(self.connection)
+        if backend is not None:
+            self._adopt(backend, session or backend.local_session(), initial)
+        else:  # open it on a worker: the window shows "Connecting…" meanwhile
+            self._open(self.spec, None)
+
+    def _init_state(self, hub: EventHub | None, session: Session | None) -> None:
+        """What the window knows before it is connected."""
         self.hub = hub if hub is not None else EventHub()
         self.cluster: Cluster | None = None
         self.backend: Backend | None = None
@@ -142,11 +169,15 @@ class MainWindow(QMainWindow):
         self.last_context_menu: QMenu | None = None
         self._waiting_told: set[tuple[int, float]] = set()  # failovers waiting, said already
 
+    def _make_bridge(self) -> None:
+        """The hub's events reach the GUI thread in batches."""
         self.bridge = EventBridge(self.hub, self)
         self.bridge.batch.connect(self._apply)
         # Stop listening to the hub even if the window is dropped without closing it.
         weakref.finalize(self, self.bridge.close)
 
+    def _make_widgets(self) -> None:
+        """The status table, the docks, the message bar, the operation runner."""
         self.model = StatusModel(self)
         self.tree = StatusView(self.model, self)
         self.proxy = self.tree.proxy
@@ -167,28 +198,6 @@ class MainWindow(QMainWindow):
 
         self.runner = OperationRunner(self)
         self.runner.busy_changed.connect(self._on_busy)
-
-        self._build_actions()
-        operations.install(self)  # every operation's dialog, on its action
-        self._build_toolbar()
-        self._build_menus()
-
-        self.tree.selection_changed.connect(self._on_selection)
-        self.tree.menu_requested.connect(self._on_menu_requested)
-        self.tree.properties_requested.connect(self._on_properties_requested)
-        self.actions.failed.connect(self._on_action_failed)
-
-        self.resize(1024, 768)
-        self.resizeDocks([self.properties_panel], [340], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.output_panel], [170], Qt.Orientation.Vertical)
-        self._restore_settings()
-        self._update_empty_text()
-        self._update_context()
-        self.message_bar.show_connection(self.connection)
-        if backend is not None:
-            self._adopt(backend, session or backend.local_session(), initial)
-        else:  # open it on a worker: the window shows "Connecting…" meanwhile
-            self._open(self.spec, None)
 
     # -- actions, menus, toolbar -----------------------------------------------------------
     def _build_actions(self) -> None:

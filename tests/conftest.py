@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 # Before anything imports Qt.
@@ -57,3 +60,26 @@ def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         from core.backends.lab import lkcheck
 
         lkcheck.stop(home)
+
+
+@pytest.fixture(autouse=True)
+def no_window_outlives_its_test() -> Iterator[None]:
+    """Every top-level widget a test left (tests/gui, and the cluster's window tests) is
+    closed and deleted by Qt when it ends, and the garbage collected then: a window that
+    only a dead test frame still references (through a traceback's cycle) is otherwise
+    freed by whichever later collection finds it, which may clear its Python half while
+    Qt still paints it. A test that never touched Qt pays nothing."""
+    yield
+    if "PySide6.QtWidgets" not in sys.modules:
+        return
+    from PySide6.QtCore import QCoreApplication, QEvent
+    from PySide6.QtWidgets import QApplication
+
+    if QApplication.instance() is None:
+        return
+    for widget in QApplication.topLevelWidgets():
+        widget.close()
+        widget.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QCoreApplication.processEvents()
+    gc.collect()

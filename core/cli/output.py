@@ -117,10 +117,12 @@ def status_text(cluster: Cluster, title: str = "Cluster: lab (embedded)") -> str
     names = [s.name for s in cluster.servers]
     for h in cluster.hierarchies:
         prios = ", ".join(f"{e.server}={e.priority}" for e in h.equivalencies)
-        where = h.in_service_server or "nowhere"
+        where = (
+            f"in service on {h.in_service_server}" if h.in_service_server else "out of service"
+        )
         lines += [
             "",
-            f"Hierarchy {h.root_tag}  (in service on {where}; switchback {h.switchback.value}; "
+            f"Hierarchy {h.root_tag}  ({where}; switchback {h.switchback.value}; "
             f"priorities {prios})",
         ]
         rows = [["TAG", "KIND", *names]]

@@ -204,14 +204,19 @@ class FinishPage(QWizardPage):
     def initializePage(self) -> None:
         request = self.w.request()
         h = self.w.hierarchy()
+        target = request.target_server
+        standby = (
+            f"<p>The mirror is resyncing: the status table shows {target} as "
+            "<i>Resyncing</i>, then <i>Target</i> once every byte is copied. Until then, "
+            f"nothing can switch over to {target}.</p>"
+            f"<p>Next, test a manual switchover to {target} (and back) once it is Target.</p>"
+            if h.mirrors
+            else f"<p>{target} is a standby now: the status table shows it as "
+            f"<i>Standby</i>. Next, test a manual switchover to {target} (and back).</p>"
+        )
         self.text.setText(
             f"<p><b>{h.root_tag}</b> was extended from {request.template_server} to "
-            f"<b>{request.target_server}</b> (priority {request.target_priority}).</p>"
-            f"<p>The mirror is resyncing: the status table shows {request.target_server} as "
-            "<i>Resyncing</i>, then <i>Target</i> once every byte is copied. Until then, "
-            f"nothing can switch over to {request.target_server}.</p>"
-            f"<p>Next, test a manual switchover to {request.target_server} (and back) once "
-            "it is Target.</p>"
+            f"<b>{target}</b> (priority {request.target_priority}).</p>{standby}"
         )
         why = next_server_refusal(self.w.cluster, h, request.target_server)
         self.next_server.setEnabled(not why)

@@ -128,3 +128,43 @@ def test_connect_asks_about_an_unknown_host_key_and_connects_only_on_yes(
     said = json.loads(done.stdout)
     assert said["asked"] is None  # trusted now: no question
     assert said["servers"] == {n: "ALIVE" for n in lab.nodes}
+
+
+def test_the_scenario_from_lkctl_on_the_session_lab(lab: Lab, backend: object) -> None:
+    """README's walk with lkctl: an IP address where the lab proposes it, an application on
+    top (Create Dependency), extended to lab2 and lab3 with Accept Defaults, switched over,
+    deleted; each answer in --json where a script reads it."""
+
+    def lk(*args: str) -> tuple[int, str, str]:
+        return _lkctl(lab.home, "--cluster", "pacemaker-lab", *args)
+
+    rc, out, err = lk("create", "--kind", "ip", "--accept-defaults", "--json")
+    assert rc == 0, err
+    created = json.loads(out)
+    tag = created["request"]["tag"]
+    assert created["hierarchy"]["in_service_on"] == "lab1"
+    assert tag.startswith("ip-10.213.0.")
+    app = ["--start", "sh -c 'echo up > /tmp/lk.run'", "--stop", "rm -f /tmp/lk.run"]
+    rc, out, err = lk(
+        "create", "--kind", "app", "--tag", "lk-app", *app, "--monitor", "test -f /tmp/lk.run",
+        "--accept-defaults",
+    )  # fmt: skip
+    assert rc == 0, err
+    rc, out, err = lk("dependency", "create", "lk-app", tag)
+    assert rc == 0, err
+    for target in ("lab2", "lab3"):
+        rc, out, err = lk("extend", "lk-app", "--target", target, "--accept-defaults")
+        assert rc == 0, err
+    rc, out, err = lk("switchover", "lk-app", "--to", "lab3")
+    assert rc == 0, err
+    rc, out, err = lk("status", "--json")
+    assert rc == 0, err
+    h = next(x for x in json.loads(out)["hierarchies"] if x["root"] == "lk-app")
+    assert h["in_service_on"] == "lab3"
+    assert sorted(h["priorities"]) == ["lab1", "lab2", "lab3"]
+    assert [r["tag"] for r in h["resources"]] == ["lk-app", tag]
+    assert lab.run("lab3", "cat", "/tmp/lk.run") == "up\n"
+    rc, out, err = lk("delete", "lk-app", "--yes")
+    assert rc == 0, err
+    rc, out, err = lk("status", "--json")
+    assert all(x["root"] != "lk-app" for x in json.loads(out)["hierarchies"])

@@ -39,9 +39,17 @@ def _trials(hermetic_env: Path, count: int) -> int:
     early = 0
     killed = 0
     pause = threading.Event()
+
+    def _target() -> bool:  # the copy may be done already (then there is nothing to kill)
+        row = backend.store.hierarchy(h.id).mirrors[0].target("lab2")  # type: ignore[union-attr]
+        return row is not None and row.state is MirrorState.TARGET
+
     for trial in range(count):
         mirror_ops.full_resync(backend, "datarep-data", "lab2", local_administrator())
-        pause.wait(rng.uniform(0.0, 0.4))  # somewhere in the ~0.5 s the copy takes
+        # Its process may take a while to start on a loaded machine: kill it once it runs,
+        # somewhere in the ~0.5 s the copy takes.
+        wait_until(lambda: mirrors.resync_running(backend.store.home, rid, "lab2") or _target(), 30)
+        pause.wait(rng.uniform(0.0, 0.4))
         pid = _pid(backend.store.home, rid, "lab2")
         if pid and mirrors.resync_running(backend.store.home, rid, "lab2"):
             try:
@@ -55,12 +63,7 @@ def _trials(hermetic_env: Path, count: int) -> int:
             early += 1
         # Restart, as opening the lab after a crash does: the resync resumes from the bitmap.
         LabBackend().close()
-
-        def settled() -> bool:
-            row = backend.store.hierarchy(h.id).mirrors[0].target("lab2")  # type: ignore[union-attr]
-            return row is not None and row.state is MirrorState.TARGET
-
-        wait_until(settled, 60, f"trial {trial}: Target again")
+        wait_until(_target, 60, f"trial {trial}: Target again")
         if digest(target) != digest(source):
             early += 1
     print(

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.backend import SERVER_POWER, NotAvailable, StepCallback, Watch
-from core.capabilities import WHAT_IF
+from core.capabilities import DEPENDENCIES, WHAT_IF
 
 if TYPE_CHECKING:
     from core.backend import Backend, ServerPower, WhatIf
@@ -100,7 +100,7 @@ class PacemakerBackend:
         self.name = runner.name
         self.home = home
         self.lab_home = lab_home
-        caps = {WHAT_IF}
+        caps = {WHAT_IF, DEPENDENCIES}
         if lab_home is not None:
             caps.add(SERVER_POWER)
         self.capabilities: frozenset[str] = frozenset(caps)

@@ -20,6 +20,8 @@ Steps and their CIB change:
 - ``TakeOutOfService``: ``target-role=Stopped``, no preference.
 - ``BringInService``: no target-role, a temporary preference for the server.
 - ``DeleteHierarchy``: stopped first, removed once stopped (at once if not running).
+- ``CreateDependency``/``DeleteDependency``: the child's group joins the parent's, or a
+  child and what it depends on leave for a group of their own (:mod:`cib_tree`).
 - DataKeeper's steps (disks, mirrors, resyncs, MakeSource): not on a Pacemaker cluster
   yet (the mirrors between real nodes are the next issue): :class:`Unsupported`.
 """
@@ -31,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.backends.pacemaker import cib as cibxml
+from core.backends.pacemaker import dependency_steps
 from core.backends.pacemaker.cib import HierarchyConfig, Refused
 from core.errors import OperationError
 from core.model import ResourceKind
@@ -39,7 +42,9 @@ from core.plan import (
     AddResource,
     BringInService,
     BringNewInService,
+    CreateDependency,
     CreateResource,
+    DeleteDependency,
     DeleteHierarchy,
     RemovePriority,
     RemoveResources,
@@ -60,6 +65,8 @@ STEP_OPS: Mapping[type[Step], Op] = {
     DeleteHierarchy: Op.DELETE_HIERARCHY,
     TakeOutOfService: Op.OUT_OF_SERVICE,
     BringInService: Op.IN_SERVICE,
+    CreateDependency: Op.CREATE_DEPENDENCY,
+    DeleteDependency: Op.DELETE_DEPENDENCY,
 }
 
 
@@ -387,6 +394,8 @@ _HANDLERS: Mapping[type[Step], Callable[..., None]] = {
     TakeOutOfService: _take_out_of_service,
     BringInService: _bring_in_service,
     DeleteHierarchy: _delete,
+    CreateDependency: dependency_steps.create_dependency,
+    DeleteDependency: dependency_steps.delete_dependency,
 }
 
 

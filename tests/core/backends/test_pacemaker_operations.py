@@ -12,7 +12,9 @@ from core.plan import (
     AddResource,
     BringInService,
     BringNewInService,
+    CreateDependency,
     CreateResource,
+    DeleteDependency,
     DeleteHierarchy,
     MakeSource,
     RemovePriority,
@@ -163,3 +165,37 @@ def test_every_step_needs_its_own_operations_role() -> None:
     assert operations.STEP_OPS[DeleteHierarchy] is Op.DELETE_HIERARCHY
     assert operations.STEP_OPS[BringInService] is Op.IN_SERVICE
     assert MakeSource not in operations.STEP_OPS
+
+
+def _depend(version: int = 0) -> CreateDependency:
+    web, app = cib.resource_id("web-ip"), cib.resource_id("_2f_data_2f_app")
+    return CreateDependency(APP, app, "/data/app", WEB, version, web, "web-ip", ("lab1", "lab2"))
+
+
+def test_create_dependency_joins_the_child_where_the_parent_runs() -> None:
+    together = {**RUNNING, "web-ip": ("lab2",)}
+    change = operations.build(cib_of("steady"), [_depend()], together)
+    h = cib.find(change.cib, APP)
+    assert h is not None and h.member_ids == ("web-ip", "_2f_data_2f_app")
+    assert cib.find(change.cib, WEB) is None  # one hierarchy now
+    assert [(i.top_id, i.where) for i in change.intents] == [("_2f_data_2f_app-hierarchy", "lab2")]
+    assert "/data/app: /data/app depends on web-ip (web-ip joined the hierarchy)" in change.lines
+    # In service on two servers: refused, naming both, and nothing is built.
+    with pytest.raises(OperationError, match="in service on lab2 and web-ip on lab1"):
+        operations.build(cib_of("steady"), [_depend()], RUNNING)
+
+
+def test_delete_dependency_keeps_the_child_running_where_it_runs() -> None:
+    together = {**RUNNING, "web-ip": ("lab2",)}
+    joined = operations.build(cib_of("steady"), [_depend()], together).cib
+    web, app = cib.resource_id("web-ip"), cib.resource_id("_2f_data_2f_app")
+    step = DeleteDependency(APP, app, "/data/app", web, "web-ip", ("lab1", "lab2"))
+    change = operations.build(joined, [step], together)
+    child = next(h for h in cib.hierarchies(change.cib) if h.member_ids == ("web-ip",))
+    assert child.preferred == "lab2"  # kept there until it runs there, then cleared
+    assert [(f.kind, f.top_id) for f in change.follow_ups] == [("clear-preference", child.top_id)]
+    assert {(i.top_id, i.where) for i in change.intents} == {
+        ("_2f_data_2f_app-hierarchy", "lab2"),
+        (child.top_id, "lab2"),
+    }
+    assert operations.STEP_OPS[DeleteDependency].value == "delete_dependency"
