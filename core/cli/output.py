@@ -117,9 +117,7 @@ def status_text(cluster: Cluster, title: str = "Cluster: lab (embedded)") -> str
     names = [s.name for s in cluster.servers]
     for h in cluster.hierarchies:
         prios = ", ".join(f"{e.server}={e.priority}" for e in h.equivalencies)
-        where = (
-            f"in service on {h.in_service_server}" if h.in_service_server else "out of service"
-        )
+        where = f"in service on {h.in_service_server}" if h.in_service_server else "out of service"
         lines += [
             "",
             f"Hierarchy {h.root_tag}  ({where}; switchback {h.switchback.value}; "
