@@ -135,11 +135,8 @@ class Backend(Protocol):
         """The operations recorded, oldest first."""
         ...
 
-    def log_lines(
-        self, after: int = 0, limit: int = 2000, server: str | None = None
-    ) -> list[LogRow]:
-        """The output panel's lines newer than ``after`` (0: the last ``limit``); with
-        ``server``, only those about that server (its LifeKeeper log)."""
+    def log_lines(self, after: int = 0, limit: int = 2000) -> list[LogRow]:
+        """The output panel's lines newer than ``after`` (0: the last ``limit``)."""
         ...
 
     def server_log(self, server: str, after: int = 0) -> list[LogRow]:

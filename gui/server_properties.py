@@ -49,7 +49,7 @@ def _apply(backend: Backend, request: Any, session: Session) -> str:
 
 
 def _read_log(backend: Backend, server: str) -> object:
-    return backend.log_lines(limit=LOG_LINES, server=server)
+    return backend.server_log(server)[-LOG_LINES:]
 
 
 class ServerPropertiesDialog(FormDialog):

@@ -312,10 +312,10 @@ def test_resource_properties_priorities_switchback_and_mirror(lab: LabBackend) -
 
 def test_a_servers_log_holds_its_lines(lab: LabBackend) -> None:
     ok("lab", "commpath-down", "lab2", "lab3", "--path", "2")
-    lines = [r.text for r in lab.log_lines(server="lab3")]
+    lines = [r.text for r in lab.server_log("lab3")]
     assert "Comm path lab2 10.214.0.12 → lab3 10.214.0.13 (priority 2) is DEAD." in lines
     assert all("lab1 sees" not in t or "lab3" in t for t in lines)
-    only_lab1 = [r.text for r in lab.log_lines(server="lab1")]
+    only_lab1 = [r.text for r in lab.server_log("lab1")]
     assert "Comm path lab2 10.214.0.12 → lab3 10.214.0.13 (priority 2) is DEAD." not in only_lab1
     assert (
         lab.snapshot().hierarchies[0].instance(lab.snapshot().hierarchies[0].root_id, "lab1").state

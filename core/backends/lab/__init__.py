@@ -211,14 +211,8 @@ class LabBackend:
 
         return history.entries(self.store, since)
 
-    def log_lines(
-        self, after: int = 0, limit: int = 2000, server: str | None = None
-    ) -> list[LogRow]:
-        if server is None:
-            return self.store.log_lines_after(after, limit)
-        from core.history import about_server
-
-        return about_server(self.store.log_lines_after(after, 1_000_000), server, limit)
+    def log_lines(self, after: int = 0, limit: int = 2000) -> list[LogRow]:
+        return self.store.log_lines_after(after, limit)
 
     def server_log(self, server: str, after: int = 0) -> list[LogRow]:
         from core import serverlog

@@ -59,7 +59,7 @@ from core.backends.pacemaker.runner import (
 from core.errors import ConflictError, LkError, OperationError
 from core.events import EventHub
 from core.facts import NetworkInfo, PathInfo, VolumeInfo
-from core.history import Entry, LogRow, about_server
+from core.history import Entry, LogRow
 from core.model import Cluster, Role
 from core.permissions import Op
 from core.plan import ApplyResult, Plan
@@ -276,12 +276,8 @@ class PacemakerBackend:
     def history(self, since: float | None = None) -> list[Entry]:
         return self.records.history(since)
 
-    def log_lines(
-        self, after: int = 0, limit: int = 2000, server: str | None = None
-    ) -> list[LogRow]:
-        if server is None:
-            return self.records.lines(after, limit)
-        return about_server(self.records.lines(after, 1_000_000), server, limit)
+    def log_lines(self, after: int = 0, limit: int = 2000) -> list[LogRow]:
+        return self.records.lines(after, limit)
 
     # -- mirrors (DataKeeper resources on Pacemaker come with the datakeeper agent) --------
     def server_log(self, server: str, after: int = 0) -> list[LogRow]:
