@@ -11,7 +11,8 @@ from core.backend import Backend
 from core.checks import Problem
 from core.cli import cmd_create_kinds
 from core.cli.auth import cluster
-from core.cli.output import EXIT_OK, EXIT_USAGE, hierarchy_json, print_json
+from core.cli.create_flow import conclude
+from core.cli.output import print_json
 from core.cli.parser import SubParsers
 from core.errors import CheckFailed
 from core.model import Cluster
@@ -134,27 +135,16 @@ def cmd_create(args: argparse.Namespace, out: TextIO) -> int:
         request, d = create_request(args, backend, snapshot)
         facts = create.facts_for(backend, snapshot, request)
         problems = rules.check_request(snapshot, facts, request)
-        if args.dry_run:
-            titles = [] if problems else create.plan_of(snapshot, facts, request).titles
-            _print_dry_run(args, out, request, d, problems, titles)
-            return EXIT_USAGE if problems else EXIT_OK
-        if problems:
-            raise CheckFailed(problems)
-        result = create.execute(backend, create.plan_of(snapshot, facts, request), session)
-        if args.json:
-            after = backend.snapshot()
-            print_json(
-                out,
-                {
-                    "ok": True,
-                    "request": request.to_json(),
-                    "message": result.message,
-                    "hierarchy": hierarchy_json(after.hierarchy(result.hierarchy_id), after),
-                },
-            )
-        else:
-            print(result.message, file=out)
-        return EXIT_OK
+        return conclude(
+            args,
+            out,
+            backend,
+            session,
+            request,
+            problems,
+            lambda: create.plan_of(snapshot, facts, request),
+            lambda titles: _print_dry_run(args, out, request, d, problems, titles),
+        )
 
 
 def _print_dry_run(

@@ -10,10 +10,11 @@ from typing import TextIO
 from core.backend import Backend
 from core.checks import Problem
 from core.cli.auth import cluster
-from core.cli.output import EXIT_OK, EXIT_USAGE, hierarchy_json, print_json
+from core.cli.create_flow import conclude
+from core.cli.output import print_json
 from core.errors import CheckFailed
 from core.model import Cluster
-from core.operations import create, create_kinds
+from core.operations import create_kinds
 from core.rules import kinds as rules
 
 KINDS = ("datakeeper", rules.IP, rules.APP)
@@ -114,27 +115,16 @@ def cmd_create_kind(args: argparse.Namespace, out: TextIO) -> int:
         request, d = request_from_args(args, backend, snapshot)
         facts = create_kinds.facts_for(backend, snapshot)
         problems = rules.check_request(snapshot, facts, request)
-        if args.dry_run:
-            titles = [] if problems else create_kinds.plan_of(snapshot, facts, request).titles
-            _print_dry_run(args, out, request, d, problems, titles)
-            return EXIT_USAGE if problems else EXIT_OK
-        if problems:
-            raise CheckFailed(problems)
-        result = create.execute(backend, create_kinds.plan_of(snapshot, facts, request), session)
-        if args.json:
-            after = backend.snapshot()
-            print_json(
-                out,
-                {
-                    "ok": True,
-                    "request": request.to_json(),
-                    "message": result.message,
-                    "hierarchy": hierarchy_json(after.hierarchy(result.hierarchy_id), after),
-                },
-            )
-        else:
-            print(result.message, file=out)
-        return EXIT_OK
+        return conclude(
+            args,
+            out,
+            backend,
+            session,
+            request,
+            problems,
+            lambda: create_kinds.plan_of(snapshot, facts, request),
+            lambda titles: _print_dry_run(args, out, request, d, problems, titles),
+        )
 
 
 def _print_dry_run(
