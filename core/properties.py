@@ -23,6 +23,7 @@ from core.model import (
     ResourceState,
     ServerState,
 )
+from core.rules import commpaths
 from core.status import cell, format_eta, format_rate, format_size
 
 _SERVER_ICON = {
@@ -108,6 +109,13 @@ def server_properties(cluster: Cluster, name: str) -> Properties:
         Row("State", server.state.value, _SERVER_ICON[server.state]),
         Row("Hierarchies in service", _list(active)),
         Row("Standby hierarchies", _list(standby)),
+        Row("Shutdown Strategy", server.shutdown_strategy.value),
+        Row("Failover Confirmation", _list(list(server.confirm_failover_from))),
+    )
+    peers = tuple(
+        Row(f"Peer {v.peer}", v.text, _SERVER_ICON.get(v.state))
+        for v in commpaths.peers(cluster, name)
+        if v.paths
     )
     mirrors = (
         Row("Mirror source of", _list(sources)),
@@ -116,7 +124,11 @@ def server_properties(cluster: Cluster, name: str) -> Properties:
     return Properties(
         f"Server {server.name}",
         _SERVER_ICON[server.state],
-        (Section("Server", general), Section("Mirrors", mirrors)),
+        (
+            Section("Server", general),
+            Section("Mirrors", mirrors),
+            *((Section("Comm paths", peers),) if peers else ()),
+        ),
     )
 
 

@@ -31,10 +31,13 @@ runtime_pkgs=(
   libxcb-xinerama0 libxcb-xkb1 fonts-dejavu-core
 )
 test_pkgs=(xvfb xauth btrfs-progs e2fsprogs mount desktop-file-utils appstream)
-# The Pacemaker lab (core/backends/pacemaker/nslab.py): the stack, and what builds the nodes.
+# The Pacemaker lab (core/backends/pacemaker/nslab.py): the stack, and what builds the nodes;
+# libxml2-utils: xmllint, which ocf-tester checks an agent's meta-data with; kmod:
+# modprobe, which ocf:heartbeat:Filesystem insists on finding.
 cluster_pkgs=(
   pacemaker pacemaker-cli-utils corosync crmsh resource-agents fence-agents
   openssh-server openssh-client iproute2 iputils-ping psmisc procps util-linux
+  libxml2-utils kmod
 )
 # The mirror between nodes over NBD (core/replication/nbd*.py, tests/core/replication/
 # test_nbd*.py, benchmarks/nbd_*.py): nbdkit and its Python plugin, libnbd's tools

@@ -113,7 +113,9 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     began = time.monotonic()
     lab = nslab.up(_home(), args.nodes)
     _print_nodes(lab, out)
-    print(f"Quorate after {time.monotonic() - began:.1f} s.", file=out)
+    print(
+        f"Quorate, with /data in service on lab1, after {time.monotonic() - began:.1f} s.", file=out
+    )
     print(
         f"Use it: export LKCONSOLE_CLUSTER={PACEMAKER_SPEC} (or lkctl --cluster "
         f"{PACEMAKER_SPEC} …); take it down with lkctl lab down --engine pacemaker.",

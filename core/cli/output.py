@@ -72,6 +72,7 @@ def hierarchy_json(h: Hierarchy | None, cluster: Cluster) -> dict[str, Any]:
                         "state": t.state.name,
                         "percent": t.percent,
                         "reason": t.reason,
+                        "asynchronous": m.is_asynchronous(t.server),
                     }
                     for t in m.targets
                 ],

@@ -23,7 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_extend,
         cmd_hierarchy,
         cmd_lab,
+        cmd_log,
         cmd_mirror,
+        cmd_props,
         cmd_status,
     )
 
@@ -57,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_mirror.register(sub)
     cmd_cluster.register(sub)
     cmd_dependency.register(sub)
+    cmd_props.register(sub)
+    cmd_log.register(sub)
     return parser
 
 

@@ -162,6 +162,7 @@ class TargetSpec:
     state: MirrorState = MirrorState.OUT_OF_SYNC  # last known; TARGET = was in sync
     connected: bool = True
     paused: bool = False
+    asynchronous: bool | None = None  # this target's mode; None: the mirror's
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,7 @@ class _Target:
         self.resync_thread: threading.Thread | None = None
         self.progress: ResyncProgress | None = None
         self.channel: _Channel | None = None  # asynchronous mode: the bounded queue
+        self.asynchronous = spec.asynchronous  # None: the mirror's mode
         self.retry_at = 0.0  # a remote target whose connection was lost: next attempt
         self.problem = ""  # why the volume cannot be used ("" = usable)
         self.published = False
@@ -795,6 +797,12 @@ class Mirror:
     def statuses(self) -> list[TargetStatus]:
         return [self.status(n) for n in self.target_names]
 
+    def replicating_targets(self) -> frozenset[str]:
+        """The targets every write reaches now (connected, in sync, not paused): cheap
+        enough to ask after every write."""
+        with self._lock:
+            return frozenset(n for n, t in self._targets.items() if t.replicating)
+
     @property
     def online(self) -> bool:
         return self._awaiting is None
@@ -898,17 +906,20 @@ class Mirror:
                     self._inflight_done(t, epochs[t.name], first, end, seq, ok=False)
             raise SourceWriteError(_reason(exc), exc.errno) from exc
 
-        if self.asynchronous:
+        queued = [t for t in rep if self._is_async(t)]
+        if queued:
             data = bytes(mv)
-            for t in rep:
+            for t in queued:
                 item = _Item(offset, data, durable, first, end, epochs[t.name], seq)
                 ch = t.channel
                 if ch is None or not ch.submit(item):
                     with self._lock:
                         self._inflight_done(t, epochs[t.name], first, end, seq, ok=False)
-            if durable:
-                self._source_sync()
-            return
+            rep = [t for t in rep if not self._is_async(t)]
+            if not rep:
+                if durable:
+                    self._source_sync()
+                return
 
         # 2. synchronous: every target's write is started (a file: pwrite here, to the
         # page cache; NBD: the request sent), then, when durable, the source's fdatasync
@@ -948,6 +959,10 @@ class Mirror:
                     )
         if source_error is not None:
             raise SourceWriteError(_reason(source_error), source_error.errno)
+
+    def _is_async(self, t: _Target) -> bool:
+        """Whether writes to ``t`` are queued (asynchronous) rather than waited for."""
+        return self.asynchronous if t.asynchronous is None else t.asynchronous
 
     def _source_sync(self) -> None:
         try:
@@ -1008,7 +1023,7 @@ class Mirror:
             rep = [
                 (t, t.epoch, t.volume)
                 for t in self._targets.values()
-                if t.replicating and t.volume is not None and not self.asynchronous
+                if t.replicating and t.volume is not None and not self._is_async(t)
             ]
         pending = [(t, epoch, vol.begin_flush()) for t, epoch, vol in rep if vol is not None]
         source_error: OSError | None = None
@@ -1186,7 +1201,7 @@ class Mirror:
         t.pending_time.clear()
         t.hot.clear()
         t.replicating = True
-        if self.asynchronous and t.channel is None:
+        if self._is_async(t) and t.channel is None:
             t.channel = _Channel(self, t, self.async_max_writes, self.async_max_bytes)
 
     def _stop_replicating(self, t: _Target, reason: str) -> None:
@@ -1336,6 +1351,29 @@ class Mirror:
                 self._set_state(t, MirrorState.OUT_OF_SYNC, self._block_reason(t))
                 return
             self._start_resync(t, full=True)
+
+    def mark_dirty(self, target: str, runs: Sequence[tuple[int, int]], reason: str) -> int:
+        """Mark the chunk runs ``[first, end)`` of ``target`` dirty, durably: they may
+        differ there (the target is a former source that stopped without telling what it
+        wrote last). A target in sync stops replicating; what is dirty is then resynced.
+        Returns how many chunks were marked (runs are clipped to the volume)."""
+        t = self._target(target)
+        clipped = [(max(0, a), min(self.nchunks, b)) for a, b in runs]
+        clipped = [(a, b) for a, b in clipped if a < b]
+        if not clipped:
+            return 0
+        self._cancel_resync(t)
+        with self._locks.everything(exclusive=True), self._lock:
+            self._quiesce(t)
+            for first, end in clipped:
+                self.bitmap.mark_write(first, end, unreplicated=[t.name])
+            if self._nobitmap is not None:
+                self._persist_needs_full([t.name], reason)
+            if self._awaiting is None:  # else every target waits already (not replicating)
+                self._stop_replicating(t, reason)
+                if not self._blocked(t) and self.auto_resync:
+                    self._start_resync(t, full=self._needs_full(t))
+        return sum(b - a for a, b in clipped)
 
     def set_speed_limit(self, kbps: int, min_kbps: int | None = None) -> None:
         """Resync speed limit in KB/s (1 KB = 1000 bytes), 0 = unlimited; applies at once."""

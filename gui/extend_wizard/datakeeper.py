@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QTimer, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -37,6 +38,9 @@ from gui.field_messages import (
 
 if TYPE_CHECKING:
     from gui.extend_wizard.wizard import ExtendWizard
+
+
+REPLICATION = ("Synchronous", "Asynchronous")  # the index is the mode: 1 = asynchronous
 
 
 class ExtendPage(QWizardPage):
@@ -68,11 +72,20 @@ class ExtendPage(QWizardPage):
         for edit in (self.mount_point, self.root_tag, self.dk_tag, self.bitmap_file):
             edit.textChanged.connect(self._edited)
         self.bitmap_none.toggled.connect(self._none_toggled)
+        self.replication.currentIndexChanged.connect(self._edited)
         self.browse.clicked.connect(self._browse)
         self.fill()
 
     def _make_widgets(self) -> None:
         self.mount_point = QLineEdit(objectName="mount_point")
+        # This target's mirror mode (each target has its own; the mirror's is the default).
+        self.replication = QComboBox(objectName="replication")
+        self.replication.addItems(list(REPLICATION))
+        self.replication.setAccessibleName(extend.LABELS["asynchronous"])
+        self.replication.setToolTip(
+            "Synchronous: a write returns once this target has it. Asynchronous: writes "
+            "to this target are queued and sent behind (faster writes over a slow link)."
+        )
         self.root_tag = QLineEdit(objectName="root_tag")
         self.dk_tag = QLineEdit(objectName="dk_tag")
         self.bitmap_file = QLineEdit(objectName="bitmap_file")
@@ -120,6 +133,9 @@ class ExtendPage(QWizardPage):
                 label.hide()
                 widget.hide()
         form.addRow("", self.fs_type)
+        label = QLabel("Re&plication:", objectName="replication_label")
+        label.setBuddy(self.replication)
+        form.addRow(label, self.replication)
         form.addRow("", self.none_note)
         form.addRow("", self.bitmap_note)
 
@@ -145,6 +161,10 @@ class ExtendPage(QWizardPage):
         self.bitmap_file.setEnabled(dk.bitmap_file is not None)
         self.browse.setEnabled(dk.bitmap_file is not None)
         self.none_note.setVisible(dk.bitmap_file is None)
+        self.replication.blockSignals(True)
+        mode = page.mirror_asynchronous if dk.asynchronous is None else dk.asynchronous
+        self.replication.setCurrentIndex(int(mode))
+        self.replication.blockSignals(False)
         self.bitmap_note.setText(page.bitmap_note)
         self.bitmap_note.setVisible(bool(page.bitmap_note))
         # Browse needs the target's folders on this machine (the lab has them).
@@ -162,7 +182,13 @@ class ExtendPage(QWizardPage):
             bitmap_file=None if self.bitmap_none.isChecked() else self.bitmap_file.text(),
             mount_point=self.mount_point.text() if "mount_point" in shown else None,
             root_tag=self.root_tag.text() if "root_tag" in shown else None,
+            asynchronous=self.asynchronous(),
         )
+
+    def asynchronous(self) -> bool | None:
+        """The mode chosen for this target; None when it is the mirror's own."""
+        chosen = self.replication.currentIndex() == 1
+        return None if chosen == self.w.defaults.pages[self.index].mirror_asynchronous else chosen
 
     @Slot()
     def _edited(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QLabel,
@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QProgressBar,
+    QPushButton,
     QVBoxLayout,
     QWizard,
     QWizardPage,
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
 from core import commands
 from core.errors import OperationError
 from core.events import EventHub, LogLine
+from core.model import Cluster, Hierarchy
 from core.operations import extend as operation
 from gui import icons
 from gui.field_messages import ERROR_STYLE, OK_STYLE
@@ -186,8 +188,16 @@ class FinishPage(QWizardPage):
         self.setSubTitle("The target is a standby now.")
         self.text = QLabel(objectName="finish_text")
         self.text.setWordWrap(True)
+        self.next_server = QPushButton("&Next Server", objectName="next_server")
+        self.next_server.setAccessibleName("Next Server")
+        self.next_server.clicked.connect(self._next_server)
+        self.next_note = QLabel(objectName="next_server_note")
+        self.next_note.setWordWrap(True)
+        self.next_note.setAccessibleName("Why Next Server is not available")
         layout = QVBoxLayout(self)
         layout.addWidget(self.text)
+        layout.addWidget(self.next_server, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self.next_note)
         layout.addStretch(1)
         self.setButtonText(QWizard.WizardButton.FinishButton, "&Done")
 
@@ -203,6 +213,28 @@ class FinishPage(QWizardPage):
             f"<p>Next, test a manual switchover to {request.target_server} (and back) once "
             "it is Target.</p>"
         )
+        why = next_server_refusal(self.w.cluster, h, request.target_server)
+        self.next_server.setEnabled(not why)
+        self.next_server.setToolTip(
+            why or f"Extend {h.root_tag} to one more server, with the defaults recomputed."
+        )
+        self.next_note.setText(why)
+        self.next_note.setVisible(bool(why))
+
+    @Slot()
+    def _next_server(self) -> None:
+        self.next_server.setEnabled(False)
+        self.w.next_server()
+
+
+def next_server_refusal(cluster: Cluster, h: Hierarchy, just_extended: str) -> str:
+    """Why Next Server cannot extend ``h`` once more ("" when it can)."""
+    has = {*h.servers, just_extended}
+    if any(s.state.is_alive and s.name not in has for s in cluster.servers):
+        return ""
+    if all(s.name in has for s in cluster.servers):
+        return f"Every server of the cluster has {h.root_tag} now."
+    return f"Every server that does not have {h.root_tag} yet is down."
 
 
 # -- the wizard ---------------------------------------------------------------------------

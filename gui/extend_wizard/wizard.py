@@ -28,7 +28,7 @@ from gui.extend_wizard.checks import ChecksPage, fresh_checks
 from gui.extend_wizard.common import Page
 from gui.extend_wizard.datakeeper import ExtendPage
 from gui.extend_wizard.pre_extend import IntroPage, PreExtendPage
-from gui.extend_wizard.prepare import Prepared
+from gui.extend_wizard.prepare import Prepared, prepare_now
 from gui.extend_wizard.progress import FinishPage, ProgressPage
 from gui.jobs import Job, JobSignals
 
@@ -181,6 +181,36 @@ class ExtendWizard(QWizard):
     def pre_extend_changed(self) -> None:
         for page in getattr(self, "extend_pages", []):
             page._timer.start()
+
+    # -- Next Server --------------------------------------------------------------------
+    def next_server(self) -> None:
+        """The same hierarchy to one more server: a fresh snapshot and the facts its new
+        defaults need, gathered on a worker; then the Pre-Extend page with those defaults."""
+        request, backend = self.request(), self.backend
+        template, tag = request.template_server, request.tag_to_extend
+        self.run_job(
+            lambda _s: prepare_now(backend, None, template_server=template, tag=tag),
+            self._next_prepared,
+            self._next_failed,
+        )
+
+    def _next_prepared(self, prepared: object) -> None:
+        assert isinstance(prepared, Prepared)
+        self.cluster, self.facts = prepared.cluster, prepared.facts
+        self.defaults = extend.defaults(
+            self.cluster, self.facts, template_server=prepared.template_server, tag=prepared.tag
+        )
+        self.pre_extend.refill(self.defaults)
+        for page in self.extend_pages:
+            page.fill()
+        self.restart()
+        self.button(QWizard.WizardButton.BackButton).setEnabled(True)
+        self.button(QWizard.WizardButton.CancelButton).setEnabled(True)
+        self._fast_forward_to(Page.PRE_EXTEND)
+
+    def _next_failed(self, message: str) -> None:
+        self.finish.next_server.setEnabled(True)
+        QMessageBox.warning(self, "Next Server", f"Cannot extend to another server: {message}")
 
     # -- jobs ---------------------------------------------------------------------------
     def run_job(

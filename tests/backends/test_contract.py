@@ -243,3 +243,35 @@ def test_the_life_of_an_app_on_ip_on_datakeeper_hierarchy(adapter: LabAdapter) -
     assert not _app_state(adapter)["lab1"]  # its stop command ran before it went
     assert _ips(adapter) == {"lab1": [], "lab2": [], "lab3": []}
     assert cluster.find_tag("/data") is not None
+
+
+def test_what_if_and_the_server_log(adapter: LabAdapter) -> None:
+    """Issue 16: a switchover's what-if says what happens to every hierarchy and changes
+    nothing; a server's log has the lines that name it, oldest first."""
+    from core import serverlog
+    from core.operations import whatif
+
+    backend = adapter.backend
+    _create_web(adapter)
+    extend.extend(
+        backend, extend.defaults(backend, tag="/web", target_server="lab2").request, ADMIN
+    )
+    _wait_target(backend, "/web", "lab2")
+    before = backend.snapshot()
+    the_plan = service.plan_switchover(before, "/web", "lab2")
+    text = whatif.dry_run(backend, the_plan)
+    assert text[0] == f"Plan: {the_plan.name}"
+    said = "\n".join(text)
+    assert "/web: stops on lab1" in said and "starts on lab2" in said
+    assert "datarep-web: lab2 becomes the source" in said
+    assert "/data" in said  # every hierarchy is named, the untouched ones too
+    assert backend.snapshot().hierarchy(_hierarchy(backend, "/web").id) == before.hierarchy(
+        _hierarchy(backend, "/web").id
+    )
+    rows = backend.server_log("lab2")
+    assert rows and [r.id for r in rows] == sorted(r.id for r in rows)
+    assert any("datarep-web" in r.text and "lab2" in r.text for r in rows)
+    assert all(
+        serverlog.names(r.text, "lab2") or serverlog.names(r.operation, "lab2") for r in rows
+    )
+    assert backend.server_log("lab2", after=rows[-1].id) == []

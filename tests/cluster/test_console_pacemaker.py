@@ -25,7 +25,8 @@ def test_lkctl_brings_a_pacemaker_lab_up_uses_it_and_takes_it_down(tmp_path: Pat
     pids: set[int] = set()
     try:
         assert rc == 0, err
-        assert "Quorate after" in out and "LKCONSOLE_CLUSTER=pacemaker-lab" in out
+        assert "Quorate, with /data in service on lab1, after" in out
+        assert "LKCONSOLE_CLUSTER=pacemaker-lab" in out
         rc, out, err = _lkctl(home, "lab", "status", "--engine", "pacemaker", "--json")
         assert rc == 0, err
         shown = json.loads(out)
@@ -41,6 +42,16 @@ def test_lkctl_brings_a_pacemaker_lab_up_uses_it_and_takes_it_down(tmp_path: Pat
         rc, out, err = _lkctl(home, "--cluster", "pacemaker-lab", "status", "--json")
         assert rc == 0, err
         assert [s["name"] for s in json.loads(out)["servers"]] == ["lab1"]
+        # the seed: /data on the mirror datarep-data, in service on lab1
+        rc, out, err = _lkctl(home, "--cluster", "pacemaker-lab", "status")
+        assert rc == 0, err
+        assert "Hierarchy /data  (in service on lab1;" in out
+        assert "datarep-data  datakeeper  ISP Active" in out
+        rc, out, err = _lkctl(
+            home, "--cluster", "pacemaker-lab", "lab", "exec", "lab1", "--",
+            "findmnt", "-n", "-o", "FSTYPE", "/data",
+        )  # fmt: skip
+        assert (rc, out.strip()) == (0, "ext4"), err
     finally:
         rc, out, err = _lkctl(home, "lab", "down", "--engine", "pacemaker", "--yes")
     assert rc == 0, err

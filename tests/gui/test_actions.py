@@ -83,8 +83,11 @@ def test_the_menus_of_lifekeeper(window: MainWindow) -> None:
     assert _menu_texts(edit) == ["Server", "Resource"]
     assert _menu_texts(window.findChild(QMenu, "menu_server")) == [
         "Properties",
+        "Create Comm Path",
+        "Delete Comm Path",
         "Stop Server",
         "Start Server",
+        "Confirm Failover",
     ]
     assert _menu_texts(window.findChild(QMenu, "menu_resource")) == [
         "Create Resource Hierarchy",
@@ -105,6 +108,7 @@ def test_the_menus_of_lifekeeper(window: MainWindow) -> None:
         "Verify Mirror",
         "Force Online",
         "Set Speed Limit",
+        "Resize Mirror",
     ]
     assert _menu_texts(window.findChild(QMenu, "menu_view")) == [
         "Output Panel",
@@ -115,6 +119,7 @@ def test_the_menus_of_lifekeeper(window: MainWindow) -> None:
         "Filter by Tag",
         "Refresh",
         "History",
+        "Log",
     ]
     assert _menu_texts(window.findChild(QMenu, "menu_help")) == [
         "LK Console Documentation",
@@ -256,8 +261,11 @@ def test_right_click_a_server_header(qtbot, window: MainWindow) -> None:
     assert menu is not None and menu.objectName() == "server_menu"
     assert _menu_texts(menu) == [
         "Properties",
+        "Create Comm Path",
+        "Delete Comm Path",
         "Stop Server",
         "Start Server",
+        "Confirm Failover",
         "Create Resource Hierarchy",
         "Sort Rows by State on lab2",
     ]

@@ -20,9 +20,10 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import paths
+from core.backends.lab import store_servers
 from core.errors import ConflictError, StoreError
 from core.files import open_private, private_dir, tighten
 from core.history import LogRow
@@ -37,10 +38,12 @@ from core.model import (
     Resource,
     ResourceKind,
     ResourceState,
-    Server,
     ServerState,
     SwitchbackType,
 )
+
+if TYPE_CHECKING:
+    from core.model import Server
 
 DB_NAME = "lkconsole.db"
 
@@ -175,6 +178,47 @@ _MIGRATIONS: list[str] = [
     """
     ALTER TABLE instances ADD COLUMN settings TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE instances ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+    """,
+    # 9: comm paths between servers, Server Properties (shutdown strategy,
+    # failover confirmation) and the failovers waiting for a confirmation. Existing labs
+    # get the two paths per pair of servers a new lab is made with (store_servers.py).
+    """
+    CREATE TABLE comm_paths (
+        id INTEGER PRIMARY KEY,
+        server_a TEXT NOT NULL REFERENCES servers(name) ON DELETE CASCADE,
+        server_b TEXT NOT NULL REFERENCES servers(name) ON DELETE CASCADE,
+        address_a TEXT NOT NULL,
+        address_b TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        UNIQUE (server_a, address_a, server_b, address_b)
+    );
+    ALTER TABLE servers ADD COLUMN shutdown_strategy TEXT NOT NULL DEFAULT 'SWITCHOVER';
+    ALTER TABLE servers ADD COLUMN confirm_timeout INTEGER NOT NULL DEFAULT 600;
+    ALTER TABLE servers ADD COLUMN confirm_default TEXT NOT NULL DEFAULT 'PROCEED';
+    CREATE TABLE confirm_failover (
+        server TEXT NOT NULL REFERENCES servers(name) ON DELETE CASCADE,
+        peer TEXT NOT NULL REFERENCES servers(name) ON DELETE CASCADE,
+        PRIMARY KEY (server, peer)
+    );
+    CREATE TABLE pending_failovers (
+        hierarchy_id INTEGER PRIMARY KEY REFERENCES hierarchies(id) ON DELETE CASCADE,
+        from_server TEXT NOT NULL REFERENCES servers(name) ON DELETE CASCADE,
+        to_server TEXT NOT NULL REFERENCES servers(name) ON DELETE CASCADE,
+        asked REAL NOT NULL,
+        deadline REAL NOT NULL,
+        default_action TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    ALTER TABLE mirror_targets ADD COLUMN asynchronous INTEGER;
+    INSERT INTO comm_paths(server_a, server_b, address_a, address_b, priority, state)
+        SELECT a.name, b.name, '10.213.0.' || (10 + a.position),
+               '10.213.0.' || (10 + b.position), 1, 'ALIVE'
+        FROM servers a JOIN servers b ON a.position < b.position;
+    INSERT INTO comm_paths(server_a, server_b, address_a, address_b, priority, state)
+        SELECT a.name, b.name, '10.214.0.' || (10 + a.position),
+               '10.214.0.' || (10 + b.position), 2, 'ALIVE'
+        FROM servers a JOIN servers b ON a.position < b.position;
     """,
 ]
 
@@ -316,15 +360,17 @@ class Store:
         return row[0] if row else default
 
     def servers(self) -> tuple[Server, ...]:
-        rows = self._conn.execute("SELECT name, position, state FROM servers ORDER BY position")
-        return tuple(Server(r["name"], ServerState[r["state"]], r["position"]) for r in rows)
+        """The servers as they are powered (ALIVE or DEAD), with their properties."""
+        return store_servers.read_servers(self._conn)
 
     def cluster(self) -> Cluster:
         """Everything, read in one consistent snapshot."""
         with self._snapshot():
             servers = self.servers()
             hierarchies = tuple(_read_hierarchies(self._conn))
-        return Cluster(servers, hierarchies)
+            paths = store_servers.read_comm_paths(self._conn, servers)
+            pending = store_servers.read_pending(self._conn, hierarchies)
+        return Cluster(store_servers.shown_states(servers, paths), hierarchies, paths, pending)
 
     def hierarchy(self, hierarchy_id: int) -> Hierarchy | None:
         with self._snapshot():
@@ -752,6 +798,7 @@ def _read_mirror_targets(
                 verify_percent=t["verify_percent"],
                 last_verified=t["last_verified"],
                 last_differences=t["last_differences"],
+                asynchronous=None if t["asynchronous"] is None else bool(t["asynchronous"]),
             )
         )
     return targets

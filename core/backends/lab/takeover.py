@@ -61,6 +61,7 @@ def bring_up(
     *,
     origin: str,
     old_alive: bool,
+    how: str = "fails over",
 ) -> str | None:
     """``h`` in service on the first of ``candidates`` where every kit starts; which one
     (None: none could take it). What happened is appended to ``lines``."""
@@ -89,9 +90,7 @@ def bring_up(
                 txn.set_instance_state(failed.resource_id, new, ResourceState.OSF, str(exc))
             continue
         txn.execute("RELEASE takeover")
-        lines.append(
-            f"{h.root_tag} fails over from {origin} to {new} (priority {h.priority_of(new)})."
-        )
+        lines.append(f"{h.root_tag} {how} from {origin} to {new} (priority {h.priority_of(new)}).")
         lines += moved
         lines += attempt.lines
         lines.append(done)

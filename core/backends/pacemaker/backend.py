@@ -40,9 +40,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.backend import SERVER_POWER, NotAvailable, StepCallback, Watch
+from core.capabilities import WHAT_IF
 
 if TYPE_CHECKING:
-    from core.backend import Backend, ServerPower
+    from core.backend import Backend, ServerPower, WhatIf
 from core.backends.pacemaker import cib as cibxml
 from core.backends.pacemaker import nslab, operations, status
 from core.backends.pacemaker.cib import HierarchyConfig
@@ -58,7 +59,7 @@ from core.backends.pacemaker.runner import (
 from core.errors import ConflictError, LkError, OperationError
 from core.events import EventHub
 from core.facts import NetworkInfo, PathInfo, VolumeInfo
-from core.history import Entry, LogRow
+from core.history import Entry, LogRow, about_server
 from core.model import Cluster, Role
 from core.permissions import Op
 from core.plan import ApplyResult, Plan
@@ -66,7 +67,7 @@ from core.session import Session, local_user
 
 log = logging.getLogger(__name__)
 
-CRM_MON = ("crm_mon", "--one-shot", "--output-as=xml", "--include=failcounts")
+CRM_MON = ("crm_mon", "--one-shot", "--output-as=xml", "--include=failcounts,attributes")
 CIB_QUERY = ("cibadmin", "--query")
 CONFIG_QUERY = ("cibadmin", "--query", "--scope", "configuration")  # what a snapshot needs
 CFGTOOL = ("corosync-cfgtool", "-s")
@@ -78,7 +79,6 @@ OLD_DATA = 103  # cibadmin: "Update was older than existing configuration"
 MAX_ATTEMPTS = 10  # builds of one change while the CIB keeps changing under it
 POLL_S = 0.2
 ROLE_GROUPS = (("lkadmin", Role.ADMINISTRATOR), ("lkoper", Role.OPERATOR), ("lkguest", Role.GUEST))
-WHAT_IF = "what_if"  # capability: show what Pacemaker would do (crm_simulate)
 
 
 @dataclass(frozen=True)
@@ -276,10 +276,19 @@ class PacemakerBackend:
     def history(self, since: float | None = None) -> list[Entry]:
         return self.records.history(since)
 
-    def log_lines(self, after: int = 0, limit: int = 2000) -> list[LogRow]:
-        return self.records.lines(after, limit)
+    def log_lines(
+        self, after: int = 0, limit: int = 2000, server: str | None = None
+    ) -> list[LogRow]:
+        if server is None:
+            return self.records.lines(after, limit)
+        return about_server(self.records.lines(after, 1_000_000), server, limit)
 
     # -- mirrors (DataKeeper resources on Pacemaker come with the datakeeper agent) --------
+    def server_log(self, server: str, after: int = 0) -> list[LogRow]:
+        from core import serverlog
+
+        return serverlog.for_server(self.log_lines(after, 2000), server)
+
     def dirty_chunks(self, resource_id: int) -> dict[str, int]:
         return {}  # no mirror here is resynchronised by this console: nothing to count
 
@@ -846,4 +855,7 @@ if TYPE_CHECKING:  # mypy checks that the class is what the console expects
         return b
 
     def _has_server_power(b: PacemakerBackend) -> ServerPower:
+        return b
+
+    def _has_what_if(b: PacemakerBackend) -> WhatIf:
         return b

@@ -32,7 +32,7 @@ import hashlib
 import ipaddress
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from core.errors import LkError
@@ -81,7 +81,7 @@ APP_AGENT = Agent("ocf", "lkconsole", "app")  # packaging/ocf/lkconsole/app
 ANYTHING_AGENT = Agent("ocf", "heartbeat", "anything")
 FILESYSTEM_AGENT = Agent("ocf", "heartbeat", "Filesystem")
 IP_AGENTS = {IP_AGENT, Agent("ocf", "heartbeat", "IPaddr"), Agent("ocf", "heartbeat", "IPv6addr")}
-DATAKEEPER_AGENTS = {Agent("ocf", "lkconsole", "datakeeper")}  # later (the mirrors' issue)
+DATAKEEPER_AGENTS = {Agent("ocf", "lkconsole", "datakeeper")}  # cib_dk.py
 
 # Operations of the primitives the console makes: (name, interval, timeout).
 IP_OPERATIONS = (("monitor", "10s", "20s"), ("start", "0s", "20s"), ("stop", "0s", "20s"))
@@ -472,6 +472,9 @@ def hierarchies(cib: ET.Element) -> list[HierarchyConfig]:
         primitives = top.findall("primitive") if is_group else [top]
         if not primitives:
             continue  # an empty group: nothing to show
+        mirror = mirror_primitive(cib, top_id) if is_group else None
+        if mirror is not None:  # a DataKeeper hierarchy: the mirror is the child
+            primitives = [mirror, *primitives]
         members = tuple(_member(p) for p in primitives)
         preference_id = top_id + IN_SERVICE_SUFFIX
         scores = _location_node_scores(by_id.get(top_id, ()), top_id, preference_id)
@@ -488,6 +491,8 @@ def hierarchies(cib: ET.Element) -> list[HierarchyConfig]:
             None,
         )
         ids = {top_id, *(m.xml_id for m in members)}
+        if mirror is not None:
+            ids.add(mirror.get("id", "") + "-clone")
         unique = {id(c): c for i in ids for c in by_id.get(i, ())}
         related = sorted(unique.values(), key=lambda c: c.get("id", ""))
         digest = _canonical(top) + "".join(_canonical(c) for c in related)
@@ -505,6 +510,23 @@ def hierarchies(cib: ET.Element) -> list[HierarchyConfig]:
             )
         )
     return _without_collisions(found)
+
+
+def mirror_primitive(cib: ET.Element, group_id: str) -> ET.Element | None:
+    """The DataKeeper primitive (in a promotable clone) whose Promoted role the group
+    ``group_id`` is colocated with (see :mod:`.cib_dk`)."""
+    constraints = cib.find("configuration/constraints")
+    resources = cib.find("configuration/resources")
+    if constraints is None or resources is None:
+        return None
+    for c in constraints.iterfind("rsc_colocation"):
+        if c.get("rsc") != group_id or c.get("with-rsc-role") not in ("Promoted", "Master"):
+            continue
+        clone = resources.find(f"clone[@id='{c.get('with-rsc')}']")
+        primitive = clone.find("primitive") if clone is not None else None
+        if primitive is not None and _agent(primitive) in DATAKEEPER_AGENTS:
+            return primitive
+    return None
 
 
 def _without_collisions(found: list[HierarchyConfig]) -> list[HierarchyConfig]:
@@ -739,6 +761,35 @@ def new_hierarchy(
     """Add a hierarchy of one new resource, allowed on ``server`` with priority 1; the
     group's id. Raises Refused for bad input (nothing is changed then)."""
     check_node(cib, server)
+    check_opt_in(cib)
+    agent_params = primitive_params(kind, settings)
+    restart = dict(settings).get("restart", "") if kind is ResourceKind.APP else ""
+    threshold = restart_threshold(restart) if kind is ResourceKind.APP else None
+    taken = _ids(cib)
+    primitive_id = new_primitive_id(cib, taken, tag)
+    group_id = _unique(taken, primitive_id + GROUP_SUFFIX)
+    group = ET.SubElement(_section(cib, "resources"), "group", {"id": group_id})
+    pairs = [(TAG_META, tag)]
+    if restart:
+        pairs.append((RESTART_META, restart))
+    if threshold is not None:
+        pairs.append(("migration-threshold", threshold))
+    add_primitive(
+        group,
+        taken,
+        primitive_id,
+        IP_AGENT if kind is ResourceKind.IP else APP_AGENT,
+        agent_params,
+        pairs,
+        IP_OPERATIONS if kind is ResourceKind.IP else APP_OPERATIONS,
+    )
+    add_meta(group, taken, [("resource-stickiness", str(_stickiness_for(switchback)))])
+    set_priority(cib, group_id, server, PRIORITY_MIN)
+    return group_id
+
+
+def check_opt_in(cib: ET.Element) -> None:
+    """Refused unless the cluster is opt-in (``symmetric-cluster=false``)."""
     if not is_opt_in(cib):
         raise Refused(
             "this cluster is symmetric (opt-out): a hierarchy would run on every node, "
@@ -746,10 +797,11 @@ def new_hierarchy(
             "symmetric-cluster=false: give your other resources location constraints, "
             "then run: crm_attribute --type crm_config --name symmetric-cluster --update false"
         )
-    agent_params = primitive_params(kind, settings)
-    restart = dict(settings).get("restart", "") if kind is ResourceKind.APP else ""
-    threshold = restart_threshold(restart) if kind is ResourceKind.APP else None
-    taken = _ids(cib)
+
+
+def new_primitive_id(cib: ET.Element, taken: set[str], tag: str) -> str:
+    """The XML id of a new resource tagged ``tag`` (added to ``taken``); Refused when the
+    tag or its id is in use."""
     existing = find_tag(cib, tag)
     if existing is not None:
         raise Refused(f"tag {tag} is already used by a resource of hierarchy {existing[0].top_id}")
@@ -759,56 +811,56 @@ def new_hierarchy(
             f"tag {tag} is already used in this cluster (an element with id {primitive_id})"
         )
     taken.add(primitive_id)
-    group_id = _unique(taken, primitive_id + GROUP_SUFFIX)
-    agent = IP_AGENT if kind is ResourceKind.IP else APP_AGENT
-    group = ET.SubElement(_section(cib, "resources"), "group", {"id": group_id})
-    primitive = ET.SubElement(
-        group,
-        "primitive",
-        {"id": primitive_id, "class": agent.standard, "provider": agent.provider,
-         "type": agent.type},
-    )  # fmt: skip
-    attributes = ET.SubElement(
-        primitive, "instance_attributes", {"id": _unique(taken, f"{primitive_id}-params")}
-    )
-    for name, value in agent_params.items():
+    return primitive_id
+
+
+def _nvpair_set(
+    parent: ET.Element, taken: set[str], set_tag: str, set_id: str, pairs: Iterable[tuple[str, str]]
+) -> ET.Element:
+    attributes = ET.SubElement(parent, set_tag, {"id": _unique(taken, set_id)})
+    for name, value in pairs:
         ET.SubElement(
             attributes,
             "nvpair",
             {"id": _unique(taken, f"{attributes.get('id')}-{name}"), "name": name, "value": value},
         )
-    primitive_meta = ET.SubElement(
-        primitive, "meta_attributes", {"id": _unique(taken, f"{primitive_id}-meta")}
-    )
-    pairs = [(TAG_META, tag)]
-    if restart:
-        pairs.append((RESTART_META, restart))
-    if threshold is not None:
-        pairs.append(("migration-threshold", threshold))
-    for name, value in pairs:
-        ET.SubElement(
-            primitive_meta,
-            "nvpair",
-            {"id": _unique(taken, f"{primitive_meta.get('id')}-{name}"), "name": name,
-             "value": value},
-        )  # fmt: skip
-    operations = ET.SubElement(primitive, "operations")
-    for name, interval, timeout in IP_OPERATIONS if kind is ResourceKind.IP else APP_OPERATIONS:
-        ET.SubElement(
-            operations,
-            "op",
-            {"id": _unique(taken, f"{primitive_id}-{name}-{interval}"), "name": name,
-             "interval": interval, "timeout": timeout},
-        )  # fmt: skip
-    group_meta = ET.SubElement(group, "meta_attributes", {"id": _unique(taken, f"{group_id}-meta")})
-    ET.SubElement(
-        group_meta,
-        "nvpair",
-        {"id": _unique(taken, f"{group_id}-meta-resource-stickiness"),
-         "name": "resource-stickiness", "value": str(_stickiness_for(switchback))},
+    return attributes
+
+
+def add_meta(element: ET.Element, taken: set[str], pairs: Iterable[tuple[str, str]]) -> None:
+    """A ``meta_attributes`` set of ``pairs`` on ``element`` (a group, a clone)."""
+    _nvpair_set(element, taken, "meta_attributes", f"{element.get('id')}-meta", pairs)
+
+
+def add_primitive(
+    parent: ET.Element,
+    taken: set[str],
+    primitive_id: str,
+    agent: Agent,
+    agent_params: Mapping[str, str],
+    meta_pairs: Sequence[tuple[str, str]],
+    operations: Iterable[tuple[str, ...]],
+) -> ET.Element:
+    """A primitive of ``agent`` in ``parent``: its parameters, meta attributes and
+    operations (name, interval, timeout[, role])."""
+    primitive = ET.SubElement(
+        parent,
+        "primitive",
+        {"id": primitive_id, "class": agent.standard, "provider": agent.provider,
+         "type": agent.type},
     )  # fmt: skip
-    set_priority(cib, group_id, server, PRIORITY_MIN)
-    return group_id
+    _nvpair_set(primitive, taken, "instance_attributes", f"{primitive_id}-params",
+                agent_params.items())  # fmt: skip
+    _nvpair_set(primitive, taken, "meta_attributes", f"{primitive_id}-meta", meta_pairs)
+    ops = ET.SubElement(primitive, "operations")
+    for name, interval, timeout, *role in operations:
+        attrs = {"id": _unique(taken, f"{primitive_id}-{name}-{interval}"), "name": name,
+                 "interval": interval, "timeout": timeout}  # fmt: skip
+        if role:
+            attrs["id"] = _unique(taken, f"{primitive_id}-{name}-{interval}-{role[0].lower()}")
+            attrs["role"] = role[0]
+        ET.SubElement(ops, "op", attrs)
+    return primitive
 
 
 def _stickiness_for(switchback: SwitchbackType) -> int:

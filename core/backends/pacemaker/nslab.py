@@ -217,8 +217,9 @@ def _known(inits: dict[str, ProcessId | None], node: str, paths: LabPaths) -> Pr
 # --- the API ------------------------------------------------------------------------
 
 
-def up(home: Path, nodes: int = 3) -> LabStatus:
-    """(Re)start the lab of ``home`` from scratch with ``nodes`` nodes; return once quorate.
+def up(home: Path, nodes: int = 3, seed: bool = True) -> LabStatus:
+    """(Re)start the lab of ``home`` from scratch with ``nodes`` nodes; return once quorate
+    and, with ``seed``, once the seed's /data is in service on lab1 (``nslab_seed``).
 
     Whatever an earlier run left (even one killed with SIGKILL) is removed first. The
     nodes' data folders (``$home/servers/<node>/``) and SSH keys are kept.
@@ -235,17 +236,38 @@ def up(home: Path, nodes: int = 3) -> LabStatus:
         inits: dict[str, ProcessId | None] = dict.fromkeys(names)
         _save(paths, inits)
         try:
+            _mark_seeded(paths, seed)
             prepare_files(paths, names)
             make_network(paths, names)
             for name in names:
                 inits[name] = boot(paths, name)
                 _save(paths, inits)
             _wait_quorate(paths, inits, QUORUM_TIMEOUT)
+            if seed:
+                _seed(home, paths)
         except BaseException:
             teardown(paths, [p for p in inits.values() if p])
             paths.state_file.unlink(missing_ok=True)
             raise
     return status(home)
+
+
+def _mark_seeded(paths: LabPaths, seed: bool) -> None:
+    if seed:
+        write_private(paths.seeded_file, "/data is the seed's mirrored file system\n")
+    else:
+        paths.seeded_file.unlink(missing_ok=True)
+
+
+def _seed(home: Path, paths: LabPaths) -> None:
+    from core.backends.pacemaker import nslab_seed
+
+    def run(
+        node: str, argv: list[str], timeout: float, input_text: str | None
+    ) -> tuple[int, str, str]:
+        return exec(home, node, argv, timeout, input_text)
+
+    nslab_seed.seed(run, paths.data_folder(nslab_seed.SERVER, "/disks"))
 
 
 def down(home: Path) -> None:

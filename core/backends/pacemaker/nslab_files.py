@@ -72,6 +72,25 @@ class LabPaths:
         return self.lab_dir / "lock"
 
     @property
+    def seeded_file(self) -> Path:
+        """Present while the lab is seeded (``nslab_seed``): its nodes' ``/data`` is then
+        the mount point of the mirrored file system, not a data folder."""
+        return self.lab_dir / "seeded"
+
+    @property
+    def agents_dir(self) -> Path:
+        """The project's agents as installed for the lab's nodes (``install-agents``)."""
+        return self.lab_dir / "agents"
+
+    @property
+    def ocf_agents_dir(self) -> Path:
+        return self.agents_dir / "ocf"
+
+    @property
+    def fence_dir(self) -> Path:
+        return self.agents_dir / "fence"
+
+    @property
     def ssh_dir(self) -> Path:
         """The lab's client key and known_hosts (a node's ``/root/.ssh``)."""
         return self.lab_dir / "ssh"

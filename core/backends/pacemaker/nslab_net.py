@@ -120,6 +120,7 @@ def teardown(paths: LabPaths, inits: Sequence[ProcessId]) -> None:
     still living in the lab's network namespaces, then deletes those namespaces (which
     deletes the veths and the bridge with them). Idempotent.
     """
+    detach_mirror_loops(inits)
     kill(inits)
     namespaces = lab_namespaces(paths)
     inodes = [i for i in (netns_inode(NETNS_DIR / n) for n in namespaces) if i is not None]
@@ -154,6 +155,37 @@ def detach_loop_devices(home: Path) -> None:
         return
     files = _files_under(home)
     for device in devices:
+        major, _sep, minor = str(device.get("back-maj:min") or "").strip().partition(":")
+        if not (major.isdigit() and minor.isdigit()):
+            continue
+        if (int(major), int(minor), int(device.get("back-ino") or 0)) in files:
+            run(["losetup", "-d", device["name"]], f"detaching {device['name']}")
+
+
+def detach_mirror_loops(inits: Sequence[ProcessId]) -> None:
+    """Detach the loop devices of the DataKeeper sources running in the nodes (backed by
+    an nbdfuse file in a node's own ``/run``, which the host reaches through the node's
+    ``/proc/PID/root``): once a node is gone its loop device would stay behind. A device
+    still mounted in the node is freed when the node's mounts go (autoclear)."""
+    files = set()
+    for init in inits:
+        if not init.alive():
+            continue
+        for path in Path(f"/proc/{init.pid}/root/run/lkdr").glob("*/dev/fuse/volume"):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            files.add((os.major(st.st_dev), os.minor(st.st_dev), st.st_ino))
+    if files:
+        _detach_matching(files)
+
+
+def _detach_matching(files: set[tuple[int, int, int]]) -> None:
+    done = run_rc(["losetup", "-J", "-l", "-O", "NAME,BACK-INO,BACK-MAJ:MIN"])
+    if done.returncode != 0 or not done.stdout.strip():
+        return
+    for device in json.loads(done.stdout).get("loopdevices", []):
         major, _sep, minor = str(device.get("back-maj:min") or "").strip().partition(":")
         if not (major.isdigit() and minor.isdigit()):
             continue

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from core.backends.pacemaker import agents
 from core.backends.pacemaker.nslab_files import (
     DATA_FOLDERS,
     FENCE_AGENT,
@@ -40,10 +41,12 @@ from core.backends.pacemaker.nslab_proc import (
 
 REPO = Path(__file__).resolve().parents[3]
 FENCE_AGENT_FILE = REPO / "packaging" / "ocf" / "fence" / FENCE_AGENT
-# The project's own OCF agents (ocf:lkconsole:app), where Pacemaker looks for provider
-# "lkconsole" in a node.
-OCF_AGENTS_DIR = REPO / "packaging" / "ocf" / "lkconsole"
-OCF_AGENTS_IN_NODE = "/usr/lib/ocf/resource.d/lkconsole"
+# The project's own OCF agents (ocf:lkconsole:app, ocf:lkconsole:datakeeper) as
+# ``lkctl cluster install-agents`` installs them, into the lab's folder, which every
+# node mounts where Pacemaker looks for provider "lkconsole" (and the fence agent where
+# the fencer looks for fence_*).
+OCF_AGENTS_IN_NODE = str(agents.OCF_DIR)
+FENCE_AGENTS_IN_NODE = str(agents.FENCE_DIR)
 # Made anew by every up: the node's "system disk" beyond its configuration.
 SYSTEM_STATE = ("var-lib-pacemaker", "var-lib-corosync", "var-log", "stage", "boot.log")
 PACEMAKER_DIRS = ("cib", "pengine", "blackbox", "cores")
@@ -88,6 +91,7 @@ def prepare_files(paths: LabPaths, nodes: Sequence[str]) -> None:
             " run the lab from a checkout of LK Console"
         )
     private_dir(paths.lab_dir)
+    install_lab_agents(paths)
     ssh = private_dir(paths.ssh_dir)
     _keygen(ssh / "id_ed25519", "lkconsole-lab")
     client_key = (ssh / "id_ed25519.pub").read_text()
@@ -133,6 +137,16 @@ def prepare_files(paths: LabPaths, nodes: Sequence[str]) -> None:
     write_private(ssh / "config", "BatchMode yes\nStrictHostKeyChecking yes\n")
 
 
+def install_lab_agents(paths: LabPaths) -> None:
+    """The project's agents, installed (as on a real node) into the lab's own folders."""
+    try:
+        agents.install_agents(private_dir(paths.ocf_agents_dir), private_dir(paths.fence_dir))
+    except agents.InstallError as exc:
+        raise LabError(str(exc)) from exc
+    for folder in (paths.agents_dir, paths.ocf_agents_dir, paths.fence_dir):
+        folder.chmod(0o755)  # Pacemaker's daemons read them as hacluster too
+
+
 def node_binds(paths: LabPaths, node: str) -> list[dict[str, object]]:
     """The bind mounts of ``node``: host source → node target."""
     node_dir = paths.node_dir(node)
@@ -149,11 +163,24 @@ def node_binds(paths: LabPaths, node: str) -> list[dict[str, object]]:
         item(node_dir / "etc-ssh-lab", "/etc/ssh/lab", read_only=True),
         item(paths.ssh_dir, "/root/.ssh", read_only=True),
         item(node_dir / "root-bashrc", "/root/.bashrc", read_only=True),
-        item(FENCE_AGENT_FILE, f"/usr/sbin/{FENCE_AGENT}", read_only=True),
-        item(OCF_AGENTS_DIR, OCF_AGENTS_IN_NODE, read_only=True),
-        *(item(paths.data_folder(node, f), f) for f in DATA_FOLDERS),
+        item(
+            paths.fence_dir / FENCE_AGENT, f"{FENCE_AGENTS_IN_NODE}/{FENCE_AGENT}", read_only=True
+        ),
+        item(paths.ocf_agents_dir, OCF_AGENTS_IN_NODE, read_only=True),
+        *(item(paths.data_folder(node, f), f) for f in data_folders(paths)),
         *(item(folder, str(folder), read_only=True) for folder in console_folders()),
     ]
+
+
+def data_folders(paths: LabPaths) -> tuple[str, ...]:
+    """The node's folders kept in ``servers/<node>/``; in a seeded lab ``/data`` is the
+    seed's mount point (a folder of the node's own root), not one of them."""
+    if paths.seeded_file.exists():
+        return tuple(f for f in DATA_FOLDERS if f != SEED_MOUNT_POINT)
+    return DATA_FOLDERS
+
+
+SEED_MOUNT_POINT = "/data"
 
 
 # What a node mounts afresh (its own /tmp, /run, ...): the host's files there are hidden.

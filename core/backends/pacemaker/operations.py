@@ -27,7 +27,7 @@ Steps and their CIB change:
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.backends.pacemaker import cib as cibxml
@@ -183,6 +183,213 @@ def build(
     return change
 
 
+def _create(
+    work: ET.Element,
+    step: CreateResource,
+    running: Mapping[str, Sequence[str]],
+    change: Change,
+    extended: dict[str, dict[str, int]],
+) -> None:
+    title = step.title
+    if step.kind not in (ResourceKind.IP, ResourceKind.APP):
+        raise Refused(f"a {step.kind.label} resource cannot be created on Pacemaker yet")
+    top_id = cibxml.new_hierarchy(
+        work,
+        tag=step.tag,
+        kind=step.kind,
+        settings=step.settings,
+        server=step.server,
+        switchback=step.switchback,
+    )
+    change.created.append(top_id)
+    change.set_intent(Intent(top_id, step.tag, step.server, step=title))
+    change.follow_ups.append(FollowUp("check-started", top_id, step.tag, step.server))
+    change.lines.append(
+        f"{step.tag}: a new hierarchy ({_agent_of(step.kind)}) on {step.server}, priority 1"
+    )
+
+
+def _bring_new_in_service(
+    work: ET.Element,
+    step: BringNewInService,
+    running: Mapping[str, Sequence[str]],
+    change: Change,
+    extended: dict[str, dict[str, int]],
+) -> None:
+    found = cibxml.find_tag(work, step.root_tag)
+    if found is None or found[0].top_id not in change.created:
+        raise Refused(f"{step.root_tag} is not a hierarchy this plan creates")
+    intent = change.intent(found[0].top_id)
+    if intent is None or intent.where != step.server:
+        raise Refused(f"{step.root_tag} is created on another server than {step.server}")
+
+
+def _add_resource(
+    work: ET.Element,
+    step: AddResource,
+    running: Mapping[str, Sequence[str]],
+    change: Change,
+    extended: dict[str, dict[str, int]],
+) -> None:
+    r = step.resource
+    h = _hierarchy(work, r.hierarchy_id)
+    member = h.member(r.resource_id)
+    if member is None:
+        raise Refused(f"resource {r.tag} is not in hierarchy {h.root.tag}")
+    if r.tag != member.tag:
+        raise Refused(
+            f"on a Pacemaker cluster a resource has one tag on every server: {r.tag} "
+            f"would be {member.tag} on {r.server} too"
+        )
+    if r.settings and dict(r.settings) != dict(member.settings):
+        raise Refused(
+            f"on a Pacemaker cluster a resource has the same settings on every server: "
+            f"{r.tag} cannot differ on {r.server}"
+        )
+    cibxml.check_node(work, r.server)
+    extended.setdefault(h.top_id, {})[r.server] = 0
+    change.lines.append(f"{member.tag}: defined on {r.server}")
+    if h.top_id not in change.touched:
+        change.touched.append(h.top_id)
+
+
+def _set_priorities(
+    work: ET.Element,
+    step: SetPriorities,
+    running: Mapping[str, Sequence[str]],
+    change: Change,
+    extended: dict[str, dict[str, int]],
+) -> None:
+    h = _hierarchy(work, step.hierarchy_id)
+    servers = [s for s, _p in step.priorities]
+    priorities = [p for _s, p in step.priorities]
+    if len(set(servers)) != len(servers):
+        raise Refused("a server is named twice in the priorities")
+    others = {s: p for s, p in h.priorities if s not in servers}
+    clash = [p for p in priorities if p in others.values()] + [
+        p for p in priorities if priorities.count(p) > 1
+    ]
+    if clash:
+        owner = next((s for s, p in others.items() if p == clash[0]), None)
+        used = f" (used by {owner})" if owner else " (given twice)"
+        raise Refused(f"priority {clash[0]} is already in use{used}: priorities are unique")
+    for server, priority in step.priorities:
+        cibxml.set_priority(work, h.top_id, server, priority)
+    if step.switchback is not None:
+        cibxml.set_switchback(work, h.top_id, step.switchback)
+    shown = ", ".join(f"{s}={p}" for s, p in step.priorities)
+    change.lines.append(f"{h.root.tag}: priorities {shown}")
+    if h.top_id not in change.touched:
+        change.touched.append(h.top_id)
+
+
+def _unextend(
+    work: ET.Element,
+    step: RemovePriority | RemoveResources,
+    running: Mapping[str, Sequence[str]],
+    change: Change,
+    extended: dict[str, dict[str, int]],
+) -> None:
+    h = _hierarchy(work, step.hierarchy_id)
+    if isinstance(step, RemoveResources):
+        tags = {m.tag for m in h.members}
+        if set(step.tags) != tags:
+            raise Refused(
+                "on a Pacemaker cluster a hierarchy is unextended from a server as a "
+                f"whole: {', '.join(sorted(tags))}, not only {', '.join(step.tags)}"
+            )
+    if step.server in running_nodes(h, running):
+        raise Refused(
+            f"{h.root.tag} is in service on {step.server}: switch it over to another server first"
+        )
+    if h.priority_of(step.server) is None:
+        if isinstance(step, RemoveResources) or h.top_id in change.touched:
+            return  # the other step of the unextend did it
+        raise Refused(f"{h.root.tag} is not extended to {step.server}")
+    cibxml.remove_priority(work, h.top_id, step.server)
+    remaining = cibxml.find(work, step.hierarchy_id)
+    if remaining is not None and not remaining.priorities:
+        raise Refused(
+            f"{step.server} is the last server of {h.root.tag}: delete the hierarchy instead"
+        )
+    change.lines.append(f"{h.root.tag}: no longer on {step.server}")
+    if h.top_id not in change.touched:
+        change.touched.append(h.top_id)
+
+
+def _take_out_of_service(
+    work: ET.Element,
+    step: TakeOutOfService,
+    running: Mapping[str, Sequence[str]],
+    change: Change,
+    extended: dict[str, dict[str, int]],
+) -> None:
+    title = step.title
+    h = _hierarchy(work, step.hierarchy_id)
+    cibxml.set_stopped(work, h.top_id, True)
+    cibxml.set_preference(work, h.top_id, None)
+    change.set_intent(Intent(h.top_id, h.root.tag, None, step=title))
+    where = running_nodes(h, running)
+    change.lines.append(
+        f"{h.root.tag}: out of service" + (f" on {', '.join(where)}" if where else "")
+    )
+
+
+def _bring_in_service(
+    work: ET.Element,
+    step: BringInService,
+    running: Mapping[str, Sequence[str]],
+    change: Change,
+    extended: dict[str, dict[str, int]],
+) -> None:
+    title = step.title
+    h = _hierarchy(work, step.hierarchy_id)
+    if h.priority_of(step.server) is None:
+        raise Refused(f"{h.root.tag} is not extended to {step.server}: extend it there first")
+    cibxml.set_stopped(work, h.top_id, False)
+    cibxml.set_preference(work, h.top_id, step.server)
+    change.set_intent(Intent(h.top_id, h.root.tag, step.server, step=title))
+    change.follow_ups = [f for f in change.follow_ups if f.top_id != h.top_id]
+    change.follow_ups.append(FollowUp("clear-preference", h.top_id, h.root.tag, step.server))
+    change.cleanups.append((h.top_id, step.server))
+    change.lines.append(f"{h.root.tag}: in service on {step.server}")
+
+
+def _delete(
+    work: ET.Element,
+    step: DeleteHierarchy,
+    running: Mapping[str, Sequence[str]],
+    change: Change,
+    extended: dict[str, dict[str, int]],
+) -> None:
+    title = step.title
+    h = _hierarchy(work, step.hierarchy_id)
+    if running_nodes(h, running):
+        cibxml.set_stopped(work, h.top_id, True)
+        cibxml.set_preference(work, h.top_id, None)
+        change.set_intent(Intent(h.top_id, h.root.tag, None, step=title))
+        change.follow_ups = [f for f in change.follow_ups if f.top_id != h.top_id]
+        change.follow_ups.append(FollowUp("remove", h.top_id, h.root.tag))
+        change.lines.append(f"{h.root.tag}: out of service, then removed")
+    else:
+        cibxml.remove_hierarchy(work, h.top_id)
+        change.set_intent(Intent(h.top_id, h.root.tag, None, gone=True, step=title))
+        change.lines.append(f"{h.root.tag}: removed")
+
+
+_HANDLERS: Mapping[type[Step], Callable[..., None]] = {
+    CreateResource: _create,
+    BringNewInService: _bring_new_in_service,
+    AddResource: _add_resource,
+    SetPriorities: _set_priorities,
+    RemovePriority: _unextend,
+    RemoveResources: _unextend,
+    TakeOutOfService: _take_out_of_service,
+    BringInService: _bring_in_service,
+    DeleteHierarchy: _delete,
+}
+
+
 def _apply_step(
     work: ET.Element,
     step: Step,
@@ -190,143 +397,12 @@ def _apply_step(
     change: Change,
     extended: dict[str, dict[str, int]],
 ) -> None:
-    title = step.title
-    if isinstance(step, CreateResource):
-        if step.kind not in (ResourceKind.IP, ResourceKind.APP):
-            raise Refused(f"a {step.kind.label} resource cannot be created on Pacemaker yet")
-        top_id = cibxml.new_hierarchy(
-            work,
-            tag=step.tag,
-            kind=step.kind,
-            settings=step.settings,
-            server=step.server,
-            switchback=step.switchback,
+    handler = _HANDLERS.get(type(step))
+    if handler is None:
+        raise Unsupported(
+            f"{type(step).__name__} is not available on a Pacemaker cluster", step.title
         )
-        change.created.append(top_id)
-        change.set_intent(Intent(top_id, step.tag, step.server, step=title))
-        change.follow_ups.append(FollowUp("check-started", top_id, step.tag, step.server))
-        change.lines.append(
-            f"{step.tag}: a new hierarchy ({_agent_of(step.kind)}) on {step.server}, priority 1"
-        )
-        return
-    if isinstance(step, BringNewInService):
-        found = cibxml.find_tag(work, step.root_tag)
-        if found is None or found[0].top_id not in change.created:
-            raise Refused(f"{step.root_tag} is not a hierarchy this plan creates")
-        intent = change.intent(found[0].top_id)
-        if intent is None or intent.where != step.server:
-            raise Refused(f"{step.root_tag} is created on another server than {step.server}")
-        return
-    if isinstance(step, AddResource):
-        r = step.resource
-        h = _hierarchy(work, r.hierarchy_id)
-        member = h.member(r.resource_id)
-        if member is None:
-            raise Refused(f"resource {r.tag} is not in hierarchy {h.root.tag}")
-        if r.tag != member.tag:
-            raise Refused(
-                f"on a Pacemaker cluster a resource has one tag on every server: {r.tag} "
-                f"would be {member.tag} on {r.server} too"
-            )
-        if r.settings and dict(r.settings) != dict(member.settings):
-            raise Refused(
-                f"on a Pacemaker cluster a resource has the same settings on every server: "
-                f"{r.tag} cannot differ on {r.server}"
-            )
-        cibxml.check_node(work, r.server)
-        extended.setdefault(h.top_id, {})[r.server] = 0
-        change.lines.append(f"{member.tag}: defined on {r.server}")
-        if h.top_id not in change.touched:
-            change.touched.append(h.top_id)
-        return
-    if isinstance(step, SetPriorities):
-        h = _hierarchy(work, step.hierarchy_id)
-        servers = [s for s, _p in step.priorities]
-        priorities = [p for _s, p in step.priorities]
-        if len(set(servers)) != len(servers):
-            raise Refused("a server is named twice in the priorities")
-        others = {s: p for s, p in h.priorities if s not in servers}
-        clash = [p for p in priorities if p in others.values()] + [
-            p for p in priorities if priorities.count(p) > 1
-        ]
-        if clash:
-            owner = next((s for s, p in others.items() if p == clash[0]), None)
-            used = f" (used by {owner})" if owner else " (given twice)"
-            raise Refused(f"priority {clash[0]} is already in use{used}: priorities are unique")
-        for server, priority in step.priorities:
-            cibxml.set_priority(work, h.top_id, server, priority)
-        if step.switchback is not None:
-            cibxml.set_switchback(work, h.top_id, step.switchback)
-        shown = ", ".join(f"{s}={p}" for s, p in step.priorities)
-        change.lines.append(f"{h.root.tag}: priorities {shown}")
-        if h.top_id not in change.touched:
-            change.touched.append(h.top_id)
-        return
-    if isinstance(step, RemovePriority | RemoveResources):
-        h = _hierarchy(work, step.hierarchy_id)
-        if isinstance(step, RemoveResources):
-            tags = {m.tag for m in h.members}
-            if set(step.tags) != tags:
-                raise Refused(
-                    "on a Pacemaker cluster a hierarchy is unextended from a server as a "
-                    f"whole: {', '.join(sorted(tags))}, not only {', '.join(step.tags)}"
-                )
-        if step.server in running_nodes(h, running):
-            raise Refused(
-                f"{h.root.tag} is in service on {step.server}: switch it over to another "
-                "server first"
-            )
-        if h.priority_of(step.server) is None:
-            if isinstance(step, RemoveResources) or h.top_id in change.touched:
-                return  # the other step of the unextend did it
-            raise Refused(f"{h.root.tag} is not extended to {step.server}")
-        cibxml.remove_priority(work, h.top_id, step.server)
-        remaining = cibxml.find(work, step.hierarchy_id)
-        if remaining is not None and not remaining.priorities:
-            raise Refused(
-                f"{step.server} is the last server of {h.root.tag}: delete the hierarchy instead"
-            )
-        change.lines.append(f"{h.root.tag}: no longer on {step.server}")
-        if h.top_id not in change.touched:
-            change.touched.append(h.top_id)
-        return
-    if isinstance(step, TakeOutOfService):
-        h = _hierarchy(work, step.hierarchy_id)
-        cibxml.set_stopped(work, h.top_id, True)
-        cibxml.set_preference(work, h.top_id, None)
-        change.set_intent(Intent(h.top_id, h.root.tag, None, step=title))
-        where = running_nodes(h, running)
-        change.lines.append(
-            f"{h.root.tag}: out of service" + (f" on {', '.join(where)}" if where else "")
-        )
-        return
-    if isinstance(step, BringInService):
-        h = _hierarchy(work, step.hierarchy_id)
-        if h.priority_of(step.server) is None:
-            raise Refused(f"{h.root.tag} is not extended to {step.server}: extend it there first")
-        cibxml.set_stopped(work, h.top_id, False)
-        cibxml.set_preference(work, h.top_id, step.server)
-        change.set_intent(Intent(h.top_id, h.root.tag, step.server, step=title))
-        change.follow_ups = [f for f in change.follow_ups if f.top_id != h.top_id]
-        change.follow_ups.append(FollowUp("clear-preference", h.top_id, h.root.tag, step.server))
-        change.cleanups.append((h.top_id, step.server))
-        change.lines.append(f"{h.root.tag}: in service on {step.server}")
-        return
-    if isinstance(step, DeleteHierarchy):
-        h = _hierarchy(work, step.hierarchy_id)
-        if running_nodes(h, running):
-            cibxml.set_stopped(work, h.top_id, True)
-            cibxml.set_preference(work, h.top_id, None)
-            change.set_intent(Intent(h.top_id, h.root.tag, None, step=title))
-            change.follow_ups = [f for f in change.follow_ups if f.top_id != h.top_id]
-            change.follow_ups.append(FollowUp("remove", h.top_id, h.root.tag))
-            change.lines.append(f"{h.root.tag}: out of service, then removed")
-        else:
-            cibxml.remove_hierarchy(work, h.top_id)
-            change.set_intent(Intent(h.top_id, h.root.tag, None, gone=True, step=title))
-            change.lines.append(f"{h.root.tag}: removed")
-        return
-    raise Unsupported(f"{type(step).__name__} is not available on a Pacemaker cluster", title)
+    handler(work, step, running, change, extended)
 
 
 def _agent_of(kind: ResourceKind) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.backends.pacemaker import cib as cibxml
-from core.backends.pacemaker import cib_tree
+from core.backends.pacemaker import cib_tree, status_dk
 from core.backends.pacemaker.cib import HierarchyConfig, Member
 from core.model import (
     Cluster,
@@ -33,6 +33,7 @@ from core.model import (
     Equivalency,
     Hierarchy,
     Resource,
+    ResourceKind,
     ResourceState,
     Server,
     ServerState,
@@ -130,6 +131,7 @@ class ResourceView:
     blocked: bool
     target_role: str = ""
     pending: str = ""  # an operation in progress: "Starting", "Stopping", "Monitoring"...
+    promoted_on: tuple[str, ...] = ()  # a promotable clone's instances: where Promoted
 
 
 # Roles crm_mon shows while an operation runs (Pacemaker records pending operations).
@@ -145,7 +147,7 @@ def resource_views(resources: ET.Element | None) -> dict[str, ResourceView]:
         rid = r.get("id", "")
         nodes = tuple(n.get("name", "") for n in r.findall("node"))
         active = _true(r, "active")
-        found[rid] = ResourceView(
+        view = ResourceView(
             xml_id=rid,
             role=r.get("role", ""),
             running_on=nodes if active else (),
@@ -155,8 +157,25 @@ def resource_views(resources: ET.Element | None) -> dict[str, ResourceView]:
             target_role=r.get("target_role", ""),
             pending=r.get("pending", "")
             or (r.get("role", "") if r.get("role") in _PENDING else ""),
+            promoted_on=nodes if active and r.get("role") in ("Promoted", "Master") else (),
         )
+        found[rid] = _merged(found[rid], view) if rid in found else view
     return found
+
+
+def _merged(a: ResourceView, b: ResourceView) -> ResourceView:
+    """The instances of one clone (crm_mon lists each as a resource of the same id)."""
+    return ResourceView(
+        xml_id=a.xml_id,
+        role=b.role if b.promoted_on else a.role,
+        running_on=tuple(dict.fromkeys([*a.running_on, *b.running_on])),
+        managed=a.managed and b.managed,
+        failed=a.failed or b.failed,
+        blocked=a.blocked or b.blocked,
+        target_role=a.target_role or b.target_role,
+        pending=a.pending or b.pending,
+        promoted_on=(*a.promoted_on, *b.promoted_on),
+    )
 
 
 def placements(resources: ET.Element | None) -> dict[str, tuple[str, ...]]:
@@ -343,6 +362,7 @@ def cluster(sources: Sources) -> Cluster:
         failures=_failures_by_key(failures(sources.crm_mon)),
         fail_counts=fail_counts(sources.crm_mon),
         maintenance=maintenance_mode(sources.crm_mon),
+        attributes=status_dk.node_attributes(sources.crm_mon),
     )
     hierarchies = tuple(hierarchy(h, context) for h in cibxml.hierarchies(sources.cib) if h.members)
     return Cluster(tuple(servers), hierarchies, paths)
@@ -362,6 +382,7 @@ class _Context:
     failures: Mapping[tuple[str, str], list[Failure]]
     fail_counts: Mapping[tuple[str, str], int]
     maintenance: bool
+    attributes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 def version(h: HierarchyConfig, running: Mapping[str, Sequence[str]]) -> int:
@@ -394,12 +415,23 @@ def hierarchy(h: HierarchyConfig, context: _Context) -> Hierarchy:
             state=state,
             mount_point=m.param("directory") or None,
             fs_type=m.param("fstype") or None,
+            volume=m.param("volume") or None if is_dk else None,
+            bitmap_file=status_dk.bitmap_of(m, server) if is_dk else None,
             settings=m.settings,
             reason=reason,
         )
         for m in h.members
+        for is_dk in (m.kind is ResourceKind.DATAKEEPER,)
         for server in servers
         for state, reason in (member_state(m, server, h, context),)
+    )
+    mirrors = tuple(
+        found
+        for m in h.members
+        if m.kind is ResourceKind.DATAKEEPER
+        for view in (context.resources.get(m.xml_id),)
+        for found in (status_dk.mirror(m, view.promoted_on if view else (), context.attributes),)
+        if found is not None
     )
     rid = {m.xml_id: m.resource_id for m in h.members}
     dependencies = tuple(
@@ -418,6 +450,7 @@ def hierarchy(h: HierarchyConfig, context: _Context) -> Hierarchy:
         resources=resources,
         dependencies=dependencies,
         equivalencies=equivalencies,
+        mirrors=mirrors,
         kinds={m.resource_id: m.kind for m in h.members},
     )
 
@@ -446,7 +479,9 @@ def member_state(
             return ResourceState.ISU, reason or "blocked: Pacemaker will not act on it"
         if view.failed:
             return ResourceState.ISU, reason or "failed: Pacemaker is recovering it"
-        if len(view.running_on) > 1:
+        if m.kind is ResourceKind.DATAKEEPER and server not in view.promoted_on:
+            return ResourceState.OSU, ""  # a mirror's target
+        if len(view.running_on) > 1 and m.kind is not ResourceKind.DATAKEEPER:
             return ResourceState.ISU, f"active on {', '.join(view.running_on)} at once"
         return ResourceState.ISP, f"{RECOVERED}{reason}" if reason else ""
     count = context.fail_counts.get((m.xml_id, server), 0)

@@ -442,6 +442,16 @@ def _extend_page_problems(
         if dk.bitmap_file is not None:
             for code, message in bitmaps.problems(facts, target or "", dk.bitmap_file):
                 problems.append(Problem("bitmap_file", code, message, rid))
+        if dk.asynchronous is not None and not isinstance(dk.asynchronous, bool):
+            problems.append(
+                Problem(
+                    "asynchronous",
+                    "not_a_mode",
+                    f"Replication {dk.asynchronous!r} is not a mode: true (asynchronous), "
+                    "false (synchronous), or none (the mirror's own mode).",
+                    rid,
+                )
+            )
     return problems
 
 

@@ -126,6 +126,7 @@ def _datakeeper_steps(
             mirror_source.bitmap_file if mirror_source else None,
             mirror.volume_size,
             mirror.chunk_size,
+            mirror.asynchronous if dk.asynchronous is None else bool(dk.asynchronous),
         ),
     )
 

@@ -1,0 +1,142 @@
+"""A DataKeeper hierarchy in the CIB **(ours)**: the mirror as a promotable clone, the file
+system (and what depends on it) as a group that runs where the mirror's source is.
+
+- the mirror ``RID``: a primitive of ``ocf:lkconsole:datakeeper`` (its LifeKeeper tag in
+  ``lk-tag``) in the promotable clone ``RID-clone`` (one Promoted instance: the source;
+  ``notify``), allowed (opt-in) on each server of the hierarchy with the same score as
+  the group;
+- the group ``<fs id>-hierarchy``: ``ocf:heartbeat:Filesystem`` on the mirror's device
+  (:func:`~core.backends.pacemaker.dk_names.device`), colocated with the clone's
+  Promoted role and ordered after its promotion. The hierarchy's members are the mirror
+  (the child) then the group's primitives.
+
+Pure: functions of a CIB copy. The promotion itself is the agent's (only an in-sync
+copy gets a score); the copy the mirror is created from is generation 1
+(:func:`first_generation`), set on the node with ``crm_attribute`` before the clone is
+pushed.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+
+from core.backends.pacemaker import cib as cibxml
+from core.backends.pacemaker import dk_names as names
+from core.model import DEFAULT_CHUNK_SIZE, DEFAULT_SPEED_LIMIT_KBPS, PRIORITY_MIN, SwitchbackType
+
+DATAKEEPER_AGENT = cibxml.Agent("ocf", "lkconsole", names.AGENT_TYPE)
+FS_OPERATIONS = (("monitor", "20s", "40s"), ("start", "0s", "60s"), ("stop", "0s", "60s"))
+DK_OPERATIONS = (
+    ("monitor", "5s", "60s", "Promoted"),
+    ("monitor", "7s", "60s", "Unpromoted"),
+    ("start", "0s", "90s"),
+    ("stop", "0s", "120s"),
+    ("promote", "0s", "120s"),
+    ("demote", "0s", "120s"),
+    ("notify", "0s", "60s"),
+)
+COLOCATION_SUFFIX = "-with-source"
+ORDER_SUFFIX = "-after-source"
+
+
+def mirror_of(cib: ET.Element, group_id: str) -> ET.Element | None:
+    """The DataKeeper primitive whose Promoted role ``group_id`` is colocated with."""
+    return cibxml.mirror_primitive(cib, group_id)
+
+
+def clone_of(cib: ET.Element, rid: str) -> ET.Element | None:
+    return cib.find(f"configuration/resources/clone[@id='{names.clone_id(rid)}']")
+
+
+def new_mirrored_hierarchy(
+    cib: ET.Element,
+    *,
+    fs_tag: str,
+    dk_tag: str,
+    volume: str,
+    size: int,
+    mount_point: str,
+    fs_type: str,
+    server: str,
+    addresses: Mapping[str, str],
+    bitmap: str | None,
+    port: int,
+    switchback: SwitchbackType,
+) -> tuple[str, str]:
+    """A file system on a new mirror, in service on ``server`` (priority 1) and not
+    extended: (the group's id, the mirror's primitive id). Refused for bad input."""
+    cibxml.check_node(cib, server)
+    cibxml.check_opt_in(cib)
+    if server not in addresses:
+        raise cibxml.Refused(f"{server} has no replication address")
+    taken = cibxml._ids(cib)
+    rid = cibxml.new_primitive_id(cib, taken, dk_tag)
+    fs_id = cibxml.new_primitive_id(cib, taken, fs_tag)
+    clone_id = cibxml._unique(taken, names.clone_id(rid))
+    group_id = cibxml._unique(taken, fs_id + cibxml.GROUP_SUFFIX)
+    resources = cib.find("configuration/resources")
+    assert resources is not None  # check_opt_in read the configuration
+    clone = ET.SubElement(resources, "clone", {"id": clone_id})
+    dk_params = {
+        "volume": volume,
+        "size": str(size),
+        "servers": names.format_pairs({server: addresses[server]}),
+        "bitmaps": names.format_pairs({server: bitmap or names.NO_BITMAP}),
+        "port": str(port),
+        "chunk_size": str(DEFAULT_CHUNK_SIZE),
+        "speed_limit_kbps": str(DEFAULT_SPEED_LIMIT_KBPS),
+    }
+    cibxml.add_primitive(clone, taken, rid, DATAKEEPER_AGENT, dk_params,
+                         [(cibxml.TAG_META, dk_tag)], DK_OPERATIONS)  # fmt: skip
+    cibxml.add_meta(clone, taken, [("promotable", "true"), ("promoted-max", "1"),
+                                   ("notify", "true")])  # fmt: skip
+    group = ET.SubElement(resources, "group", {"id": group_id})
+    fs_params = {"device": names.device(rid), "directory": mount_point, "fstype": fs_type}
+    cibxml.add_primitive(group, taken, fs_id, cibxml.FILESYSTEM_AGENT, fs_params,
+                         [(cibxml.TAG_META, fs_tag)], FS_OPERATIONS)  # fmt: skip
+    cibxml.add_meta(group, taken, [("resource-stickiness", str(_stickiness(switchback)))])
+    constraints = cib.find("configuration/constraints")
+    assert constraints is not None
+    ET.SubElement(constraints, "rsc_colocation", {
+        "id": cibxml._unique(taken, group_id + COLOCATION_SUFFIX), "rsc": group_id,
+        "with-rsc": clone_id, "with-rsc-role": "Promoted", "score": "INFINITY"})  # fmt: skip
+    ET.SubElement(constraints, "rsc_order", {
+        "id": cibxml._unique(taken, group_id + ORDER_SUFFIX), "first": clone_id,
+        "first-action": "promote", "then": group_id, "then-action": "start",
+        "kind": "Mandatory"})  # fmt: skip
+    cibxml.set_priority(cib, group_id, server, PRIORITY_MIN)
+    set_clone_allowed(cib, clone_id, server, cibxml.priority_to_score(PRIORITY_MIN))
+    return group_id, rid
+
+
+def set_clone_allowed(cib: ET.Element, clone_id: str, node: str, score: int) -> None:
+    """The clone may run on ``node`` (opt-in), with ``score``."""
+    constraints = cib.find("configuration/constraints")
+    assert constraints is not None
+    cid = f"{clone_id}-on-{cibxml.tag_to_id(node)}"
+    found = constraints.find(f"rsc_location[@id='{cid}']")
+    if found is None:
+        found = ET.SubElement(constraints, "rsc_location", {"id": cid, "rsc": clone_id})
+    found.set("node", node)
+    found.set("score", str(score))
+
+
+def first_generation(rid: str, node: str) -> list[str]:
+    """The command that makes ``node``'s copy the first source's (generation 1)."""
+    return ["crm_attribute", "--node", node, "--name", names.attribute(rid, "gen"),
+            "--lifetime", "forever", "--update", "1"]  # fmt: skip
+
+
+def _stickiness(switchback: SwitchbackType) -> int:
+    return cibxml.STICKINESS_INTELLIGENT if switchback is SwitchbackType.INTELLIGENT else 0
+
+
+__all__ = [
+    "DATAKEEPER_AGENT",
+    "clone_of",
+    "first_generation",
+    "mirror_of",
+    "new_mirrored_hierarchy",
+    "set_clone_allowed",
+]

@@ -1,0 +1,247 @@
+"""What the console does on a node for its DataKeeper resources (``datakeeper admin …``).
+
+The console (the Pacemaker backend) runs these through its runner (``nsenter`` in the
+lab, SSH on a real cluster) as ``/usr/lib/ocf/resource.d/lkconsole/datakeeper admin
+COMMAND …``; they run under the system ``python3`` beside the agent. Output is JSON on
+standard output; a failure is one line on standard error and exit status 1; bad usage
+exit status 2. A key never passes through an argument: ``key-get`` prints it,
+``key-put`` reads it from standard input (the console carries it from node to node in
+its own memory, never in a file, a log or a command line).
+
+Commands::
+
+    volumes                        the volume files in /disks: path, size, file system
+    make-disk PATH SIZE            a new volume of SIZE bytes (mode 0600), never over one
+    remove-disk PATH               remove a volume made by make-disk (an undo)
+    mkfs PATH FSTYPE               make a file system on a volume (its content is erased)
+    key-new RID | key-get RID | key-put RID | key-check RID
+    forget RID                     the mirror's key and record on this node (the volume stays)
+    remove-file PATH               a bitmap file
+    mirror RID OP [TARGET] [JSON]  a request to the source's engine (pause, resume, …)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.backends.pacemaker import dk_names as names
+from core.backends.pacemaker.dk_cluster import Attributes, ClusterError
+from core.errors import LkError
+from core.replication import control
+from core.replication.nbdkit import NbdkitError, check_psk_file, make_psk_file
+
+DISKS = "/disks"
+FS_TYPES = ("ext4", "ext3", "xfs")
+MAX_SIZE = 64 * 1024**4
+
+
+class AdminError(LkError):
+    """The command failed (its message is the one line printed)."""
+
+
+def _json(value: Any) -> int:
+    print(json.dumps(value))
+    return 0
+
+
+def _volume_path(text: str) -> Path:
+    path = Path(text)
+    if not path.is_absolute() or path.parent != Path(DISKS) or path.name in ("", ".", ".."):
+        raise AdminError(f"{text} is not a volume in {DISKS}")
+    return path
+
+
+def _fs_type(path: Path) -> str | None:
+    done = subprocess.run(
+        ["blkid", "-p", "-o", "value", "-s", "TYPE", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    value = done.stdout.strip()
+    return value or None
+
+
+def volumes() -> list[dict[str, Any]]:
+    folder = Path(DISKS)
+    found = []
+    if folder.is_dir():
+        for p in sorted(folder.iterdir()):
+            if p.is_file() and p.suffix == ".img":
+                found.append({"path": str(p), "size": p.stat().st_size, "fs": _fs_type(p)})
+    return found
+
+
+def make_disk(text: str, size_text: str) -> None:
+    path = _volume_path(text)
+    if not size_text.isdigit() or not 0 < int(size_text) <= MAX_SIZE:
+        raise AdminError(f"size {size_text!r} is not a size in bytes")
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        raise AdminError(f"{path} exists already: choose it as an existing disk") from None
+    try:
+        os.ftruncate(fd, int(size_text))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_disk(text: str) -> None:
+    _volume_path(text).unlink(missing_ok=True)
+
+
+def mkfs(text: str, fs_type: str) -> None:
+    path = _volume_path(text)
+    if fs_type not in FS_TYPES:
+        raise AdminError(f"file system {fs_type!r} is not one of {', '.join(FS_TYPES)}")
+    if not path.is_file():
+        raise AdminError(f"no volume {path}")
+    tool = shutil.which(f"mkfs.{fs_type}")
+    if tool is None:
+        raise AdminError(f"mkfs.{fs_type} is not installed")
+    args = ["-q", "-F", "-E", "nodiscard"] if fs_type.startswith("ext") else ["-q", "-f", "-K"]
+    done = subprocess.run(
+        [tool, *args, str(path)], capture_output=True, text=True, timeout=300, check=False
+    )
+    if done.returncode != 0:
+        raise AdminError(f"mkfs.{fs_type} {path}: {(done.stderr or done.stdout).strip()}")
+
+
+def _psk(rid: str) -> Path:
+    if not rid or "/" in rid or rid.startswith("."):
+        raise AdminError(f"{rid!r} is not a resource id")
+    return Path(names.state_dir(rid)) / "psk"
+
+
+def _private_state_dir(rid: str) -> Path:
+    folder = Path(names.state_dir(rid))
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in (folder, folder.parent):
+        p.chmod(0o700)
+    return folder
+
+
+def key_new(rid: str) -> None:
+    path = _psk(rid)
+    _private_state_dir(rid)
+    if not path.exists():
+        make_psk_file(path, names.PSK_USER)
+    check_psk_file(path)
+
+
+def key_get(rid: str) -> None:
+    path = check_psk_file(_psk(rid))
+    sys.stdout.write(path.read_text())
+
+
+def key_put(rid: str) -> None:
+    line = sys.stdin.readline().strip()
+    user, sep, key = line.partition(":")
+    if (
+        user != names.PSK_USER
+        or not sep
+        or len(key) < 32
+        or any(c not in "0123456789abcdef" for c in key)
+    ):
+        raise AdminError("standard input is not a key line (lkmirror:HEX)")
+    path = _psk(rid)
+    _private_state_dir(rid)
+    tmp = path.with_name(".psk.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, f"{line}\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def key_check(rid: str) -> dict[str, Any]:
+    path = _psk(rid)
+    if not path.exists():
+        return {"exists": False}
+    mode = stat.S_IMODE(path.stat().st_mode)
+    return {"exists": True, "mode": f"{mode:04o}"}
+
+
+def forget(rid: str) -> None:
+    folder = Path(names.state_dir(rid))
+    _psk(rid)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_file(text: str) -> None:
+    path = Path(text)
+    if not path.is_absolute() or path.parent == Path(DISKS):
+        raise AdminError(f"{text} is not a bitmap file (volumes are never removed)")
+    if path.is_dir():
+        raise AdminError(f"{text} is a folder")
+    path.unlink(missing_ok=True)
+
+
+def mirror(rid: str, op: str, target: str = "", fields_text: str = "{}") -> dict[str, Any]:
+    """A request to the engine of the source of ``rid`` on this node; for pause and
+    resume, the administrator's choice is also kept (``lkdr-RID-paused`` of the target),
+    so a restarted source honours it."""
+    fields = json.loads(fields_text)
+    if not isinstance(fields, dict):
+        raise AdminError("the request's fields are a JSON object")
+    socket = Path(names.run_dir(rid)) / "ctl" / "control.sock"
+    if target:
+        fields["target"] = target
+    timeout = float(fields.pop("timeout", 60.0))
+    answer = control.request(socket, op, timeout=timeout, **fields)
+    if op in ("pause", "resume") and target:
+        Attributes(rid).set_permanent(target, "paused", "1" if op == "pause" else None)
+    return answer
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__.split("Commands::", 1)[1], file=sys.stderr)
+        return 2
+    command, args = argv[0], argv[1:]
+    simple: dict[str, tuple[Callable[..., None], int]] = {
+        "make-disk": (make_disk, 2),
+        "remove-disk": (remove_disk, 1),
+        "mkfs": (mkfs, 2),
+        "key-new": (key_new, 1),
+        "key-get": (key_get, 1),
+        "key-put": (key_put, 1),
+        "forget": (forget, 1),
+        "remove-file": (remove_file, 1),
+    }
+    try:
+        if command == "volumes" and not args:
+            return _json(volumes())
+        if command == "key-check" and len(args) == 1:
+            return _json(key_check(args[0]))
+        if command == "mirror" and 2 <= len(args) <= 4:
+            return _json(mirror(*args))
+        if command in simple and len(args) == simple[command][1]:
+            simple[command][0](*args)
+            return 0
+    except (AdminError, ClusterError, control.ControlError, NbdkitError, OSError) as exc:
+        print(f"datakeeper admin {command}: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"datakeeper admin {command}: {exc}", file=sys.stderr)
+        return 2
+    print(f"datakeeper admin: bad usage: {' '.join(argv)}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

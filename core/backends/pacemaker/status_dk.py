@@ -1,0 +1,110 @@
+"""A DataKeeper mirror's state, in LifeKeeper's words, from what ``crm_mon`` says.
+
+Pure. The mirror is the promotable clone of ``ocf:lkconsole:datakeeper`` (``cib_dk.py``);
+its source is the node where the clone is Promoted (ISP there); a node where it runs
+Unpromoted is a target (OSU, as a LifeKeeper target is). Each target's state comes from
+the node attributes the source's engine publishes (:mod:`.dk_names`, ``crm_mon
+--include=attributes``): ``lkdr-RID-state`` TARGET / RESYNCING / OUT_OF_SYNC, with
+``-percent``, ``-rate``, ``-eta``, ``-reason``, ``-dirty``, ``-verify``. A target with no
+state yet is Out of Sync (not connected). Without a source there is no mirror to show.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+
+from core.backends.pacemaker import dk_names as names
+from core.backends.pacemaker.cib import Member
+from core.model import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_SPEED_LIMIT_KBPS,
+    Mirror,
+    MirrorState,
+    MirrorTarget,
+)
+
+_STATES = {
+    "TARGET": MirrorState.TARGET,
+    "RESYNCING": MirrorState.RESYNCING,
+    "OUT_OF_SYNC": MirrorState.OUT_OF_SYNC,
+}
+
+
+def node_attributes(crm_mon: ET.Element) -> dict[str, dict[str, str]]:
+    """node → {attribute: value} of crm_mon's ``<node_attributes>``."""
+    return {
+        n.get("name", ""): {a.get("name", ""): a.get("value", "") for a in n.iter("attribute")}
+        for n in crm_mon.iterfind("node_attributes/node")
+    }
+
+
+def _int(text: str | None, default: int = 0) -> int:
+    try:
+        return int(float(text)) if text else default
+    except ValueError:
+        return default
+
+
+def servers_of(m: Member) -> dict[str, str]:
+    try:
+        return names.parse_pairs(m.param("servers"))
+    except ValueError:
+        return {}
+
+
+def bitmap_of(m: Member, server: str) -> str | None:
+    try:
+        return names.bitmap_of(names.parse_pairs(m.param("bitmaps")), server)
+    except ValueError:
+        return None
+
+
+def target(rid: str, server: str, attrs: Mapping[str, str], size: int) -> MirrorTarget:
+    """One target of mirror ``rid`` from ``server``'s node attributes."""
+
+    def get(short: str) -> str | None:
+        return attrs.get(names.attribute(rid, short))
+
+    state = _STATES.get(get("state") or "", MirrorState.OUT_OF_SYNC)
+    reason = get("reason") or ("" if get("state") else "not connected to the source")
+    percent = _int(get("percent"))
+    eta = get("eta")
+    verify = get("verify")
+    return MirrorTarget(
+        server=server,
+        state=state,
+        reason=reason if state is not MirrorState.TARGET else "",
+        bytes_done=-(-size * percent // 100) if state is MirrorState.RESYNCING else 0,
+        bytes_total=size if state is MirrorState.RESYNCING else 0,
+        rate=float(_int(get("rate"))),
+        eta=float(_int(eta)) if eta else None,
+        dirty_chunks=_int(get("dirty")),
+        verify_percent=_int(verify) if verify else None,
+    )
+
+
+def mirror(
+    m: Member, promoted_on: tuple[str, ...], attributes: Mapping[str, Mapping[str, str]]
+) -> Mirror | None:
+    """The mirror of DataKeeper member ``m`` (None while it has no source)."""
+    servers = servers_of(m)
+    size = _int(m.param("size"))
+    source = promoted_on[0] if promoted_on else None
+    if source is None:
+        return None
+    targets = tuple(
+        target(m.xml_id, n, attributes.get(n, {}), size) for n in servers if n != source
+    )
+    return Mirror(
+        resource_id=m.resource_id,
+        source=source,
+        volume_size=size,
+        chunk_size=_int(m.param("chunk_size"), DEFAULT_CHUNK_SIZE),
+        speed_limit_kbps=_int(m.param("speed_limit_kbps"), DEFAULT_SPEED_LIMIT_KBPS),
+        asynchronous=m.param("asynchronous").lower() in ("true", "1"),
+        targets=targets,
+    )
+
+
+__all__ = ["bitmap_of", "mirror", "node_attributes", "servers_of", "target"]

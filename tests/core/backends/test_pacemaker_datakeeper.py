@@ -1,0 +1,113 @@
+"""A DataKeeper hierarchy on Pacemaker, with no cluster: the CIB the console (and the
+lab's seed) writes for it, and crm_mon's clone and node attributes in LifeKeeper's
+words (the cells of the console's tree), from what the lab printed."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from core.backends.pacemaker import cib, cib_dk, nslab_seed
+from core.model import MirrorState, ResourceKind, ResourceState, SwitchbackType
+from core.status import cell
+from tests.core.backends.pacemaker_fixtures import cib_of, cluster_of
+
+
+def _empty_opt_in() -> ET.Element:
+    """steady's CIB without its hierarchies (nodes lab1-lab3, opt-in)."""
+    work = cib.copy_of(cib_of("steady"))
+    for section in ("resources", "constraints"):
+        element = work.find(f"configuration/{section}")
+        assert element is not None
+        for child in list(element):
+            if child.get("class") != "stonith" and "fence" not in child.get("id", ""):
+                element.remove(child)
+    return work
+
+
+def test_the_seed_is_a_file_system_on_a_promotable_mirror_in_service_on_lab1_only() -> None:
+    work = nslab_seed.seeded_cib(_empty_opt_in())
+    [h] = cib.hierarchies(work)
+    assert [(m.tag, m.kind) for m in h.members] == [
+        ("datarep-data", ResourceKind.DATAKEEPER),
+        ("/data", ResourceKind.FILESYSTEM),
+    ]
+    assert h.priorities == (("lab1", 1),)
+    assert h.switchback is SwitchbackType.INTELLIGENT
+    dk, fs = h.members
+    assert dict(dk.params)["volume"] == "/disks/datarep-data.img"
+    assert dict(dk.params)["servers"] == "lab1=10.213.0.11"
+    assert dict(dk.params)["size"] == str(64 * 1024 * 1024)
+    assert dict(fs.params) == {
+        "device": "/run/lkdr/datarep-data/device",
+        "directory": "/data",
+        "fstype": "ext4",
+    }
+    clone = cib_dk.clone_of(work, "datarep-data")
+    assert clone is not None and cib.meta(clone)["promotable"] == "true"
+    constraints = work.find("configuration/constraints")
+    assert constraints is not None
+    colocation = constraints.find("rsc_colocation")
+    order = constraints.find("rsc_order")
+    assert colocation is not None and order is not None
+    assert (colocation.get("rsc"), colocation.get("with-rsc"), colocation.get("with-rsc-role")) == (
+        h.top_id,
+        "datarep-data-clone",
+        "Promoted",
+    )
+    assert (order.get("first"), order.get("first-action"), order.get("then")) == (
+        "datarep-data-clone",
+        "promote",
+        h.top_id,
+    )
+    locations = {
+        (c.get("rsc"), c.get("node"), c.get("score")) for c in constraints.iterfind("rsc_location")
+    }
+    assert ("datarep-data-clone", "lab1", "999") in locations
+    assert (h.top_id, "lab1", "999") in locations
+    assert not [c for c in locations if c[1] != "lab1" and c[0] != "lab-fence"]
+
+
+def test_a_taken_tag_is_refused_and_nothing_changes() -> None:
+    work = nslab_seed.seeded_cib(_empty_opt_in())
+    before = cib.to_text(work)
+    with pytest.raises(cib.Refused, match="tag datarep-data is already used"):
+        nslab_seed.seeded_cib(work)
+    assert cib.to_text(work) == before
+
+
+def test_a_resyncing_target_shows_its_percentage_rate_and_eta_and_the_source_is_source() -> None:
+    c = cluster_of("mirror_resyncing")
+    [h] = c.hierarchies
+    dk = next(r for r in h.resources if r.kind is ResourceKind.DATAKEEPER and r.server == "lab1")
+    [mirror] = h.mirrors
+    assert mirror.source == "lab1"
+    [target] = mirror.targets
+    assert (target.server, target.state, target.percent) == ("lab2", MirrorState.RESYNCING, 14)
+    assert target.eta == 14.0 and target.rate == 4097103.0
+    source_cell = cell(h, dk.resource_id, "lab1")
+    target_cell = cell(h, dk.resource_id, "lab2")
+    assert source_cell is not None and source_cell.text == "Source"
+    assert target_cell is not None and target_cell.text == "Resyncing 14 % · 4.1 MB/s · 14 s left"
+    states = {(r.tag, r.server): r.state for r in h.resources}
+    assert states == {
+        ("datarep-data", "lab1"): ResourceState.ISP,
+        ("datarep-data", "lab2"): ResourceState.OSU,
+        ("/data", "lab1"): ResourceState.ISP,
+        ("/data", "lab2"): ResourceState.OSU,
+    }
+    assert dk.volume == "/disks/datarep-data.img"
+    assert dk.bitmap_file == "/opt/LifeKeeper/bitmap_datarep-data"
+
+
+def test_an_in_sync_target_is_target() -> None:
+    c = cluster_of("mirror_in_sync")
+    [h] = c.hierarchies
+    [mirror] = h.mirrors
+    [target] = mirror.targets
+    assert (target.server, target.state, target.reason) == ("lab2", MirrorState.TARGET, "")
+    dk_id = next(m for m in h.resources if m.kind is ResourceKind.DATAKEEPER).resource_id
+    shown = cell(h, dk_id, "lab2")
+    assert shown is not None and shown.text == "Target"
+    assert h.in_service_server == "lab1"
