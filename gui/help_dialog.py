@@ -51,6 +51,12 @@ _NODES = (
     ("node-failed", "Failed", "Something in the branch failed."),
     ("node-unknown", "Unknown", "The state of something in the branch is unknown."),
 )
+_KINDS = (
+    ("kind-filesystem", "File System", "A mounted file system (on a DataKeeper volume)."),
+    ("kind-datakeeper", "DataKeeper", "A replicated volume: the mirror's source and targets."),
+    ("kind-ip", "IP Address", "A virtual IP address that moves with its hierarchy."),
+    ("kind-app", "Generic Application", "An application: its start, stop and monitor commands."),
+)
 _SERVERS = (
     ("server-alive", "ALIVE", "The server is up."),
     ("server-warning", "ALIVE (warning)", "Up, but a communication path is down."),
@@ -103,7 +109,8 @@ session (cluster and role).</li>
 </ul>
 <p>An action that does not apply to the selection is disabled; its tooltip says why.</p>
 <h3>Cell states</h3>{_legend(_STATES)}
-<h3>Tree nodes (the worst state of the branch)</h3>{_legend(_NODES)}
+<h3>Resource kinds (a tree row's icon)</h3>{_legend(_KINDS)}
+<h3>Tree nodes (the worst state of the branch: the badge in the corner)</h3>{_legend(_NODES)}
 <h3>Servers</h3>{_legend(_SERVERS)}
 <h3>Keyboard</h3><table cellspacing="4">{shortcuts}</table>
 <h3>Files</h3>
@@ -129,7 +136,7 @@ class HelpDialog(QDialog):
         self.browser.setAccessibleName("User guide")
         self.browser.setOpenExternalLinks(True)
         document = self.browser.document()
-        for group in (_STATES, _NODES, _SERVERS):
+        for group in (_STATES, _KINDS, _NODES, _SERVERS):
             for icon, _text, _meaning in group:
                 document.addResource(
                     QTextDocument.ResourceType.ImageResource,

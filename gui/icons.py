@@ -6,7 +6,8 @@ import functools
 import logging
 from pathlib import Path
 
-from PySide6.QtGui import QIcon
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QIcon, QPainter, QPixmap
 
 from core.model import NodeStatus, ServerState
 
@@ -52,6 +53,33 @@ def server_icon(state: ServerState) -> QIcon:
 
 def node_icon(status: NodeStatus) -> QIcon:
     return icon(f"node-{status.name.lower()}")
+
+
+# The sizes a tree row's icon is drawn at (the view picks the nearest), and the badge's
+# share of it.
+_ROW_SIZES = (16, 20, 24, 32, 48)
+_BADGE = 0.62
+
+
+@functools.cache
+def resource_icon(kind: str, status: NodeStatus) -> QIcon:
+    """A resource's row in the status table: its kind's icon (``kind-<kind>``), with the
+    branch's status (the node icon) as a badge in the lower right corner."""
+    base, badge = icon(f"kind-{kind}"), node_icon(status)
+    if base.isNull():
+        return badge
+    out = QIcon()
+    for size in _ROW_SIZES:
+        pixmap = QPixmap(size, size)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        side = round(size * 0.8)
+        base.paint(painter, 0, 0, side, side)
+        b = round(size * _BADGE)
+        badge.paint(painter, size - b, size - b, b, b)
+        painter.end()
+        out.addPixmap(pixmap)
+    return out
 
 
 def app_icon() -> QIcon:

@@ -1,11 +1,12 @@
 """The status table: hierarchies as a tree of rows, servers as columns.
 
-Column 0 is the resource (its tag, and the tree node's overall status as its icon); each
-further column is one server, its cell the resource's state there. The model is fed
-whole :class:`~core.model.Cluster` snapshots (:meth:`StatusModel.set_cluster`) and turns
-the difference into the smallest change: ``dataChanged`` for exactly the cells that
-changed, row insertion/removal for hierarchies that came or went. It never resets for a
-state change, so selection, expanded branches and scrolling survive updates.
+Column 0 is the resource (its tag; its kind's icon with the tree node's overall status as
+a badge); each further column is one server, its cell the resource's state there. The
+model is fed whole :class:`~core.model.Cluster` snapshots
+(:meth:`StatusModel.set_cluster`) and turns the difference into the smallest change:
+``dataChanged`` for exactly the cells that changed, row insertion/removal for hierarchies
+that came or went. It never resets for a state change, so selection, expanded branches
+and scrolling survive updates.
 
 Snapshots from :class:`gui.bridge.ClusterWatcher` share unchanged hierarchies with the
 previous snapshot, so finding what changed costs one identity test per hierarchy (done
@@ -92,6 +93,7 @@ class _Node:
     row: int = 0
     tag: str = ""
     status: NodeStatus = NodeStatus.NORMAL
+    kind: str = ""  # core.model.ResourceKind's value
     cells: dict[str, Cell] = field(default_factory=dict)  # servers where defined
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -319,6 +321,7 @@ class StatusModel(QAbstractItemModel):
         rid = node.resource_id
         node.tag = h.tag_of(rid)
         node.status = h.status(rid)
+        node.kind = h.kind_of(rid).value
         servers = [r.server for r in h.resources if r.resource_id == rid]
         node.cells = {}
         node.tags = {}
@@ -522,7 +525,7 @@ class StatusModel(QAbstractItemModel):
         if role == _DISPLAY:
             return node.tag
         if role == _DECORATION:
-            return icons.node_icon(node.status)
+            return icons.resource_icon(node.kind, node.status)
         if role == Role.NODE_STATUS:
             return node.status.name
         if role in (Role.TAG, Role.SORT):

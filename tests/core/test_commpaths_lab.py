@@ -243,7 +243,7 @@ def test_a_denied_failover_stays_down_and_a_timeout_takes_the_default(lab: LabBa
 # -- Shutdown Strategy ------------------------------------------------------------------------
 def test_a_clean_stop_follows_the_shutdown_strategy(lab: LabBackend) -> None:
     lines = ok("lab", "stop", "lab1", "--clean", "--yes")["steps"]
-    assert "/data switches over (Shutdown Strategy) from lab1 to lab2 (priority 10)." in lines
+    assert "/data switches over from lab1 to lab2 (Shutdown Strategy)." in lines
     assert where(status()) == "lab2"
     ok("lab", "start", "lab1")
     _settled(lab)

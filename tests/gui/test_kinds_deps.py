@@ -8,12 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QMenu, QWizard
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QMenu, QWidget, QWizard
 
 from core.backends.lab import LabBackend, kits
-from core.model import Role
+from core.model import NodeStatus, Role
 from core.operations import create_kinds
 from core.rules.kinds import APP, IP, ResourceRequest
+from gui import icons
 from gui.actions import find_menu_action
 from gui.create_wizard import CreateWizard, Page
 from gui.dependency_dialog import DependencyDialog
@@ -274,3 +276,27 @@ def test_accept_defaults_extends_an_app_on_ip_hierarchy(qtbot) -> None:  # type:
         wizard.close()
     finally:
         lab.close()
+
+
+def test_the_status_table_shows_each_kind_with_its_branch_status_as_a_badge(
+    qtbot, window: MainWindow
+) -> None:
+    _app("web")
+    qtbot.waitUntil(lambda: window.model.index_of("web").isValid(), timeout=10_000)
+
+    def shown(tag: str) -> int:
+        return window.model.index_of(tag).data(Qt.ItemDataRole.DecorationRole).cacheKey()
+
+    assert shown("web") == icons.resource_icon("app", NodeStatus.NORMAL).cacheKey()
+    assert shown("/data") == icons.resource_icon("filesystem", NodeStatus.NORMAL).cacheKey()
+    assert shown("datarep-data") == icons.resource_icon("datakeeper", NodeStatus.NORMAL).cacheKey()
+    # The badge, lower right, is the branch's status: green when normal, red when failed.
+    normal = icons.resource_icon("ip", NodeStatus.NORMAL).pixmap(32, 32).toImage()
+    failed = icons.resource_icon("ip", NodeStatus.FAILED).pixmap(32, 32).toImage()
+    corner = (26, 29)
+    assert normal.pixelColor(*corner).green() > normal.pixelColor(*corner).red()
+    assert failed.pixelColor(*corner).red() > 200 > failed.pixelColor(*corner).green()
+    assert normal.pixelColor(4, 12) == failed.pixelColor(4, 12)  # the kind's part: the same
+    window.actions["documentation"].trigger()
+    text = window.findChild(QWidget, "help_dialog").browser.toPlainText()
+    assert "Generic Application" in text and "IP Address" in text

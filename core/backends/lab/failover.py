@@ -415,7 +415,8 @@ def _leave(
         change.lines,
         origin=server,
         old_alive=False,
-        how="switches over (Shutdown Strategy)",
+        how="switches over",
+        why="Shutdown Strategy",
     )
     if new is None:
         change.lines.append(

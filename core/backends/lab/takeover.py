@@ -62,9 +62,11 @@ def bring_up(
     origin: str,
     old_alive: bool,
     how: str = "fails over",
+    why: str | None = None,
 ) -> str | None:
     """``h`` in service on the first of ``candidates`` where every kit starts; which one
-    (None: none could take it). What happened is appended to ``lines``."""
+    (None: none could take it). What happened is appended to ``lines``: "``h`` ``how``
+    from ``origin`` to the new server (``why``, else the new server's priority)"."""
     for new in candidates:
         attempt = Attempt()
         kept = copy.deepcopy(follow)
@@ -90,7 +92,8 @@ def bring_up(
                 txn.set_instance_state(failed.resource_id, new, ResourceState.OSF, str(exc))
             continue
         txn.execute("RELEASE takeover")
-        lines.append(f"{h.root_tag} {how} from {origin} to {new} (priority {h.priority_of(new)}).")
+        because = why or f"priority {h.priority_of(new)}"
+        lines.append(f"{h.root_tag} {how} from {origin} to {new} ({because}).")
         lines += moved
         lines += attempt.lines
         lines.append(done)
