@@ -72,6 +72,24 @@ class DependencyDialog(QDialog):
         self.setObjectName(f"{action}_dependency_dialog")
         self.setWindowTitle(title)
         self.setAccessibleName(title)
+        form = self._make_fields()
+        self._make_buttons(action)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._intro(action))
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        layout.addWidget(self.command)
+        layout.addWidget(self.buttons)
+        self.setMinimumWidth(560)
+        self.problems: list[Problem] = []
+        self._fill(server, tag)
+        self.server.currentTextChanged.connect(self._server_changed)
+        self.parent_box.currentTextChanged.connect(self._parent_changed)
+        self.child.currentTextChanged.connect(self._check)
+        self._check()
+
+    @staticmethod
+    def _intro(action: str) -> QLabel:
         text = (
             "The parent depends on the child: the child comes in service first and goes "
             "out of service last. The dependency is made on every server where both are "
@@ -82,6 +100,10 @@ class DependencyDialog(QDialog):
         )
         intro = QLabel(text, objectName="dependency_text")
         intro.setWordWrap(True)
+        return intro
+
+    def _make_fields(self) -> QFormLayout:
+        """Server, Parent and Child, each with its message under it."""
         form = QFormLayout()
         self.fields: dict[str, QComboBox] = {}
         self.errors = {name: _error(name) for name in FIELDS}
@@ -95,6 +117,10 @@ class DependencyDialog(QDialog):
             form.addRow("", self.errors[name])
             self.fields[name] = box
         self.server, self.parent_box, self.child = (self.fields[n] for n in FIELDS)
+        return form
+
+    def _make_buttons(self, action: str) -> None:
+        """The error line, Show Command's line and the buttons."""
         self.error = QLabel(objectName="operation_error")
         self.error.setStyleSheet(ERROR_STYLE)
         self.error.setWordWrap(True)
@@ -119,19 +145,6 @@ class DependencyDialog(QDialog):
         self.buttons.accepted.connect(self._run)
         self.buttons.rejected.connect(self.reject)
         self.show_command.clicked.connect(self._toggle_command)
-        layout = QVBoxLayout(self)
-        layout.addWidget(intro)
-        layout.addLayout(form)
-        layout.addWidget(self.error)
-        layout.addWidget(self.command)
-        layout.addWidget(self.buttons)
-        self.setMinimumWidth(560)
-        self.problems: list[Problem] = []
-        self._fill(server, tag)
-        self.server.currentTextChanged.connect(self._server_changed)
-        self.parent_box.currentTextChanged.connect(self._parent_changed)
-        self.child.currentTextChanged.connect(self._check)
-        self._check()
 
     # -- the choices ----------------------------------------------------------------------
     def _fill(self, server: str | None, tag: str | None) -> None:

@@ -257,77 +257,68 @@ def address_problems(cluster: Cluster, facts: Facts, address: str) -> list[Probl
     """IP Address: CIDR, unicast, not a server's, not already protected."""
     typed = text(address)
     if not typed:
-        return [
-            Problem(
-                "address",
-                "address_empty",
-                "IP Address is required: type the address to protect in CIDR, e.g. "
-                "10.214.0.100/24.",
-            )
-        ]
+        return _address(
+            "address_empty",
+            "IP Address is required: type the address to protect in CIDR, e.g. 10.214.0.100/24.",
+        )
     try:
         interface = ipaddress.ip_interface(typed)
     except ValueError:
-        return [
-            Problem(
-                "address",
-                "not_an_address",
-                f"IP Address {typed!r} is not a valid IPv4 or IPv6 address in CIDR, e.g. "
-                "10.214.0.100/24 or fd00::64/64.",
-            )
-        ]
+        return _address(
+            "not_an_address",
+            f"IP Address {typed!r} is not a valid IPv4 or IPv6 address in CIDR, e.g. "
+            "10.214.0.100/24 or fd00::64/64.",
+        )
     if "/" not in typed:
-        return [
-            Problem(
-                "address",
-                "no_prefix",
-                f"IP Address {typed} needs its prefix length (CIDR), e.g. {typed}/"
-                f"{24 if interface.version == 4 else 64}.",
-            )
-        ]
-    ip = interface.ip
+        return _address(
+            "no_prefix",
+            f"IP Address {typed} needs its prefix length (CIDR), e.g. {typed}/"
+            f"{24 if interface.version == 4 else 64}.",
+        )
+    return _host_problems(typed, interface) or _taken_problems(cluster, facts, interface.ip)
+
+
+def _address(code: str, message: str) -> list[Problem]:
+    return [Problem("address", code, message)]
+
+
+def _host_problems(
+    typed: str, interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface
+) -> list[Problem]:
+    """Not an address a host serves clients on."""
+    ip, network = interface.ip, interface.network
     if ip.is_unspecified or ip.is_loopback or ip.is_multicast or ip.is_link_local:
-        return [
-            Problem(
-                "address",
-                "not_unicast",
-                f"IP Address {typed} is not an address a server can serve clients on "
-                "(unspecified, loopback, multicast or link-local); choose another.",
-            )
-        ]
-    network = interface.network
-    if (
-        ip.version == 4
-        and network.prefixlen < 31
-        and ip in (network.network_address, network.broadcast_address)
-    ):
-        return [
-            Problem(
-                "address",
-                "network_address",
-                f"IP Address {typed} is the network or broadcast address of {network}; "
-                "choose a host address.",
-            )
-        ]
+        return _address(
+            "not_unicast",
+            f"IP Address {typed} is not an address a server can serve clients on "
+            "(unspecified, loopback, multicast or link-local); choose another.",
+        )
+    edges = (network.network_address, network.broadcast_address)
+    if ip.version == 4 and network.prefixlen < 31 and ip in edges:
+        return _address(
+            "network_address",
+            f"IP Address {typed} is the network or broadcast address of {network}; "
+            "choose a host address.",
+        )
+    return []
+
+
+def _taken_problems(
+    cluster: Cluster, facts: Facts, ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+) -> list[Problem]:
+    """A server's own address, or one another IP resource protects."""
     owner = server_addresses(cluster, facts).get(str(ip))
     if owner is not None:
-        return [
-            Problem(
-                "address",
-                "server_address",
-                f"IP Address {ip} is the address of server {owner}: an IP resource must be "
-                "an address of its own, which moves between servers.",
-            )
-        ]
+        return _address(
+            "server_address",
+            f"IP Address {ip} is the address of server {owner}: an IP resource must be "
+            "an address of its own, which moves between servers.",
+        )
     tag = protected_addresses(cluster).get(str(ip))
     if tag is not None:
-        return [
-            Problem(
-                "address",
-                "already_protected",
-                f"IP Address {ip} is already protected by the IP resource {tag}.",
-            )
-        ]
+        return _address(
+            "already_protected", f"IP Address {ip} is already protected by the IP resource {tag}."
+        )
     return []
 
 
