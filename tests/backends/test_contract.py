@@ -20,7 +20,7 @@ from typing import cast
 import pytest
 
 from core import capabilities
-from core.backend import Backend, ServerPower
+from core.backend import Backend, CommPathFaults, ServerPower
 from core.errors import CheckFailed, PermissionDenied
 from core.model import Cluster, Hierarchy, MirrorState, Role
 from core.operations import create, create_kinds, dependency, extend, hierarchy, mirror, service
@@ -28,6 +28,7 @@ from core.rules.dependency import DependencyRequest
 from core.rules.kinds import APP, IP, ResourceRequest
 from core.session import Session
 from tests.backends.conftest import LabAdapter
+from tests.helpers import wait_until
 
 ADMIN = Session("contract", Role.ADMINISTRATOR)
 GUEST = Session("visitor", Role.GUEST)
@@ -208,6 +209,12 @@ def test_the_life_of_an_app_on_ip_on_datakeeper_hierarchy(adapter: LabAdapter) -
     assert on_lab2["web-ip"].setting("address") == ip.address
     assert on_lab2["web-app"].setting("start") == APP_START
     assert _ips(adapter) == {"lab1": [address], "lab2": [], "lab3": []}
+    # Next Server: the defaults again, without a target: lab3, the next priority.
+    d3 = extend.defaults(backend, tag="web-app")
+    assert d3.request.target_server == "lab3"
+    extend.extend(backend, d3.request, ADMIN)
+    _wait_target(backend, "web-app", "lab3")
+    assert adapter.volume_digest("lab3", DISK) == adapter.volume_digest("lab1", DISK)
 
     # Switchover: parents out first on lab1 (the app stops, then the address goes down),
     # children in first on lab2.
@@ -234,13 +241,36 @@ def test_the_life_of_an_app_on_ip_on_datakeeper_hierarchy(adapter: LabAdapter) -
         _wait_target(backend, "web-app", "lab2")
         assert adapter.volume_digest("lab2", DISK) == adapter.volume_digest("lab1", DISK)
 
-    hierarchy.unextend(backend, hierarchy.UnextendRequest("web-app", "lab2"), ADMIN)
+    home = _hierarchy(backend, "web-app").in_service_server
+    if capabilities.COMM_PATH_FAULTS in backend.capabilities and home == "lab1":
+        # Every comm path of lab1 down. To lab2 first: lab3 still reaches lab1, so nothing
+        # moves, and lab2 misses writes (Out of Sync). Then to lab3: lab2 and lab3 are the
+        # majority; lab1 steps down (its app stopped, its address down) and the hierarchy
+        # fails over to the one whose mirror is Target, lab3.
+        faults = cast(CommPathFaults, backend)
+        faults.set_comm_path("lab1", "lab2", "", False, ADMIN)
+        assert _hierarchy(backend, "web-app").in_service_server == "lab1"
+        faults.set_comm_path("lab1", "lab3", "", False, ADMIN)
+        wait_until(lambda: _hierarchy(backend, "web-app").in_service_server == "lab3", 30)
+        # (lab2's app.run is the one its crash left: a crash runs no stop command)
+        assert [_app_state(adapter)[s] for s in ("lab1", "lab3")] == [False, True]
+        assert _ips(adapter) == {"lab1": [], "lab2": [], "lab3": [address]}
+        for peer in ("lab2", "lab3"):
+            faults.set_comm_path("lab1", peer, "", True, ADMIN)
+        for server in ("lab1", "lab2"):
+            _wait_target(backend, "web-app", server)
+            assert adapter.volume_digest(server, DISK) == adapter.volume_digest("lab3", DISK)
+        home = "lab3"
+
+    for server in ("lab1", "lab2", "lab3"):
+        if server != home:
+            hierarchy.unextend(backend, hierarchy.UnextendRequest("web-app", server), ADMIN)
     h = _hierarchy(backend, "web-app")
-    assert h.servers == ("lab1",) and h.mirrors[0].target("lab2") is None
+    assert h.servers == (home,) and not h.mirrors[0].targets
     hierarchy.delete(backend, hierarchy.DeleteRequest("web-app"), ADMIN)
     cluster = backend.snapshot()
     assert all(cluster.find_tag(t) is None for t in ("web-app", "web-ip", "/web", "datarep-web"))
-    assert not _app_state(adapter)["lab1"]  # its stop command ran before it went
+    assert not _app_state(adapter)[home]  # its stop command ran before it went
     assert _ips(adapter) == {"lab1": [], "lab2": [], "lab3": []}
     assert cluster.find_tag("/data") is not None
 
