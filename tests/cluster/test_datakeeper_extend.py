@@ -8,35 +8,16 @@ A lab of its own (two nodes, seeded): the session lab is not seeded."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from core.backends.pacemaker import nslab
-from tests.cluster.labtools import Lab, leftovers
+from tests.cluster.labtools import Lab
 from tests.helpers import run_lkctl, wait_until
 
 pytestmark = pytest.mark.cluster
 
 DISKS = "servers/{node}/disks/datarep-data.img"
-
-
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    from tests.cluster.conftest import namespaces_unavailable
-
-    reason = namespaces_unavailable()
-    if reason:
-        pytest.skip(reason)
-    home = tmp_path_factory.mktemp("seeded-lab")
-    status = nslab.up(home, nodes=2)
-    pids = {n.init_pid for n in status.nodes if n.init_pid}
-    try:
-        yield Lab(home, nodes=("lab1", "lab2"))
-    finally:
-        nslab.down(home)
-        assert not leftovers(home, pids)
 
 
 def _lkctl(lab: Lab, *args: str) -> tuple[int, str, str]:
