@@ -1,11 +1,13 @@
 """Run every benchmark and print one table: measure, baseline, ours, ratio, goal, met.
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--nbd]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--nbd] [--pacemaker]
 
 Each benchmark measures its baseline in the same run (see each script's docstring).
 ``--quick`` uses smaller volumes (256 MiB instead of 1 GiB) for a fast look. ``--nbd``
 adds the mirror over NBD (root: network namespaces, nbdkit, nbdfuse; about two minutes
-more), which is left out by default.
+more), which is left out by default. ``--pacemaker`` adds the Pacemaker lab and backend
+(root: a 3-node Corosync + Pacemaker lab in namespaces, brought up and taken down by each
+script; about three minutes more).
 """
 
 from __future__ import annotations
@@ -34,17 +36,25 @@ NBD_BENCHMARKS = (
     ("nbd_resync.py", ["--size-mib", "{size}"]),
     ("nbd_mirrored_fs.py", []),
 )
+PACEMAKER_BENCHMARKS = (
+    ("pacemaker_lab.py", []),
+    ("pacemaker_backend.py", []),
+)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="256 MiB volumes instead of 1 GiB")
     parser.add_argument("--nbd", action="store_true", help="also the mirror over NBD (root)")
+    parser.add_argument(
+        "--pacemaker", action="store_true", help="also the Pacemaker lab and backend (root)"
+    )
     args = parser.parse_args()
     size = "256" if args.quick else "1024"
     rows: list[dict[str, object]] = []
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
-    for script, options in BENCHMARKS + (NBD_BENCHMARKS if args.nbd else ()):
+    chosen = BENCHMARKS + (NBD_BENCHMARKS if args.nbd else ())
+    for script, options in chosen + (PACEMAKER_BENCHMARKS if args.pacemaker else ()):
         path = HERE / script
         if not path.exists():
             continue

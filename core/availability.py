@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core import permissions
-from core.capabilities import SERVER_POWER
+from core.capabilities import COMM_PATHS, DEPENDENCIES, SERVER_POWER
 from core.model import (
     Cluster,
     Hierarchy,
@@ -57,7 +57,10 @@ MIRROR_ACTIONS = (
     VERIFY_MIRROR,
 )
 
-ACTIONS = (
+CREATE_DEPENDENCY = "create_dependency"
+DELETE_DEPENDENCY = "delete_dependency"
+
+ACTIONS: tuple[str, ...] = (
     CONNECT,
     DISCONNECT,
     SERVER_PROPERTIES,
@@ -71,6 +74,11 @@ ACTIONS = (
     OUT_OF_SERVICE,
     RESOURCE_PROPERTIES,
     *MIRROR_ACTIONS,
+    CREATE_DEPENDENCY,
+    DELETE_DEPENDENCY,
+    "create_comm_path",
+    "delete_comm_path",
+    "confirm_failover",
 )
 
 
@@ -102,7 +110,7 @@ class Connection:
     role: Role = Role.ADMINISTRATOR
     cluster_name: str = "lab"  # "the {cluster_name} cluster"
     # What the backend can do beyond the common set (core.capabilities).
-    capabilities: frozenset[str] = frozenset({SERVER_POWER})
+    capabilities: frozenset[str] = frozenset({SERVER_POWER, DEPENDENCIES})
 
 
 @dataclass(frozen=True)
@@ -545,20 +553,10 @@ def _selected_mirror(
 ) -> tuple[Hierarchy, Mirror, list[MirrorTarget]] | Availability:
     """The mirror of the selected DataKeeper resource and the targets the action concerns
     (the clicked cell's server when it is a target, else every target)."""
-    problem = _connection_problem(cluster, connection, op)
-    if problem is not None:
-        return problem
-    assert cluster is not None
-    h = _selected_hierarchy(cluster, selection)
-    if isinstance(h, Availability):
-        return h
-    assert selection.resource_id is not None
-    mirror = h.mirror(selection.resource_id)
-    if mirror is None:
-        return _no(
-            f"{h.tag_of(selection.resource_id)} is not a DataKeeper resource: select "
-            "the DataKeeper resource (or one of its cells) for mirror actions."
-        )
+    found = _selected_datakeeper(cluster, selection, connection, op)
+    if isinstance(found, Availability):
+        return found
+    h, mirror = found
     if not mirror.targets:
         return _no(
             f"{h.tag_of(mirror.resource_id)} has no mirror target yet: extend the hierarchy first."
@@ -647,17 +645,10 @@ def force_online(
 def speed_limit(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
-    problem = _connection_problem(cluster, connection, Op.SPEED_LIMIT)
-    if problem is not None:
-        return problem
-    assert cluster is not None
-    h = _selected_hierarchy(cluster, selection)
-    if isinstance(h, Availability):
-        return h
-    assert selection.resource_id is not None
-    mirror = h.mirror(selection.resource_id)
-    if mirror is None:
-        return _no(f"{h.tag_of(selection.resource_id)} is not a DataKeeper resource.")
+    found = _selected_datakeeper(cluster, selection, connection, Op.SPEED_LIMIT)
+    if isinstance(found, Availability):
+        return found
+    h, mirror = found
     shown = "unlimited" if mirror.speed_limit_kbps == 0 else f"{mirror.speed_limit_kbps} KB/s"
     return _ok(f"Set the resync speed limit of {h.tag_of(mirror.resource_id)} (now {shown}).")
 
@@ -683,6 +674,135 @@ def verify_mirror(
     )
 
 
+# -- dependencies (Create Dependency, Delete Dependency) ---------------------------------------
+_NO_DEPENDENCIES = (
+    "{what} is not available on this cluster yet: its backend cannot make one hierarchy "
+    "depend on another (the folder lab can)."
+)
+
+
+def _dependency_server(h: Hierarchy, selection: Selection) -> str:
+    """The server whose resources a dependency is chosen from: the clicked cell's, else
+    where the hierarchy is in service (else its best-priority server)."""
+    if selection.server is not None and selection.server in h.servers:
+        return selection.server
+    return h.home_server
+
+
+def create_dependency(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(cluster, connection, Op.CREATE_DEPENDENCY)
+    if problem is not None:
+        return problem
+    if DEPENDENCIES not in connection.capabilities:
+        return _no(_NO_DEPENDENCIES.format(what="Create Dependency"))
+    assert cluster is not None
+    if selection.resource_id is None:
+        if not any(len(cluster.instances_on(s.name)) >= 2 for s in cluster.servers):
+            return _no("No server has two resources: create another resource hierarchy first.")
+        return _ok("Make one resource depend on another resource of the same server.")
+    h = _selected_hierarchy(cluster, selection)
+    if isinstance(h, Availability):
+        return h
+    # Only the selected hierarchy is read here (gui.actions.context): the dialog offers
+    # the other resources of the server, and says why one cannot be the child.
+    server = _dependency_server(h, selection)
+    tag = _tag(h, selection.resource_id, server)
+    return _ok(f"Make {tag} depend on another resource of {server} (its child).")
+
+
+def delete_dependency(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(cluster, connection, Op.DELETE_DEPENDENCY)
+    if problem is not None:
+        return problem
+    if DEPENDENCIES not in connection.capabilities:
+        return _no(_NO_DEPENDENCIES.format(what="Delete Dependency"))
+    assert cluster is not None
+    if selection.resource_id is None:
+        if not any(h.dependencies for h in cluster.hierarchies):
+            return _no("No resource depends on another: there is no dependency to delete.")
+        return _ok("Make a resource no longer depend on one of its children.")
+    h = _selected_hierarchy(cluster, selection)
+    if isinstance(h, Availability):
+        return h
+    rid = selection.resource_id
+    tag = _tag(h, rid, _dependency_server(h, selection))
+    children = [h.tag_of(c) for c in h.children(rid)]
+    parent = h.parent(rid)
+    if children:
+        return _ok(f"{tag} no longer depends on one of: {_names(children)}.")
+    if parent is not None:
+        return _ok(f"{h.tag_of(parent)} no longer depends on {tag}.")
+    return _no(f"{tag} depends on nothing and nothing depends on it: no dependency to delete.")
+
+
+# -- comm paths and failover confirmation -------------------------------------------------
+CREATE_COMM_PATH = "create_comm_path"
+DELETE_COMM_PATH = "delete_comm_path"
+CONFIRM_FAILOVER = "confirm_failover"
+
+
+def _comm_path_problem(
+    cluster: Cluster | None, connection: Connection, op: Op
+) -> Availability | None:
+    problem = _connection_problem(cluster, connection, op)
+    if problem is not None or COMM_PATHS in connection.capabilities:
+        return problem
+    return _no(
+        "This cluster's comm paths are its Corosync links: change them in corosync.conf "
+        "on the nodes."
+    )
+
+
+def create_comm_path(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _comm_path_problem(cluster, connection, Op.CREATE_COMM_PATH)
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    if len(cluster.servers) < 2:
+        return _no("A comm path joins two servers; this cluster has only one.")
+    where = f" from {selection.server}" if selection.server is not None else ""
+    return _ok(f"Create a comm path{where} to another server (a pair of addresses).")
+
+
+def delete_comm_path(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _comm_path_problem(cluster, connection, Op.DELETE_COMM_PATH)
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    server = selection.server
+    paths = [p for p in cluster.comm_paths if server is None or p.server == server]
+    if not paths:
+        where = f" of {server}" if server is not None else ""
+        return _no(f"There is no comm path{where} to delete: create one first.")
+    where = f" of {server}" if server is not None else ""
+    return _ok(f"Delete a comm path{where} ({len(paths) if server else len(paths) // 2} now).")
+
+
+def confirm_failover(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    problem = _connection_problem(cluster, connection, Op.CONFIRM_FAILOVER)
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    waiting = cluster.pending_failovers
+    if not waiting:
+        return _no(
+            "No failover waits for a confirmation (Server Properties › Failover "
+            "Confirmation makes a server ask for one)."
+        )
+    shown = "; ".join(f"{p.root_tag} from {p.from_server} to {p.to_server}" for p in waiting)
+    return _ok(f"Confirm or block the failover waiting for you: {shown}.")
+
+
 RULES: dict[str, Rule] = {
     CONNECT: connect,
     DISCONNECT: disconnect,
@@ -702,6 +822,11 @@ RULES: dict[str, Rule] = {
     FORCE_ONLINE: force_online,
     SPEED_LIMIT: speed_limit,
     VERIFY_MIRROR: verify_mirror,
+    CREATE_DEPENDENCY: create_dependency,
+    DELETE_DEPENDENCY: delete_dependency,
+    CREATE_COMM_PATH: create_comm_path,
+    DELETE_COMM_PATH: delete_comm_path,
+    CONFIRM_FAILOVER: confirm_failover,
 }
 
 
@@ -732,6 +857,9 @@ def preselection(cluster: Cluster | None, selection: Selection, action: str) -> 
         server = _in_service_server(h, selection)
     elif action == OUT_OF_SERVICE:
         server = _out_of_service_server(h, selection)
+    elif action in (CREATE_DEPENDENCY, DELETE_DEPENDENCY):
+        server = _dependency_server(h, selection)
+        template = server
     return Preselection(
         hierarchy_id=h.id,
         resource_id=rid,
@@ -742,3 +870,71 @@ def preselection(cluster: Cluster | None, selection: Selection, action: str) -> 
         server=server,
         version=h.version,
     )
+
+
+# -- issue 16: Resize Mirror and View › Log ---------------------------------------------
+RESIZE_MIRROR = "resize_mirror"
+SHOW_LOG = "show_log"
+
+
+def _selected_datakeeper(
+    cluster: Cluster | None, selection: Selection, connection: Connection, op: Op
+) -> tuple[Hierarchy, Mirror] | Availability:
+    """The selected DataKeeper resource's hierarchy and mirror, when ``op`` may run."""
+    problem = _connection_problem(cluster, connection, op)
+    if problem is not None:
+        return problem
+    assert cluster is not None
+    h = _selected_hierarchy(cluster, selection)
+    if isinstance(h, Availability):
+        return h
+    assert selection.resource_id is not None
+    mirror = h.mirror(selection.resource_id)
+    if mirror is None:
+        return _no(
+            f"{h.tag_of(selection.resource_id)} is not a DataKeeper resource: select "
+            "the DataKeeper resource (or one of its cells) for mirror actions."
+        )
+    return h, mirror
+
+
+def resize_mirror(
+    cluster: Cluster | None, selection: Selection, connection: Connection
+) -> Availability:
+    """Grow the selected mirror: every copy's server must be up (they grow together)."""
+    found = _selected_datakeeper(cluster, selection, connection, Op.RESIZE_MIRROR)
+    if isinstance(found, Availability):
+        return found
+    assert cluster is not None
+    h, mirror = found
+    tag = h.tag_of(mirror.resource_id)
+    servers = [mirror.source, *(t.server for t in mirror.targets)]
+    down = [s for s in servers if not _alive(cluster, s)]
+    if down:
+        return _no(
+            f"{_names(down)} {'is' if len(down) == 1 else 'are'} down: every copy of {tag} "
+            "must grow together."
+        )
+    waiting = [t.server for t in mirror.targets if t.state is MirrorState.WAIT_FOR_PREVIOUS_SOURCE]
+    if waiting:
+        return _no(f"The copy of {tag} on {_names(waiting)} waits for the previous source.")
+    return _ok(
+        f"Grow {tag} on {_names(servers)} (the targets first, then the source); the new "
+        "space is resynced."
+    )
+
+
+def show_log(cluster: Cluster | None, selection: Selection, connection: Connection) -> Availability:
+    """View › Log: the log of the selected server (or of the selected hierarchy's)."""
+    problem = _connection_problem(cluster, connection, Op.VIEW)
+    if problem is not None:
+        return problem
+    server = selection.server or "a server"
+    return _ok(
+        f"Show the log of {server}: operations, resource actions, state changes, failovers, live."
+    )
+
+
+ACTIONS = (*ACTIONS, RESIZE_MIRROR, SHOW_LOG)
+RULES[RESIZE_MIRROR] = resize_mirror
+RULES[SHOW_LOG] = show_log

@@ -30,10 +30,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
-from core.capabilities import MIRROR_WRITES, RESET, SERVER_POWER, USERS
+from core.capabilities import (
+    COMM_PATH_FAULTS,
+    COMM_PATHS,
+    MIRROR_WRITES,
+    RESET,
+    SERVER_POWER,
+    SERVER_SETTINGS,
+    USERS,
+    WHAT_IF,
+)
 from core.errors import LkError
 from core.events import EventHub
-from core.facts import PathInfo, VolumeInfo
+from core.facts import NetworkInfo, PathInfo, VolumeInfo
 from core.history import Entry, LogRow
 from core.model import Cluster, Role
 from core.permissions import Op
@@ -75,6 +84,11 @@ class Backend(Protocol):
 
     def volumes(self, server: str) -> tuple[VolumeInfo, ...]:
         """The volumes a DataKeeper resource of ``server`` could replicate."""
+        ...
+
+    def network(self, server: str) -> NetworkInfo:
+        """``server``'s own addresses, and what an IP resource there is proposed (a lab
+        proposes from its service network; a real cluster proposes none)."""
         ...
 
     def apply(
@@ -121,8 +135,16 @@ class Backend(Protocol):
         """The operations recorded, oldest first."""
         ...
 
-    def log_lines(self, after: int = 0, limit: int = 2000) -> list[LogRow]:
-        """The output panel's lines newer than ``after`` (0: the last ``limit``)."""
+    def log_lines(
+        self, after: int = 0, limit: int = 2000, server: str | None = None
+    ) -> list[LogRow]:
+        """The output panel's lines newer than ``after`` (0: the last ``limit``); with
+        ``server``, only those about that server (its LifeKeeper log)."""
+        ...
+
+    def server_log(self, server: str, after: int = 0) -> list[LogRow]:
+        """The lines of ``server``'s log newer than ``after`` (0: every line kept), oldest
+        first: the output lines that name it (``core.serverlog``)."""
         ...
 
     def dirty_chunks(self, resource_id: int) -> dict[str, int]:
@@ -170,6 +192,34 @@ class MirrorWrites(Protocol):
     ) -> str: ...
 
 
+class ServerSettings(Protocol):
+    """SERVER_SETTINGS: a clean stop that follows the server's Shutdown Strategy, and the
+    answer to a failover that waits for the administrator's confirmation."""
+
+    def shutdown_server(
+        self, server: str, session: Session, hub: EventHub | None = None
+    ) -> list[str]: ...
+
+    def confirm_failover(
+        self, server: str, accept: bool, session: Session, hub: EventHub | None = None
+    ) -> list[str]: ...
+
+
+class CommPathFaults(Protocol):
+    """COMM_PATH_FAULTS: fail a comm path and bring it back (every path between the two
+    servers when ``path`` is empty; else the one whose priority it is)."""
+
+    def set_comm_path(
+        self,
+        server: str,
+        peer: str,
+        path: object,
+        up: bool,
+        session: Session,
+        hub: EventHub | None = None,
+    ) -> list[str]: ...
+
+
 class Reset(Protocol):
     """RESET: throw the cluster away and make it anew."""
 
@@ -186,6 +236,15 @@ class UserAdmin(Protocol):
     def list_users(self) -> list[tuple[str, Role]]: ...
 
 
+class WhatIf(Protocol):
+    """WHAT_IF: what a plan would do to every hierarchy (which resources stop, where
+    they start, which mirrors change role), one line each; nothing is changed. The lab
+    computes it in core from its snapshot (``core.rules.whatif``); Pacemaker asks
+    ``crm_simulate``."""
+
+    def what_if(self, plan: Plan) -> list[str]: ...
+
+
 T = TypeVar("T")
 
 
@@ -196,17 +255,24 @@ def require(backend: Backend, capability: str, what: str) -> None:
 
 
 __all__ = [
+    "COMM_PATHS",
+    "COMM_PATH_FAULTS",
     "MIRROR_WRITES",
     "RESET",
     "SERVER_POWER",
+    "SERVER_SETTINGS",
     "USERS",
+    "WHAT_IF",
     "Backend",
+    "CommPathFaults",
     "MirrorWrites",
     "NotAvailable",
     "Reset",
     "ServerPower",
+    "ServerSettings",
     "StepCallback",
     "UserAdmin",
     "Watch",
+    "WhatIf",
     "require",
 ]

@@ -8,5 +8,23 @@ SERVER_POWER = "server_power"  # stop and start a server (a failure, and a retur
 MIRROR_WRITES = "mirror_writes"  # put writes through a mirror (lkctl lab write/workload)
 RESET = "reset"  # throw the cluster away and make it anew (the lab)
 USERS = "users"  # the backend keeps its own users and passwords
+DEPENDENCIES = "dependencies"  # Create/Delete Dependency between resources of hierarchies
+# Server Properties a console can change (shutdown strategy, failover confirmation) and
+# the confirmation of a failover that waits for the administrator.
+SERVER_SETTINGS = "server_settings"
+COMM_PATHS = "comm_paths"  # comm paths can be created and deleted from the console
+COMM_PATH_FAULTS = "comm_path_faults"  # a comm path can be failed and restored (the lab)
 
-__all__ = ["MIRROR_WRITES", "RESET", "SERVER_POWER", "USERS"]
+WHAT_IF = "what_if"  # say what a plan would do to every hierarchy, changing nothing
+
+__all__ = [
+    "COMM_PATHS",
+    "COMM_PATH_FAULTS",
+    "DEPENDENCIES",
+    "MIRROR_WRITES",
+    "RESET",
+    "SERVER_POWER",
+    "SERVER_SETTINGS",
+    "USERS",
+    "WHAT_IF",
+]

@@ -51,6 +51,28 @@ class VolumeInfo:
     fs_label: str | None = None  # the file system on it, if any (ext4, xfs...)
 
 
+@dataclass(frozen=True)
+class NetworkInfo:
+    """What a backend knows of a server's network, for IP resources.
+
+    ``addresses``: the server's own addresses (an IP resource may not take one);
+    ``interface``: the interface proposed for a new IP resource there; the pool
+    (``pool_first`` .. ``pool_last``, with ``prefix_length``): addresses a new IP resource
+    may be given by default (a lab's service network). A real cluster proposes none:
+    no pool, and no interface unless it knows one."""
+
+    server: str
+    addresses: tuple[str, ...] = ()
+    interface: str | None = None
+    pool_first: str | None = None
+    pool_last: str | None = None
+    prefix_length: int | None = None
+
+    @property
+    def proposes(self) -> bool:
+        return bool(self.pool_first and self.pool_last and self.prefix_length is not None)
+
+
 class MissingFact(LookupError):
     """A rule asked for a fact that was not gathered first (a bug in the caller)."""
 
@@ -61,9 +83,14 @@ class Needs:
 
     paths: frozenset[tuple[str, str]] = frozenset()
     volumes: frozenset[str] = frozenset()
+    networks: frozenset[str] = frozenset()  # servers whose network to ask about
 
     def __or__(self, other: Needs) -> Needs:
-        return Needs(self.paths | other.paths, self.volumes | other.volumes)
+        return Needs(
+            self.paths | other.paths,
+            self.volumes | other.volumes,
+            self.networks | other.networks,
+        )
 
     @classmethod
     def of_paths(cls, pairs: Iterable[tuple[str, str]]) -> Needs:
@@ -76,10 +103,12 @@ class Facts:
 
     paths: Mapping[tuple[str, str], PathInfo] = field(default_factory=dict)
     volumes: Mapping[str, tuple[VolumeInfo, ...]] = field(default_factory=dict)
+    networks: Mapping[str, NetworkInfo] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "paths", MappingProxyType(dict(self.paths)))
         object.__setattr__(self, "volumes", MappingProxyType(dict(self.volumes)))
+        object.__setattr__(self, "networks", MappingProxyType(dict(self.networks)))
 
     def path(self, server: str, path: str) -> PathInfo:
         try:
@@ -93,11 +122,25 @@ class Facts:
         except KeyError:
             raise MissingFact(f"the volumes of {server} were not gathered") from None
 
+    def network_of(self, server: str) -> NetworkInfo:
+        try:
+            return self.networks[server]
+        except KeyError:
+            raise MissingFact(f"the network of {server} was not gathered") from None
+
     def has(self, needs: Needs) -> bool:
-        return needs.paths <= set(self.paths) and needs.volumes <= set(self.volumes)
+        return (
+            needs.paths <= set(self.paths)
+            and needs.volumes <= set(self.volumes)
+            and needs.networks <= set(self.networks)
+        )
 
     def merged(self, other: Facts) -> Facts:
-        return Facts({**self.paths, **other.paths}, {**self.volumes, **other.volumes})
+        return Facts(
+            {**self.paths, **other.paths},
+            {**self.volumes, **other.volumes},
+            {**self.networks, **other.networks},
+        )
 
 
 def gather(backend: Backend, needs: Needs, known: Facts | None = None) -> Facts:
@@ -110,7 +153,21 @@ def gather(backend: Backend, needs: Needs, known: Facts | None = None) -> Facts:
         for server in sorted(needs.volumes)
         if server not in known.volumes
     }
-    return known.merged(Facts(paths, volumes))
+    networks = {
+        server: backend.network(server)
+        for server in sorted(needs.networks)
+        if server not in known.networks
+    }
+    return known.merged(Facts(paths, volumes, networks))
 
 
-__all__ = ["BTRFS", "Facts", "MissingFact", "Needs", "PathInfo", "VolumeInfo", "gather"]
+__all__ = [
+    "BTRFS",
+    "Facts",
+    "MissingFact",
+    "Needs",
+    "NetworkInfo",
+    "PathInfo",
+    "VolumeInfo",
+    "gather",
+]

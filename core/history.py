@@ -8,6 +8,7 @@ real cluster in the console's own data directory) and reads them back as these v
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -38,4 +39,12 @@ class LogRow:
     text: str
 
 
-__all__ = ["Entry", "LogRow"]
+def about_server(rows: list[LogRow], server: str, limit: int = 2000) -> list[LogRow]:
+    """The last ``limit`` of ``rows`` that are about ``server``: its name is a word of
+    the line or of its operation (a server's LifeKeeper log, in the lab's words)."""
+    word = re.compile(rf"(?<![\w.-]){re.escape(server)}(?![\w-])")
+    found = [r for r in rows if word.search(r.text) or word.search(r.operation)]
+    return found[-limit:] if limit > 0 else []
+
+
+__all__ = ["Entry", "LogRow", "about_server"]

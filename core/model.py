@@ -161,6 +161,11 @@ class Server:
     name: str
     state: ServerState
     position: int = 0
+    # Server Properties (core.rules.server_properties); the defaults are LifeKeeper's.
+    shutdown_strategy: ShutdownStrategy = field(default_factory=lambda: ShutdownStrategy.SWITCHOVER)
+    confirm_failover_from: tuple[str, ...] = ()  # peers whose failovers wait for a yes
+    confirm_timeout: int = 600  # seconds (LifeKeeper's CONFIRMSOTO)
+    confirm_default: ConfirmDefault = field(default_factory=lambda: ConfirmDefault.PROCEED)
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,7 @@ class MirrorTarget:
     verify_percent: int | None = None  # while an online verify runs
     last_verified: float | None = None  # seconds since the epoch
     last_differences: int | None = None  # differing chunks the last verify found
+    asynchronous: bool | None = None  # this target's replication mode; None: the mirror's
 
     @property
     def percent(self) -> int:
@@ -239,6 +245,11 @@ class Mirror:
 
     def target(self, server: str) -> MirrorTarget | None:
         return next((t for t in self.targets if t.server == server), None)
+
+    def is_asynchronous(self, server: str) -> bool:
+        """Whether writes to the target ``server`` are asynchronous."""
+        t = self.target(server)
+        return self.asynchronous if t is None or t.asynchronous is None else t.asynchronous
 
 
 @dataclass(frozen=True)
@@ -342,6 +353,41 @@ class Hierarchy:
         return worst
 
 
+class ShutdownStrategy(enum.Enum):
+    """What a clean stop of a server does to the hierarchies in service on it."""
+
+    SWITCHOVER = "switchover"  # they are switched over to the best standby server
+    DO_NOT_SWITCHOVER = "do not switchover"  # they go out of service and stay down
+
+    @property
+    def option(self) -> str:
+        """The word lkctl takes: ``switchover``, ``do-not-switchover``."""
+        return self.value.replace(" ", "-")
+
+
+class ConfirmDefault(enum.Enum):
+    """What a failover waiting for confirmation does when nobody answers in time
+    (LifeKeeper's CONFIRMSODEF: 0 proceeds, 1 blocks)."""
+
+    PROCEED = "proceed"
+    BLOCK = "block"
+
+
+@dataclass(frozen=True)
+class PendingFailover:
+    """A failover of ``hierarchy_id`` from ``from_server`` to ``to_server`` that waits
+    for the administrator's confirmation on ``to_server`` until ``deadline``."""
+
+    hierarchy_id: int
+    root_tag: str
+    from_server: str
+    to_server: str
+    asked: float  # seconds since the epoch
+    deadline: float
+    default: ConfirmDefault
+    reason: str  # why it fails over: "lab1 stopped", "every comm path to lab1 is down"
+
+
 class CommPathState(enum.Enum):
     ALIVE = "ALIVE"
     DEAD = "DEAD"
@@ -357,6 +403,7 @@ class CommPath:
     peer_address: str
     state: CommPathState
     priority: int = 1
+    path_id: int = 0  # the backend's number for the path (0: it has none)
 
 
 @dataclass(frozen=True)
@@ -366,6 +413,12 @@ class Cluster:
     servers: tuple[Server, ...]
     hierarchies: tuple[Hierarchy, ...]
     comm_paths: tuple[CommPath, ...] = ()
+    pending_failovers: tuple[PendingFailover, ...] = ()
+
+    def paths_between(self, server: str, peer: str) -> tuple[CommPath, ...]:
+        """The comm paths of ``server`` to ``peer``, as ``server`` sees them, by priority."""
+        found = [p for p in self.comm_paths if p.server == server and p.peer == peer]
+        return tuple(sorted(found, key=lambda p: (p.priority, p.path_id)))
 
     def server(self, name: str) -> Server | None:
         return next((s for s in self.servers if s.name == name), None)
@@ -400,4 +453,4 @@ def share_unchanged(previous: Cluster | None, current: Cluster) -> Cluster:
     )
     servers = previous.servers if previous.servers == current.servers else current.servers
     paths = previous.comm_paths if previous.comm_paths == current.comm_paths else current.comm_paths
-    return Cluster(servers, hierarchies, paths)
+    return Cluster(servers, hierarchies, paths, current.pending_failovers)

@@ -10,7 +10,9 @@ and switches them over; Administrator does everything. **(ours)** for what LifeK
 does not name: an Operator may also pause, resume and verify a mirror and put writes
 through it (what an application on the cluster does); changing how a mirror resyncs
 (full resync, speed limit, force online), the lab's servers, its reset and its users
-need an Administrator.
+need an Administrator. Confirming (or blocking) a failover that waits for the
+administrator is an Operator's, like a switchover; changing Server or Resource
+Properties and the comm paths is an Administrator's.
 """
 
 from __future__ import annotations
@@ -47,6 +49,16 @@ class Op(enum.Enum):
     LAB_RESET = "lab_reset"
     ADD_USER = "add_user"
     REMOVE_USER = "remove_user"
+    CREATE_DEPENDENCY = "create_dependency"
+    DELETE_DEPENDENCY = "delete_dependency"
+    # Server and Resource Properties, comm paths, failover confirmation
+    SET_SERVER_PROPERTIES = "set_server_properties"
+    SET_RESOURCE_PROPERTIES = "set_resource_properties"
+    CREATE_COMM_PATH = "create_comm_path"
+    DELETE_COMM_PATH = "delete_comm_path"
+    COMM_PATH_FAULT = "comm_path_fault"
+    CONFIRM_FAILOVER = "confirm_failover"
+    RESIZE_MIRROR = "resize_mirror"
 
     @property
     def label(self) -> str:
@@ -75,6 +87,15 @@ _LABELS = {
     Op.LAB_RESET: "Resetting the lab",
     Op.ADD_USER: "Adding a user",
     Op.REMOVE_USER: "Removing a user",
+    Op.CREATE_DEPENDENCY: "Create Dependency",
+    Op.DELETE_DEPENDENCY: "Delete Dependency",
+    Op.SET_SERVER_PROPERTIES: "Changing Server Properties",
+    Op.SET_RESOURCE_PROPERTIES: "Changing Resource Properties",
+    Op.CREATE_COMM_PATH: "Create Comm Path",
+    Op.DELETE_COMM_PATH: "Delete Comm Path",
+    Op.COMM_PATH_FAULT: "Failing or restoring a lab comm path",
+    Op.CONFIRM_FAILOVER: "Confirming a failover",
+    Op.RESIZE_MIRROR: "Resize Mirror",
 }
 
 _G, _O, _A = Role.GUEST, Role.OPERATOR, Role.ADMINISTRATOR
@@ -102,6 +123,15 @@ TABLE: Mapping[Op, Role] = MappingProxyType(
         Op.LAB_RESET: _A,
         Op.ADD_USER: _A,
         Op.REMOVE_USER: _A,
+        Op.CREATE_DEPENDENCY: _A,
+        Op.DELETE_DEPENDENCY: _A,
+        Op.SET_SERVER_PROPERTIES: _A,
+        Op.SET_RESOURCE_PROPERTIES: _A,
+        Op.CREATE_COMM_PATH: _A,
+        Op.DELETE_COMM_PATH: _A,
+        Op.COMM_PATH_FAULT: _A,
+        Op.CONFIRM_FAILOVER: _O,
+        Op.RESIZE_MIRROR: _A,
     }
 )
 

@@ -16,7 +16,14 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 
-from core.model import Resource, ResourceKind, ResourceState, SwitchbackType
+from core.model import (
+    ConfirmDefault,
+    Resource,
+    ResourceKind,
+    ResourceState,
+    ShutdownStrategy,
+    SwitchbackType,
+)
 from core.permissions import Op
 from core.status import format_size
 
@@ -172,12 +179,14 @@ class ConfigureMirror(Step):
     source_bitmap: str | None  # the source's intent log, which gets a section for it
     volume_size: int
     chunk_size: int
+    asynchronous: bool = False  # this target's replication mode
 
     @property
     def title(self) -> str:
+        mode = " (asynchronous replication)" if self.asynchronous else ""
         return (
             f"Configure mirror {self.dk_tag}: {self.source} → {self.target} with bitmap "
-            f"{self.target_bitmap or NO_BITMAP}"
+            f"{self.target_bitmap or NO_BITMAP}{mode}"
         )
 
 
@@ -397,6 +406,191 @@ class VerifyMirror(Step):
         return f"Verify {self.dk_tag} on {self.target} against the source{also}"
 
 
+# -- dependencies between resources (Create / Delete Dependency) -----------------------------
+@dataclass(frozen=True)
+class CreateDependency(Step):
+    """``parent`` depends on ``child`` on every server where both are defined: the child's
+    hierarchy (claimed at ``child_version``) joins the parent's."""
+
+    parent_hierarchy_id: int
+    parent_id: int
+    parent_tag: str
+    child_hierarchy_id: int
+    child_version: int
+    child_id: int
+    child_tag: str
+    servers: tuple[str, ...]
+
+    @property
+    def title(self) -> str:
+        return (
+            f"Create dependency {self.parent_tag} → {self.child_tag} on "
+            f"{', '.join(self.servers)} ({self.child_tag} and what it depends on join the "
+            f"hierarchy of {self.parent_tag})"
+        )
+
+
+@dataclass(frozen=True)
+class DeleteDependency(Step):
+    """``parent`` no longer depends on ``child``: the child and what it depends on are a
+    hierarchy of their own, on the same servers with the same priorities."""
+
+    hierarchy_id: int
+    parent_id: int
+    parent_tag: str
+    child_id: int
+    child_tag: str
+    servers: tuple[str, ...]
+
+    @property
+    def title(self) -> str:
+        return (
+            f"Delete dependency {self.parent_tag} → {self.child_tag} on "
+            f"{', '.join(self.servers)} ({self.child_tag} becomes the root of a hierarchy "
+            "of its own)"
+        )
+
+
+# -- Server and Resource Properties, comm paths -------------------------------------------------
+@dataclass(frozen=True)
+class SetServerProperties(Step):
+    """Server Properties: the Shutdown Strategy and the Failover Confirmation per peer."""
+
+    server: str
+    shutdown_strategy: ShutdownStrategy
+    confirm_failover_from: tuple[str, ...]  # peers whose failovers to it wait for a yes
+    confirm_timeout: int  # seconds
+    confirm_default: ConfirmDefault  # what happens when nobody answers in time
+
+    @property
+    def title(self) -> str:
+        confirm = (
+            f"failovers from {', '.join(self.confirm_failover_from)} wait for confirmation "
+            f"({self.confirm_timeout} s, then {self.confirm_default.value})"
+            if self.confirm_failover_from
+            else "failovers need no confirmation"
+        )
+        return f"Server {self.server}: Shutdown Strategy {self.shutdown_strategy.value}; {confirm}"
+
+
+@dataclass(frozen=True)
+class SetMirrorMode(Step):
+    """One target of a mirror replicates synchronously or asynchronously."""
+
+    resource_id: int
+    dk_tag: str
+    target: str
+    asynchronous: bool
+
+    @property
+    def title(self) -> str:
+        mode = "asynchronous" if self.asynchronous else "synchronous"
+        return f"Mirror {self.dk_tag} to {self.target}: {mode} replication"
+
+
+@dataclass(frozen=True)
+class _CommPathStep(Step):
+    server: str
+    peer: str
+    local_address: str
+    remote_address: str
+    priority: int
+
+    @property
+    def path(self) -> str:
+        return (
+            f"{self.server} {self.local_address} → {self.peer} {self.remote_address} "
+            f"(priority {self.priority})"
+        )
+
+
+@dataclass(frozen=True)
+class CreateCommPath(_CommPathStep):
+    @property
+    def title(self) -> str:
+        return f"Create comm path {self.path}"
+
+
+@dataclass(frozen=True)
+class DeleteCommPath(_CommPathStep):
+    path_id: int = 0  # the lab's id of the path
+
+    @property
+    def title(self) -> str:
+        return f"Delete comm path {self.path}"
+
+
+# -- server stop, mirror resize --------------------------------------------------------------
+@dataclass(frozen=True)
+class StopServer(Step):
+    """A server fails (the lab's Stop Server): its in-service hierarchies fail over. A plan
+    of this one step describes Stop Server for the what-if and ``--dry-run``; the
+    backend's SERVER_POWER carries it out (``ServerPower.stop_server``)."""
+
+    server: str
+
+    @property
+    def title(self) -> str:
+        return f"Stop {self.server} as if it crashed (its in-service hierarchies fail over)"
+
+
+@dataclass(frozen=True)
+class GrowVolume(Step):
+    """One server's copy of a mirror's volume grows (the new bytes read as zeros)."""
+
+    resource_id: int
+    dk_tag: str
+    server: str
+    path: str  # server path of the volume
+    old_size: int
+    new_size: int
+    role: str  # "target" or "source" (targets grow first)
+
+    @property
+    def title(self) -> str:
+        return (
+            f"Grow the volume {self.path} of {self.dk_tag} on {self.server} ({self.role}): "
+            f"{format_size(self.old_size)} → {format_size(self.new_size)}"
+        )
+
+
+@dataclass(frozen=True)
+class GrowBitmap(Step):
+    """A bitmap file of a mirror covers the grown volume: the chunks of the new space are
+    dirty for every target it has a section for (resynced like any dirty region)."""
+
+    resource_id: int
+    server: str
+    path: str  # server path of the bitmap file
+    old_size: int
+    new_size: int
+    chunk_size: int
+
+    @property
+    def title(self) -> str:
+        return (
+            f"Grow the bitmap {self.path} on {self.server} to {format_size(self.new_size)} "
+            "(the new chunks are dirty: resynced like any dirty region)"
+        )
+
+
+@dataclass(frozen=True)
+class SetMirrorSize(Step):
+    """The mirror's size is the new one; its targets resync the new chunks."""
+
+    resource_id: int
+    dk_tag: str
+    old_size: int
+    new_size: int
+    targets: tuple[str, ...]  # the targets that resync the new space
+
+    @property
+    def title(self) -> str:
+        verb = "resyncs" if len(self.targets) == 1 else "resync"
+        resync = f"; {', '.join(self.targets)} {verb} the new space" if self.targets else ""
+        return f"The mirror {self.dk_tag} is {format_size(self.new_size)} on every server{resync}"
+
+
 # -- the plan ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Plan:
@@ -437,13 +631,19 @@ __all__ = [
     "BringInService",
     "BringNewInService",
     "ConfigureMirror",
+    "CreateCommPath",
     "CreateDataKeeper",
     "CreateDataKeeperTarget",
+    "CreateDependency",
     "CreateDisk",
     "CreateFileSystemResource",
     "CreateResource",
+    "DeleteCommPath",
+    "DeleteDependency",
     "DeleteHierarchy",
     "FullResync",
+    "GrowBitmap",
+    "GrowVolume",
     "MakeFileSystem",
     "MakeSource",
     "PauseMirror",
@@ -453,11 +653,15 @@ __all__ = [
     "RemovePriority",
     "RemoveResources",
     "ResumeMirror",
+    "SetMirrorMode",
+    "SetMirrorSize",
     "SetPriorities",
+    "SetServerProperties",
     "SetSpeedLimit",
     "StartResync",
     "Step",
     "StopMirrors",
+    "StopServer",
     "TakeOutOfService",
     "VerifyMirror",
 ]

@@ -23,6 +23,7 @@ from core.model import (
     ResourceState,
     ServerState,
 )
+from core.rules import commpaths
 from core.status import cell, format_eta, format_rate, format_size
 
 _SERVER_ICON = {
@@ -108,6 +109,13 @@ def server_properties(cluster: Cluster, name: str) -> Properties:
         Row("State", server.state.value, _SERVER_ICON[server.state]),
         Row("Hierarchies in service", _list(active)),
         Row("Standby hierarchies", _list(standby)),
+        Row("Shutdown Strategy", server.shutdown_strategy.value),
+        Row("Failover Confirmation", _list(list(server.confirm_failover_from))),
+    )
+    peers = tuple(
+        Row(f"Peer {v.peer}", v.text, _SERVER_ICON.get(v.state))
+        for v in commpaths.peers(cluster, name)
+        if v.paths
     )
     mirrors = (
         Row("Mirror source of", _list(sources)),
@@ -116,7 +124,11 @@ def server_properties(cluster: Cluster, name: str) -> Properties:
     return Properties(
         f"Server {server.name}",
         _SERVER_ICON[server.state],
-        (Section("Server", general), Section("Mirrors", mirrors)),
+        (
+            Section("Server", general),
+            Section("Mirrors", mirrors),
+            *((Section("Comm paths", peers),) if peers else ()),
+        ),
     )
 
 
@@ -127,7 +139,7 @@ def resource_properties(cluster: Cluster, h: Hierarchy, resource_id: int) -> Pro
     status = h.status(resource_id)
     general = [
         Row("Tag", tag),
-        Row("Kind", kind.label),
+        Row("Kind", kind.label, kind_icon(kind)),
         Row("Hierarchy", _hierarchy_text(h)),
         Row("Overall state", status.label, _node_icon(status)),
         Row("Switchback type", h.switchback.value),
@@ -167,7 +179,7 @@ def cell_properties(cluster: Cluster, h: Hierarchy, resource_id: int, server: st
     server_state = cluster.server(server)
     rows = [
         Row("Tag", tag),
-        Row("Kind", kind.label),
+        Row("Kind", kind.label, kind_icon(kind)),
         Row("Server", server, _SERVER_ICON[server_state.state] if server_state else None),
         Row("Hierarchy", _hierarchy_text(h)),
     ]
@@ -261,7 +273,42 @@ def _instance_rows(inst: Resource) -> tuple[Row, ...]:
         )
     if inst.kind is ResourceKind.DATAKEEPER:  # its bitmap is shown with the mirror
         return (Row("Volume", inst.volume or "—"),)
-    return ()
+    return _kit_rows(inst)
+
+
+def kind_icon(kind: ResourceKind) -> str:
+    """The icon of a resource kind (resources/icons/kind-*.svg)."""
+    return f"kind-{kind.value}"
+
+
+def _kit_rows(inst: Resource) -> tuple[Row, ...]:
+    """The settings of an IP address and of a Generic Application (and why it failed)."""
+    if inst.kind is ResourceKind.IP:
+        rows = [
+            Row("IP address", inst.setting("address") or "—"),
+            Row("Network interface", inst.setting("interface") or "—"),
+        ]
+    elif inst.kind is ResourceKind.APP:
+        rows = [
+            Row("Start command", inst.setting("start") or "—"),
+            Row("Stop command", inst.setting("stop") or "—"),
+            Row("Monitor command", inst.setting("monitor") or "— (none: healthy while started)"),
+            Row("Restart mode", _restart_text(inst.setting("restart"))),
+        ]
+    else:
+        rows = [Row(name, value) for name, value in inst.settings]
+    if inst.reason:
+        rows.append(Row("Reason", inst.reason))
+    return tuple(rows)
+
+
+def _restart_text(mode: str) -> str:
+    value = mode.strip().lower()
+    if value in ("", "yes"):
+        return "yes: restart once in place, then fail over"
+    if value == "no":
+        return "no: fail over at once"
+    return f"{value}: restart {value} times in place, then fail over"
 
 
 def _dependency_rows(h: Hierarchy, resource_id: int) -> list[Row]:

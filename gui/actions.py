@@ -219,6 +219,39 @@ SPECS: tuple[ActionSpec, ...] = (
         "action-history",
         shortcut="Ctrl+H",
     ),
+    # Edit › Server: comm paths and failover confirmation
+    ActionSpec(
+        av.CREATE_COMM_PATH,
+        f"Create &Comm Path{ELLIPSIS}",
+        "Create a communication path between two servers.",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.DELETE_COMM_PATH,
+        f"&Delete Comm Path{ELLIPSIS}",
+        "Delete a communication path between two servers.",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.CONFIRM_FAILOVER,
+        f"Con&firm Failover{ELLIPSIS}",
+        "Let a failover that waits for your confirmation proceed, or block it.",
+        needs_handler=True,
+    ),
+    # Issue 16: Resize Mirror (the mirror menus) and View › Log
+    ActionSpec(
+        av.RESIZE_MIRROR,
+        f"Resi&ze Mirror{ELLIPSIS}",
+        "Grow the mirror's volume on every server; the new space is resynced.",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.SHOW_LOG,
+        f"&Log{ELLIPSIS}",
+        "A server's log: operations, resource actions, state changes, failovers, live.",
+        shortcut="Ctrl+L",
+        needs_handler=True,
+    ),
     # Help
     ActionSpec(
         "documentation",
@@ -231,6 +264,21 @@ SPECS: tuple[ActionSpec, ...] = (
         "&About LK Console",
         "Version, data directory and licence.",
         menu_role=QAction.MenuRole.AboutRole,
+    ),
+    # Edit › Resource: dependencies
+    ActionSpec(
+        av.CREATE_DEPENDENCY,
+        f"Create Depe&ndency{ELLIPSIS}",
+        "Make one resource depend on another resource of the same server.",
+        "action-dependency-create",
+        needs_handler=True,
+    ),
+    ActionSpec(
+        av.DELETE_DEPENDENCY,
+        f"Dele&te Dependency{ELLIPSIS}",
+        "Make a resource no longer depend on one of its children.",
+        "action-dependency-delete",
+        needs_handler=True,
     ),
 )
 
@@ -249,7 +297,20 @@ MIRROR_SUBMENU = (
         None,
         av.FORCE_ONLINE,
         av.SPEED_LIMIT,
+        av.RESIZE_MIRROR,
     ),
+)
+
+# Edit › Server, and a server header's context menu above Create Resource Hierarchy.
+SERVER_ITEMS: tuple[str | None, ...] = (
+    av.SERVER_PROPERTIES,
+    None,
+    av.CREATE_COMM_PATH,
+    av.DELETE_COMM_PATH,
+    None,
+    av.STOP_SERVER,
+    av.START_SERVER,
+    av.CONFIRM_FAILOVER,
 )
 
 MENUS: tuple[Menu, ...] = (
@@ -261,7 +322,7 @@ MENUS: tuple[Menu, ...] = (
             (
                 "menu_server",
                 "&Server",
-                (av.SERVER_PROPERTIES, None, av.STOP_SERVER, av.START_SERVER),
+                SERVER_ITEMS,
             ),
             (
                 "menu_resource",
@@ -271,6 +332,9 @@ MENUS: tuple[Menu, ...] = (
                     av.EXTEND_HIERARCHY,
                     av.UNEXTEND_HIERARCHY,
                     av.DELETE_HIERARCHY,
+                    None,
+                    av.CREATE_DEPENDENCY,
+                    av.DELETE_DEPENDENCY,
                     None,
                     av.IN_SERVICE,
                     av.OUT_OF_SERVICE,
@@ -297,6 +361,7 @@ MENUS: tuple[Menu, ...] = (
             "refresh",
             None,
             "show_history",
+            av.SHOW_LOG,
         ),
     ),
     ("menu_help", "&Help", ("documentation", None, "about")),
@@ -327,6 +392,9 @@ CELL_MENU: tuple[str | Menu | None, ...] = (
     av.UNEXTEND_HIERARCHY,
     av.DELETE_HIERARCHY,
     None,
+    av.CREATE_DEPENDENCY,
+    av.DELETE_DEPENDENCY,
+    None,
     ("cell_mirror_menu", "&Mirror", MIRROR_SUBMENU[2]),
     None,
     av.RESOURCE_PROPERTIES,
@@ -340,18 +408,14 @@ RESOURCE_MENU: tuple[str | Menu | None, ...] = (
     av.UNEXTEND_HIERARCHY,
     av.DELETE_HIERARCHY,
     None,
+    av.CREATE_DEPENDENCY,
+    av.DELETE_DEPENDENCY,
+    None,
     ("resource_mirror_menu", "&Mirror", MIRROR_SUBMENU[2]),
     None,
     av.RESOURCE_PROPERTIES,
 )
-SERVER_MENU: tuple[str | None, ...] = (
-    av.SERVER_PROPERTIES,
-    None,
-    av.STOP_SERVER,
-    av.START_SERVER,
-    None,
-    av.CREATE_HIERARCHY,
-)
+SERVER_MENU: tuple[str | None, ...] = (*SERVER_ITEMS, None, av.CREATE_HIERARCHY)
 EMPTY_MENU: tuple[str | None, ...] = (av.CREATE_HIERARCHY, None, "expand_all", "collapse_all")
 
 
@@ -626,12 +690,14 @@ def context(
     ``hierarchy(id)`` (the window's model finds it without a scan; ``Cluster.hierarchy``
     looks through every hierarchy, and the rules ask it once each). Nothing or a server
     selected: the whole cluster (Extend with nothing selected looks at every hierarchy,
-    and so do a server's properties).
+    and so do a server's properties). The comm paths and the failovers waiting for a
+    confirmation are kept (Edit › Server's rules read them).
     """
     if cluster is None or selection.hierarchy_id is None:
         return cluster
     h = hierarchy(selection.hierarchy_id)
-    return Cluster(cluster.servers, () if h is None else (h,))
+    hierarchies = () if h is None else (h,)
+    return Cluster(cluster.servers, hierarchies, cluster.comm_paths, cluster.pending_failovers)
 
 
 def find_menu_action(menubar: QMenuBar, *path: str) -> QAction | None:

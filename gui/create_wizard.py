@@ -1,13 +1,16 @@
-"""Edit › Resource › Create Resource Hierarchy (DataKeeper): the wizard.
+"""Edit › Resource › Create Resource Hierarchy: the wizard.
 
-Two pages of fields (where the data is; what protects it), each checked by core as it is
-edited, then the steps as they run, then the result with **Extend this hierarchy now**,
-which opens the Extend wizard without Template Server and Tag to Extend.
+First the recovery kit (DataKeeper, IP Address, Generic Application). For DataKeeper, two
+pages of fields (where the data is; what protects it); for an IP address or an
+application, one page of its settings (:mod:`gui.create_kit_page`). Each is checked by
+core as it is edited, then the steps as they run, then the result with **Extend this
+hierarchy now**, which opens the Extend wizard without Template Server and Tag to Extend.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,14 +37,18 @@ from core.backend import Backend
 from core.checks import Problem
 from core.events import EventHub, LogLine
 from core.facts import Facts, VolumeInfo, gather
-from core.model import Cluster
+from core.model import Cluster, ResourceKind
 from core.operations import create as operation
+from core.operations import create_kinds
+from core.plan import Plan
 from core.rules import create
+from core.rules import kinds as kind_rules
 from core.rules.create import CreateRequest
 from core.session import Session
 from gui import icons, jobs
 from gui.checker import LatestOnly
-from gui.extend_wizard import (
+from gui.create_kit_page import KitPage
+from gui.field_messages import (
     ERROR_STYLE,
     MESSAGE_WIDTH,
     NOTE_STYLE,
@@ -356,14 +363,26 @@ class CreateProgressPage(QWizardPage):
         self.steps.clear()
         self.result.clear()
         self.running, self.succeeded = True, False
-        request, backend, session = self.w.request(), self.w.backend, self.w.session
-        self.command.setText(commands.create(request))
+        backend, session = self.w.backend, self.w.session
+        if self.w.kind == DATAKEEPER:
+            request = self.w.request()
+            self.command.setText(commands.create(request))
+
+            def make_plan() -> Plan:
+                return operation.plan(backend, request)
+        else:
+            kit_request = self.w.kind_request()
+            self.command.setText(commands.create_resource(kit_request))
+
+            def make_plan() -> Plan:
+                return create_kinds.plan(backend, kit_request)
+
         self.bar.setRange(0, 0)
 
         def work(signals: JobSignals) -> object:
             hub = EventHub()
             hub.subscribe(lambda e: signals.log.emit(e.level, e.text), LogLine)  # type: ignore[attr-defined]
-            plan = operation.plan(backend, request)
+            plan = make_plan()
             signals.step.emit(-1, len(plan.steps), "\n".join(plan.titles), "plan")
             return operation.execute(
                 backend,
@@ -439,16 +458,16 @@ class CreateFinishPage(QWizardPage):
         self.setButtonText(QWizard.WizardButton.FinishButton, "&Done")
 
     def initializePage(self) -> None:
-        r = self.w.request()
+        server = self.w.chosen_server()
         self.text.setText(
-            f"<p><b>{self.w.progress.hierarchy_root}</b> is in service on {r.server} with "
+            f"<p><b>{self.w.progress.hierarchy_root}</b> is in service on {server} with "
             "priority 1.</p><p>It is not protected until it is extended to another server: "
             "extend it now, with the Extend wizard.</p>"
         )
 
     @Slot()
     def _extend_now(self) -> None:
-        self.w.extend_requested.emit(self.w.progress.hierarchy_root, self.w.request().server)
+        self.w.extend_requested.emit(self.w.progress.hierarchy_root, self.w.chosen_server())
         self.w.accept()
 
 
@@ -462,8 +481,10 @@ class Prepared:
 
 
 def prepare_now(backend: Backend, cluster: Cluster, server: str | None = None) -> Prepared:
-    """Gather what the wizard needs, in the calling thread (a worker; or a test)."""
-    return Prepared(cluster, gather(backend, create.defaults_needs(cluster, server)), server)
+    """Gather what the wizard needs, in the calling thread (a worker; or a test): the
+    server's volumes and bitmap location, and every server's network (IP resources)."""
+    needs = create.defaults_needs(cluster, server) | kind_rules.needs(cluster)
+    return Prepared(cluster, gather(backend, needs), server)
 
 
 def prepare(
@@ -484,9 +505,59 @@ def prepare(
 
 _PREPARING: set[Job] = set()
 
+DATAKEEPER = "datakeeper"
+
+
+class Page(enum.IntEnum):
+    KIND = 0
+    WHERE = 1
+    WHAT = 2
+    IP = 3
+    APP = 4
+    PROGRESS = 5
+    FINISH = 6
+
+
+class KindPage(QWizardPage):
+    """The first page: which recovery kit (LifeKeeper's "Please Select Recovery Kit")."""
+
+    KITS = (
+        (DATAKEEPER, "DataKeeper", "A replicated volume (a mirror), with or without a file "
+         "system on it."),
+        (kind_rules.IP, ResourceKind.IP.label, "A virtual IP address that moves with the "
+         "hierarchy: clients reach the service on it wherever it runs."),
+        (kind_rules.APP, ResourceKind.APP.label, "Your own application, started, stopped and "
+         "checked by your commands; restarted in place, then failed over when it fails."),
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("create_kind_page")
+        self.setTitle("Create Resource Hierarchy")
+        self.setSubTitle("Select the recovery kit: what the new hierarchy protects.")
+        self.kind = QComboBox(objectName="kind")
+        self.kind.setAccessibleName("Recovery Kit")
+        for key, label, _about in self.KITS:
+            self.kind.addItem(icons.icon(f"kind-{key}"), label, key)
+        label = QLabel("&Recovery Kit:", objectName="kind_label")
+        label.setBuddy(self.kind)
+        self.about = QLabel(objectName="kind_note")
+        self.about.setStyleSheet(NOTE_STYLE)
+        self.about.setWordWrap(True)
+        self.about.setMinimumWidth(MESSAGE_WIDTH)
+        form = QFormLayout(self)
+        form.addRow(label, self.kind)
+        form.addRow("", self.about)
+        self.kind.currentIndexChanged.connect(self._about)
+        self._about()
+
+    @Slot()
+    def _about(self) -> None:
+        self.about.setText(self.KITS[self.kind.currentIndex()][2])
+
 
 class CreateWizard(QWizard):
-    """Create Resource Hierarchy (DataKeeper)."""
+    """Create Resource Hierarchy: DataKeeper, IP Address or Generic Application."""
 
     created = Signal(int, str)  # hierarchy id, root tag
     extend_requested = Signal(str, str)  # root tag, server: open Extend (from_create)
@@ -513,12 +584,25 @@ class CreateWizard(QWizard):
         self._refresh = LatestOnly(self)
         self._refresh.answered.connect(self._refreshed)
         self.defaults = create.defaults(self.cluster, self.facts, server=prepared.server)
+        self.kind_page = KindPage()
         self.where = WherePage(self)
         self.what = WhatPage(self)
+        self.kits = {
+            kind: KitPage(self, kind, prepared.server) for kind in (kind_rules.IP, kind_rules.APP)
+        }
         self.progress = CreateProgressPage(self)
         self.finish = CreateFinishPage(self)
-        for page in (self.where, self.what, self.progress, self.finish):
-            self.addPage(page)
+        for page_id, page in (
+            (Page.KIND, self.kind_page),
+            (Page.WHERE, self.where),
+            (Page.WHAT, self.what),
+            (Page.IP, self.kits[kind_rules.IP]),
+            (Page.APP, self.kits[kind_rules.APP]),
+            (Page.PROGRESS, self.progress),
+            (Page.FINISH, self.finish),
+        ):
+            self.setPage(page_id, page)
+        self.setStartId(Page.KIND)
         for which, name in (
             (QWizard.WizardButton.NextButton, "next_button"),
             (QWizard.WizardButton.BackButton, "back_button"),
@@ -528,6 +612,31 @@ class CreateWizard(QWizard):
             self.button(which).setObjectName(name)
         self.resize(760, 600)
         self.currentIdChanged.connect(self._page_changed)
+
+    def nextId(self) -> int:
+        """Kind → (Where → What | the kit's page) → Progress → Finish."""
+        current = self.currentId()
+        if current == Page.KIND:
+            return {kind_rules.IP: Page.IP, kind_rules.APP: Page.APP}.get(self.kind, Page.WHERE)
+        return {
+            Page.WHERE: Page.WHAT,
+            Page.WHAT: Page.PROGRESS,
+            Page.IP: Page.PROGRESS,
+            Page.APP: Page.PROGRESS,
+            Page.PROGRESS: Page.FINISH,
+        }.get(current, -1)
+
+    @property
+    def kind(self) -> str:
+        """The recovery kit chosen on the first page: datakeeper, ip or app."""
+        return str(self.kind_page.kind.currentData())
+
+    def kind_request(self) -> kind_rules.ResourceRequest:
+        """The request of the IP or Generic Application page."""
+        return self.kits[self.kind].request()
+
+    def chosen_server(self) -> str:
+        return self.request().server if self.kind == DATAKEEPER else self.kind_request().server
 
     @Slot(int)
     def _page_changed(self, _page_id: int) -> None:
@@ -614,4 +723,4 @@ class CreateWizard(QWizard):
         super().reject()
 
 
-__all__ = ["CreateWizard"]
+__all__ = ["CreateWizard", "KindPage", "KitPage", "Page"]

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QStyle,
@@ -36,8 +37,10 @@ from core.backend import Backend
 from core.errors import AuthenticationFailed, UnknownHostKey
 from core.session import Session, local_user
 from gui.bridge import BackendOpener, Opened
-from gui.extend_wizard import ERROR_STYLE, NOTE_STYLE
+from gui.checker import LatestOnly
+from gui.field_messages import ERROR_STYLE, NOTE_STYLE
 from gui.jobs import Job, JobSignals
+from gui.widgets import read_only_text
 
 Run = Callable[[Backend, dict[str, Any], Session], Any]
 
@@ -62,10 +65,13 @@ class OperationSpec:
     checked: bool = False
     warning: bool = False  # a destructive or risky operation
     confirm: str = "OK"
+    # What the operation will do, for the plan page (on a worker: it may ask the cluster).
+    what_if: Callable[[Backend, dict[str, Any]], list[str]] | None = None
 
 
 class OperationDialog(QDialog):
-    """Confirm an operation, see its lkctl line, run it off the GUI thread."""
+    """Confirm an operation, see what it will do and its lkctl line, run it off the GUI
+    thread."""
 
     done = Signal(bool, str)  # ok, message (after the dialog closed on success)
 
@@ -80,48 +86,8 @@ class OperationDialog(QDialog):
         self.setWindowTitle(spec.title)
         self.setAccessibleName(spec.title)
         self._job: Job | None = None
-        icon = QLabel()
-        style = self.style()
-        pixmap = style.standardIcon(
-            QStyle.StandardPixmap.SP_MessageBoxWarning
-            if spec.warning
-            else QStyle.StandardPixmap.SP_MessageBoxQuestion
-        ).pixmap(32, 32)
-        icon.setPixmap(pixmap)
-        text = QLabel(spec.text, objectName="operation_text")
-        text.setWordWrap(True)
-        head = QHBoxLayout()
-        head.addWidget(icon, 0)
-        head.addWidget(text, 1)
-        form = QFormLayout()
-        self.server_box: QComboBox | None = None
-        if spec.server_label:
-            self.server_box = QComboBox(objectName="operation_server")
-            self.server_box.addItems(list(spec.servers))
-            if spec.server:
-                self.server_box.setCurrentText(spec.server)
-            self.server_box.setAccessibleName(spec.server_label.replace("&", "").rstrip(":"))
-            label = QLabel(spec.server_label)
-            label.setBuddy(self.server_box)
-            form.addRow(label, self.server_box)
-            self.server_box.currentTextChanged.connect(self._update_command)
-        self.value_box: QSpinBox | None = None
-        if spec.value_label:
-            self.value_box = QSpinBox(objectName="operation_value")
-            self.value_box.setRange(*spec.value_range)
-            self.value_box.setValue(spec.value)
-            self.value_box.setSuffix(spec.value_suffix)
-            self.value_box.setAccessibleName(spec.value_label.replace("&", "").rstrip(":"))
-            label = QLabel(spec.value_label)
-            label.setBuddy(self.value_box)
-            form.addRow(label, self.value_box)
-            self.value_box.valueChanged.connect(self._update_command)
-        self.check_box: QCheckBox | None = None
-        if spec.check_label:
-            self.check_box = QCheckBox(spec.check_label, objectName="operation_check")
-            self.check_box.setChecked(spec.checked)
-            form.addRow("", self.check_box)
-            self.check_box.toggled.connect(self._update_command)
+        form = self._build_form()
+        self._build_what_if()
         self.error = QLabel(objectName="operation_error")
         self.error.setStyleSheet(ERROR_STYLE)
         self.error.setWordWrap(True)
@@ -130,8 +96,95 @@ class OperationDialog(QDialog):
         self.command.setReadOnly(True)
         self.command.setAccessibleName("The lkctl command that does the same")
         self.command.hide()
+        self._build_buttons()
+        layout = QVBoxLayout(self)
+        layout.addLayout(self._build_head())
+        layout.addLayout(form)
+        if self.what_if is not None:
+            layout.addWidget(self.what_if_label)
+            layout.addWidget(self.what_if, 1)
+        layout.addWidget(self.error)
+        layout.addWidget(self.command)
+        layout.addWidget(self.buttons)
+        self.setMinimumWidth(520)
+        self._update_command()
+
+    def _build_head(self) -> QHBoxLayout:
+        """The icon and what will happen, in words."""
+        icon = QLabel()
+        pixmap = (
+            self.style()
+            .standardIcon(
+                QStyle.StandardPixmap.SP_MessageBoxWarning
+                if self.spec.warning
+                else QStyle.StandardPixmap.SP_MessageBoxQuestion
+            )
+            .pixmap(32, 32)
+        )
+        icon.setPixmap(pixmap)
+        text = QLabel(self.spec.text, objectName="operation_text")
+        text.setWordWrap(True)
+        head = QHBoxLayout()
+        head.addWidget(icon, 0)
+        head.addWidget(text, 1)
+        return head
+
+    def _build_form(self) -> QFormLayout:
+        """The choices the operation needs: a server, a value, a yes/no."""
+        spec = self.spec
+        form = QFormLayout()
+        self.server_box: QComboBox | None = None
+        if spec.server_label:
+            self.server_box = QComboBox(objectName="operation_server")
+            self.server_box.addItems(list(spec.servers))
+            if spec.server:
+                self.server_box.setCurrentText(spec.server)
+            self._add_row(form, spec.server_label, self.server_box)
+            self.server_box.currentTextChanged.connect(self._update_command)
+        self.value_box: QSpinBox | None = None
+        if spec.value_label:
+            self.value_box = QSpinBox(objectName="operation_value")
+            self.value_box.setRange(*spec.value_range)
+            self.value_box.setValue(spec.value)
+            self.value_box.setSuffix(spec.value_suffix)
+            self._add_row(form, spec.value_label, self.value_box)
+            self.value_box.valueChanged.connect(self._update_command)
+        self.check_box: QCheckBox | None = None
+        if spec.check_label:
+            self.check_box = QCheckBox(spec.check_label, objectName="operation_check")
+            self.check_box.setChecked(spec.checked)
+            form.addRow("", self.check_box)
+            self.check_box.toggled.connect(self._update_command)
+        return form
+
+    @staticmethod
+    def _add_row(form: QFormLayout, text: str, widget: QWidget) -> None:
+        widget.setAccessibleName(text.replace("&", "").rstrip(":"))
+        label = QLabel(text)
+        label.setBuddy(widget)
+        form.addRow(label, widget)
+
+    def _build_what_if(self) -> None:
+        """The plan page: the plan's steps and what they do to every hierarchy, computed
+        by core on a worker (the same text as ``lkctl … --dry-run``)."""
+        self.what_if: QPlainTextEdit | None = None
+        self._what_if_check: LatestOnly | None = None
+        if self.spec.what_if is None:
+            return
+        self.what_if_label = QLabel(
+            "Before you confirm (the same text as lkctl … --dry-run):", objectName="what_if_label"
+        )
+        self.what_if = read_only_text("what_if", "What will happen: the plan, and every hierarchy")
+        self.what_if.setPlaceholderText("Computing what will happen…")
+        self.what_if.setMinimumHeight(140)
+        self.what_if_label.setBuddy(self.what_if)
+        self._what_if_check = LatestOnly(self)
+        self._what_if_check.answered.connect(self._what_if_answered)
+        self._what_if_check.failed.connect(self._what_if_failed)
+
+    def _build_buttons(self) -> None:
         self.buttons = QDialogButtonBox()
-        self.ok = self.buttons.addButton(spec.confirm, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.ok = self.buttons.addButton(self.spec.confirm, QDialogButtonBox.ButtonRole.AcceptRole)
         self.ok.setObjectName("operation_ok")
         cancel = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
         cancel.setObjectName("operation_cancel")
@@ -143,14 +196,24 @@ class OperationDialog(QDialog):
         self.buttons.accepted.connect(self._run)
         self.buttons.rejected.connect(self.reject)
         self.show_command.clicked.connect(self._toggle_command)
-        layout = QVBoxLayout(self)
-        layout.addLayout(head)
-        layout.addLayout(form)
-        layout.addWidget(self.error)
-        layout.addWidget(self.command)
-        layout.addWidget(self.buttons)
-        self.setMinimumWidth(520)
-        self._update_command()
+
+    def _refresh_what_if(self) -> None:
+        what_if, checker = self.spec.what_if, self._what_if_check
+        if what_if is None or checker is None or self.what_if is None:
+            return
+        self.what_if.clear()
+        backend, values = self.backend, self.values()
+        checker.submit(lambda: what_if(backend, values))
+
+    @Slot(object)
+    def _what_if_answered(self, lines: object) -> None:
+        if self.what_if is not None:
+            self.what_if.setPlainText("\n".join(str(line) for line in lines))  # type: ignore[attr-defined]
+
+    @Slot(str)
+    def _what_if_failed(self, message: str) -> None:
+        if self.what_if is not None:
+            self.what_if.setPlainText(f"Cannot tell what will happen: {message}")
 
     def values(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -165,6 +228,7 @@ class OperationDialog(QDialog):
     @Slot()
     def _update_command(self) -> None:
         self.command.setText(self.spec.command(self.values()))
+        self._refresh_what_if()
 
     @Slot()
     def _toggle_command(self) -> None:

@@ -140,6 +140,7 @@ class MainWindow(QMainWindow):
         self.warmed_up = threading.Event()  # the dialogs' modules are loaded
         self._warming = False
         self.last_context_menu: QMenu | None = None
+        self._waiting_told: set[tuple[int, float]] = set()  # failovers waiting, said already
 
         self.bridge = EventBridge(self.hub, self)
         self.bridge.batch.connect(self._apply)
@@ -174,6 +175,7 @@ class MainWindow(QMainWindow):
 
         self.tree.selection_changed.connect(self._on_selection)
         self.tree.menu_requested.connect(self._on_menu_requested)
+        self.tree.properties_requested.connect(self._on_properties_requested)
         self.actions.failed.connect(self._on_action_failed)
 
         self.resize(1024, 768)
@@ -510,6 +512,8 @@ class MainWindow(QMainWindow):
                 self._first_show(self.cluster)
             elif self._showing_summary:
                 self._show_summary(self.cluster)
+        if batch.cluster is not None and self.cluster is not None:
+            self._tell_waiting_failovers(self.cluster)
         changed = self._take_changes()
         self._fit_resync_columns(changed)
         self.message_bar.show_resyncs(self.cluster, changed)
@@ -518,6 +522,21 @@ class MainWindow(QMainWindow):
         if batch.cluster is not None:
             self.cluster_shown.emit()
         self.batch_applied.emit()
+
+    def _tell_waiting_failovers(self, cluster: Cluster) -> None:
+        """A failover newly waiting for the administrator's confirmation: the message bar
+        says so (the output panel has the lines too)."""
+        waiting = {(p.hierarchy_id, p.asked): p for p in cluster.pending_failovers}
+        new = [p for key, p in waiting.items() if key not in self._waiting_told]
+        self._waiting_told = set(waiting)
+        if new:
+            p = new[-1]
+            self.show_result(
+                f"Failover of {p.root_tag} from {p.from_server} to {p.to_server} waits for your "
+                f"confirmation: Edit › Server › Confirm Failover (lkctl confirm-failover "
+                f"{p.to_server}); at the timeout it will {p.default.value}.",
+                ok=False,
+            )
 
     def _take_changes(self) -> dict[int, Hierarchy | None] | None:
         """The hierarchies shown differently since the last update, by id (None: gone),
@@ -628,6 +647,12 @@ class MainWindow(QMainWindow):
         menu = self.context_menu(kind)
         self.last_context_menu = menu
         menu.popup(pos)
+
+    @Slot(str)
+    def _on_properties_requested(self, kind: str) -> None:
+        """A double-click: Server Properties on a header, Resource Properties on a cell."""
+        name = av.SERVER_PROPERTIES if kind == "server" else av.RESOURCE_PROPERTIES
+        self.actions.trigger(name)
 
     def context_menu(self, kind: str) -> QMenu:
         """The context menu for ``kind`` ("cell", "resource", "server", "empty", ...)."""

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QWidget
 from core import availability as av
 from core.availability import Preselection
 from core.backend import Backend
+from core.capabilities import SERVER_SETTINGS
 from core.model import DEFAULT_SPEED_LIMIT_KBPS, Cluster, Hierarchy
 from gui.bridge import Opened
 
@@ -25,26 +26,40 @@ if TYPE_CHECKING:
     from core import commands
     from core.operations import hierarchy as hierarchy_ops
     from core.operations import mirror as mirror_ops
-    from core.operations import service
+    from core.operations import service, whatif
+    from gui.commpath_dialogs import CreateCommPathDialog, DeleteCommPathDialog
     from gui.create_wizard import CreateWizard
     from gui.dialogs import ConnectDialog, OperationDialog, OperationSpec
     from gui.extend_wizard import ExtendWizard
     from gui.main_window import MainWindow
+    from gui.resource_properties import ResourcePropertiesDialog
+    from gui.server_properties import ServerPropertiesDialog
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _load() -> None:
     """Import the dialogs and operations on first use: they are not needed to start."""
-    global commands, hierarchy_ops, mirror_ops, service
+    global commands, hierarchy_ops, mirror_ops, service, whatif
     global CreateWizard, ConnectDialog, OperationDialog, OperationSpec, ExtendWizard
     from core import commands
     from core.operations import hierarchy as hierarchy_ops
     from core.operations import mirror as mirror_ops
-    from core.operations import service
+    from core.operations import service, whatif
     from gui.create_wizard import CreateWizard
     from gui.dialogs import ConnectDialog, OperationDialog, OperationSpec
     from gui.extend_wizard import ExtendWizard
+
+    _load_properties()
+
+
+def _load_properties() -> None:
+    """Server and Resource Properties, the comm paths' dialogs."""
+    global CreateCommPathDialog, DeleteCommPathDialog
+    global ResourcePropertiesDialog, ServerPropertiesDialog
+    from gui.commpath_dialogs import CreateCommPathDialog, DeleteCommPathDialog
+    from gui.resource_properties import ResourcePropertiesDialog
+    from gui.server_properties import ServerPropertiesDialog
 
 
 def preload() -> None:
@@ -52,7 +67,10 @@ def preload() -> None:
     the console calls it once its window has painted, so that no dialog imports later."""
     _load()
     from core.operations import create, extend  # noqa: F401 - the wizards' workers
+    from gui.dependency_dialog import DependencyDialog  # noqa: F401 - Create Dependency
     from gui.history_view import HistoryDialog  # noqa: F401 - View › History
+    from gui.log_view import LogDialog  # noqa: F401 - View › Log
+    from gui.resize_dialog import ResizeDialog  # noqa: F401 - Resize Mirror
 
 
 def _loaded(method: F) -> F:
@@ -83,6 +101,15 @@ def install(window: MainWindow) -> None:
     a.register(av.SPEED_LIMIT, ops.speed_limit)
     a.register(av.VERIFY_MIRROR, ops.verify)
     a.register(av.CONNECT, ops.connect)
+    a.register(av.CREATE_DEPENDENCY, ops.create_dependency)
+    a.register(av.DELETE_DEPENDENCY, ops.delete_dependency)
+    a.register(av.SERVER_PROPERTIES, ops.server_properties)
+    a.register(av.RESOURCE_PROPERTIES, ops.resource_properties)
+    a.register(av.CREATE_COMM_PATH, ops.create_comm_path)
+    a.register(av.DELETE_COMM_PATH, ops.delete_comm_path)
+    a.register(av.CONFIRM_FAILOVER, ops.confirm_failover)
+    a.register(av.RESIZE_MIRROR, ops.resize_mirror)
+    a.register(av.SHOW_LOG, ops.show_log)
     # Nothing is stored on the window itself: the actions' handlers keep ``ops`` alive,
     # and :func:`of` finds it through them. (An extra attribute on the window made the
     # garbage collector crash PySide when a window was dropped without being closed.)
@@ -217,6 +244,12 @@ class _Operations:
                 run=lambda b, v, s: hierarchy_ops.unextend(
                     b, hierarchy_ops.UnextendRequest(tag, v["server"]), s
                 ),
+                what_if=lambda b, v: whatif.dry_run_of(
+                    b,
+                    lambda c: hierarchy_ops.plan_unextend(
+                        c, hierarchy_ops.UnextendRequest(tag, v["server"])
+                    ),
+                ),
             )
         )
 
@@ -234,6 +267,9 @@ class _Operations:
                 warning=True,
                 command=lambda _v: commands.delete(tag),
                 run=lambda b, _v, s: hierarchy_ops.delete(b, hierarchy_ops.DeleteRequest(tag), s),
+                what_if=lambda b, _v: whatif.dry_run_of(
+                    b, lambda c: hierarchy_ops.plan_delete(c, hierarchy_ops.DeleteRequest(tag))
+                ),
             )
         )
 
@@ -265,6 +301,9 @@ class _Operations:
                     else commands.in_service(tag, v["server"])
                 ),
                 run=lambda b, v, s: service.in_service(b, tag, v["server"], s),
+                what_if=lambda b, v: whatif.dry_run_of(
+                    b, lambda c: service.plan_in_service(c, tag, v["server"])
+                ),
             )
         )
 
@@ -283,6 +322,9 @@ class _Operations:
                 warning=True,
                 command=lambda _v: commands.out_of_service(tag),
                 run=lambda b, _v, s: service.out_of_service(b, tag, s),
+                what_if=lambda b, _v: whatif.dry_run_of(
+                    b, lambda c: service.plan_out_of_service(c, tag)
+                ),
             )
         )
 
@@ -290,6 +332,9 @@ class _Operations:
     @_loaded
     def stop_server(self, pre: Preselection) -> OperationDialog:
         server = pre.server or ""
+        found = self._cluster().server(server)
+        clean = SERVER_SETTINGS in self._backend().capabilities and found is not None
+        strategy = found.shutdown_strategy.value if found is not None else ""
         return self._dialog(
             OperationSpec(
                 name="stop_server",
@@ -297,10 +342,24 @@ class _Operations:
                 text=f"Stop <b>{server}</b> as if it crashed. Its hierarchies fail over to the "
                 "alive server with the best priority whose mirrors are Target; without one, "
                 "they stay down.",
+                check_label=(
+                    f"Stop it &cleanly instead: its Shutdown Strategy ({strategy}) applies"
+                    if clean
+                    else ""
+                ),
                 confirm="S&top",
                 warning=True,
-                command=lambda _v: commands.lab_server("stop", server),
-                run=lambda b, _v, s: b.stop_server(server, s),
+                command=lambda v: (
+                    commands.lab_shutdown(server)
+                    if v.get("check")
+                    else commands.lab_server("stop", server)
+                ),
+                run=lambda b, v, s: (
+                    b.shutdown_server(server, s) if v.get("check") else b.stop_server(server, s)
+                ),
+                what_if=lambda b, _v: whatif.dry_run_of(
+                    b, lambda c: whatif.plan_stop_server(c, server)
+                ),
             )
         )
 
@@ -453,6 +512,111 @@ class _Operations:
             )
         )
 
+    # -- Server and Resource Properties, comm paths, failover confirmation --------------------
+    def _keep_current(self, dialog: QWidget) -> None:
+        """The dialog follows the cluster the window shows (its refresh method)."""
+        self.w.cluster_shown.connect(dialog.on_cluster_shown)  # type: ignore[attr-defined]
+
+    @_loaded
+    def server_properties(self, pre: Preselection) -> ServerPropertiesDialog:
+        self.w._show_server_properties(pre)  # the panel shows it too
+        dialog = ServerPropertiesDialog(
+            self._cluster(), pre.server or "", self._backend(), self.w.session, self.w
+        )
+        dialog.done.connect(self._applied)
+        self._keep_current(dialog)
+        self._open(dialog)
+        return dialog
+
+    @_loaded
+    def resource_properties(self, pre: Preselection) -> ResourcePropertiesDialog:
+        self.w._show_resource_properties(pre)
+        h = self._hierarchy(pre)
+        assert pre.resource_id is not None
+        dialog = ResourcePropertiesDialog(
+            h, pre.resource_id, self._backend(), self.w.session, self.w
+        )
+        dialog.done.connect(self._applied)
+        self._keep_current(dialog)
+        self._open(dialog)
+        return dialog
+
+    def _applied(self, ok: bool, message: str) -> None:
+        self.w.show_result(message, ok)
+        self.w.request_reload()
+
+    @_loaded
+    def create_comm_path(self, pre: Preselection) -> CreateCommPathDialog:
+        dialog = CreateCommPathDialog(
+            self._cluster(), pre.server, self._backend(), self.w.session, self.w
+        )
+        dialog.done.connect(self._applied)
+        self._open(dialog)
+        return dialog
+
+    @_loaded
+    def delete_comm_path(self, pre: Preselection) -> DeleteCommPathDialog:
+        dialog = DeleteCommPathDialog(
+            self._cluster(), pre.server, self._backend(), self.w.session, self.w
+        )
+        dialog.done.connect(self._applied)
+        self._open(dialog)
+        return dialog
+
+    @_loaded
+    def confirm_failover(self, pre: Preselection) -> OperationDialog:
+        waiting = self._cluster().pending_failovers
+        servers = list(dict.fromkeys(p.to_server for p in waiting))
+        listed = "<br>".join(
+            f"<b>{p.root_tag}</b> from {p.from_server} to {p.to_server} ({p.reason}; "
+            f"{p.default.value} at the timeout)"
+            for p in waiting
+        )
+        return self._dialog(
+            OperationSpec(
+                name="confirm_failover",
+                title="Confirm Failover",
+                text=f"These failovers wait for your confirmation:<br>{listed}",
+                server_label="&To server:",
+                servers=servers,
+                server=pre.server if pre.server in servers else (servers[0] if servers else None),
+                check_label="&Block the failover instead (nothing moves)",
+                confirm="&Confirm",
+                warning=True,
+                command=lambda v: commands.confirm_failover(v["server"], not v["check"]),
+                run=lambda b, v, s: b.confirm_failover(v["server"], not v["check"], s),
+            )
+        )
+
+    # -- issue 16: Resize Mirror, View › Log -------------------------------------------------
+    def resize_mirror(self, pre: Preselection) -> QWidget:
+        from core.rules.resize import filesystem_note
+        from gui.resize_dialog import ResizeDialog
+
+        h = self._hierarchy(pre)
+        assert pre.resource_id is not None
+        mirror = h.mirror(pre.resource_id)
+        assert mirror is not None
+        dialog = ResizeDialog(
+            self._backend(),
+            self.w.session,
+            h.tag_of(mirror.resource_id),
+            mirror.volume_size,
+            filesystem_note(h, mirror),
+            self.w,
+        )
+        dialog.done.connect(self._done)
+        return self._open(dialog)
+
+    def show_log(self, pre: Preselection) -> QWidget:
+        from gui.log_view import LogDialog
+
+        cluster = self._cluster()
+        h = cluster.hierarchy(pre.hierarchy_id) if pre.hierarchy_id is not None else None
+        server = pre.server or (h.in_service_server if h else None) or cluster.servers[0].name
+        dialog = LogDialog(self._backend(), cluster, server, self.w.bridge, self.w)
+        return self._open(dialog)
+
     # -- File › Connect --------------------------------------------------------------------
     @_loaded
     def connect(self, _pre: Preselection) -> ConnectDialog:
@@ -465,6 +629,28 @@ class _Operations:
         self.w.adopt(opened)
         session = opened.session
         self.w.show_result(f"Connected as {session.user} ({session.role.label}).")
+
+    # -- Create Dependency / Delete Dependency ---------------------------------------------
+    def create_dependency(self, pre: Preselection) -> QWidget:
+        return self._dependency("create", pre)
+
+    def delete_dependency(self, pre: Preselection) -> QWidget:
+        return self._dependency("delete", pre)
+
+    def _dependency(self, action: str, pre: Preselection) -> QWidget:
+        from gui.dependency_dialog import DependencyDialog
+
+        dialog = DependencyDialog(
+            action,
+            self._cluster(),
+            self._backend(),
+            self.w.session,
+            server=pre.server,
+            tag=pre.tag,
+            parent=self.w,
+        )
+        dialog.done.connect(self._done)
+        return self._open(dialog)
 
 
 __all__ = ["install"]

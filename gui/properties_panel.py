@@ -43,6 +43,21 @@ class PropertiesPanel(QDockWidget):
         layout.setContentsMargins(6, 4, 6, 6)
         layout.setSpacing(4)
 
+        layout.addLayout(self._build_heading(body))
+        self._build_tree(body)
+        layout.addWidget(self.tree, 1)
+        self._build_hint(body)
+        layout.addWidget(self.hint, 1)
+        self.setWidget(body)
+
+        self._shape: tuple[object, ...] = ()
+        self._rows: list[Row | None] = []  # what each top-level item shows (None: a title)
+        self._section_font = QFont(self.tree.font())
+        self._section_font.setBold(True)
+        self.current: Properties | None = None
+
+    def _build_heading(self, body: QWidget) -> QHBoxLayout:
+        """The selection's state icon and name."""
         head = QHBoxLayout()
         head.setSpacing(6)
         self.heading_icon = QLabel(body)
@@ -62,8 +77,10 @@ class PropertiesPanel(QDockWidget):
         self.heading.setFont(font)
         head.addWidget(self.heading_icon)
         head.addWidget(self.heading, 1)
-        layout.addLayout(head)
+        return head
 
+    def _build_tree(self, body: QWidget) -> None:
+        """The rows: property, value."""
         self.tree = QTreeWidget(body)
         self.tree.setObjectName("properties_tree")
         self.tree.setAccessibleName("Properties")
@@ -80,7 +97,9 @@ class PropertiesPanel(QDockWidget):
         header = self.tree.header()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
-        layout.addWidget(self.tree, 1)
+
+    def _build_hint(self, body: QWidget) -> None:
+        """What to select, shown when nothing is."""
         self.hint = QLabel(body)
         self.hint.setObjectName("properties_hint")
         self.hint.setAccessibleName("Properties hint")
@@ -89,14 +108,6 @@ class PropertiesPanel(QDockWidget):
         self.hint.setContentsMargins(2, 6, 2, 2)
         self.hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.hint.hide()
-        layout.addWidget(self.hint, 1)
-        self.setWidget(body)
-
-        self._shape: tuple[object, ...] = ()
-        self._rows: list[Row | None] = []  # what each top-level item shows (None: a title)
-        self._section_font = QFont(self.tree.font())
-        self._section_font.setBold(True)
-        self.current: Properties | None = None
 
     def show_properties(self, props: Properties) -> None:
         """Show ``props``; rows that keep their place are updated in place."""

@@ -28,7 +28,16 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QFont
 
 from core.events import MirrorProgress
-from core.model import Cluster, Hierarchy, MirrorState, NodeStatus, ResourceKind, Server
+from core.model import (
+    Cluster,
+    CommPath,
+    Hierarchy,
+    MirrorState,
+    NodeStatus,
+    PendingFailover,
+    ResourceKind,
+    Server,
+)
 from core.status import Cell, cell
 from gui import icons
 
@@ -118,6 +127,9 @@ class StatusModel(QAbstractItemModel):
         self._in_order: list[Hierarchy] | None = None
         self._position: dict[int, int] = {}
         self._changed: set[int] | None = None  # since take_changes(); None: all
+        # The snapshot's comm paths and failovers waiting for a confirmation (not shown in
+        # the tree; the cluster handed on keeps them).
+        self._extras: tuple[tuple[CommPath, ...], tuple[PendingFailover, ...]] = ((), ())
         self._highlight: str | None = None
         self._bold: QFont | None = None
         super().__init__(parent)
@@ -141,7 +153,7 @@ class StatusModel(QAbstractItemModel):
                 order = sorted(self._hierarchies)
                 self._position = {hid: i for i, hid in enumerate(order)}
                 self._in_order = [self._hierarchies[hid] for hid in order]
-            self._cluster = Cluster(self._server_tuple, tuple(self._in_order))
+            self._cluster = Cluster(self._server_tuple, tuple(self._in_order), *self._extras)
         return self._cluster
 
     def take_changes(self) -> set[int] | None:
@@ -165,6 +177,10 @@ class StatusModel(QAbstractItemModel):
 
     def set_cluster(self, cluster: Cluster) -> None:
         """Show ``cluster``, changing only what differs from what is shown."""
+        extras = (cluster.comm_paths, cluster.pending_failovers)
+        if extras != self._extras:
+            self._extras = extras
+            self._cluster = None
         same = cluster.servers is self._server_tuple
         names = list(self._column) if same else [s.name for s in cluster.servers]
         if names != list(self._column):

@@ -24,6 +24,7 @@ class StatusView(QTreeView):
 
     selection_changed = Signal(object)  # core.availability.Selection
     menu_requested = Signal(str, QPoint)  # "cell", "resource", "server" or "empty"; global
+    properties_requested = Signal(str)  # "cell" or "server": a double-click asks for them
 
     def __init__(self, model: StatusModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -43,7 +44,10 @@ class StatusView(QTreeView):
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
         self.setAllColumnsShowFocus(False)
         self.setAnimated(False)
-        self.setExpandsOnDoubleClick(True)
+        # A double-click on a resource's name expands it; on a cell it opens Resource
+        # Properties, on a server's header Server Properties (as in LifeKeeper).
+        self.setExpandsOnDoubleClick(False)
+        self.doubleClicked.connect(self._on_double_click)
         self.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._on_menu)
@@ -61,6 +65,7 @@ class StatusView(QTreeView):
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._on_header_menu)
         header.sectionClicked.connect(self._on_section_clicked)
+        header.sectionDoubleClicked.connect(self._on_section_double_clicked)
 
         self._server: str | None = None  # a server selected by its header
         self._sort = (0, Qt.SortOrder.AscendingOrder)
@@ -188,6 +193,28 @@ class StatusView(QTreeView):
         header.setSortIndicator(*self._sort)  # a server's header selects, not sorts
         name = self.source_model.headerData(section, Qt.Orientation.Horizontal, Role.SERVER)
         self.select_server(name)
+
+    @Slot(int)
+    def _on_section_double_clicked(self, section: int) -> None:
+        if section <= 0:
+            return
+        name = self.source_model.headerData(section, Qt.Orientation.Horizontal, Role.SERVER)
+        self.select_server(name)
+        self.properties_requested.emit("server")
+
+    @Slot(QModelIndex)
+    def _on_double_click(self, index: QModelIndex) -> None:
+        if not index.isValid():
+            return
+        if index.column() == 0:
+            self.setExpanded(index, not self.isExpanded(index))
+            return
+        self._server = None
+        self.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect
+        )
+        self._emit()
+        self.properties_requested.emit("cell")
 
     def sort_by(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Sort rows by tag (column 0) or by the states on a server's column."""

@@ -53,3 +53,7 @@ def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     keyring.set_keyring(MemoryKeyring())
     yield home
     keyring.set_keyring(previous)
+    if (home / "run" / "lkcheck.lock").exists():  # a lab's local monitor of applications
+        from core.backends.lab import lkcheck
+
+        lkcheck.stop(home)

@@ -1,4 +1,5 @@
-"""``lkctl create``: Create Resource Hierarchy (DataKeeper)."""
+"""``lkctl create``: Create Resource Hierarchy (DataKeeper; ``--kind ip|app`` in
+:mod:`core.cli.cmd_create_kinds`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, TextIO
 
 from core.backend import Backend
 from core.checks import Problem
+from core.cli import cmd_create_kinds
 from core.cli.auth import cluster
 from core.cli.output import EXIT_OK, EXIT_USAGE, hierarchy_json, print_json
 from core.cli.parser import SubParsers
@@ -37,7 +39,8 @@ _TYPES = {"new": rules.NEW_FS, "existing": rules.EXISTING_FS, "dk-only": rules.D
 def register(sub: SubParsers) -> None:
     p = sub.add_parser(
         "create",
-        help="create a DataKeeper resource hierarchy",
+        help="create a resource hierarchy: DataKeeper, IP (--kind ip) or Generic "
+        "Application (--kind app)",
         description="Create Resource Hierarchy (DataKeeper): the new hierarchy is in service "
         "on its server with priority 1. Without --accept-defaults every option not given is "
         "refused; --dry-run prints the defaults, the checks and the plan.",
@@ -59,6 +62,7 @@ def register(sub: SubParsers) -> None:
         help="Enable Asynchronous Replication",
     )
     p.add_argument("--switchback", metavar="TYPE")
+    cmd_create_kinds.add_arguments(p)
     p.add_argument("--accept-defaults", action="store_true")
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--json", action="store_true")
@@ -120,6 +124,11 @@ def create_request(
 
 
 def cmd_create(args: argparse.Namespace, out: TextIO) -> int:
+    wrong = cmd_create_kinds.wrong_options(args)
+    if wrong:
+        raise CheckFailed(wrong)
+    if args.kind != "datakeeper":
+        return cmd_create_kinds.cmd_create_kind(args, out)
     with cluster(args) as (backend, session):
         snapshot = backend.snapshot()
         request, d = create_request(args, backend, snapshot)

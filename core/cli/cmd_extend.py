@@ -66,6 +66,21 @@ def register(sub: SubParsers) -> None:
         metavar="PATH|none",
         help="Bitmap File on the target, or none (every resync is full)",
     )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--async",
+        dest="asynchronous",
+        action="store_const",
+        const=True,
+        help="the mirror to this target replicates asynchronously",
+    )
+    mode.add_argument(
+        "--sync",
+        dest="asynchronous",
+        action="store_const",
+        const=False,
+        help="the mirror to this target replicates synchronously (default: the mirror's mode)",
+    )
     p.add_argument(
         "--accept-defaults", action="store_true", help="take the default of every option not given"
     )
@@ -111,20 +126,22 @@ def extend_request_from_args(
         fields[field_name] = value(
             field_name, getattr(args, option), getattr(base, field_name), label
         )
+        if field_name == "target_server" and fields[field_name] != base.target_server:
+            # A target typed at the prompt changes every default that depends on it: the
+            # priorities, and the DataKeeper pages (asked below from the new defaults).
+            d = extend.defaults(
+                backend,
+                snapshot,
+                template_server=template,
+                tag=args.tag,
+                target_server=str(fields[field_name]),
+            )
+            base = d.request
     dks = [
         dataclasses.replace(page.defaults, **_dk_entry(args, i, page, value))
         for i, page in enumerate(d.pages)
     ]
     target_server = fields.get("target_server", base.target_server)
-    if target_server != base.target_server and args.target is None:
-        # A target typed at the prompt changes the defaults that depend on it.
-        d = extend.defaults(
-            backend,
-            snapshot,
-            template_server=template,
-            tag=args.tag,
-            target_server=str(target_server),
-        )
     request = ExtendRequest(
         template_server=template,
         tag_to_extend=args.tag,
@@ -189,6 +206,8 @@ def _dk_entry(
         if field_name == "bitmap_file" and isinstance(got, str) and got.lower() == "none":
             got = None
         entry[field_name] = got
+    if args.asynchronous is not None:  # every mirror of the hierarchy, to this target
+        entry["asynchronous"] = bool(args.asynchronous)
     return entry
 
 
@@ -284,6 +303,10 @@ def _print_dry_run(
             value = getattr(dk, name)
             shown = "None (every resync is a full resync)" if value is None else value
             print(f"    {rules.LABELS[name]:<22} {shown}", file=out)
+        mode = page.mirror_asynchronous if dk.asynchronous is None else dk.asynchronous
+        own = " (the mirror's mode)" if dk.asynchronous is None else ""
+        replication = f"{'asynchronous' if mode else 'synchronous'}{own}"
+        print(f"    {rules.LABELS['asynchronous']:<22} {replication}", file=out)
         if page.bitmap_note:
             print(f"    note: {page.bitmap_note}", file=out)
     if problems:

@@ -12,15 +12,17 @@ from core.backend import (
     MIRROR_WRITES,
     RESET,
     SERVER_POWER,
+    SERVER_SETTINGS,
     USERS,
     Backend,
     MirrorWrites,
     Reset,
     ServerPower,
+    ServerSettings,
     UserAdmin,
 )
 from core.checks import Problem
-from core.cli import cmd_lab_engine
+from core.cli import cmd_lab_engine, cmd_props
 from core.cli.auth import cluster, confirm
 from core.cli.output import EXIT_OK, print_json, print_lines
 from core.cli.parser import Parser, SubParsers, add_yes, byte_count
@@ -58,9 +60,20 @@ def register(sub: SubParsers) -> None:
         srv.add_argument("--json", action="store_true")
         if name == "stop":
             add_yes(srv)
+            srv.add_argument(
+                "--clean",
+                action="store_true",
+                help="stop it cleanly: its Shutdown Strategy applies (lkctl server set)",
+            )
+            srv.add_argument(
+                "--dry-run",
+                action="store_true",
+                help="print what the failure would do to every hierarchy; change nothing",
+            )
         srv.set_defaults(handler=cmd_lab_server, action=name, op=op)
     _register_users(lab_sub)
     cmd_lab_engine.register(lab_sub)
+    cmd_props.register_lab(lab_sub)
 
 
 def _register_users(lab_sub: SubParsers) -> None:
@@ -113,7 +126,20 @@ def cmd_lab_workload(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_lab_server(args: argparse.Namespace, out: TextIO) -> int:
     with cluster(args) as (backend, session):
         power = cast(ServerPower, _able(backend, SERVER_POWER, f"lkctl lab {args.action}"))
-        if args.action == "stop":
+        if args.action == "stop" and args.dry_run:
+            from core.cli.cmd_hierarchy import print_dry_run
+            from core.operations.whatif import plan_stop_server
+
+            the_plan = plan_stop_server(backend.snapshot(), args.server)
+            return print_dry_run(backend, the_plan, args, out)
+        if args.action == "stop" and args.clean:
+            capabilities.require(backend, SERVER_SETTINGS, "lkctl lab stop --clean")
+            question = f"Stop {args.server} cleanly (its Shutdown Strategy applies)?"
+            if not confirm(args, question):
+                print("Nothing changed.", file=out)
+                return EXIT_OK
+            lines = cast(ServerSettings, backend).shutdown_server(args.server, session)
+        elif args.action == "stop":
             question = f"Stop {args.server} as if it crashed (its hierarchies fail over)?"
             if not confirm(args, question):
                 print("Nothing changed.", file=out)

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 from typing import Any, TextIO
 
+from core.cli import cmd_resize
 from core.cli.auth import cluster, confirm
 from core.cli.output import EXIT_OK, print_json, print_lines, table
 from core.cli.parser import Parser, SubParsers, add_yes
@@ -59,6 +60,7 @@ def register(sub: SubParsers) -> None:
     sp.add_argument("tag", metavar="TAG")
     sp.add_argument("kbps", metavar="KBPS", type=int)
     sp.set_defaults(handler=cmd_mirror_speed, op=Op.SPEED_LIMIT)
+    cmd_resize.register(msub)
 
 
 def cmd_mirror_status(args: argparse.Namespace, out: TextIO) -> int:

@@ -72,6 +72,7 @@ def hierarchy_json(h: Hierarchy | None, cluster: Cluster) -> dict[str, Any]:
                         "state": t.state.name,
                         "percent": t.percent,
                         "reason": t.reason,
+                        "asynchronous": m.is_asynchronous(t.server),
                     }
                     for t in m.targets
                 ],
@@ -96,6 +97,8 @@ def _resource_json(h: Hierarchy, rid: int, depth: int, cluster: Cluster) -> dict
         if inst.volume:
             entry["volume"] = inst.volume
             entry["bitmap_file"] = inst.bitmap_file
+        if inst.settings:  # an IP address's, an application's (core.model.Resource.settings)
+            entry["settings"] = dict(inst.settings)
         states[server.name] = entry
     return {
         "id": rid,

@@ -19,10 +19,13 @@ def build_parser() -> argparse.ArgumentParser:
     from core.cli import (
         cmd_cluster,
         cmd_create,
+        cmd_dependency,
         cmd_extend,
         cmd_hierarchy,
         cmd_lab,
+        cmd_log,
         cmd_mirror,
+        cmd_props,
         cmd_status,
     )
 
@@ -55,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_lab.register(sub)
     cmd_mirror.register(sub)
     cmd_cluster.register(sub)
+    cmd_dependency.register(sub)
+    cmd_props.register(sub)
+    cmd_log.register(sub)
     return parser
 
 

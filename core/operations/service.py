@@ -5,24 +5,30 @@ from __future__ import annotations
 from core import commands
 from core.backend import Backend
 from core.events import EventHub
+from core.model import Cluster
 from core.permissions import Op
 from core.plan import Plan
 from core.rules import service as rules
 from core.session import Session
 
-__all__ = ["force_online", "in_service", "out_of_service", "switchover"]
+__all__ = [
+    "force_online",
+    "in_service",
+    "out_of_service",
+    "plan_in_service",
+    "plan_out_of_service",
+    "plan_switchover",
+    "switchover",
+]
 
 
-def switchover(
-    backend: Backend, tag: str, to: str, session: Session, hub: EventHub | None = None
-) -> list[str]:
-    command = commands.switchover(tag, to)
-    backend.authorize(session, Op.SWITCHOVER, f"switchover {tag} to {to}", command)
-    h, steps = rules.switchover_steps(backend.snapshot(), tag, to)
-    plan = Plan(
+def plan_switchover(cluster: Cluster, tag: str, to: str) -> Plan:
+    """The plan of a switchover (CheckFailed naming the field when it cannot be done)."""
+    h, steps = rules.switchover_steps(cluster, tag, to)
+    return Plan(
         Op.SWITCHOVER,
         f"switchover {h.root_tag} to {to}",
-        command,
+        commands.switchover(tag, to),
         steps,
         h.id,
         h.version,
@@ -30,6 +36,44 @@ def switchover(
         committed=f"{h.root_tag} was switched over to {to}",
         after_failure="See lkctl mirror status; resume the mirrors once the cause is fixed.",
     )
+
+
+def plan_in_service(cluster: Cluster, tag: str, server: str) -> Plan:
+    """In Service on ``server``; a switchover when it is in service elsewhere now."""
+    h, steps, is_switchover = rules.in_service_steps(cluster, tag, server)
+    if is_switchover:
+        return plan_switchover(cluster, tag, server)
+    return Plan(
+        Op.IN_SERVICE,
+        f"in service {h.root_tag} on {server}",
+        commands.in_service(tag, server),
+        steps,
+        h.id,
+        h.version,
+        server=server,
+        committed=f"{h.root_tag} was brought in service on {server}",
+    )
+
+
+def plan_out_of_service(cluster: Cluster, tag: str) -> Plan:
+    h, steps = rules.out_of_service_steps(cluster, tag)
+    return Plan(
+        Op.OUT_OF_SERVICE,
+        f"out of service {h.root_tag} on {h.in_service_server}",
+        commands.out_of_service(tag),
+        steps,
+        h.id,
+        h.version,
+        server=h.in_service_server or "",
+    )
+
+
+def switchover(
+    backend: Backend, tag: str, to: str, session: Session, hub: EventHub | None = None
+) -> list[str]:
+    command = commands.switchover(tag, to)
+    backend.authorize(session, Op.SWITCHOVER, f"switchover {tag} to {to}", command)
+    plan = plan_switchover(backend.snapshot(), tag, to)
     return list(backend.apply(plan, session, hub=hub).lines)
 
 
@@ -38,19 +82,9 @@ def in_service(
 ) -> list[str]:
     command = commands.in_service(tag, server)
     backend.authorize(session, Op.IN_SERVICE, f"in service {tag} on {server}", command)
-    h, steps, is_switchover = rules.in_service_steps(backend.snapshot(), tag, server)
-    if is_switchover:
+    plan = plan_in_service(backend.snapshot(), tag, server)
+    if plan.op is Op.SWITCHOVER:
         return switchover(backend, tag, server, session, hub)
-    plan = Plan(
-        Op.IN_SERVICE,
-        f"in service {h.root_tag} on {server}",
-        command,
-        steps,
-        h.id,
-        h.version,
-        server=server,
-        committed=f"{h.root_tag} was brought in service on {server}",
-    )
     return list(backend.apply(plan, session, hub=hub).lines)
 
 
@@ -59,16 +93,7 @@ def out_of_service(
 ) -> list[str]:
     command = commands.out_of_service(tag)
     backend.authorize(session, Op.OUT_OF_SERVICE, f"out of service {tag}", command)
-    h, steps = rules.out_of_service_steps(backend.snapshot(), tag)
-    plan = Plan(
-        Op.OUT_OF_SERVICE,
-        f"out of service {h.root_tag} on {h.in_service_server}",
-        command,
-        steps,
-        h.id,
-        h.version,
-        server=h.in_service_server or "",
-    )
+    plan = plan_out_of_service(backend.snapshot(), tag)
     return list(backend.apply(plan, session, hub=hub).lines)
 
 

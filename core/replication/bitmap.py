@@ -912,6 +912,43 @@ class Bitmap:
         self._slot_size = 0
         self._load()
 
+    def resize(self, volume_size: int) -> None:
+        """Cover a volume of ``volume_size`` bytes (a mirror resize).
+
+        Growing: the chunks of the new space, and the old last chunk when the old size
+        ended inside it, are dirty for every target (the new space is resynced like any
+        dirty region). Shrinking (only to undo a grow that did not commit): the bits of
+        the chunks that remain are kept. The file is rewritten through a temporary file
+        and an atomic rename, as a change of capacity is: a crash leaves the old bitmap
+        or the new one, never a mix; other processes notice the new inode and reopen.
+        """
+        if volume_size <= 0:
+            raise BitmapError(f"a bitmap needs a volume size > 0 (got {volume_size})")
+        with self._locked():
+            if volume_size == self._volume_size:
+                return
+            old = self._arrays
+            nchunks = chunk_count(volume_size, self._chunk_size)
+            new = _Arrays(nchunks, old.capacity)
+            new.names[:] = old.names
+            keep = min(old.nchunks, nchunks)
+            first_new = self._volume_size // self._chunk_size  # a partial last chunk grows
+            for i, name in enumerate(old.names):
+                if not name:
+                    continue
+                for c in _iter_set(bytes(old.seg(old.d, i)), keep):
+                    _set_bit(new.d, i * new.bpt, c, True)
+                if nchunks > first_new:
+                    _set_range(new.d, i * new.bpt, first_new, nchunks, True)
+            _write_new_file(self.path, self._chunk_size, volume_size, new, self._generation + 1)
+            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+            lock_file(fd, 0, 0, exclusive=True)
+            unlock_file(self._fd, 0, 0)
+            os.close(self._fd)
+            self._fd = fd
+            self._slot_size = 0
+            self._load()
+
     # -- bits ----------------------------------------------------------------------------
     def mark_write(
         self,

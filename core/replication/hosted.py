@@ -90,6 +90,7 @@ class EngineTarget:
     connected: bool = True  # False: not connected to until told (control: connect)
     paused: bool = False
     full: bool = False  # every chunk is copied again (a copy that cannot be trusted)
+    asynchronous: bool | None = None  # this target's own mode (None: the engine's)
 
     def endpoint(self) -> NbdEndpoint:
         return NbdEndpoint.from_uri(
@@ -209,6 +210,7 @@ class HostedEngine:
                 state=MirrorState[t.state],
                 connected=t.connected,
                 paused=t.paused,
+                asynchronous=t.asynchronous,
             )
             for t in config.targets
         ]

@@ -162,6 +162,7 @@ class TargetSpec:
     state: MirrorState = MirrorState.OUT_OF_SYNC  # last known; TARGET = was in sync
     connected: bool = True
     paused: bool = False
+    asynchronous: bool | None = None  # this target's mode; None: the mirror's
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,7 @@ class _Target:
         self.resync_thread: threading.Thread | None = None
         self.progress: ResyncProgress | None = None
         self.channel: _Channel | None = None  # asynchronous mode: the bounded queue
+        self.asynchronous = spec.asynchronous  # None: the mirror's mode
         self.retry_at = 0.0  # a remote target whose connection was lost: next attempt
         self.problem = ""  # why the volume cannot be used ("" = usable)
         self.published = False
@@ -904,17 +906,20 @@ class Mirror:
                     self._inflight_done(t, epochs[t.name], first, end, seq, ok=False)
             raise SourceWriteError(_reason(exc), exc.errno) from exc
 
-        if self.asynchronous:
+        queued = [t for t in rep if self._is_async(t)]
+        if queued:
             data = bytes(mv)
-            for t in rep:
+            for t in queued:
                 item = _Item(offset, data, durable, first, end, epochs[t.name], seq)
                 ch = t.channel
                 if ch is None or not ch.submit(item):
                     with self._lock:
                         self._inflight_done(t, epochs[t.name], first, end, seq, ok=False)
-            if durable:
-                self._source_sync()
-            return
+            rep = [t for t in rep if not self._is_async(t)]
+            if not rep:
+                if durable:
+                    self._source_sync()
+                return
 
         # 2. synchronous: every target's write is started (a file: pwrite here, to the
         # page cache; NBD: the request sent), then, when durable, the source's fdatasync
@@ -954,6 +959,10 @@ class Mirror:
                     )
         if source_error is not None:
             raise SourceWriteError(_reason(source_error), source_error.errno)
+
+    def _is_async(self, t: _Target) -> bool:
+        """Whether writes to ``t`` are queued (asynchronous) rather than waited for."""
+        return self.asynchronous if t.asynchronous is None else t.asynchronous
 
     def _source_sync(self) -> None:
         try:
@@ -1014,7 +1023,7 @@ class Mirror:
             rep = [
                 (t, t.epoch, t.volume)
                 for t in self._targets.values()
-                if t.replicating and t.volume is not None and not self.asynchronous
+                if t.replicating and t.volume is not None and not self._is_async(t)
             ]
         pending = [(t, epoch, vol.begin_flush()) for t, epoch, vol in rep if vol is not None]
         source_error: OSError | None = None
@@ -1192,7 +1201,7 @@ class Mirror:
         t.pending_time.clear()
         t.hot.clear()
         t.replicating = True
-        if self.asynchronous and t.channel is None:
+        if self._is_async(t) and t.channel is None:
             t.channel = _Channel(self, t, self.async_max_writes, self.async_max_bytes)
 
     def _stop_replicating(self, t: _Target, reason: str) -> None:

@@ -35,6 +35,17 @@ class LabAdapter:
             f.seek(offset)
             f.write(data)
 
+    def server_file(self, server: str, path: str) -> bytes | None:
+        """A file of a server (what an application's command wrote there), or None."""
+        local = self.backend.layout.server_path(server, path)
+        return local.read_bytes() if local.is_file() else None
+
+    def addresses_up(self, server: str) -> list[str]:
+        """The IP addresses up on a server (the lab: its address files)."""
+        from core.backends.lab import kits
+
+        return kits.addresses_up(self.backend.layout, server)
+
     @contextlib.contextmanager
     def btrfs(self, server: str, path: str) -> Iterator[None]:
         with mounted_image(self.backend.layout.server_path(server, path), "btrfs", 120):

@@ -4,7 +4,9 @@ The whole life of a DataKeeper hierarchy through the Backend protocol and
 core.operations only: create → extend (the Next request, then Accept Defaults) → resync
 to Target (bytes compared) → switchover → failover where the backend can fail a server
 → unextend → delete; and the refusals: a priority in use, a switchover to a resyncing
-target, a bitmap on btrfs, automatic switchback with DataKeeper, a Guest.
+target, a bitmap on btrfs, automatic switchback with DataKeeper, a Guest. And a mixed
+hierarchy, app → ip → filesystem → datakeeper, made with Create Dependency, through the
+same life: its application's commands and its address followed on the servers.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from core import capabilities
 from core.backend import Backend, ServerPower
 from core.errors import CheckFailed, PermissionDenied
 from core.model import Cluster, Hierarchy, MirrorState, Role
-from core.operations import create, extend, hierarchy, mirror, service
+from core.operations import create, create_kinds, dependency, extend, hierarchy, mirror, service
+from core.rules.dependency import DependencyRequest
+from core.rules.kinds import APP, IP, ResourceRequest
 from core.session import Session
 from tests.backends.conftest import LabAdapter
 
@@ -160,3 +164,114 @@ def test_the_refusals(adapter: LabAdapter) -> None:
 def _unchanged(before: Cluster, after: Cluster) -> None:
     assert before.servers == after.servers
     assert [h.version for h in before.hierarchies] == [h.version for h in after.hierarchies]
+
+
+# The application writes where its commands run: its server (the lab: the server's folder).
+APP_START = "echo serving > app.run; echo started on $LKCONSOLE_SERVER"
+APP_STOP = "rm -f app.run"
+
+
+def _app_state(adapter: LabAdapter) -> dict[str, bool]:
+    return {s: adapter.server_file(s, "/app.run") is not None for s in ("lab1", "lab2", "lab3")}
+
+
+def _ips(adapter: LabAdapter) -> dict[str, list[str]]:
+    return {s: adapter.addresses_up(s) for s in ("lab1", "lab2", "lab3")}
+
+
+def test_the_life_of_an_app_on_ip_on_datakeeper_hierarchy(adapter: LabAdapter) -> None:
+    backend = adapter.backend
+    _create_web(adapter)
+    data = os.urandom(200_000)
+    adapter.write_source("lab1", DISK, 2 << 20, data)
+    ip = create_kinds.defaults(backend, IP, server="lab1").request  # what the backend proposes
+    assert ip.address and ip.interface
+    create_kinds.create(backend, dataclasses.replace(ip, tag="web-ip"), ADMIN)
+    app = ResourceRequest(APP, "lab1", "web-app", start=APP_START, stop=APP_STOP)
+    create_kinds.create(backend, app, ADMIN)
+    address = ip.address.split("/")[0]
+    assert _app_state(adapter) == {"lab1": True, "lab2": False, "lab3": False}
+    dependency.create(backend, DependencyRequest("lab1", "web-app", "web-ip"), ADMIN)
+    dependency.create(backend, DependencyRequest("lab1", "web-ip", "/web"), ADMIN)
+    h = _hierarchy(backend, "web-app")
+    assert [(h.tag_of(r), d) for r, d in h.walk()] == [
+        ("web-app", 0), ("web-ip", 1), ("/web", 2), ("datarep-web", 3)
+    ]  # fmt: skip
+
+    # Extend to lab2: every kind (the same address, the same commands), the mirror resyncs.
+    d = extend.defaults(backend, tag="web-app", target_server="lab2")
+    extend.extend(backend, d.request, ADMIN)
+    _wait_target(backend, "web-app", "lab2")
+    assert adapter.volume_digest("lab2", DISK) == adapter.volume_digest("lab1", DISK)
+    h = _hierarchy(backend, "web-app")
+    on_lab2 = {r.tag: r for r in h.instances_on("lab2")}
+    assert on_lab2["web-ip"].setting("address") == ip.address
+    assert on_lab2["web-app"].setting("start") == APP_START
+    assert _ips(adapter) == {"lab1": [address], "lab2": [], "lab3": []}
+
+    # Switchover: parents out first on lab1 (the app stops, then the address goes down),
+    # children in first on lab2.
+    lines = service.switchover(backend, "web-app", "lab2", ADMIN)
+    assert lines.index("web-app: stop command done on lab1") < lines.index(
+        f"web-ip: address {ip.address} is down on lab1"
+    )
+    assert lines.index(f"web-ip: address {ip.address} is up on lab2 ({ip.interface})") < (
+        lines.index("web-app: start command done on lab2")
+    )
+    assert "web-app: start: started on lab2" in lines
+    assert _app_state(adapter) == {"lab1": False, "lab2": True, "lab3": False}
+    assert _ips(adapter) == {"lab1": [], "lab2": [address], "lab3": []}
+    _wait_target(backend, "web-app", "lab1")
+
+    if capabilities.SERVER_POWER in backend.capabilities:  # lab2 fails: back on lab1
+        power = cast(ServerPower, backend)
+        power.stop_server("lab2", ADMIN)
+        h = _hierarchy(backend, "web-app")
+        assert h.in_service_server == "lab1" and h.mirrors[0].source == "lab1"
+        assert adapter.server_file("lab1", "/app.run") == b"serving\n"
+        assert _ips(adapter) == {"lab1": [address], "lab2": [], "lab3": []}
+        power.start_server("lab2", ADMIN)
+        _wait_target(backend, "web-app", "lab2")
+        assert adapter.volume_digest("lab2", DISK) == adapter.volume_digest("lab1", DISK)
+
+    hierarchy.unextend(backend, hierarchy.UnextendRequest("web-app", "lab2"), ADMIN)
+    h = _hierarchy(backend, "web-app")
+    assert h.servers == ("lab1",) and h.mirrors[0].target("lab2") is None
+    hierarchy.delete(backend, hierarchy.DeleteRequest("web-app"), ADMIN)
+    cluster = backend.snapshot()
+    assert all(cluster.find_tag(t) is None for t in ("web-app", "web-ip", "/web", "datarep-web"))
+    assert not _app_state(adapter)["lab1"]  # its stop command ran before it went
+    assert _ips(adapter) == {"lab1": [], "lab2": [], "lab3": []}
+    assert cluster.find_tag("/data") is not None
+
+
+def test_what_if_and_the_server_log(adapter: LabAdapter) -> None:
+    """Issue 16: a switchover's what-if says what happens to every hierarchy and changes
+    nothing; a server's log has the lines that name it, oldest first."""
+    from core import serverlog
+    from core.operations import whatif
+
+    backend = adapter.backend
+    _create_web(adapter)
+    extend.extend(
+        backend, extend.defaults(backend, tag="/web", target_server="lab2").request, ADMIN
+    )
+    _wait_target(backend, "/web", "lab2")
+    before = backend.snapshot()
+    the_plan = service.plan_switchover(before, "/web", "lab2")
+    text = whatif.dry_run(backend, the_plan)
+    assert text[0] == f"Plan: {the_plan.name}"
+    said = "\n".join(text)
+    assert "/web: stops on lab1" in said and "starts on lab2" in said
+    assert "datarep-web: lab2 becomes the source" in said
+    assert "/data" in said  # every hierarchy is named, the untouched ones too
+    assert backend.snapshot().hierarchy(_hierarchy(backend, "/web").id) == before.hierarchy(
+        _hierarchy(backend, "/web").id
+    )
+    rows = backend.server_log("lab2")
+    assert rows and [r.id for r in rows] == sorted(r.id for r in rows)
+    assert any("datarep-web" in r.text and "lab2" in r.text for r in rows)
+    assert all(
+        serverlog.names(r.text, "lab2") or serverlog.names(r.operation, "lab2") for r in rows
+    )
+    assert backend.server_log("lab2", after=rows[-1].id) == []

@@ -203,8 +203,11 @@ def test_delete(lab: Cluster) -> None:
 @pytest.mark.parametrize(
     ("role", "allowed"),
     [
-        (Role.GUEST, {"resource_properties", "server_properties"}),
-        (Role.OPERATOR, {"resource_properties", "server_properties", "out_of_service"}),
+        (Role.GUEST, {"resource_properties", "server_properties", "show_log"}),
+        (
+            Role.OPERATOR,
+            {"resource_properties", "server_properties", "out_of_service", "show_log"},
+        ),
         (
             Role.ADMINISTRATOR,
             {
@@ -215,6 +218,9 @@ def test_delete(lab: Cluster) -> None:
                 "delete_hierarchy",
                 "create_hierarchy",
                 "stop_server",
+                "create_dependency",
+                "delete_dependency",
+                "show_log",
             },
         ),
     ],
@@ -289,3 +295,17 @@ def test_preselection_of_a_resource_and_of_an_empty_cell(lab: Cluster) -> None:
     assert in_service.server == "lab1"  # the best-priority server
     assert av.preselection(lab, Selection(server="lab3"), "create_hierarchy").server == "lab3"
     assert av.preselection(None, Selection(server="lab3"), "stop_server").server == "lab3"
+
+
+def test_resize_mirror_and_show_log(lab: Cluster) -> None:
+    """Resize Mirror: a DataKeeper resource with every copy's server up, Administrator."""
+    dk = resource(lab, "datarep-data", "lab1")
+    assert rule("resize_mirror", lab, dk).enabled
+    assert "the new space is resynced" in rule("resize_mirror", lab, dk).reason
+    fs = rule("resize_mirror", lab, resource(lab, "/data", "lab1"))
+    assert not fs.enabled and "/data is not a DataKeeper resource" in fs.reason
+    operator = rule("resize_mirror", lab, dk, Connection(role=Role.OPERATOR))
+    assert not operator.enabled and "needs the Administrator role" in operator.reason
+    log = rule("show_log", lab, Selection(server="lab2"), Connection(role=Role.GUEST))
+    assert log.enabled and log.reason.startswith("Show the log of lab2")
+    assert not rule("show_log", None, Selection(), Connection(connected=False)).enabled

@@ -53,6 +53,21 @@ COMMANDS: list[tuple[Op, list[str]]] = [
         ["lab", "user", "add", "eve", "--role", "administrator", "--password-stdin"],
     ),
     (Op.REMOVE_USER, ["lab", "user", "remove", "olga"]),
+    (Op.CREATE_DEPENDENCY, ["dependency", "create", "/data", "datarep-data"]),
+    (Op.DELETE_DEPENDENCY, ["dependency", "delete", "/data", "datarep-data"]),
+    (
+        Op.SET_SERVER_PROPERTIES,
+        ["server", "set", "lab2", "--shutdown-strategy", "do-not-switchover"],
+    ),
+    (Op.SET_RESOURCE_PROPERTIES, ["resource", "set", "/data", "--priority", "lab2=5"]),
+    (
+        Op.CREATE_COMM_PATH,
+        ["commpath", "create", "lab1", "lab2", "--local", "10.215.0.11", "--remote", "10.215.0.12"],
+    ),
+    (Op.DELETE_COMM_PATH, ["commpath", "delete", "lab1", "lab2", "--path", "2", "--yes"]),
+    (Op.COMM_PATH_FAULT, ["lab", "commpath-down", "lab1", "lab3", "--path", "1"]),
+    (Op.CONFIRM_FAILOVER, ["confirm-failover", "lab2"]),
+    (Op.RESIZE_MIRROR, ["mirror", "resize", "datarep-data", "--size", "128M"]),
 ]
 
 
@@ -149,7 +164,15 @@ def test_an_operator_does_what_the_table_allows(lab: Path) -> None:
         Op.SWITCHOVER,
         Op.OUT_OF_SERVICE,
         Op.IN_SERVICE,
+        Op.CONFIRM_FAILOVER,
     }
+    # A failover that waits for a confirmation: an Operator lets it proceed.
+    assert run_lkctl(["server", "set", "lab2", "--confirm-failover", "lab1=on"]).returncode == 0
+    assert run_lkctl(["lab", "stop", "lab1", "--yes"]).returncode == 0
+    olga("confirm-failover", "lab2")
+    backend = LabBackend()
+    assert backend.snapshot().hierarchies[0].in_service_server == "lab2"
+    backend.close()
 
 
 def test_the_local_user_who_does_not_own_the_data_directory_is_a_guest(lab: Path) -> None:

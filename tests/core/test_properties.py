@@ -48,6 +48,8 @@ def test_server(lab: Cluster) -> None:
         "State": "ALIVE",
         "Hierarchies in service": "—",
         "Standby hierarchies": "/data",
+        "Shutdown Strategy": "switchover",
+        "Failover Confirmation": "—",
     }
     assert rows(props, "Mirrors") == {
         "Mirror source of": "—",

@@ -29,6 +29,8 @@ NEED_HANDLERS = (
     "delete_hierarchy",
     "in_service",
     "out_of_service",
+    "create_dependency",
+    "delete_dependency",
 )
 
 
@@ -81,14 +83,19 @@ def test_the_menus_of_lifekeeper(window: MainWindow) -> None:
     assert _menu_texts(edit) == ["Server", "Resource"]
     assert _menu_texts(window.findChild(QMenu, "menu_server")) == [
         "Properties",
+        "Create Comm Path",
+        "Delete Comm Path",
         "Stop Server",
         "Start Server",
+        "Confirm Failover",
     ]
     assert _menu_texts(window.findChild(QMenu, "menu_resource")) == [
         "Create Resource Hierarchy",
         "Extend Resource Hierarchy",
         "Unextend Resource Hierarchy",
         "Delete Resource Hierarchy",
+        "Create Dependency",
+        "Delete Dependency",
         "In Service",
         "Out of Service",
         "Mirror",
@@ -101,6 +108,7 @@ def test_the_menus_of_lifekeeper(window: MainWindow) -> None:
         "Verify Mirror",
         "Force Online",
         "Set Speed Limit",
+        "Resize Mirror",
     ]
     assert _menu_texts(window.findChild(QMenu, "menu_view")) == [
         "Output Panel",
@@ -111,6 +119,7 @@ def test_the_menus_of_lifekeeper(window: MainWindow) -> None:
         "Filter by Tag",
         "Refresh",
         "History",
+        "Log",
     ]
     assert _menu_texts(window.findChild(QMenu, "menu_help")) == [
         "LK Console Documentation",
@@ -252,8 +261,11 @@ def test_right_click_a_server_header(qtbot, window: MainWindow) -> None:
     assert menu is not None and menu.objectName() == "server_menu"
     assert _menu_texts(menu) == [
         "Properties",
+        "Create Comm Path",
+        "Delete Comm Path",
         "Stop Server",
         "Start Server",
+        "Confirm Failover",
         "Create Resource Hierarchy",
         "Sort Rows by State on lab2",
     ]

@@ -29,6 +29,7 @@ def _wizard(qtbot, lab: LabBackend) -> CreateWizard:
     qtbot.addWidget(wizard)
     wizard.show()
     wizard.restart()
+    wizard.next()  # the recovery kit: DataKeeper, the default
     return wizard
 
 

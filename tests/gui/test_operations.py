@@ -126,7 +126,7 @@ def test_right_click_an_empty_cell_extends_to_that_server(qtbot, window: MainWin
 def test_create_then_extend_now(qtbot, window: MainWindow) -> None:
     window.actions["create_hierarchy"].trigger()
     wizard = _opened(qtbot, window, CreateWizard)
-    for _ in range(2):
+    for _ in range(3):  # the recovery kit (DataKeeper), where, what
         qtbot.waitUntil(lambda: wizard.currentPage().isComplete(), timeout=10_000)
         wizard.next()
     qtbot.waitUntil(lambda: wizard.progress.succeeded, timeout=20_000)

@@ -23,14 +23,24 @@ from core import paths
 from core.backends.lab.layout import LabLayout, ensure_lab
 from core.backends.lab.store import Store
 from core.backends.lab.watch import LabWatch
-from core.capabilities import MIRROR_WRITES, RESET, SERVER_POWER, USERS
+from core.capabilities import (
+    COMM_PATH_FAULTS,
+    COMM_PATHS,
+    DEPENDENCIES,
+    MIRROR_WRITES,
+    RESET,
+    SERVER_POWER,
+    SERVER_SETTINGS,
+    USERS,
+    WHAT_IF,
+)
 from core.errors import OperationError
 from core.session import Session, local_session
 
 if TYPE_CHECKING:  # the rest loads when first used: opening the lab must be quick
     from core.backend import StepCallback, Watch
     from core.events import EventHub
-    from core.facts import PathInfo, VolumeInfo
+    from core.facts import NetworkInfo, PathInfo, VolumeInfo
     from core.history import Entry, LogRow
     from core.model import Cluster, MirrorTarget, Role
     from core.permissions import Op
@@ -60,7 +70,10 @@ class LabBackend:
     """The embedded lab cluster (``home``: its data directory)."""
 
     kind = "lab"
-    capabilities = frozenset({SERVER_POWER, MIRROR_WRITES, RESET, USERS})
+    capabilities = frozenset(
+        {SERVER_POWER, MIRROR_WRITES, RESET, USERS, DEPENDENCIES, SERVER_SETTINGS, COMM_PATHS,
+         COMM_PATH_FAULTS, WHAT_IF}
+    )  # fmt: skip
 
     def __init__(self, home: Path | None = None, *, name: str = "lab") -> None:
         self._local = threading.local()
@@ -71,14 +84,16 @@ class LabBackend:
         store = self.store  # opens (and on first use creates) the database
         self.layout = LabLayout(self.home)
         try:
-            from core.backends.lab import journal, mirrors
+            from core.backends.lab import journal, mirrors, resize_files
 
+            del resize_files  # it registers its undo actions for the recovery below
             ensure_lab(store)
             # Finish what crashed processes left: half-done operations are undone, and
             # resyncs whose process died are restarted (they resume from the bitmap).
             for line in journal.recover(store):
                 log.warning("recovery: %s", line)
             mirrors.resume_resyncs(store)
+            self.watch_applications()
         except BaseException:
             self.close()
             raise
@@ -115,7 +130,15 @@ class LabBackend:
 
     # -- the protocol ------------------------------------------------------------------------
     def snapshot(self) -> Cluster:
+        self.settle_confirmations()
         return self.store.cluster()
+
+    def settle_confirmations(self, hub: EventHub | None = None) -> list[str]:
+        """Take the default action of the failovers whose confirmation timed out (the
+        lab has no daemon: whoever reads it next does; cheap when none did)."""
+        from core.backends.lab import partition
+
+        return partition.settle_due(self, hub)
 
     def probe(self, server: str, path: str) -> PathInfo:
         from core.backends.lab import probe
@@ -127,6 +150,11 @@ class LabBackend:
 
         return probe.volumes(self.layout, server)
 
+    def network(self, server: str) -> NetworkInfo:
+        from core.backends.lab import kits
+
+        return kits.network(server)
+
     def apply(
         self,
         plan: Plan,
@@ -137,10 +165,23 @@ class LabBackend:
         cancel: threading.Event | None = None,
     ) -> ApplyResult:
         from core.backends.lab import apply as engine
-        from core.backends.lab import steps_build, steps_mirror, steps_remove, steps_service
+        from core.backends.lab import (
+            steps_build,
+            steps_kinds,
+            steps_mirror,
+            steps_props,
+            steps_remove,
+            steps_resize,
+            steps_service,
+        )
 
-        del steps_build, steps_mirror, steps_remove, steps_service  # they register handlers
-        return engine.apply(self, plan, session, hub=hub, on_step=on_step, cancel=cancel)
+        # they register handlers
+        del steps_build, steps_kinds, steps_mirror, steps_props, steps_remove, steps_resize
+        del steps_service
+        try:
+            return engine.apply(self, plan, session, hub=hub, on_step=on_step, cancel=cancel)
+        finally:
+            self.watch_applications()
 
     def watch(self, hub: EventHub, *, shown: Cluster | None = None, last_log_id: int = 0) -> Watch:
         return LabWatch(self, hub, shown, last_log_id)
@@ -170,8 +211,19 @@ class LabBackend:
 
         return history.entries(self.store, since)
 
-    def log_lines(self, after: int = 0, limit: int = 2000) -> list[LogRow]:
-        return self.store.log_lines_after(after, limit)
+    def log_lines(
+        self, after: int = 0, limit: int = 2000, server: str | None = None
+    ) -> list[LogRow]:
+        if server is None:
+            return self.store.log_lines_after(after, limit)
+        from core.history import about_server
+
+        return about_server(self.store.log_lines_after(after, 1_000_000), server, limit)
+
+    def server_log(self, server: str, after: int = 0) -> list[LogRow]:
+        from core import serverlog
+
+        return serverlog.for_server(self.store.log_lines_after(after, 2000), server)
 
     def dirty_chunks(self, resource_id: int) -> dict[str, int]:
         """Dirty chunks per target, as the source's bitmap says now."""
@@ -197,16 +249,55 @@ class LabBackend:
     def local_folder(self, server: str) -> Path | None:
         return self.layout.server_root(server)
 
+    def what_if(self, plan: Plan) -> list[str]:
+        """WHAT_IF: computed in core from the snapshot (``core.rules.whatif``)."""
+        from core.rules import whatif
+
+        return whatif.what_if(self.snapshot(), plan)
+
     # -- what only the lab can do -------------------------------------------------------------
     def stop_server(self, server: str, session: Session, hub: EventHub | None = None) -> list[str]:
         from core.backends.lab import failover
 
-        return failover.stop_server(self, server, session, hub)
+        try:
+            return failover.stop_server(self, server, session, hub)
+        finally:
+            self.watch_applications()
 
     def start_server(self, server: str, session: Session, hub: EventHub | None = None) -> list[str]:
         from core.backends.lab import failover
 
-        return failover.start_server(self, server, session, hub)
+        try:
+            return failover.start_server(self, server, session, hub)
+        finally:
+            self.watch_applications()
+
+    def shutdown_server(
+        self, server: str, session: Session, hub: EventHub | None = None
+    ) -> list[str]:
+        from core.backends.lab import failover
+
+        return failover.shutdown_server(self, server, session, hub)
+
+    def confirm_failover(
+        self, server: str, accept: bool, session: Session, hub: EventHub | None = None
+    ) -> list[str]:
+        from core.backends.lab import partition
+
+        return partition.decide(self, server, accept, session, hub)
+
+    def set_comm_path(
+        self,
+        server: str,
+        peer: str,
+        path: object,
+        up: bool,
+        session: Session,
+        hub: EventHub | None = None,
+    ) -> list[str]:
+        from core.backends.lab import partition
+
+        return partition.fail_path(self, server, peer, path, up, session, hub)
 
     def write(
         self, tag: str, offset: int, length: int, session: Session, pattern: str = "random"
@@ -246,6 +337,15 @@ class LabBackend:
         from core.backends.lab import users
 
         return [(u.name, u.role) for u in users.list_users(self.store)]
+
+    def watch_applications(self) -> None:
+        """Start the local monitor (lkcheck) when an application is in service."""
+        from core.backends.lab import lkcheck
+
+        try:
+            lkcheck.ensure_running(self.store)
+        except OSError as exc:  # the operation happened: say it, and go on
+            log.error("cannot start the local monitor (lkcheck): %s", exc)
 
     # -- the lab's own lookups (its step handlers use them) -----------------------------------
     def require_alive(self, server: str) -> None:

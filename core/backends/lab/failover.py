@@ -6,23 +6,41 @@ is none it stays down, and its copies that may be stale wait for the previous so
 ("Out of Sync (Wait for Previous Source)") until it returns or an administrator forces
 one online. Starting the server again makes it rejoin: its copies resync from the bitmap
 (a returning former source's own dirty bits are merged in).
+
+A server that takes a hierarchy over must have quorum (it reaches more than half of the
+running servers, see :mod:`core.rules.commpaths`), and when it asks for a confirmation
+of failovers from the failed server (Server Properties, Failover Confirmation) the
+failover waits for it (:mod:`core.backends.lab.partition`). A *clean* stop
+(:func:`shutdown_server`) follows the server's Shutdown Strategy instead of failing over.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from core import commands
+from core.backends.lab import kits, partition, takeover
 from core.backends.lab.oplog import OperationLog
-from core.backends.lab.service_rows import FollowUp, bring_in, make_source
+from core.backends.lab.service_rows import FollowUp, bring_in, take_out
 from core.backends.lab.store import Txn, read_hierarchy
 from core.checks import Problem
 from core.errors import CheckFailed, OperationError
 from core.events import EventHub
-from core.model import Hierarchy, MirrorState, MirrorTarget, ResourceState, ServerState
+from core.model import (
+    Cluster,
+    Hierarchy,
+    MirrorState,
+    MirrorTarget,
+    ResourceState,
+    Server,
+    ServerState,
+    ShutdownStrategy,
+)
 from core.permissions import Op
+from core.rules import commpaths
 from core.rules import service as rules
 from core.rules.service import TARGET_DOWN, WAITING
 from core.session import Session
@@ -81,6 +99,15 @@ def _reread(txn: Txn, h: Hierarchy) -> Hierarchy:
     return fresh
 
 
+def _stopped_view(cluster: Cluster, server: str) -> Cluster:
+    """``cluster`` as it is once ``server`` is stopped (its paths DEAD with it)."""
+    servers = tuple(
+        dataclasses.replace(s, state=ServerState.DEAD) if s.name == server else s
+        for s in cluster.servers
+    )
+    return dataclasses.replace(cluster, servers=servers)
+
+
 def stop_server(
     backend: LabBackend, server: str, session: Session, hub: EventHub | None = None
 ) -> list[str]:
@@ -94,17 +121,34 @@ def stop_server(
     assert s is not None
     if not s.state.is_alive:
         raise CheckFailed([Problem("server", "already_down", f"{server} is already down.")])
-    alive = [x.name for x in cluster.servers if x.state.is_alive and x.name != server]
+    after = _stopped_view(cluster, server)
+    alive = [x.name for x in after.servers if x.state.is_alive]
+    able = [x for x in alive if commpaths.has_quorum(after, x)]
 
     def work(txn: Txn, change: _Change) -> None:
         txn.set_server_state(server, ServerState.DEAD)
         change.lines.append(f"Server {server} stopped (DEAD).")
+        for x in alive:
+            if x not in able:
+                change.lines.append(
+                    f"{x} takes nothing over: {commpaths.why_not(after, server, x)}."
+                )
         for h in cluster.hierarchies:
             if server in h.servers:
                 txn.claim(h.id, h.version)
                 _server_down(txn, h, server, change)
+                kits.server_stopped(backend.layout, h.instances_on(server))
                 if h.in_service_server == server:
-                    _fail_over(backend, txn, _reread(txn, h), server, alive, change)
+                    _fail_over(
+                        backend,
+                        txn,
+                        _reread(txn, h),
+                        server,
+                        able,
+                        change,
+                        servers=cluster.servers,
+                        reason=f"{server} stopped",
+                    )
 
     return _run(
         backend, f"stop server {server}", session, work, hub, commands.lab_server("stop", server)
@@ -152,18 +196,41 @@ def _server_down(txn: Txn, h: Hierarchy, server: str, change: _Change) -> None:
 
 
 def _fail_over(
-    backend: LabBackend, txn: Txn, h: Hierarchy, server: str, alive: list[str], change: _Change
+    backend: LabBackend,
+    txn: Txn,
+    h: Hierarchy,
+    server: str,
+    alive: list[str],
+    change: _Change,
+    *,
+    servers: tuple[Server, ...] = (),
+    reason: str = "",
 ) -> None:
     """``h`` was in service on ``server``: in service on the best alive server whose
-    mirrors are all Target, or it stays down and its stale copies wait."""
+    mirrors are all Target (after its administrator's confirmation, when it asks for
+    one), or it stays down and its stale copies wait."""
     candidates = [x for x in h.servers if x in alive and not rules.not_target_problems(h, x)]
     if candidates:
-        new = candidates[0]
-        change.lines.append(
-            f"{h.root_tag} fails over from {server} to {new} (priority {h.priority_of(new)})."
+        first = candidates[0]
+        if partition.ask_first(
+            txn, h, server, first, servers, reason or f"{server} failed", change
+        ):
+            return
+        new = takeover.bring_up(
+            backend.layout,
+            txn,
+            h,
+            candidates,
+            change.follow,
+            change.lines,
+            origin=server,
+            old_alive=False,
         )
-        change.lines += make_source(txn, backend.layout, h, new, change.follow, old_alive=False)
-        change.lines.append(bring_in(txn, h, new))
+        if new is None:
+            change.lines.append(
+                f"{h.root_tag} stays down: it could not be started on "
+                f"{', '.join(candidates)} (see above)."
+            )
         return
     why = (
         "; ".join(
@@ -208,6 +275,7 @@ def start_server(
     def work(txn: Txn, change: _Change) -> None:
         txn.set_server_state(server, ServerState.ALIVE)
         change.lines.append(f"Server {server} started (ALIVE).")
+        partition.forget_pending(txn, cluster, server, change)
         for h in cluster.hierarchies:
             if server in h.servers:
                 txn.claim(h.id, h.version)
@@ -275,3 +343,82 @@ def _rejoin_mirrors(
                 f"{h.tag_of(m.resource_id)}: {server} resyncs from "
                 f"{m.source} (only what changed, from the bitmap)."
             )
+
+
+def shutdown_server(
+    backend: LabBackend, server: str, session: Session, hub: EventHub | None = None
+) -> list[str]:
+    """A clean stop (LifeKeeper's ``lkstop``): the server's Shutdown Strategy says what
+    happens to the hierarchies in service on it, then it stops. ``switchover``: each goes
+    to the best running server whose mirrors are Target (no confirmation: nothing
+    failed); ``do not switchover``: each goes out of service and comes back there when
+    the server starts again."""
+    command = commands.lab_shutdown(server)
+    backend.authorize(session, Op.STOP_SERVER, f"stop server {server} cleanly", command)
+    cluster = backend.snapshot()
+    server = rules.server(cluster, server)
+    s = cluster.server(server)
+    assert s is not None
+    if not s.state.is_alive:
+        raise CheckFailed([Problem("server", "already_down", f"{server} is already down.")])
+    strategy = s.shutdown_strategy
+    alive = [x.name for x in cluster.servers if x.state.is_alive and x.name != server]
+
+    def work(txn: Txn, change: _Change) -> None:
+        change.lines.append(f"Stopping {server} cleanly (Shutdown Strategy: {strategy.value}).")
+        for h in cluster.hierarchies:
+            if server not in h.servers:
+                continue
+            txn.claim(h.id, h.version)
+            if h.in_service_server == server:
+                _leave(backend, txn, h, server, alive, strategy, change)
+            _server_down(txn, _reread(txn, h), server, change)
+        txn.set_server_state(server, ServerState.DEAD)
+        change.lines.append(f"Server {server} stopped (DEAD).")
+
+    return _run(backend, f"stop server {server} cleanly", session, work, hub, command)
+
+
+def _leave(
+    backend: LabBackend,
+    txn: Txn,
+    h: Hierarchy,
+    server: str,
+    alive: list[str],
+    strategy: ShutdownStrategy,
+    change: _Change,
+) -> None:
+    """``h`` is in service on ``server``, which stops cleanly: its kits stop there (the
+    application's stop command, the address down), then it switches over or waits."""
+    stopped = takeover.Attempt()
+    act = kits.actor(backend.layout, stopped.say, stopped.undo.append)
+    change.lines.append(take_out(txn, h, server, ResourceState.OSU, act))
+    change.lines += stopped.lines
+    if strategy is ShutdownStrategy.DO_NOT_SWITCHOVER:
+        change.lines.append(
+            f"{h.root_tag} stays out of service (do not switchover): it comes back in "
+            f"service on {server} when {server} starts."
+        )
+        return
+    candidates = [x for x in h.servers if x in alive and not rules.not_target_problems(h, x)]
+    if not candidates:
+        change.lines.append(
+            f"{h.root_tag} stays out of service: no running server has every mirror as Target."
+        )
+        return
+    new = takeover.bring_up(
+        backend.layout,
+        txn,
+        _reread(txn, h),
+        candidates,
+        change.follow,
+        change.lines,
+        origin=server,
+        old_alive=False,
+        how="switches over (Shutdown Strategy)",
+    )
+    if new is None:
+        change.lines.append(
+            f"{h.root_tag} stays out of service: it could not be started on "
+            f"{', '.join(candidates)} (see above)."
+        )

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from core import commands
+from core.backends.lab import store_servers
 from core.backends.lab.store import Store, Txn
 from core.errors import LkError
 from core.files import open_private, private_dir
@@ -102,6 +103,7 @@ def ensure_lab(store: Store) -> bool:
             return False
         for name in LAB_SERVERS:
             txn.add_server(name, ServerState.ALIVE)
+        store_servers.seed_comm_paths(txn, LAB_SERVERS)
         _add_seed_hierarchy(txn)
         txn.set_meta("lab", LAB_READY)
         servers = ", ".join(LAB_SERVERS)

@@ -16,8 +16,12 @@ from core.backends.lab import mirrors
 from core.backends.lab.layout import LabLayout
 from core.backends.lab.store import Store, Txn
 from core.errors import OperationError
-from core.model import Hierarchy, MirrorState, MirrorTarget, ResourceState
+from core.model import Hierarchy, MirrorState, MirrorTarget, Resource, ResourceState
 from core.rules.service import TARGET_DOWN
+
+# A resource's kit action: (the instance, True to bring it in service / False to take it
+# out); raises OperationError when the kit fails (see core.backends.lab.kits).
+Act = Callable[[Resource, bool], None]
 
 
 @dataclass
@@ -55,12 +59,25 @@ class FollowUp:
             mirrors.start_resync(store.home, rid, server)
 
 
-def take_out(txn: Txn, h: Hierarchy, server: str, state: ResourceState) -> str:
-    """Parents first: every resource of ``h`` on ``server`` goes to ``state``."""
+def take_out(
+    txn: Txn,
+    h: Hierarchy,
+    server: str,
+    state: ResourceState,
+    act: Act | None = None,
+) -> str:
+    """Parents first: every resource of ``h`` on ``server`` goes to ``state``; ``act``
+    takes each one in service there out first (its kit's remove: an IP address goes
+    down, an application's stop command runs)."""
     order = h.resource_ids()  # root first = parents first
     for rid in order:
-        if h.instance(rid, server) is not None:
-            txn.set_instance_state(rid, server, state)
+        inst = h.instance(rid, server)
+        if inst is None:
+            continue
+        if act is not None and inst.state.in_service:
+            act(inst, False)
+        kept = inst.reason if state is ResourceState.OSF else ""
+        txn.set_instance_state(rid, server, state, kept)
     return (
         f"{h.root_tag} out of service on {server} ("
         + ", then ".join(h.tag_of(r) for r in order)
@@ -68,10 +85,14 @@ def take_out(txn: Txn, h: Hierarchy, server: str, state: ResourceState) -> str:
     )
 
 
-def bring_in(txn: Txn, h: Hierarchy, server: str) -> str:
-    """Children first: every resource of ``h`` on ``server`` in service."""
+def bring_in(txn: Txn, h: Hierarchy, server: str, act: Act | None = None) -> str:
+    """Children first: every resource of ``h`` on ``server`` in service; ``act`` brings
+    each one that is not in service yet in service first (its kit's restore)."""
     order = list(reversed(h.resource_ids()))
     for rid in order:
+        inst = h.instance(rid, server)
+        if act is not None and inst is not None and not inst.state.in_service:
+            act(inst, True)
         txn.set_instance_state(rid, server, ResourceState.ISP)
     return (
         f"{h.root_tag} in service on {server} (" + ", then ".join(h.tag_of(r) for r in order) + ")"

@@ -113,6 +113,9 @@ class _CreateFileSystemResource(Handler):
 class _BringNewInService(Handler):
     def rows(self, ctx: Context, step: BringNewInService) -> None:
         assert ctx.hierarchy_id is not None
+        from core.backends.lab.steps_kinds import start_new
+
+        start_new(ctx, step.server)  # an IP address up, an application's start command
         txn = ctx.rows
         for rid in ctx.keys.values():
             txn.set_instance_state(rid, step.server, ResourceState.ISP)
@@ -170,11 +173,18 @@ class _ConfigureMirror(Handler):
                 bytes_total=step.volume_size,
             ),
         )
+        ctx.rows.execute(
+            "UPDATE mirror_targets SET asynchronous=? WHERE resource_id=? AND server=?",
+            (int(step.asynchronous), step.resource_id, step.target),
+        )
 
 
 @handles(SetPriorities)
 class _SetPriorities(Handler):
     def rows(self, ctx: Context, step: SetPriorities) -> None:
+        # Removed first: priorities that trade places must not meet on the way.
+        for server, _priority in step.priorities:
+            ctx.rows.delete_priority(step.hierarchy_id, server)
         for server, priority in step.priorities:
             ctx.rows.set_priority(step.hierarchy_id, server, priority)
         if step.switchback is not None:

@@ -7,9 +7,12 @@ harmless: a later extend resets it).
 
 from __future__ import annotations
 
-from core.backends.lab import mirrors
+from core.backends.lab import kits, mirrors
 from core.backends.lab.apply import Context, Handler, handles
+from core.backends.lab.service_rows import take_out
+from core.backends.lab.store import read_hierarchy
 from core.errors import OperationError
+from core.model import ResourceKind, ResourceState
 from core.plan import (
     DeleteHierarchy,
     RemoveBitmapFile,
@@ -65,4 +68,15 @@ class _RemovePriority(Handler):
 @handles(DeleteHierarchy)
 class _DeleteHierarchy(Handler):
     def rows(self, ctx: Context, step: DeleteHierarchy) -> None:
+        # In service somewhere: its kits' remove runs first, parents first (an IP address
+        # goes down, an application's stop command runs), as a Pacemaker cluster stops a
+        # resource before removing it.
+        h = read_hierarchy(ctx.rows, step.hierarchy_id)
+        where = h.in_service_server if h is not None else None
+        kits_in = h is not None and any(
+            r.kind in (ResourceKind.IP, ResourceKind.APP) for r in h.resources
+        )
+        if h is not None and where is not None and kits_in:
+            act = kits.actor(ctx.backend.layout, ctx.say, ctx.record)
+            ctx.say(take_out(ctx.rows, h, where, ResourceState.OSU, act))
         ctx.rows.delete_hierarchy(step.hierarchy_id)

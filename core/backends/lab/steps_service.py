@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.backends.lab import kits
 from core.backends.lab.apply import Context, Handler, handles
 from core.backends.lab.service_rows import FollowUp, bring_in, make_source, take_out
 from core.backends.lab.store import read_hierarchy
@@ -21,14 +22,16 @@ def _current(ctx: Context, hierarchy_id: int) -> Hierarchy:
 @handles(TakeOutOfService)
 class _TakeOut(Handler):
     def rows(self, ctx: Context, step: TakeOutOfService) -> None:
-        ctx.say(take_out(ctx.rows, _current(ctx, step.hierarchy_id), step.server, step.state))
+        act = kits.actor(ctx.backend.layout, ctx.say, ctx.record)
+        ctx.say(take_out(ctx.rows, _current(ctx, step.hierarchy_id), step.server, step.state, act))
 
 
 @handles(BringInService)
 class _BringIn(Handler):
     def rows(self, ctx: Context, step: BringInService) -> None:
         ctx.backend.require_alive(step.server)
-        ctx.say(bring_in(ctx.rows, _current(ctx, step.hierarchy_id), step.server))
+        act = kits.actor(ctx.backend.layout, ctx.say, ctx.record)
+        ctx.say(bring_in(ctx.rows, _current(ctx, step.hierarchy_id), step.server, act))
 
 
 @handles(MakeSource)

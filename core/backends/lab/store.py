@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import paths
+from core.backends.lab import store_servers
 from core.errors import ConflictError, StoreError
 from core.files import open_private, private_dir, tighten
 from core.history import LogRow
@@ -36,10 +38,12 @@ from core.model import (
     Resource,
     ResourceKind,
     ResourceState,
-    Server,
     ServerState,
     SwitchbackType,
 )
+
+if TYPE_CHECKING:
+    from core.model import Server
 
 DB_NAME = "lkconsole.db"
 
@@ -168,6 +172,53 @@ _MIGRATIONS: list[str] = [
         locked_until REAL NOT NULL,
         last REAL NOT NULL
     );
+    """,
+    # 8: the settings of IP and Generic Application resources (JSON [[name, value], ...])
+    # and why a resource is in its state (a failed monitor's output)
+    """
+    ALTER TABLE instances ADD COLUMN settings TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE instances ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+    """,
+    # 9: comm paths between servers, Server Properties (shutdown strategy,
+    # failover confirmation) and the failovers waiting for a confirmation. Existing labs
+    # get the two paths per pair of servers a new lab is made with (store_servers.py).
+    """
+    CREATE TABLE comm_paths (
+        id INTEGER PRIMARY KEY,
+        server_a TEXT NOT NULL REFERENCES servers(name) ON DELETE CASCADE,
+        server_b TEXT NOT NULL REFERENCES servers(name) ON DELETE CASCADE,
+        address_a TEXT NOT NULL,
+        address_b TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        UNIQUE (server_a, address_a, server_b, address_b)
+    );
+    ALTER TABLE servers ADD COLUMN shutdown_strategy TEXT NOT NULL DEFAULT 'SWITCHOVER';
+    ALTER TABLE servers ADD COLUMN confirm_timeout INTEGER NOT NULL DEFAULT 600;
+    ALTER TABLE servers ADD COLUMN confirm_default TEXT NOT NULL DEFAULT 'PROCEED';
+    CREATE TABLE confirm_failover (
+        server TEXT NOT NULL REFERENCES servers(name) ON DELETE CASCADE,
+        peer TEXT NOT NULL REFERENCES servers(name) ON DELETE CASCADE,
+        PRIMARY KEY (server, peer)
+    );
+    CREATE TABLE pending_failovers (
+        hierarchy_id INTEGER PRIMARY KEY REFERENCES hierarchies(id) ON DELETE CASCADE,
+        from_server TEXT NOT NULL REFERENCES servers(name) ON DELETE CASCADE,
+        to_server TEXT NOT NULL REFERENCES servers(name) ON DELETE CASCADE,
+        asked REAL NOT NULL,
+        deadline REAL NOT NULL,
+        default_action TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    ALTER TABLE mirror_targets ADD COLUMN asynchronous INTEGER;
+    INSERT INTO comm_paths(server_a, server_b, address_a, address_b, priority, state)
+        SELECT a.name, b.name, '10.213.0.' || (10 + a.position),
+               '10.213.0.' || (10 + b.position), 1, 'ALIVE'
+        FROM servers a JOIN servers b ON a.position < b.position;
+    INSERT INTO comm_paths(server_a, server_b, address_a, address_b, priority, state)
+        SELECT a.name, b.name, '10.214.0.' || (10 + a.position),
+               '10.214.0.' || (10 + b.position), 2, 'ALIVE'
+        FROM servers a JOIN servers b ON a.position < b.position;
     """,
 ]
 
@@ -309,15 +360,17 @@ class Store:
         return row[0] if row else default
 
     def servers(self) -> tuple[Server, ...]:
-        rows = self._conn.execute("SELECT name, position, state FROM servers ORDER BY position")
-        return tuple(Server(r["name"], ServerState[r["state"]], r["position"]) for r in rows)
+        """The servers as they are powered (ALIVE or DEAD), with their properties."""
+        return store_servers.read_servers(self._conn)
 
     def cluster(self) -> Cluster:
         """Everything, read in one consistent snapshot."""
         with self._snapshot():
             servers = self.servers()
             hierarchies = tuple(_read_hierarchies(self._conn))
-        return Cluster(servers, hierarchies)
+            paths = store_servers.read_comm_paths(self._conn, servers)
+            pending = store_servers.read_pending(self._conn, hierarchies)
+        return Cluster(store_servers.shown_states(servers, paths), hierarchies, paths, pending)
 
     def hierarchy(self, hierarchy_id: int) -> Hierarchy | None:
         with self._snapshot():
@@ -459,6 +512,16 @@ class Txn:
                 resource.bitmap_file,
             ),
         )
+        if resource.settings or resource.reason:  # the columns of migration 8
+            self._c.execute(
+                "UPDATE instances SET settings=?, reason=? WHERE resource_id=? AND server=?",
+                (
+                    json.dumps([list(pair) for pair in resource.settings]),
+                    resource.reason,
+                    resource.resource_id,
+                    resource.server,
+                ),
+            )
 
     def delete_instances(self, hierarchy_id: int, server: str) -> None:
         self._c.execute(
@@ -467,10 +530,12 @@ class Txn:
             (server, hierarchy_id),
         )
 
-    def set_instance_state(self, resource_id: int, server: str, state: ResourceState) -> None:
+    def set_instance_state(
+        self, resource_id: int, server: str, state: ResourceState, reason: str = ""
+    ) -> None:
         self._c.execute(
-            "UPDATE instances SET state=? WHERE resource_id=? AND server=?",
-            (state.name, resource_id, server),
+            "UPDATE instances SET state=?, reason=? WHERE resource_id=? AND server=?",
+            (state.name, reason, resource_id, server),
         )
 
     def set_priority(self, hierarchy_id: int, server: str, priority: int) -> None:
@@ -575,6 +640,19 @@ class Txn:
         )
         self._c.execute("DELETE FROM oplog WHERE id <= (SELECT max(id) FROM oplog) - ?", (keep,))
 
+    # -- dependencies between hierarchies (Create / Delete Dependency) --------------------
+    def move_resources(self, resource_ids: list[int], hierarchy_id: int) -> None:
+        """The resources ``resource_ids`` belong to ``hierarchy_id`` from now on."""
+        self._c.executemany(
+            "UPDATE resources SET hierarchy_id=? WHERE id=?",
+            [(hierarchy_id, rid) for rid in resource_ids],
+        )
+
+    def delete_dependency(self, parent_id: int, child_id: int) -> None:
+        self._c.execute(
+            "DELETE FROM dependencies WHERE parent_id=? AND child_id=?", (parent_id, child_id)
+        )
+
 
 def _read_hierarchy(c: sqlite3.Connection, hierarchy_id: int) -> Hierarchy | None:
     """One hierarchy with everything about it, read through ``c``."""
@@ -634,6 +712,8 @@ def _read_resources(
                 fs_type=r["fs_type"],
                 volume=r["volume"],
                 bitmap_file=r["bitmap_file"],
+                settings=tuple((str(k), str(v)) for k, v in json.loads(r["settings"] or "[]")),
+                reason=r["reason"],
             )
         )
     return resources
@@ -718,6 +798,7 @@ def _read_mirror_targets(
                 verify_percent=t["verify_percent"],
                 last_verified=t["last_verified"],
                 last_differences=t["last_differences"],
+                asynchronous=None if t["asynchronous"] is None else bool(t["asynchronous"]),
             )
         )
     return targets

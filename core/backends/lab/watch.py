@@ -67,6 +67,7 @@ class LabWatch:
         while not self._stopping.is_set():
             try:
                 store = self._backend.store
+                self._backend.settle_confirmations(self._hub)
                 version = store.data_version()
                 if version != seen or self._reload.is_set():
                     self._reload.clear()

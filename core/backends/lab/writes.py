@@ -60,6 +60,7 @@ def _open(backend: LabBackend, ref: MirrorRef) -> tuple[EngineMirror, StateChang
                 # take them from that process.
                 connected=t.server in alive and t.state is MirrorState.TARGET,
                 paused=t.reason == PAUSED_REASON,
+                asynchronous=t.asynchronous,
             )
         )
     bitmap = (

@@ -40,9 +40,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.backend import SERVER_POWER, NotAvailable, StepCallback, Watch
+from core.capabilities import WHAT_IF
 
 if TYPE_CHECKING:
-    from core.backend import Backend, ServerPower
+    from core.backend import Backend, ServerPower, WhatIf
 from core.backends.pacemaker import cib as cibxml
 from core.backends.pacemaker import dk_nodes, nslab, operations, status
 from core.backends.pacemaker.cib import HierarchyConfig
@@ -57,8 +58,8 @@ from core.backends.pacemaker.runner import (
 )
 from core.errors import ConflictError, LkError, OperationError
 from core.events import EventHub
-from core.facts import PathInfo, VolumeInfo
-from core.history import Entry, LogRow
+from core.facts import NetworkInfo, PathInfo, VolumeInfo
+from core.history import Entry, LogRow, about_server
 from core.model import Cluster, Role
 from core.permissions import Op
 from core.plan import ApplyResult, Plan
@@ -78,7 +79,6 @@ OLD_DATA = 103  # cibadmin: "Update was older than existing configuration"
 MAX_ATTEMPTS = 10  # builds of one change while the CIB keeps changing under it
 POLL_S = 0.2
 ROLE_GROUPS = (("lkadmin", Role.ADMINISTRATOR), ("lkoper", Role.OPERATOR), ("lkguest", Role.GUEST))
-WHAT_IF = "what_if"  # capability: show what Pacemaker would do (crm_simulate)
 
 
 @dataclass(frozen=True)
@@ -220,6 +220,27 @@ class PacemakerBackend:
         """No DataKeeper volumes on a Pacemaker cluster yet (the mirrors' issue)."""
         return ()
 
+    def network(self, server: str) -> NetworkInfo:
+        """The Pacemaker lab proposes a free address of its bridge's subnet and the
+        nodes' interface; a real cluster proposes none (the field must be filled)."""
+        if self.lab_home is None:
+            return NetworkInfo(server)
+        from core.backends.pacemaker import nslab_files
+
+        try:
+            address: tuple[str, ...] = (str(nslab_files.node_address(server)),)
+        except ValueError:
+            address = ()
+        first, last = nslab_files.SERVICE_ADDRESSES
+        return NetworkInfo(
+            server,
+            addresses=address,
+            interface=nslab_files.NODE_INTERFACE,
+            pool_first=str(first),
+            pool_last=str(last),
+            prefix_length=nslab_files.SERVICE_NETWORK.prefixlen,
+        )
+
     # -- who may do what ----------------------------------------------------------------------
     def local_session(self) -> Session:
         """LifeKeeper's convention: root, or a member of ``lkadmin``, is an Administrator;
@@ -255,10 +276,19 @@ class PacemakerBackend:
     def history(self, since: float | None = None) -> list[Entry]:
         return self.records.history(since)
 
-    def log_lines(self, after: int = 0, limit: int = 2000) -> list[LogRow]:
-        return self.records.lines(after, limit)
+    def log_lines(
+        self, after: int = 0, limit: int = 2000, server: str | None = None
+    ) -> list[LogRow]:
+        if server is None:
+            return self.records.lines(after, limit)
+        return about_server(self.records.lines(after, 1_000_000), server, limit)
 
     # -- mirrors (DataKeeper resources on Pacemaker come with the datakeeper agent) --------
+    def server_log(self, server: str, after: int = 0) -> list[LogRow]:
+        from core import serverlog
+
+        return serverlog.for_server(self.log_lines(after, 2000), server)
+
     def dirty_chunks(self, resource_id: int) -> dict[str, int]:
         return {}  # no mirror here is resynchronised by this console: nothing to count
 
@@ -841,4 +871,7 @@ if TYPE_CHECKING:  # mypy checks that the class is what the console expects
         return b
 
     def _has_server_power(b: PacemakerBackend) -> ServerPower:
+        return b
+
+    def _has_what_if(b: PacemakerBackend) -> WhatIf:
         return b

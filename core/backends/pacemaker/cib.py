@@ -356,6 +356,9 @@ class HierarchyConfig:
     def member(self, rid: int) -> Member | None:
         return next((m for m in self.members if m.resource_id == rid), None)
 
+    def tag_of(self, xml_id: str) -> str:
+        return next((m.tag for m in self.members if m.xml_id == xml_id), xml_id)
+
     @property
     def member_ids(self) -> tuple[str, ...]:
         return tuple(m.xml_id for m in self.members)

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.backends.pacemaker import cib as cibxml
-from core.backends.pacemaker import status_dk
+from core.backends.pacemaker import cib_tree, status_dk
 from core.backends.pacemaker.cib import HierarchyConfig, Member
 from core.model import (
     Cluster,
@@ -433,9 +433,11 @@ def hierarchy(h: HierarchyConfig, context: _Context) -> Hierarchy:
         for found in (status_dk.mirror(m, view.promoted_on if view else (), context.attributes),)
         if found is not None
     )
+    rid = {m.xml_id: m.resource_id for m in h.members}
     dependencies = tuple(
-        Dependency(parent_id=parent.resource_id, child_id=child.resource_id)
-        for child, parent in zip(h.members, h.members[1:], strict=False)
+        Dependency(parent_id=rid[parent], child_id=rid[child])
+        for child, parent in cib_tree.parents(h).items()
+        if parent is not None
     )
     equivalencies = tuple(
         Equivalency(node, priority) for node, priority in h.priorities if node in context.nodes

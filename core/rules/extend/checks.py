@@ -6,6 +6,8 @@ space on the target, the bitmap locations): nothing here does I/O.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 from dataclasses import dataclass, field
 
 from core.checks import Problem, priority_problems, tag_problems
@@ -351,6 +353,35 @@ def _pre_extend_cross_checks(
         page = _dk_page(h, r.template, target, facts, rid)
         if not path_problem(page.volume):
             problems += _disk_space_problems(facts, target, page)
+    return problems + _target_address_problems(h, r.template, target, facts)
+
+
+def _target_address_problems(
+    h: Hierarchy, template: str, target: str, facts: Facts
+) -> list[Problem]:
+    """An IP address of the hierarchy may not be the target server's own address."""
+    ips = [r for r in h.instances_on(template) if r.kind is ResourceKind.IP]
+    if not ips:
+        return []
+    own = set()
+    for address in facts.network_of(target).addresses:
+        with contextlib.suppress(ValueError):
+            own.add(ipaddress.ip_interface(address).ip)
+    problems = []
+    for r in ips:
+        try:
+            ip = ipaddress.ip_interface(r.setting("address")).ip
+        except ValueError:
+            continue
+        if ip in own:
+            problems.append(
+                _p(
+                    "target_server",
+                    "address_of_target",
+                    f"{r.tag} protects {ip}, which is {target}'s own address; choose "
+                    "another target.",
+                )
+            )
     return problems
 
 
@@ -411,6 +442,16 @@ def _extend_page_problems(
         if dk.bitmap_file is not None:
             for code, message in bitmaps.problems(facts, target or "", dk.bitmap_file):
                 problems.append(Problem("bitmap_file", code, message, rid))
+        if dk.asynchronous is not None and not isinstance(dk.asynchronous, bool):
+            problems.append(
+                Problem(
+                    "asynchronous",
+                    "not_a_mode",
+                    f"Replication {dk.asynchronous!r} is not a mode: true (asynchronous), "
+                    "false (synchronous), or none (the mirror's own mode).",
+                    rid,
+                )
+            )
     return problems
 
 

@@ -50,6 +50,7 @@ class DataKeeperPage:
     volume_size: int
     defaults: DataKeeperExtend
     bitmap_note: str = ""  # why the default bitmap location is not the usual one
+    mirror_asynchronous: bool = False  # the mirror's mode: a target's default
 
     @property
     def shown(self) -> tuple[str, ...]:
@@ -216,6 +217,7 @@ def _dk_page(h: Hierarchy, template: str, target: str, facts: Facts, rid: int) -
             root_tag=fs.tag if fs else None,
         ),
         bitmap_note=note,
+        mirror_asynchronous=mirror.asynchronous if mirror else False,
     )
 
 

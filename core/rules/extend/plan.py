@@ -52,6 +52,8 @@ def needs(
     template = _template_of(cluster, h, template_server)
     target = target_server or _default_target(cluster, h, template)
     found = Needs()
+    if target and any(r.kind is ResourceKind.IP for r in h.instances_on(template)):
+        found |= Needs(networks=frozenset({target}))  # its interface there, its addresses
     for rid in _dk_ids(h):
         dk = h.instance(rid, template)
         if dk is None or not target:
@@ -81,7 +83,7 @@ def plan_steps(cluster: Cluster, facts: Facts, request: ExtendRequest) -> tuple[
         if source.kind is ResourceKind.DATAKEEPER:
             steps += _datakeeper_steps(h, rid, source, target, full)
         else:
-            steps.append(_add_resource_step(h, rid, source, target, full))
+            steps.append(_add_resource_step(h, rid, source, target, full, facts))
     priorities = (
         (template, _priority(full.template_priority, h, template)),
         (target, int(full.target_priority)),
@@ -124,14 +126,17 @@ def _datakeeper_steps(
             mirror_source.bitmap_file if mirror_source else None,
             mirror.volume_size,
             mirror.chunk_size,
+            mirror.asynchronous if dk.asynchronous is None else bool(dk.asynchronous),
         ),
     )
 
 
 def _add_resource_step(
-    h: Hierarchy, rid: int, source: Resource, target: str, full: ExtendRequest
+    h: Hierarchy, rid: int, source: Resource, target: str, full: ExtendRequest, facts: Facts
 ) -> Step:
-    """Any other resource on the target: its new tag, and a filesystem's mount point."""
+    """Any other resource on the target: its new tag, a filesystem's mount point, an IP
+    address's interface there (the one the backend names for the target, else the
+    template's); an application's commands and an address are the same everywhere."""
     new_tag, _read_only = _target_tag(h, rid, source.tag, full)
     mount = source.mount_point
     if source.kind is ResourceKind.FILESYSTEM:
@@ -139,8 +144,17 @@ def _add_resource_step(
             (d.mount_point for d in full.datakeeper if _filesystem_on(h, d.resource_id) == rid),
             source.mount_point,
         )
+    settings = source.settings
+    if source.kind is ResourceKind.IP:
+        nic = facts.network_of(target).interface or source.setting("interface")
+        settings = tuple((k, nic if k == "interface" else v) for k, v in settings)
     new = dataclasses.replace(
-        source, server=target, tag=new_tag, state=ResourceState.OSU, mount_point=mount
+        source,
+        server=target,
+        tag=new_tag,
+        state=ResourceState.OSU,
+        mount_point=mount,
+        settings=settings,
     )
     return AddResource(new)
 

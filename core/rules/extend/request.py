@@ -20,6 +20,7 @@ LABELS = {
     "root_tag": "Root Tag",
     "dk_tag": "DataKeeper Resource Tag",
     "bitmap_file": "Bitmap File",
+    "asynchronous": "Replication",
 }
 PRE_EXTEND_FIELDS = (
     "template_server",
@@ -44,6 +45,7 @@ class DataKeeperExtend:
     bitmap_file: str | None  # None: no bitmap (every resync is full)
     mount_point: str | None = None  # only with a protected filesystem on top
     root_tag: str | None = None  # the filesystem's tag on the target
+    asynchronous: bool | None = None  # this target's mirror mode (None: the mirror's)
 
 
 @dataclass(frozen=True)

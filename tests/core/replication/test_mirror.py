@@ -482,3 +482,38 @@ def test_target_of_the_wrong_size_is_out_of_sync(
     assert "bytes" in m.reason("t1")
     m.write(0, b"source still works")
     m.close()
+
+
+# Each target has its own mode (Extend "Next Server" asks per target).
+def test_a_synchronous_and_an_asynchronous_target(
+    tmp_path: Path, source: Path, rec: Recorder
+) -> None:
+    targets = [
+        TargetSpec("t1", tmp_path / "t1"),
+        TargetSpec("t2", tmp_path / "t2", asynchronous=True),
+    ]
+    m = make_mirror(tmp_path, rec, targets, async_max_writes=4, async_max_bytes=CS)
+    assert m.wait_for_state("t1", MirrorState.TARGET)
+    assert m.wait_for_state("t2", MirrorState.TARGET)
+    # Only the asynchronous target has a queue; the synchronous one is written in place.
+    assert m._targets["t1"].channel is None
+    assert m._targets["t2"].channel is not None
+    gate = threading.Event()
+    volume = m._targets["t2"].volume
+    assert volume is not None
+    original = volume.write
+
+    def held(offset: int, data: bytes, durable: bool = False) -> None:
+        gate.wait(10)  # the target is slow: its queue holds the writes meanwhile
+        original(offset, data, durable=durable)
+
+    volume.write = held  # type: ignore[method-assign]
+    rand_writes(m, 3, durable=True)
+    # The writes returned with t2's copies still queued: t1 has them already.
+    assert sha(tmp_path / "src") == sha(tmp_path / "t1")
+    assert sha(tmp_path / "src") != sha(tmp_path / "t2")
+    gate.set()
+    m.flush()
+    assert sha(tmp_path / "src") == sha(tmp_path / "t2")
+    assert m.status("t2").dirty_chunks == 0
+    m.close()
