@@ -136,3 +136,27 @@ def backend(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> Iterator[PacemakerBack
             for h in b.snapshot().hierarchies:
                 delete(b, h)
         b.close()
+
+
+@pytest.fixture(scope="module")
+def seeded() -> Iterator[Lab]:
+    """A lab of the module's own, two nodes, with the seed (/data on the mirror
+    datarep-data, in service on lab1): the session lab is not seeded. Taken down after
+    the module, and nothing of it may be left."""
+    reason = namespaces_unavailable()
+    if reason:
+        pytest.skip(reason)
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="seeded-lab-"))
+    status = nslab.up(home, nodes=2)
+    pids = {n.init_pid for n in status.nodes if n.init_pid}
+    try:
+        yield Lab(home, nodes=("lab1", "lab2"))
+    finally:
+        nslab.down(home)
+        left = leftovers(home, pids)
+        import shutil
+
+        shutil.rmtree(home, ignore_errors=True)
+        assert not left, left

@@ -241,7 +241,7 @@ def test_a_killed_target_is_restarted_and_resynced_partially(lab: Lab) -> None:
             )
             if op.get("rc") not in ("0", "8")
         ]
-        assert failed == ["monitor"], failed  # Pacemaker saw the dead target and restarted it
+        assert "monitor" in failed, failed  # Pacemaker saw the dead target and restarted it
 
 
 def test_a_stalled_target_does_not_stall_the_source_and_is_resynced(lab: Lab) -> None:

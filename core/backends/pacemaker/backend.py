@@ -45,7 +45,7 @@ from core.capabilities import DEPENDENCIES, WHAT_IF
 if TYPE_CHECKING:
     from core.backend import Backend, ServerPower, WhatIf
 from core.backends.pacemaker import cib as cibxml
-from core.backends.pacemaker import nslab, operations, status
+from core.backends.pacemaker import dk_nodes, nslab, operations, status
 from core.backends.pacemaker.cib import HierarchyConfig
 from core.backends.pacemaker.operations import Change, FollowUp, Intent
 from core.backends.pacemaker.oplog import OperationLog, record_refusal, refuse
@@ -333,14 +333,14 @@ class PacemakerBackend:
 
     def _commit(self, plan: Plan, out: OperationLog, cancel: threading.Event | None) -> Change:
         """Build, check and push the plan's change (again while the CIB changes under it)."""
-        cleaned = validated = said = False
+        cleaned = validated = said = worked = False
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if cancel is not None and cancel.is_set():
                 raise OperationError("cancelled: nothing was changed")
             current = self._cib()
             base = self._simulate(current)
             self._check_version(plan, current, base.now)
-            change = operations.build(current, plan.steps, base.now)
+            change = operations.build(current, plan.steps, base.now, self._addresses())
             if change.cleanups and not cleaned:
                 cleaned = True
                 if self._clean_up(change.cleanups, out):
@@ -358,6 +358,9 @@ class PacemakerBackend:
             self._verify(change.cib)
             after = self._simulate(change.cib)
             check_transition(current, change, base, after)
+            if change.node_work and not worked:
+                worked = True
+                dk_nodes.do(self._run, change.node_work, out)
             if self._push(change.cib):
                 actions = describe_actions(after.actions, change) or "nothing to do"
                 out.say(
@@ -418,6 +421,17 @@ class PacemakerBackend:
                 "Pacemaker would not accept this configuration (crm_verify): "
                 + (" | ".join(errors[:3]) or done.detail)
             )
+
+    def _addresses(self) -> dict[str, str]:
+        """node → its Corosync address (a mirror's replication address)."""
+        if not self._nodelist:
+            listed = self.runner.run(NODELIST)
+            self._nodelist = status.parse_nodelist(listed.stdout) if listed.ok else {}
+        return {
+            v["name"]: v["ring0_addr"]
+            for v in self._nodelist.values()
+            if v.get("name") and v.get("ring0_addr")
+        }
 
     def _push(self, cib: ET.Element) -> bool:
         """Replace the CIB with ``cib`` unless it changed since ``cib`` was read (False)."""
@@ -664,7 +678,7 @@ class PacemakerBackend:
         operations.check_supported(plan.steps)
         current = self._cib()
         base = self._simulate(current)
-        change = operations.build(current, plan.steps, base.now)
+        change = operations.build(current, plan.steps, base.now, self._addresses())
         self._verify(change.cib)
         after = self._simulate(change.cib)
         lines = list(change.lines)
@@ -802,6 +816,8 @@ def check_transition(
                 problems.append(f"Pacemaker would not get {intent.wanted}: {_where(got)}")
             continue
         expected = tuple(sorted(base.after.get(rid, ())))
+        if rid in change.grows:  # a mirror's clone starts on its new target
+            expected = tuple(sorted({*expected, change.grows[rid]}))
         if got != expected:
             name = tags.get(rid, rid)
             problems.append(

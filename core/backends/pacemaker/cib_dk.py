@@ -81,14 +81,16 @@ def new_mirrored_hierarchy(
     dk_params = {
         "volume": volume,
         "size": str(size),
-        "servers": names.format_pairs({server: addresses[server]}),
-        "bitmaps": names.format_pairs({server: bitmap or names.NO_BITMAP}),
         "port": str(port),
         "chunk_size": str(DEFAULT_CHUNK_SIZE),
         "speed_limit_kbps": str(DEFAULT_SPEED_LIMIT_KBPS),
     }
+    membership = [
+        (names.SERVERS_META, names.format_pairs({server: addresses[server]})),
+        (names.BITMAPS_META, names.format_pairs({server: bitmap or names.NO_BITMAP})),
+    ]
     cibxml.add_primitive(clone, taken, rid, DATAKEEPER_AGENT, dk_params,
-                         [(cibxml.TAG_META, dk_tag)], DK_OPERATIONS)  # fmt: skip
+                         [(cibxml.TAG_META, dk_tag), *membership], DK_OPERATIONS)  # fmt: skip
     cibxml.add_meta(clone, taken, [("promotable", "true"), ("promoted-max", "1"),
                                    ("notify", "true")])  # fmt: skip
     group = ET.SubElement(resources, "group", {"id": group_id})

@@ -22,6 +22,7 @@ Commands::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -180,6 +181,8 @@ def forget(rid: str) -> None:
     folder = Path(names.state_dir(rid))
     _psk(rid)
     shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):  # the last mirror of this node: nothing is left
+        folder.parent.rmdir()
 
 
 def remove_file(text: str) -> None:

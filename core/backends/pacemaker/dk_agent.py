@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from core.backends.pacemaker import dk_names as names
-from core.backends.pacemaker.dk_cluster import Attributes, ClusterError, node_name
+from core.backends.pacemaker.dk_cluster import Attributes, ClusterError, live_meta, node_name
 from core.errors import LkError
 from core.replication import control, localdev
 from core.replication.bitmap import Bitmap, BitmapError, check_bitmap_location
@@ -100,6 +100,18 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(text)
 
 
+def _membership(env: Mapping[str, str], rid: str, param: str, meta: str) -> str:
+    """A mirror's ``servers``/``bitmaps``: the parameter when the resource has one, else
+    the primitive's meta attribute, read live from the CIB (Pacemaker does not hand an
+    agent meta attributes of its own; none: '')."""
+    if env.get(f"OCF_RESKEY_{param}"):
+        return env[f"OCF_RESKEY_{param}"]
+    try:
+        return live_meta(rid, meta)
+    except ClusterError as exc:
+        raise AgentError(f"cannot read {meta} of {rid}: {exc}") from exc
+
+
 @dataclass(frozen=True)
 class Params:
     """The resource's parameters, and the paths of this mirror on this node."""
@@ -127,8 +139,8 @@ class Params:
                 f"volume={volume!r}: give the absolute path of the volume", OCF_ERR_CONFIGURED
             )
         try:
-            servers = names.parse_pairs(env.get("OCF_RESKEY_servers", ""))
-            bitmaps = names.parse_pairs(env.get("OCF_RESKEY_bitmaps", ""))
+            servers = names.parse_pairs(_membership(env, rid, "servers", names.SERVERS_META))
+            bitmaps = names.parse_pairs(_membership(env, rid, "bitmaps", names.BITMAPS_META))
         except ValueError as exc:
             raise AgentError(f"servers/bitmaps: {exc}", OCF_ERR_CONFIGURED) from exc
         port = _int(env, "port", names.PORT_BASE)

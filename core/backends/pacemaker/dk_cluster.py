@@ -66,6 +66,12 @@ def node_name() -> str:
     return os.environ.get("OCF_RESKEY_CRM_meta_on_node") or socket.gethostname()  # noqa: SIM112
 
 
+def live_meta(rid: str, name: str) -> str:
+    """A meta attribute of resource ``rid`` as the CIB holds it now."""
+    argv = ["crm_resource", "--resource", rid, "--meta", "--get-parameter", name, "--quiet"]
+    return _checked(argv, ok=(0, NOT_FOUND, 6)).strip()  # none: '' (crm_resource says so)
+
+
 def clean_value(text: str) -> str:
     """A value attrd can carry on one line and print back unambiguously."""
     return " ".join(text.replace('"', "'").split())[:500]
@@ -151,4 +157,4 @@ class Attributes:
         return found
 
 
-__all__ = ["Attributes", "ClusterError", "clean_value", "node_name", "run"]
+__all__ = ["Attributes", "ClusterError", "clean_value", "live_meta", "node_name", "run"]

@@ -45,6 +45,12 @@ PORT_BASE = 10810  # the first mirror's port; each mirror has its own
 PROMOTION_SCORE = 100
 CLONE_SUFFIX = "-clone"
 NO_BITMAP = "none"
+# The mirror's membership as the console keeps it: meta attributes of the primitive
+# (a change of an instance parameter would reload the Promoted instance, and Pacemaker
+# then restarts what depends on it; a meta attribute changes nothing that runs). The
+# agent reads them live; the parameters ``servers``/``bitmaps`` are the fallback.
+SERVERS_META = "lk-servers"
+BITMAPS_META = "lk-bitmaps"
 
 PERMANENT = ("gen", "forced", "paused")
 TRANSIENT_SOURCE = ("state", "percent", "rate", "eta", "reason", "dirty", "verify")

@@ -33,8 +33,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.backends.pacemaker import cib as cibxml
-from core.backends.pacemaker import dependency_steps
+from core.backends.pacemaker import dependency_steps, operations_dk
 from core.backends.pacemaker.cib import HierarchyConfig, Refused
+from core.backends.pacemaker.operations_dk import NodeWork
 from core.errors import OperationError
 from core.model import ResourceKind
 from core.permissions import Op
@@ -42,6 +43,8 @@ from core.plan import (
     AddResource,
     BringInService,
     BringNewInService,
+    ConfigureMirror,
+    CreateDataKeeperTarget,
     CreateDependency,
     CreateResource,
     DeleteDependency,
@@ -49,6 +52,7 @@ from core.plan import (
     RemovePriority,
     RemoveResources,
     SetPriorities,
+    StartResync,
     Step,
     TakeOutOfService,
 )
@@ -67,6 +71,9 @@ STEP_OPS: Mapping[type[Step], Op] = {
     BringInService: Op.IN_SERVICE,
     CreateDependency: Op.CREATE_DEPENDENCY,
     DeleteDependency: Op.DELETE_DEPENDENCY,
+    CreateDataKeeperTarget: Op.EXTEND_HIERARCHY,
+    ConfigureMirror: Op.EXTEND_HIERARCHY,
+    StartResync: Op.EXTEND_HIERARCHY,
 }
 
 
@@ -114,6 +121,9 @@ class Change:
     created: list[str] = field(default_factory=list)  # top ids of new hierarchies
     touched: list[str] = field(default_factory=list)  # top ids changed
     cleanups: list[tuple[str, str]] = field(default_factory=list)  # (top id, node)
+    node_work: list[NodeWork] = field(default_factory=list)  # before the push (DataKeeper)
+    grows: dict[str, str] = field(default_factory=dict)  # primitive id → a node it joins
+    addresses: Mapping[str, str] = field(default_factory=dict)  # node → Corosync address
 
     def intent(self, top_id: str) -> Intent | None:
         return next((i for i in reversed(self.intents) if i.top_id == top_id), None)
@@ -166,12 +176,14 @@ def build(
     current: ET.Element,
     steps: Sequence[Step],
     running: Mapping[str, Sequence[str]],
+    addresses: Mapping[str, str] | None = None,
 ) -> Change:
     """The change ``steps`` make to a copy of ``current`` (``running``: primitive id →
-    the nodes it runs on now). Raises Refused (bad input) or Unsupported, naming the step
-    (as ``OperationError.step``)."""
+    the nodes it runs on now; ``addresses``: node → its Corosync address, for a mirror).
+    Raises Refused (bad input) or Unsupported, naming the step (as
+    ``OperationError.step``)."""
     check_supported(steps)
-    change = Change(cibxml.copy_of(current))
+    change = Change(cibxml.copy_of(current), addresses=dict(addresses or {}))
     work = change.cib
     extended: dict[str, dict[str, int]] = {}  # top id → servers given by AddResource
     for step in steps:
@@ -282,6 +294,9 @@ def _set_priorities(
         raise Refused(f"priority {clash[0]} is already in use{used}: priorities are unique")
     for server, priority in step.priorities:
         cibxml.set_priority(work, h.top_id, server, priority)
+    operations_dk.clone_scores(
+        work, h, {s: cibxml.priority_to_score(p) for s, p in step.priorities}
+    )
     if step.switchback is not None:
         cibxml.set_switchback(work, h.top_id, step.switchback)
     shown = ", ".join(f"{s}={p}" for s, p in step.priorities)
@@ -384,6 +399,56 @@ def _delete(
         change.lines.append(f"{h.root.tag}: removed")
 
 
+def _of_resource(work: ET.Element, resource_id: int) -> HierarchyConfig:
+    h = next((x for x in cibxml.hierarchies(work) if x.member(resource_id)), None)
+    if h is None:
+        raise Refused("the mirror is no longer in the cluster's configuration; reload")
+    return h
+
+
+def _touch(change: Change, h: HierarchyConfig) -> None:
+    if h.top_id not in change.touched:
+        change.touched.append(h.top_id)
+
+
+def _dk_target(
+    work: ET.Element,
+    step: CreateDataKeeperTarget,
+    running: Mapping[str, Sequence[str]],
+    change: Change,
+    extended: dict[str, dict[str, int]],
+) -> None:
+    h = _hierarchy(work, step.resource.hierarchy_id)
+    change.node_work += operations_dk.create_target(work, h, step, change.addresses)
+    dk = operations_dk.mirror_member(h)
+    change.grows[dk.xml_id] = step.resource.server
+    change.lines.append(f"{dk.tag}: {step.resource.server} joins the mirror")
+    _touch(change, h)
+
+
+def _configure_mirror(
+    work: ET.Element,
+    step: ConfigureMirror,
+    running: Mapping[str, Sequence[str]],
+    change: Change,
+    extended: dict[str, dict[str, int]],
+) -> None:
+    h = _of_resource(work, step.resource_id)
+    operations_dk.configure_mirror(work, h, step)
+    change.lines.append(f"{step.dk_tag}: {step.target}'s bitmap {step.target_bitmap or 'none'}")
+    _touch(change, h)
+
+
+def _start_resync(
+    work: ET.Element,
+    step: StartResync,
+    running: Mapping[str, Sequence[str]],
+    change: Change,
+    extended: dict[str, dict[str, int]],
+) -> None:
+    change.lines.append(operations_dk.start_resync(_of_resource(work, step.resource_id), step))
+
+
 _HANDLERS: Mapping[type[Step], Callable[..., None]] = {
     CreateResource: _create,
     BringNewInService: _bring_new_in_service,
@@ -396,6 +461,9 @@ _HANDLERS: Mapping[type[Step], Callable[..., None]] = {
     DeleteHierarchy: _delete,
     CreateDependency: dependency_steps.create_dependency,
     DeleteDependency: dependency_steps.delete_dependency,
+    CreateDataKeeperTarget: _dk_target,
+    ConfigureMirror: _configure_mirror,
+    StartResync: _start_resync,
 }
 
 

@@ -46,18 +46,19 @@ def _int(text: str | None, default: int = 0) -> int:
         return default
 
 
-def servers_of(m: Member) -> dict[str, str]:
+def _membership(m: Member, meta_name: str, param: str) -> dict[str, str]:
     try:
-        return names.parse_pairs(m.param("servers"))
+        return names.parse_pairs(dict(m.meta).get(meta_name) or m.param(param))
     except ValueError:
         return {}
 
 
+def servers_of(m: Member) -> dict[str, str]:
+    return _membership(m, names.SERVERS_META, "servers")
+
+
 def bitmap_of(m: Member, server: str) -> str | None:
-    try:
-        return names.bitmap_of(names.parse_pairs(m.param("bitmaps")), server)
-    except ValueError:
-        return None
+    return names.bitmap_of(_membership(m, names.BITMAPS_META, "bitmaps"), server)
 
 
 def target(rid: str, server: str, attrs: Mapping[str, str], size: int) -> MirrorTarget:

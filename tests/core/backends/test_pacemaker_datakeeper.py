@@ -8,8 +8,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from core.backends.pacemaker import cib, cib_dk, nslab_seed
-from core.model import MirrorState, ResourceKind, ResourceState, SwitchbackType
+from core.backends.pacemaker import cib, cib_dk, nslab_seed, operations
+from core.errors import OperationError
+from core.model import MirrorState, Resource, ResourceKind, ResourceState, SwitchbackType
+from core.plan import ConfigureMirror, CreateDataKeeperTarget, SetPriorities, StartResync, Step
 from core.status import cell
 from tests.core.backends.pacemaker_fixtures import cib_of, cluster_of
 
@@ -37,7 +39,9 @@ def test_the_seed_is_a_file_system_on_a_promotable_mirror_in_service_on_lab1_onl
     assert h.switchback is SwitchbackType.INTELLIGENT
     dk, fs = h.members
     assert dict(dk.params)["volume"] == "/disks/datarep-data.img"
-    assert dict(dk.params)["servers"] == "lab1=10.213.0.11"
+    assert dict(dk.meta)["lk-servers"] == "lab1=10.213.0.11"
+    assert dict(dk.meta)["lk-bitmaps"] == "lab1=/opt/LifeKeeper/bitmap_datarep-data"
+    assert "servers" not in dict(dk.params)  # a change of a parameter would restart /data
     assert dict(dk.params)["size"] == str(64 * 1024 * 1024)
     assert dict(fs.params) == {
         "device": "/run/lkdr/datarep-data/device",
@@ -111,3 +115,57 @@ def test_an_in_sync_target_is_target() -> None:
     shown = cell(h, dk_id, "lab2")
     assert shown is not None and shown.text == "Target"
     assert h.in_service_server == "lab1"
+
+
+def _extend_steps(work: ET.Element, volume: str = "/disks/datarep-data.img") -> list[Step]:
+    [h] = cib.hierarchies(work)
+    dk, _fs = h.members
+    target = Resource(
+        resource_id=dk.resource_id, hierarchy_id=h.hierarchy_id, kind=ResourceKind.DATAKEEPER,
+        server="lab2", tag=dk.tag, state=ResourceState.OSU, volume=volume,
+        bitmap_file="/opt/LifeKeeper/bitmap_datarep-data",
+    )  # fmt: skip
+    return [
+        CreateDataKeeperTarget(target, 64 * 1024 * 1024),
+        ConfigureMirror(dk.resource_id, dk.tag, "lab1", "lab2",
+                        "/opt/LifeKeeper/bitmap_datarep-data",
+                        "/opt/LifeKeeper/bitmap_datarep-data", 64 * 1024 * 1024, 65536),
+        SetPriorities(h.hierarchy_id, "/data", (("lab1", 1), ("lab2", 10))),
+        StartResync(dk.resource_id, dk.tag, "lab1", "lab2"),
+    ]  # fmt: skip
+
+
+ADDRESSES = {"lab1": "10.213.0.11", "lab2": "10.213.0.12", "lab3": "10.213.0.13"}
+
+
+def test_extend_adds_the_target_to_the_mirror_and_the_node_work_it_needs() -> None:
+    current = nslab_seed.seeded_cib(_empty_opt_in())
+    running = {"datarep-data": ("lab1",), "_2f_data": ("lab1",)}
+    change = operations.build(current, _extend_steps(current), running, ADDRESSES)
+    [h] = cib.hierarchies(change.cib)
+    dk = h.members[0]
+    meta = dict(dk.meta)
+    assert meta["lk-servers"] == "lab1=10.213.0.11 lab2=10.213.0.12"
+    assert meta["lk-bitmaps"] == (
+        "lab1=/opt/LifeKeeper/bitmap_datarep-data lab2=/opt/LifeKeeper/bitmap_datarep-data"
+    )
+    assert dict(dk.params) == dict(cib.hierarchies(current)[0].members[0].params)  # no reload
+    assert h.priorities == (("lab1", 1), ("lab2", 10))
+    clone_scores = {
+        c.get("node"): c.get("score")
+        for c in change.cib.iterfind("configuration/constraints/rsc_location")
+        if c.get("rsc") == "datarep-data-clone"
+    }
+    assert clone_scores == {"lab1": "999", "lab2": "990"}
+    assert [(w.kind, w.node) for w in change.node_work] == [("volume", "lab2"), ("key", "lab2")]
+    assert change.node_work[0].path == "/disks/datarep-data.img"
+    assert change.grows == {"datarep-data": "lab2"}
+
+
+def test_a_target_volume_at_another_path_is_refused_and_nothing_changes() -> None:
+    current = nslab_seed.seeded_cib(_empty_opt_in())
+    before = cib.to_text(current)
+    with pytest.raises(OperationError, match="one path on every server") as caught:
+        operations.build(current, _extend_steps(current, "/disks/other.img"), {}, ADDRESSES)
+    assert caught.value.step.startswith("Create DataKeeper resource datarep-data on lab2")
+    assert cib.to_text(current) == before

@@ -1,0 +1,71 @@
+"""The documented extend on the Pacemaker lab, from lkctl: the seed's /data (on the
+mirror datarep-data, in service on lab1) extended to lab2 with Accept Defaults. lab2
+becomes a Target, its volume equals lab1's byte for byte, and /data stayed in service
+on lab1 all along (the mirror's membership is a meta attribute: nothing restarts).
+
+A lab of its own (two nodes, seeded): the session lab is not seeded."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.labtools import Lab
+from tests.helpers import run_lkctl, wait_until
+
+pytestmark = pytest.mark.cluster
+
+DISKS = "servers/{node}/disks/datarep-data.img"
+
+
+def _lkctl(lab: Lab, *args: str) -> tuple[int, str, str]:
+    done = run_lkctl(
+        ["--cluster", "pacemaker-lab", *args],
+        env={"LKCONSOLE_HOME": str(lab.home), "LKCONSOLE_CLUSTER": ""},
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def _row(lab: Lab, tag: str) -> str:
+    rc, out, err = _lkctl(lab, "status")
+    assert rc == 0, err
+    line = next((x for x in out.splitlines() if x.strip().startswith(f"{tag} ")), "")
+    return re.sub(r"\s{2,}", " | ", line.strip())
+
+
+def _starts_of_data(lab: Lab) -> int:
+    log = lab.run("lab1", "cat", "/var/log/pacemaker/pacemaker.log")
+    return len(re.findall(r"executing - rsc:_2f_data action:start", log))
+
+
+def test_extend_accept_defaults_makes_lab2_a_target_equal_to_lab1(seeded: Lab) -> None:
+    lab = seeded
+    assert _row(lab, "datarep-data") == "datarep-data | datakeeper | ISP Active | -"
+    lab.run("lab1", "sh", "-c", "head -c 6000000 /dev/urandom > /data/payload && sync")
+    starts = _starts_of_data(lab)
+    rc, out, err = _lkctl(lab, "extend", "/data", "--target", "lab2", "--accept-defaults")
+    assert rc == 0, err
+    assert "[1/5] Create DataKeeper resource datarep-data on lab2" in out
+    assert "/data was extended to lab2." in out
+    wait_until(
+        lambda: _row(lab, "datarep-data").endswith("ISP Source | OSU Target"), 90, "lab2 Target"
+    )
+    assert _row(lab, "/data") == "/data | filesystem | ISP Active | OSU Standby"
+    one, two = (lab.home / DISKS.format(node=n) for n in ("lab1", "lab2"))
+    lab.run("lab1", "sync")
+    assert _same(one, two)
+    assert _starts_of_data(lab) == starts  # /data was never restarted
+    key = lab.run("lab2", "stat", "-c", "%a", "/opt/LifeKeeper/dk/datarep-data/psk").strip()
+    assert key == "600"
+
+
+def _same(a: Path, b: Path) -> bool:
+    with a.open("rb") as fa, b.open("rb") as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
