@@ -108,9 +108,57 @@ def lab_namespaces(paths: LabPaths) -> list[str]:
 
 def stop_node(paths: LabPaths, node: str, init: ProcessId) -> None:
     """Kill ``node``'s PID 1, then whatever else still lives in its network namespace."""
+    fuse = fuse_connections([init])
     kill([init])
+    abort_fuse(fuse)
     inode = netns_inode(NETNS_DIR / paths.node_netns(node))
     kill_netns_processes([inode] if inode is not None else [])
+
+
+FUSECTL = Path("/sys/fs/fuse/connections")
+
+
+def fuse_connections(inits: Sequence[ProcessId]) -> set[int]:
+    """The FUSE connections of the nodes' mounts (a DataKeeper source's nbdfuse), by the
+    number fusectl names them with: the mount's device (MKDEV(major, minor))."""
+    found = set()
+    for init in inits:
+        if not init.alive():
+            continue
+        try:
+            lines = Path(f"/proc/{init.pid}/mountinfo").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            fields, _sep, rest = line.partition(" - ")
+            if not rest.startswith("fuse"):
+                continue
+            major, _colon, minor = fields.split()[2].partition(":")
+            if major.isdigit() and minor.isdigit():
+                found.add((int(major) << 20) | int(minor))
+    return found
+
+
+def abort_fuse(connections: set[int]) -> None:
+    """Abort those FUSE connections once their servers are killed. A FUSE server killed
+    with a request in flight (a loop device's read, say) otherwise leaves the request
+    waiting for ever: the server cannot exit, the loop device above it never detaches,
+    and every ``losetup`` that looks at it hangs, on the whole machine."""
+    if not connections:
+        return
+    mounted = os.path.ismount(FUSECTL)
+    if not mounted:
+        run_rc(["mount", "-t", "fusectl", "fusectl", str(FUSECTL)])
+    try:
+        for number in connections:
+            abort = FUSECTL / str(number) / "abort"
+            try:
+                abort.write_text("1")
+            except OSError:
+                continue  # gone with its server already
+    finally:
+        if not mounted:
+            run_rc(["umount", str(FUSECTL)])
 
 
 def teardown(paths: LabPaths, inits: Sequence[ProcessId]) -> None:
@@ -121,7 +169,9 @@ def teardown(paths: LabPaths, inits: Sequence[ProcessId]) -> None:
     deletes the veths and the bridge with them). Idempotent.
     """
     detach_mirror_loops(inits)
+    fuse = fuse_connections(inits)
     kill(inits)
+    abort_fuse(fuse)
     namespaces = lab_namespaces(paths)
     inodes = [i for i in (netns_inode(NETNS_DIR / n) for n in namespaces) if i is not None]
     kill_netns_processes(inodes)
