@@ -200,7 +200,7 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="lkbench-pcmk-") as tmp:
         home = Path(tmp)
-        nslab.up(home, 3)
+        nslab.up(home, 3, seed=False)  # the cluster alone, without the seed's /data
         try:
             backend = connect("pacemaker-lab", home=home)
             try:

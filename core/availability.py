@@ -689,6 +689,18 @@ def _dependency_server(h: Hierarchy, selection: Selection) -> str:
     return h.home_server
 
 
+def _a_server_has_two_resources(cluster: Cluster) -> bool:
+    """Whether some server has two resources (of any hierarchies): stops at the first
+    one found, as the menus ask it on every change of a large cluster."""
+    seen: set[str] = set()
+    for h in cluster.hierarchies:
+        for r in h.resources:
+            if r.server in seen:
+                return True
+            seen.add(r.server)
+    return False
+
+
 def create_dependency(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
@@ -699,7 +711,7 @@ def create_dependency(
         return _no(_NO_DEPENDENCIES.format(what="Create Dependency"))
     assert cluster is not None
     if selection.resource_id is None:
-        if not any(len(cluster.instances_on(s.name)) >= 2 for s in cluster.servers):
+        if not _a_server_has_two_resources(cluster):
             return _no("No server has two resources: create another resource hierarchy first.")
         return _ok("Make one resource depend on another resource of the same server.")
     h = _selected_hierarchy(cluster, selection)
