@@ -268,8 +268,7 @@ def _add_resource(
     cibxml.check_node(work, r.server)
     extended.setdefault(h.top_id, {})[r.server] = 0
     change.lines.append(f"{member.tag}: defined on {r.server}")
-    if h.top_id not in change.touched:
-        change.touched.append(h.top_id)
+    _touch(change, h)
 
 
 def _set_priorities(
@@ -301,8 +300,7 @@ def _set_priorities(
         cibxml.set_switchback(work, h.top_id, step.switchback)
     shown = ", ".join(f"{s}={p}" for s, p in step.priorities)
     change.lines.append(f"{h.root.tag}: priorities {shown}")
-    if h.top_id not in change.touched:
-        change.touched.append(h.top_id)
+    _touch(change, h)
 
 
 def _unextend(
@@ -335,8 +333,7 @@ def _unextend(
             f"{step.server} is the last server of {h.root.tag}: delete the hierarchy instead"
         )
     change.lines.append(f"{h.root.tag}: no longer on {step.server}")
-    if h.top_id not in change.touched:
-        change.touched.append(h.top_id)
+    _touch(change, h)
 
 
 def _take_out_of_service(
