@@ -108,6 +108,7 @@ def lab_namespaces(paths: LabPaths) -> list[str]:
 
 def stop_node(paths: LabPaths, node: str, init: ProcessId) -> None:
     """Kill ``node``'s PID 1, then whatever else still lives in its network namespace."""
+    detach_mirror_loops([init])  # freed once the node's mounts go with it (autoclear)
     fuse = fuse_connections([init])
     kill([init])
     abort_fuse(fuse)
