@@ -92,7 +92,11 @@ def test_a_node_in_standby_is_alive_standby_and_its_hierarchy_moves(
             10,
             "the standby in the records",
         )
-        assert any("INFO sb-ip is in service on lab2" in x for x in _lines(b, after))
+        wait_until(  # the watch writes it when it sees the move: maybe after the snapshot
+            lambda: any("INFO sb-ip is in service on lab2" in x for x in _lines(b, after)),
+            10,
+            "the move in the records",
+        )
     finally:
         lab.run("lab2", *standby, "--delete")
     wait_until(lambda: _server_state(b, "lab1") is ServerState.ALIVE, 30, "lab1 back")
