@@ -183,11 +183,12 @@ class FormDialog(QDialog):
             widget.toggled.connect(self.update_command)
 
     # -- what subclasses say ---------------------------------------------------------------
+    # Qt's metaclass rules out abc here: a subclass that lacks one is told when built.
     def values(self) -> Any:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} must say its values()")
 
     def command_line(self, values: Any) -> str:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} must say its command_line()")
 
     def after_apply(self, message: str) -> None:
         """After a successful apply (the dialog stays open after Apply)."""

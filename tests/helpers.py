@@ -90,6 +90,17 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str =
         pause.wait(0.05)
 
 
+def holds_for(predicate: Callable[[], bool], seconds: float, what: str = "") -> None:
+    """Check ``predicate`` all through ``seconds`` (something that must not happen, such
+    as a fence or a reconnect): fail at the first moment it is false."""
+    pause = threading.Event()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not predicate():
+            raise AssertionError(f"{what or predicate} stopped holding")
+        pause.wait(0.05)
+
+
 def _root_can_mount() -> str:
     if os.geteuid() != 0:
         return "mounting a filesystem image needs root"

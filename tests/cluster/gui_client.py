@@ -19,7 +19,7 @@ import time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
 
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton
 
 from gui.bridge import Opened, close_in_background, finish_background
@@ -29,10 +29,9 @@ from gui.dialogs import ConnectDialog
 def _wait(done: object, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        QCoreApplication.processEvents()
         if done():  # type: ignore[operator]
             return True
-        time.sleep(0.01)
+        QTest.qWait(10)  # the event loop runs meanwhile
     return False
 
 

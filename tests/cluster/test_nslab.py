@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from core.backends.pacemaker import nslab
 from tests.cluster.labtools import Lab, timed, wait_healthy
-from tests.helpers import REPO, wait_until
+from tests.helpers import REPO, holds_for, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -164,8 +163,11 @@ def test_a_node_started_right_after_it_was_killed_is_not_fenced_once_booted(lab:
     assert lab.fencings("lab2", "lab3") == fenced_before + 1  # the fence came first
     wait_until(lambda: lab.view("lab2") == (True, set(lab.nodes)), 60, "lab3 back online")
     assert nslab.status(lab.home).node("lab3").state == nslab.NodeState.RUNNING
-    time.sleep(2)  # nothing fences it afterwards either
-    assert nslab.status(lab.home).node("lab3").state == nslab.NodeState.RUNNING
+    holds_for(  # nothing fences it afterwards either
+        lambda: nslab.status(lab.home).node("lab3").state == nslab.NodeState.RUNNING,
+        2,
+        "lab3 running",
+    )
     assert lab.fencings("lab2", "lab3") == fenced_before + 1
 
 

@@ -4,7 +4,6 @@ through lkctl as a user types it (--json read back), with real resyncs and bytes
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from core.backends.lab import LabBackend
 from core.model import MirrorState, ResourceState
 from tests.core.labtools import digest, fill_source, wait_for_mirror
-from tests.helpers import db_tables, run_lkctl
+from tests.helpers import db_tables, run_lkctl, wait_until
 
 
 def ok(*argv: str) -> Any:
@@ -233,8 +232,7 @@ def test_a_denied_failover_stays_down_and_a_timeout_takes_the_default(lab: LabBa
     # Now a timeout of 1 s that proceeds: whoever reads the lab next fails it over.
     ok("server", "set", "lab2", "--confirm-timeout", "1", "--confirm-default", "proceed")
     ok("lab", "stop", "lab1", "--yes")
-    time.sleep(1.2)
-    assert where(status()) == "lab2"
+    wait_until(lambda: where(status()) == "lab2", 10, "the timeout's default action")
     entry = ok("history")[-1]
     assert entry["user"] == "LifeKeeper (confirmation timeout)"
     assert "confirmed by its default action, with no answer within 1 s" in entry["result"]

@@ -17,6 +17,7 @@ never a shell string on this side (over SSH the list is quoted once, with
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import re
@@ -198,12 +199,13 @@ def _popen_stream(argv: Sequence[str], env: Mapping[str, str] | None, where: str
     return Stream(proc, where)
 
 
-class Runner:
+class Runner(abc.ABC):
     """Where the cluster's commands run (see the module's docstring)."""
 
     name = ""
     can_choose_node = False  # can run a command on a node of the caller's choice
 
+    @abc.abstractmethod
     def run(
         self,
         argv: Sequence[str],
@@ -211,22 +213,21 @@ class Runner:
         timeout: float = 30.0,
         input_text: str | None = None,
         node: str | None = None,
-    ) -> Completed:
-        raise NotImplementedError
+    ) -> Completed: ...
 
-    def stream(self, argv: Sequence[str]) -> Stream:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def stream(self, argv: Sequence[str]) -> Stream: ...
 
     @property
+    @abc.abstractmethod
     def node(self) -> str:
         """The node commands run on when none is named ("" while not known)."""
-        raise NotImplementedError
 
     def next_node(self, reason: str = "") -> bool:
         """Run on another node from now on (False: there is none to go to)."""
         return False
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a default: a local runner holds nothing
         """Release what the runner holds (an SSH connection)."""
 
 

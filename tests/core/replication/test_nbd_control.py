@@ -29,6 +29,7 @@ from core.replication import control
 from core.replication.hosted import EngineConfig, EngineTarget
 from tests.core.replication.engine_hooks import recorded
 from tests.core.replication.nbdlab import NbdLab, leftovers, sha256, skip_reason, wait_until
+from tests.helpers import holds_for
 
 MiB = 1024 * 1024
 CHUNK = 64 * 1024
@@ -164,9 +165,12 @@ def test_a_target_that_is_not_ready_is_connected_only_when_told(
     lab: NbdLab, tmp_path: Path
 ) -> None:
     up = Up(lab, tmp_path, connected=False)
-    time.sleep(1.5)  # several reconnect intervals: it is left alone
-    st = up.target_status()
-    assert (st["state"], st["connected"]) == ("OUT_OF_SYNC", False)
+
+    def left_alone() -> bool:
+        st = up.target_status()
+        return (st["state"], st["connected"]) == ("OUT_OF_SYNC", False)
+
+    holds_for(left_alone, 1.5, "the target left unconnected")  # several reconnect intervals
     up.ask("connect", target="t1")
     wait_until(lambda: up.state() == "TARGET", 60, "the resync once connected")
     assert sha256(up.src) == sha256(up.tgt)
