@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, SignalInstance, Slot
 
 from core import connection
 from core.backend import Backend
@@ -112,14 +112,14 @@ class BackendOpener(QRunnable):
         try:
             backend = connection.open(self.spec)
         except UnknownHostKey as exc:
-            self.signals.host_key.emit(exc)
+            self._report(self.signals.host_key, exc)
             return
         except LkError as exc:
-            self.signals.failed.emit(str(exc))
+            self._report(self.signals.failed, str(exc))
             return
         except Exception as exc:  # a bug: report it, never leave the window connecting
             log.exception("opening %s failed", self.spec)
-            self.signals.failed.emit(f"unexpected error (a bug): {exc!r}")
+            self._report(self.signals.failed, f"unexpected error (a bug): {exc!r}")
             return
         try:
             sign_in = self._sign_in
@@ -129,9 +129,20 @@ class BackendOpener(QRunnable):
             backend.close()
             if not isinstance(exc, LkError):
                 log.exception("reading %s failed", self.spec)
-            self.signals.failed.emit(str(exc))
+            self._report(self.signals.failed, str(exc))
             return
-        self.signals.opened.emit(Opened(self.spec, backend, session, initial))
+        if not self._report(self.signals.opened, Opened(self.spec, backend, session, initial)):
+            backend.close()  # nobody is left to use it
+
+    def _report(self, signal: SignalInstance, value: object) -> bool:
+        """Emit ``value``; False when the application is already gone (its window was
+        closed and Qt deleted the signals' object while this was connecting)."""
+        try:
+            signal.emit(value)
+        except RuntimeError:
+            _OPENING.discard(self)
+            return False
+        return True
 
 
 _OPENING: set[BackendOpener] = set()  # each until it reported (Qt must not own them)
