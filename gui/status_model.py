@@ -457,7 +457,7 @@ class StatusModel(QAbstractItemModel):
             return None
         server = self._servers[section - 1]
         if role == _DISPLAY:
-            return f"{server.name}  ({server.state.value})"
+            return f"{server.name} — {server.state.value}"
         if role == _ACCESSIBLE:
             return f"Server {server.name}, {server.state.value}"
         if role == _DECORATION:

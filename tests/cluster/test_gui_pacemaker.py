@@ -57,9 +57,9 @@ def test_the_window_shows_the_pacemaker_lab_and_a_failover_as_pacemaker_does_it(
 ) -> None:
     assert "pacemaker-lab" in window.windowTitle()
     assert [window.model.headerData(c, H) for c in range(1, 4)] == [
-        "lab1  (ALIVE)",
-        "lab2  (ALIVE)",
-        "lab3  (ALIVE)",
+        "lab1 — ALIVE",
+        "lab2 — ALIVE",
+        "lab3 — ALIVE",
     ]
     message = window.findChild(QLabel, "message_bar")
     assert "3 of 3 servers alive" in message.text()
@@ -72,7 +72,7 @@ def test_the_window_shows_the_pacemaker_lab_and_a_failover_as_pacemaker_does_it(
     assert _cell(window, "gui-ip", 3) == "Standby"
     # A real failure of lab1: Pacemaker fences it and starts gui-ip on lab2 (priority 2).
     nslab.stop(lab.home, "lab1")
-    qtbot.waitUntil(lambda: window.model.headerData(1, H) == "lab1  (DEAD)", timeout=30_000)
+    qtbot.waitUntil(lambda: window.model.headerData(1, H) == "lab1 — DEAD", timeout=30_000)
     qtbot.waitUntil(lambda: _cell(window, "gui-ip", 2) == "Active", timeout=60_000)
     assert _cell(window, "gui-ip", 3) == "Standby"
     assert "2 of 3 servers alive" in message.text()
@@ -140,7 +140,7 @@ def test_a_new_user_makes_an_ip_hierarchy_extends_it_twice_and_watches_it_fail_o
     qtbot.waitUntil(lambda: _cell(window, tag, 3) == "Standby", timeout=30_000)
 
     nslab.stop(lab.home, "lab1")  # killed: the others fence it, Pacemaker moves the address
-    qtbot.waitUntil(lambda: window.model.headerData(1, H) == "lab1  (DEAD)", timeout=30_000)
+    qtbot.waitUntil(lambda: window.model.headerData(1, H) == "lab1 — DEAD", timeout=30_000)
     qtbot.waitUntil(lambda: _cell(window, tag, 2) == "Active", timeout=60_000)
     assert running_on(lab, "lab2", tag) == {"lab2"}
     assert address.split("/")[0] in addresses(lab, "lab2")

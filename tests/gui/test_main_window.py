@@ -88,9 +88,9 @@ def test_window_shows_the_lab_cells(qtbot) -> None:
     assert tree is not None and tree.model().sourceModel() is window.model
     model = window.model
     assert [model.headerData(c, H) for c in range(1, 4)] == [
-        "lab1  (ALIVE)",
-        "lab2  (ALIVE)",
-        "lab3  (ALIVE)",
+        "lab1 — ALIVE",
+        "lab2 — ALIVE",
+        "lab3 — ALIVE",
     ]
     root = tree.model().index(0, 0)
     assert root.data() == "/data"
@@ -155,14 +155,14 @@ def test_a_server_state_change_shows_in_its_header(qtbot) -> None:
     other = Store()
     with other.transaction() as txn:
         txn.set_server_state("lab2", ServerState.DEAD)
-    qtbot.waitUntil(lambda: window.model.headerData(2, H) == "lab2  (DEAD)", timeout=5_000)
+    qtbot.waitUntil(lambda: window.model.headerData(2, H) == "lab2 — DEAD", timeout=5_000)
     # The connection's summary in the message bar follows, until another result comes.
     message = window.findChild(QLabel, "message_bar")
     assert "2 of 3 servers alive" in message.text()
     window.show_result("Switchover done.")
     with other.transaction() as txn:
         txn.set_server_state("lab2", ServerState.ALIVE)
-    qtbot.waitUntil(lambda: window.model.headerData(2, H) == "lab2  (ALIVE)", timeout=5_000)
+    qtbot.waitUntil(lambda: window.model.headerData(2, H) == "lab2 — ALIVE", timeout=5_000)
     assert message.text() == "Switchover done."
     other.close()
 

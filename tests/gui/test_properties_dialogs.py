@@ -277,7 +277,7 @@ def test_comm_paths_create_fail_warn_and_fail_over(qtbot, window: MainWindow) ->
     # Fail two of the three paths to lab2: one is left, lab1 shows ALIVE (warning).
     for n in ("1", "2"):
         assert run_lkctl(["lab", "commpath-down", "lab1", "lab2", "--path", n]).returncode == 0
-    qtbot.waitUntil(lambda: _header(window, 1) == "lab1  (ALIVE (warning))", timeout=10_000)
+    qtbot.waitUntil(lambda: _header(window, 1) == "lab1 — ALIVE (warning)", timeout=10_000)
     dialog = _server_properties(qtbot, window, "lab1")
     assert dialog.path_rows()[0][4] == "ALIVE (warning) (1 of 3 paths ALIVE)"
     dialog.reject()

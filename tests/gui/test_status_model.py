@@ -52,7 +52,7 @@ def test_lab_tree_passes_the_model_tester(qtmodeltester, lab_cluster: Cluster) -
     assert model.index(0, 1).data() == "Active"
     assert model.index(0, 1).data(Role.STATE) == "ISP"
     assert model.index(0, 2).data() is None  # not defined on lab2
-    assert model.headerData(1, H) == "lab1  (ALIVE)"
+    assert model.headerData(1, H) == "lab1 — ALIVE"
     assert not model.headerData(1, H, Qt.ItemDataRole.DecorationRole).isNull()
 
 
@@ -94,7 +94,7 @@ def test_server_state_changes_the_header_only(qtbot, lab_cluster: Cluster) -> No
         )
         model.set_cluster(dataclasses.replace(lab_cluster, servers=servers))
     assert blocker.args[1:] == [3, 3]
-    assert model.headerData(3, H) == "lab3  (DEAD)"
+    assert model.headerData(3, H) == "lab3 — DEAD"
     assert seen.cells == [] and seen.structure == []
 
 
