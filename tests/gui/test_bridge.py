@@ -88,3 +88,31 @@ def test_snapshots_share_unchanged_hierarchies(lab_cluster: Cluster) -> None:
     changed = share_unchanged(lab_cluster, c.extended(lab_cluster))
     assert changed.hierarchies[0] is not lab_cluster.hierarchies[0]
     assert share_unchanged(None, lab_cluster) is lab_cluster
+
+
+def test_a_window_closed_while_connecting_leaves_no_traceback_and_no_open_backend(
+    qapp, tmp_path, monkeypatch
+) -> None:
+    """The window (and with it the opener's signals) went away while the worker was still
+    connecting: its answer has nobody to reach; it closes the backend it opened."""
+    import shiboken6
+
+    from core import connection
+    from gui import bridge
+
+    opened: list[object] = []
+    real_open = connection.open
+
+    def open_and_keep(spec: str | None = None):
+        backend = real_open(spec)
+        opened.append(backend)
+        return backend
+
+    monkeypatch.setattr(connection, "open", open_and_keep)
+    opener = bridge.BackendOpener(f"lab:{tmp_path}")
+    bridge._OPENING.add(opener)
+    shiboken6.delete(opener.signals)
+    opener.run()  # on this thread: a RuntimeError here would be the traceback
+    assert opener not in bridge._OPENING
+    assert len(opened) == 1
+    assert opened[0]._stores == []  # closed: no store connection left open
