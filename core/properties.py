@@ -305,10 +305,10 @@ def _kit_rows(inst: Resource) -> tuple[Row, ...]:
 def _restart_text(mode: str) -> str:
     value = mode.strip().lower()
     if value in ("", "yes"):
-        return "yes: restart once in place, then fail over"
+        return "yes (1 restart, then failover)"
     if value == "no":
-        return "no: fail over at once"
-    return f"{value}: restart {value} times in place, then fail over"
+        return "no (failover at once)"
+    return f"{value} ({value} restarts, then failover)"
 
 
 def _dependency_rows(h: Hierarchy, resource_id: int) -> list[Row]:

@@ -300,3 +300,33 @@ def test_the_status_table_shows_each_kind_with_its_branch_status_as_a_badge(
     window.actions["documentation"].trigger()
     text = window.findChild(QWidget, "help_dialog").browser.toPlainText()
     assert "Generic Application" in text and "IP Address" in text
+
+
+@pytest.mark.parametrize(
+    ("mode", "shown"),
+    [("3", "3 (3 restarts, then failover)"), ("yes", "yes (1 restart, then failover)"),
+     ("no", "no (failover at once)")],
+)  # fmt: skip
+def test_the_restart_mode_is_shown_whole_in_the_properties_panel(
+    qtbot, window: MainWindow, mode: str, shown: str
+) -> None:
+    backend = LabBackend()
+    try:
+        request = ResourceRequest(APP, "lab1", "web", start="true", stop="true", restart_mode=mode)
+        create_kinds.create(backend, request, local_administrator())
+    finally:
+        backend.close()
+    qtbot.waitUntil(lambda: window.cluster.find_tag("web") is not None, timeout=10_000)
+    _select(window, "web")
+    panel = window.properties_panel
+    qtbot.waitUntil(lambda: panel.rows().get("Restart mode") == shown, timeout=10_000)
+    tree = panel.tree
+    item = next(
+        tree.topLevelItem(i)
+        for i in range(tree.topLevelItemCount())
+        if tree.topLevelItem(i).text(0) == "Restart mode"
+    )
+    needed = tree.fontMetrics().horizontalAdvance(item.text(1))
+    assert needed < tree.visualItemRect(item).width() - tree.columnWidth(0), (
+        "the restart mode is cut off at the panel's default width"
+    )
