@@ -138,7 +138,7 @@ def extend_request_from_args(
             )
             base = d.request
     dks = [
-        dataclasses.replace(page.defaults, **_dk_entry(args, i, page, value))
+        dataclasses.replace(page.defaults, **_dk_entry(args, i, page, value, ask, missing))
         for i, page in enumerate(d.pages)
     ]
     target_server = fields.get("target_server", base.target_server)
@@ -191,6 +191,8 @@ def _dk_entry(
     index: int,
     page: rules.DataKeeperPage,
     value: Callable[[str, object, object, str], object],
+    ask: Callable[[str, str], str] | None = None,
+    missing: list[Problem] | None = None,
 ) -> dict[str, Any]:
     """The Extend page fields of one DataKeeper resource (options apply to the first)."""
     entry: dict[str, Any] = {}
@@ -208,7 +210,35 @@ def _dk_entry(
         entry[field_name] = got
     if args.asynchronous is not None:  # every mirror of the hierarchy, to this target
         entry["asynchronous"] = bool(args.asynchronous)
+    elif ask is not None and not args.accept_defaults:
+        entry["asynchronous"] = _ask_replication(ask, page, missing)
     return entry
+
+
+_MODES = {"sync": False, "synchronous": False, "async": True, "asynchronous": True}
+
+
+def _ask_replication(
+    ask: Callable[[str, str], str], page: rules.DataKeeperPage, missing: list[Problem] | None
+) -> bool | None:
+    """The Extend page's Replication, asked at the prompt (Enter keeps the mirror's mode);
+    an answer that is not a mode is a problem under its field."""
+    default = "async" if page.defaults.asynchronous or page.mirror_asynchronous else "sync"
+    answer = ask(f"Replication, sync or async ({page.template_dk_tag})", default).lower()
+    if answer == "":
+        return None
+    if answer in _MODES:
+        return _MODES[answer]
+    if missing is not None:
+        missing.append(
+            Problem(
+                "asynchronous",
+                "not_a_mode",
+                f"Replication {answer!r} is not a mode: answer sync or async",
+                page.resource_id,
+            )
+        )
+    return None
 
 
 def _prompt(label: str, default: str) -> str:

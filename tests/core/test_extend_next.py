@@ -125,3 +125,54 @@ def test_a_replication_that_is_not_a_mode_is_refused_under_its_field(
         assert lab.history() == []
     finally:
         lab.close()
+
+
+@pytest.mark.parametrize(("answer", "mode"), [("async", True), ("sync", False), ("", None)])
+def test_the_prompt_asks_for_the_replication_of_each_mirror(
+    hermetic_env: Path, answer: str, mode: bool | None
+) -> None:
+    """lkctl extend at a terminal asks Replication as the Extend page does; Enter keeps the
+    mirror's mode (sync for the lab's seed)."""
+    lab = LabBackend()
+    try:
+        asked: list[tuple[str, str]] = []
+
+        def ask(label: str, default: str) -> str:
+            asked.append((label, default))
+            return answer if label.startswith("Replication") else ""
+
+        request, _d, missing = extend_request_from_args(_prompt_args(), lab, lab.snapshot(), ask)
+        assert missing == []
+        assert ("Replication, sync or async (datarep-data)", "sync") in asked
+        assert request.datakeeper[0].asynchronous is mode
+    finally:
+        lab.close()
+
+
+def test_an_answer_that_is_not_a_replication_mode_is_refused_under_its_field(
+    hermetic_env: Path,
+) -> None:
+    lab = LabBackend()
+    try:
+        before = lab.snapshot()
+
+        def ask(label: str, default: str) -> str:
+            return "fast" if label.startswith("Replication") else ""
+
+        _r, d, missing = extend_request_from_args(_prompt_args(), lab, before, ask)
+        assert [(p.field, p.code, p.resource_id) for p in missing] == [
+            ("asynchronous", "not_a_mode", d.pages[0].resource_id)
+        ]
+        assert "'fast' is not a mode: answer sync or async" in missing[0].message
+        assert lab.snapshot() == before
+    finally:
+        lab.close()
+
+
+def _prompt_args() -> argparse.Namespace:
+    return argparse.Namespace(
+        tag="/data", template=None, target=None, switchback=None,
+        template_priority=None, target_priority=None, mount_point=None,
+        root_tag=None, dk_tag=None, bitmap=None, asynchronous=None,
+        accept_defaults=False,
+    )  # fmt: skip
