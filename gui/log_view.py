@@ -50,7 +50,11 @@ class LogView(QWidget):
         server: str,
         bridge: EventBridge | None = None,
         parent: QWidget | None = None,
+        *,
+        fixed_server: bool = False,
     ) -> None:
+        """``fixed_server``: the view shows ``server`` only (no server chooser), as Server
+        Properties' Log tab does."""
         super().__init__(parent)
         self.setObjectName("log_view")
         self.setAccessibleName("Server log")
@@ -58,7 +62,7 @@ class LogView(QWidget):
         self._rows: list[LogRow] = []  # every line of the server, oldest first
         self._early: list[LogRow] = []  # live lines that came while the server's were read
         self._loading = False
-        self._build(server)
+        self._build(server, fixed_server)
         self._reader = LatestOnly(self)
         self._reader.answered.connect(self._loaded)
         self._reader.failed.connect(self._load_failed)
@@ -66,7 +70,7 @@ class LogView(QWidget):
             bridge.batch.connect(self._on_batch)
         self._load()
 
-    def _build(self, server: str) -> None:
+    def _build(self, server: str, fixed_server: bool) -> None:
         self.server = QComboBox(objectName="log_server")
         self.server.addItems([s.name for s in self.cluster.servers])
         self.server.setCurrentText(server)
@@ -86,6 +90,9 @@ class LogView(QWidget):
             ("&Level:", self.level),
             ("&Resource:", self.resource),
         ):
+            if fixed_server and widget is self.server:
+                widget.hide()
+                continue
             label = QLabel(text)
             label.setBuddy(widget)
             bar.addWidget(label)
@@ -99,9 +106,18 @@ class LogView(QWidget):
         self.command = command_line("The lkctl line that follows this same log (copyable).")
         self.show_command = QPushButton("Show &Command", objectName="show_command_button")
         self.show_command.setAccessibleName("Show Command")
+        if fixed_server:  # inside a dialog that has a Show Command of its own
+            self.show_command.setText("Show Log Co&mmand")
+            self.show_command.setObjectName("log_show_command_button")
+            self.show_command.setAccessibleName("Show Log Command")
         self.show_command.clicked.connect(self._toggle_command)
+        refresh = QPushButton("&Refresh", objectName="refresh_log")
+        refresh.setAccessibleName("Refresh the log")
+        refresh.setToolTip("Read the server's lines again (new lines appear by themselves).")
+        refresh.clicked.connect(self.reload)
         foot = QHBoxLayout()
         foot.addWidget(self.status, 1)
+        foot.addWidget(refresh)
         foot.addWidget(self.show_command)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -133,8 +149,13 @@ class LogView(QWidget):
         self.command.setText(serverlog.command(f.server, f.level, f.resource))
         shown = serverlog.select(self._rows, f)
         self.text.setPlainText("\n".join(serverlog.format_row(r) for r in shown))
-        self.text.moveCursor(QTextCursor.MoveOperation.End)
+        self._follow()
         self._say(len(shown))
+
+    def _follow(self) -> None:
+        """Show the newest line from its start (not scrolled to the end of a long one)."""
+        self.text.moveCursor(QTextCursor.MoveOperation.End)
+        self.text.moveCursor(QTextCursor.MoveOperation.StartOfBlock)
 
     def _say(self, shown: int) -> None:
         if self._loading:
@@ -149,6 +170,11 @@ class LogView(QWidget):
     # -- reading ----------------------------------------------------------------------------
     @Slot(str)
     def _server_changed(self, _server: str) -> None:
+        self._load()
+
+    @Slot()
+    def reload(self) -> None:
+        """Read the server's lines again (on a worker)."""
         self._load()
 
     def _load(self) -> None:
@@ -191,6 +217,7 @@ class LogView(QWidget):
         f = self.log_filter()
         for row in serverlog.select(mine, f):
             self.text.appendPlainText(serverlog.format_row(row))
+        self._follow()
         self._say(len(serverlog.select(self._rows, f)))
 
     @Slot()
@@ -208,7 +235,11 @@ class LogDialog(QDialog):
         server: str,
         bridge: EventBridge | None = None,
         parent: QWidget | None = None,
+        *,
+        fixed_server: bool = False,
     ) -> None:
+        """``fixed_server``: the view shows ``server`` only (no server chooser), as Server
+        Properties' Log tab does."""
         super().__init__(parent)
         self.setObjectName("log_dialog")
         self.setAccessibleName("Log")

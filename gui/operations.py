@@ -521,8 +521,9 @@ class _Operations:
     def server_properties(self, pre: Preselection) -> ServerPropertiesDialog:
         self.w._show_server_properties(pre)  # the panel shows it too
         dialog = ServerPropertiesDialog(
-            self._cluster(), pre.server or "", self._backend(), self.w.session, self.w
-        )
+            self._cluster(), pre.server or "", self._backend(), self.w.session, self.w,
+            bridge=self.w.bridge,
+        )  # fmt: skip
         dialog.done.connect(self._applied)
         self._keep_current(dialog)
         self._open(dialog)

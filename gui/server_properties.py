@@ -3,23 +3,22 @@
 General: the Shutdown Strategy and the Failover Confirmation per peer (with its timeout
 and default action), and the failovers waiting for a confirmation. Comm Paths: every
 path of the server, per peer, with its state. Log: the server's lines of the cluster's
-log, read on a worker. OK / Apply / Cancel (see :mod:`gui.form_dialog`).
+log (:class:`gui.log_view.LogView`: read on a worker, then live through the window's
+event bridge, filterable as View › Log is). OK / Apply / Cancel (see
+:mod:`gui.form_dialog`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from PySide6.QtCore import QThreadPool, Slot
+from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
     QLabel,
-    QPlainTextEdit,
-    QPushButton,
     QSpinBox,
     QTabWidget,
     QTreeWidget,
@@ -37,19 +36,14 @@ from core.permissions import Op
 from core.rules import commpaths
 from core.rules.server_properties import CONFIRM_TIMEOUT_MAX, CONFIRM_TIMEOUT_MIN
 from core.session import Session
+from gui.bridge import EventBridge
 from gui.field_messages import NOTE_STYLE
 from gui.form_dialog import FormDialog
-from gui.jobs import Job, JobSignals
-
-LOG_LINES = 500
+from gui.log_view import LogView
 
 
 def _apply(backend: Backend, request: Any, session: Session) -> str:
     return props.set_server(backend, request, session)
-
-
-def _read_log(backend: Backend, server: str) -> object:
-    return backend.server_log(server)[-LOG_LINES:]
 
 
 class ServerPropertiesDialog(FormDialog):
@@ -62,12 +56,14 @@ class ServerPropertiesDialog(FormDialog):
         backend: Backend,
         session: Session,
         parent: QWidget | None = None,
+        bridge: EventBridge | None = None,
     ) -> None:
         super().__init__(
             "server_properties", f"Server Properties: {server}", backend, session, _apply, parent
         )
         self.server_name = server
         self.cluster = cluster
+        self._bridge = bridge
         self.peers = [s.name for s in cluster.servers if s.name != server]
         self.tabs = QTabWidget(objectName="server_properties_tabs")
         self.tabs.setAccessibleName("Server Properties")
@@ -86,8 +82,6 @@ class ServerPropertiesDialog(FormDialog):
         elif why := self.may_not(Op.SET_SERVER_PROPERTIES, "They are shown, not changed, here."):
             self.show_only(fields, why)
         self.refresh(cluster, initial=True)
-        self._log_job: Job | None = None
-        self.load_log()
         self.resize(640, 520)
 
     # -- tabs --------------------------------------------------------------------------------
@@ -163,15 +157,13 @@ class ServerPropertiesDialog(FormDialog):
         page = QWidget(objectName="log_tab")
         page.setAccessibleName("Log")
         layout = QVBoxLayout(page)
-        self.log = QPlainTextEdit(objectName="server_log")
+        self.log_view = LogView(
+            self.backend, self.cluster, self.server_name, self._bridge, page, fixed_server=True
+        )
+        self.log = self.log_view.text  # the lines shown, live
+        self.log.setObjectName("server_log")
         self.log.setAccessibleName(f"LifeKeeper log of {self.server_name}")
-        self.log.setReadOnly(True)
-        self.log.setPlaceholderText("Reading the log…")
-        layout.addWidget(self.log)
-        refresh = QPushButton("&Refresh", objectName="refresh_log")
-        refresh.setAccessibleName("Refresh the log")
-        refresh.clicked.connect(self.load_log)
-        layout.addWidget(refresh)
+        layout.addWidget(self.log_view)
         self.tabs.addTab(page, "&Log")
 
     # -- contents ----------------------------------------------------------------------------
@@ -243,34 +235,8 @@ class ServerPropertiesDialog(FormDialog):
 
     @Slot()
     def load_log(self) -> None:
-        """Read the server's log lines on a worker."""
-        if self._log_job is not None:
-            return
-        backend, server = self.backend, self.server_name
-
-        def work(_signals: JobSignals) -> object:
-            return _read_log(backend, server)
-
-        job = Job(work)
-        job.signals.result.connect(self._log_read)
-        job.signals.failed.connect(self._log_failed)
-        self._log_job = job
-        QThreadPool.globalInstance().start(job)
-
-    def _log_read(self, rows: object) -> None:
-        self._log_job = None
-        assert isinstance(rows, list)
-        lines = [
-            f"{dt.datetime.fromtimestamp(r.ts).strftime('%Y-%m-%d %H:%M:%S')} {r.level:<7} "
-            f"{r.operation}: {r.text}"
-            for r in rows
-        ]
-        self.log.setPlainText("\n".join(lines) or f"Nothing about {self.server_name} yet.")
-        self.log.moveCursor(self.log.textCursor().MoveOperation.End)
-
-    def _log_failed(self, message: str) -> None:
-        self._log_job = None
-        self.log.setPlainText(f"The log could not be read: {message}")
+        """Read the server's log lines again, on a worker."""
+        self.log_view.reload()
 
     # -- the form ----------------------------------------------------------------------------
     def values(self) -> props.ServerPropertiesRequest:

@@ -137,6 +137,26 @@ def test_server_properties_shows_its_comm_paths_and_its_log(qtbot, window: MainW
     dialog.findChild(QPushButton, "cancel_button").click()
 
 
+def test_the_log_tab_follows_new_lines_without_a_refresh(qtbot, window: MainWindow) -> None:
+    """Server Properties' Log tab is live, as View › Log is: another process (lkctl)
+    extends /data to lab2, and lab2's new lines appear in the open dialog, the same lines
+    as ``lkctl log lab2``, with no click on Refresh."""
+    dialog = _server_properties(qtbot, window, "lab2")
+    view = dialog.log_view
+    assert not view.server.isVisible()  # the dialog's server, no chooser
+    qtbot.waitUntil(lambda: "lines of lab2's log" in view.status.text(), timeout=10_000)
+    before = view.lines()
+    assert run_lkctl(["extend", "/data", "--accept-defaults", "--target", "lab2"]).returncode == 0
+
+    def same_as_lkctl() -> bool:
+        return view.lines() == run_lkctl(["log", "lab2"]).stdout.rstrip("\n").split("\n")
+
+    qtbot.waitUntil(same_as_lkctl, timeout=20_000)
+    assert len(view.lines()) > len(before)
+    assert any("extend" in line for line in view.lines()[len(before) :])
+    dialog.findChild(QPushButton, "cancel_button").click()
+
+
 def test_a_double_click_on_a_header_opens_server_properties(qtbot, window: MainWindow) -> None:
     window.tree.header().sectionDoubleClicked.emit(3)
     dialog = _opened(qtbot, window, ServerPropertiesDialog)
