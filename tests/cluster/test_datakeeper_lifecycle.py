@@ -67,6 +67,14 @@ def _exists(lab: Lab, node: str, path: str) -> bool:
     return rc == 0
 
 
+def _create_web(fs_type: str) -> list[str]:
+    return [
+        "create", "--server", "lab1", "--type", "new", "--disk", "/disks/web.img",
+        "--size-mib", "16", "--mount-point", "/web", "--root-tag", "/web", "--fs-type", fs_type,
+        "--dk-tag", "datarep-web", "--bitmap", "none", "--switchback", "intelligent",
+    ]  # fmt: skip
+
+
 def test_unextend_from_lab2_keeps_data_mounted_on_lab1_and_lab2_forgets_the_mirror(
     seeded: Lab,
 ) -> None:
@@ -89,6 +97,7 @@ def test_unextend_from_lab2_keeps_data_mounted_on_lab1_and_lab2_forgets_the_mirr
     assert rc == 0, out + err
     assert "lab2 leaves the mirror" in _log(lab, "lab2")
     assert "lab2 forgot the mirror datarep-data" in _log(lab, "lab2")
+    assert "by hand" not in _log(lab, "lab2")  # its attributes were cleared too
     wait_until(lambda: _row(lab, "datarep-data") == "datarep-data | datakeeper | ISP Active | -",
                60, "lab2's cell to go")  # fmt: skip
     assert _row(lab, "/data") == "/data | filesystem | ISP Active | -"
@@ -118,11 +127,15 @@ def test_create_a_file_system_on_a_new_volume_and_a_datakeeper_only_hierarchy(
     assert _configuration(lab) == before
     assert not (lab.home / "servers/lab1/disks/web.img").exists()  # nothing was made
 
-    rc, out, err = _lkctl(
-        lab, "create", "--server", "lab1", "--type", "new", "--disk", "/disks/web.img",
-        "--size-mib", "16", "--mount-point", "/web", "--root-tag", "/web", "--fs-type", "ext4",
-        "--dk-tag", "datarep-web", "--bitmap", "none", "--switchback", "intelligent",
-    )  # fmt: skip
+    # a failure after the node work began: the volume made is removed again
+    rc, out, err = _lkctl(lab, *_create_web("xfs"))  # mkfs.xfs is not installed here
+    assert rc != 0
+    assert "mkfs.xfs is not installed" in out + err
+    assert _configuration(lab) == before
+    assert not (lab.home / "servers/lab1/disks/web.img").exists()
+    assert not _exists(lab, "lab1", KEY_DIR.format(rid="datarep-web"))
+
+    rc, out, err = _lkctl(lab, *_create_web("ext4"))
     assert rc == 0, out + err
     assert "/web was created and is in service on lab1" in out
     assert _row(lab, "/web") == "/web | filesystem | ISP Active | -"
@@ -131,6 +144,7 @@ def test_create_a_file_system_on_a_new_volume_and_a_datakeeper_only_hierarchy(
     mode = lab.run("lab1", "stat", "-c", "%a", KEY_DIR.format(rid="datarep-web") + "/psk")
     assert mode.strip() == "600"
     assert (lab.home / "servers/lab1/disks/web.img").stat().st_size == 16 << 20
+    lab.run("lab1", "sh", "-c", "echo kept > /web/proof && sync")
 
     rc, out, err = _lkctl(
         lab, "create", "--server", "lab2", "--type", "dk-only", "--disk", "/disks/raw.img",
@@ -157,6 +171,19 @@ def test_delete_removes_clone_group_and_constraints_and_every_node_forgets_the_m
     assert (lab.home / "servers/lab1/disks/web.img").is_file()
     assert (lab.home / "servers/lab2/disks/raw.img").is_file()
     assert lab.run("lab1", "findmnt", "-n", "/web", ok=False) == ""
+
+    # the kept volume, as an existing file system: its data is still there
+    rc, out, err = _lkctl(
+        lab, "create", "--server", "lab1", "--type", "existing", "--disk", "/disks/web.img",
+        "--mount-point", "/web2", "--root-tag", "/web2", "--dk-tag", "datarep-web2",
+        "--accept-defaults",
+    )  # fmt: skip
+    assert rc == 0, out + err
+    assert _row(lab, "/web2") == "/web2 | filesystem | ISP Active | -"
+    assert lab.run("lab1", "cat", "/web2/proof").strip() == "kept"
+    rc, out, err = _lkctl(lab, "delete", "/web2", "--yes")
+    assert rc == 0, out + err
+    assert (lab.home / "servers/lab1/disks/web.img").is_file()
 
     # the seed, extended again: deleted, both nodes forget it and keep their volumes
     rc, out, err = _lkctl(lab, "extend", "/data", "--target", "lab2", "--accept-defaults")

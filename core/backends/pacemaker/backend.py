@@ -725,7 +725,9 @@ class PacemakerBackend:
         operations.check_supported(plan.steps)
         current = self._cib()
         base = self._simulate(current)
-        change = operations.build(current, plan.steps, base.now, self._addresses())
+        sizes = self._volume_sizes(plan)
+        change = operations.build(current, plan.steps, base.now, self._addresses(),
+                                  promoted=base.promoted, volumes=sizes)  # fmt: skip
         self._verify(change.cib)
         after = self._simulate(change.cib)
         lines = list(change.lines)
