@@ -185,6 +185,26 @@ def test_delete_removes_clone_group_and_constraints_and_every_node_forgets_the_m
     assert rc == 0, out + err
     assert (lab.home / "servers/lab1/disks/web.img").is_file()
 
+    # a hierarchy that cannot come in service (its mount point is a file) is removed
+    # again, clone and all; the node forgets its key; the existing volume is kept
+    lab.run("lab1", "touch", "/web3")
+    before = _configuration(lab)
+    rc, out, err = _lkctl(
+        lab, "create", "--server", "lab1", "--type", "existing", "--disk", "/disks/web.img",
+        "--mount-point", "/web3", "--root-tag", "/web3", "--dk-tag", "datarep-web3",
+        "--accept-defaults",
+    )  # fmt: skip
+    assert rc != 0
+    assert "could not be brought in service on lab1" in out + err
+    assert "removed again" in out + err
+    config = _configuration(lab)
+    assert "datarep-web3" not in config and "_2f_web3" not in config
+    assert not _exists(lab, "lab1", KEY_DIR.format(rid="datarep-web3"))
+    assert "lkdr-datarep-web3" not in lab.run("lab1", "cibadmin", "--query", "--scope", "nodes")
+    assert (lab.home / "servers/lab1/disks/web.img").is_file()
+    assert len(config) == len(before)  # as it was (the CIB's version aside)
+    lab.run("lab1", "rm", "/web3")
+
     # the seed, extended again: deleted, both nodes forget it and keep their volumes
     rc, out, err = _lkctl(lab, "extend", "/data", "--target", "lab2", "--accept-defaults")
     assert rc == 0, out + err

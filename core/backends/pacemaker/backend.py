@@ -46,7 +46,7 @@ from core.capabilities import DEPENDENCIES, WHAT_IF
 if TYPE_CHECKING:
     from core.backend import Backend, ServerPower, WhatIf
 from core.backends.pacemaker import cib as cibxml
-from core.backends.pacemaker import dk_nodes, nslab, operations, status
+from core.backends.pacemaker import dk_lifecycle, dk_nodes, nslab, operations, status
 from core.backends.pacemaker.cib import HierarchyConfig
 from core.backends.pacemaker.dk_names import AGENT_IN_NODE
 from core.backends.pacemaker.operations import Change, FollowUp, Intent
@@ -649,6 +649,9 @@ class PacemakerBackend:
                 ]
                 if broken:
                     return "; ".join(f.text for f in broken)
+                banned = _banned(crm_mon, h, intent.where)
+                if banned:
+                    return banned
             else:
                 blocked = [
                     m for m in members if m in views and (views[m].blocked or views[m].failed)
@@ -712,12 +715,13 @@ class PacemakerBackend:
             return
         work = cibxml.copy_of(current)
         cibxml.set_stopped(work, h.top_id, True)
+        dk_lifecycle.stop_mirror(work, h)  # a new mirror's clone stops with its group
         cibxml.set_preference(work, h.top_id, None)
         if self._push(work):
             self._wait_intent(Intent(h.top_id, h.root.tag, None), work, None)
-        self._second_change(stop)
-        for m in h.members:
+        for m in h.members:  # while they exist: a fail-count would ban a new one of the name
             self.runner.run(["crm_resource", "--cleanup", "--resource", m.xml_id], timeout=60)
+        self._second_change(stop)
 
     # -- what if ------------------------------------------------------------------------------
     def what_if(self, plan: Plan) -> list[str]:
@@ -879,6 +883,28 @@ def check_transition(
         raise OperationError(
             "refused, nothing was changed: " + "; ".join(problems) + " (crm_simulate)"
         )
+
+
+def _banned(crm_mon: ET.Element, h: HierarchyConfig, node: str) -> str | None:
+    """Why a member of ``h`` will not run on ``node`` any more (its fail-count there is
+    INFINITY: a failed start; crm_mon lists some, e.g. "not installed", only in the
+    node's history), or None."""
+    counts = status.fail_counts(crm_mon)
+    said = []
+    for m in h.members:
+        if counts.get((m.xml_id, node), 0) < cibxml.INFINITY:
+            continue
+        ops = [
+            f"{op.get('task')} {op.get('rc_text') or 'rc ' + str(op.get('rc'))}"
+            for hist in crm_mon.iterfind(f"node_history/node[@name='{node}']/resource_history")
+            if hist.get("id") == m.xml_id
+            for op in hist.iterfind("operation_history")
+            if op.get("rc") not in ("0", "7", "8")
+        ]
+        said.append(f"{m.tag} failed on {node} ({', '.join(ops) or 'fail-count INFINITY'})")
+    if not said:
+        return None
+    return "; ".join(said) + ": Pacemaker will not try it there again"
 
 
 def _awaiting_promotion(change: Change) -> set[str]:

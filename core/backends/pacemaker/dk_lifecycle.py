@@ -120,14 +120,20 @@ def remove_bitmap_file(
 
 
 # -- delete -------------------------------------------------------------------------------
+def stop_mirror(work: ET.Element, h: HierarchyConfig) -> None:
+    """The mirror's clone of ``h`` (if it has one beside its group) stops with it."""
+    dk = next((m for m in h.members if m.kind is ResourceKind.DATAKEEPER), None)
+    clone = cib_dk.clone_of(work, dk.xml_id) if dk is not None else None
+    if clone is not None and clone.get("id") != h.top_id:
+        cibxml.set_stopped(work, clone.get("id", ""), True)
+
+
 def delete_mirror(work: ET.Element, h: HierarchyConfig, change: Change) -> None:
     """The mirror of ``h`` (if any) stops with it; every node of it forgets it after."""
     dk = next((m for m in h.members if m.kind is ResourceKind.DATAKEEPER), None)
     if dk is None:
         return
-    clone = cib_dk.clone_of(work, dk.xml_id)
-    if clone is not None and clone.get("id") != h.top_id:
-        cibxml.set_stopped(work, clone.get("id", ""), True)
+    stop_mirror(work, h)
     servers = _pairs(dict(dk.meta).get(names.SERVERS_META) or dk.param("servers"), "servers")
     for node in servers:
         change.after_work += operations_dk.leave_work(dk.xml_id, node, None)
@@ -225,5 +231,6 @@ __all__ = [
     "make_file_system",
     "remove_bitmap_file",
     "remove_mirror_target",
+    "stop_mirror",
     "stop_mirrors",
 ]
