@@ -28,6 +28,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import grp
+import json
 import logging
 import os
 import pwd
@@ -35,7 +36,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,9 +46,11 @@ from core.capabilities import DEPENDENCIES, WHAT_IF
 if TYPE_CHECKING:
     from core.backend import Backend, ServerPower, WhatIf
 from core.backends.pacemaker import cib as cibxml
-from core.backends.pacemaker import dk_nodes, nslab, operations, status
+from core.backends.pacemaker import dk_lifecycle, dk_nodes, nslab, operations, status
 from core.backends.pacemaker.cib import HierarchyConfig
+from core.backends.pacemaker.dk_names import AGENT_IN_NODE
 from core.backends.pacemaker.operations import Change, FollowUp, Intent
+from core.backends.pacemaker.operations_dk import NodeWork
 from core.backends.pacemaker.oplog import OperationLog, record_refusal, refuse
 from core.backends.pacemaker.records import Records, cluster_dir
 from core.backends.pacemaker.runner import (
@@ -60,9 +63,9 @@ from core.errors import ConflictError, LkError, OperationError
 from core.events import EventHub
 from core.facts import NetworkInfo, PathInfo, VolumeInfo
 from core.history import Entry, LogRow
-from core.model import Cluster, Role
+from core.model import Cluster, ResourceKind, Role
 from core.permissions import Op
-from core.plan import ApplyResult, Plan
+from core.plan import ApplyResult, CreateDataKeeper, Plan
 from core.session import Session, local_user
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,7 @@ class Simulation:
     now: Mapping[str, tuple[str, ...]]
     after: Mapping[str, tuple[str, ...]]
     actions: tuple[tuple[str, str, str], ...]  # (resource, operation, node)
+    promoted: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # a mirror's source
 
 
 class PacemakerBackend:
@@ -217,8 +221,28 @@ class PacemakerBackend:
         )
 
     def volumes(self, server: str) -> tuple[VolumeInfo, ...]:
-        """No DataKeeper volumes on a Pacemaker cluster yet (the mirrors' issue)."""
-        return ()
+        """The volume files of ``server`` (``datakeeper admin volumes``: /disks/*.img, their
+        size and file system); none where the agent cannot answer."""
+        done = self.runner.run([AGENT_IN_NODE, "admin", "volumes"], timeout=30, node=server)
+        try:
+            listed = json.loads(done.stdout) if done.ok else []
+        except ValueError:
+            listed = []
+        return tuple(
+            VolumeInfo(str(v["path"]), int(v["size"]), v.get("fs") or None)
+            for v in listed
+            if isinstance(v, dict) and "path" in v and str(v.get("size", "")).isdigit()
+        )
+
+    def _volume_sizes(self, plan: Plan) -> dict[tuple[str, str], int]:
+        """The size of each existing volume a new mirror of ``plan`` is made of."""
+        wanted = {(s.server, s.volume) for s in plan.steps if isinstance(s, CreateDataKeeper)}
+        return {
+            (server, v.path): v.size
+            for server in sorted({node for node, _path in wanted})
+            for v in self.volumes(server)
+            if (server, v.path) in wanted
+        }
 
     def network(self, server: str) -> NetworkInfo:
         """The Pacemaker lab proposes a free address of its bridge's subnet and the
@@ -320,6 +344,7 @@ class PacemakerBackend:
             operations.check_supported(plan.steps)
             change = self._commit(plan, out, cancel)
             hierarchy = self._after_push(change, out, cancel)
+            dk_nodes.do_after(self._run, change.after_work, out)
         except LkError as exc:
             report("failed")
             out.say("ERROR", str(exc))
@@ -332,7 +357,20 @@ class PacemakerBackend:
         return ApplyResult(message, tuple(out.said), hierarchy)
 
     def _commit(self, plan: Plan, out: OperationLog, cancel: threading.Event | None) -> Change:
-        """Build, check and push the plan's change (again while the CIB changes under it)."""
+        """Build, check and push the plan's change (again while the CIB changes under it);
+        the node work it needs before the push is undone when it fails."""
+        sizes = self._volume_sizes(plan)
+        done: list[NodeWork] = []  # the node work done, undone if the push fails
+        try:
+            return self._commit_attempts(plan, out, cancel, sizes, done)
+        except LkError:
+            dk_nodes.undo(self._run, done, out)
+            raise
+
+    def _commit_attempts(
+        self, plan: Plan, out: OperationLog, cancel: threading.Event | None,
+        sizes: Mapping[tuple[str, str], int], done: list[NodeWork],
+    ) -> Change:  # fmt: skip
         cleaned = validated = said = worked = False
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if cancel is not None and cancel.is_set():
@@ -340,7 +378,8 @@ class PacemakerBackend:
             current = self._cib()
             base = self._simulate(current)
             self._check_version(plan, current, base.now)
-            change = operations.build(current, plan.steps, base.now, self._addresses())
+            change = operations.build(current, plan.steps, base.now, self._addresses(),
+                                      promoted=base.promoted, volumes=sizes)  # fmt: skip
             if change.cleanups and not cleaned:
                 cleaned = True
                 if self._clean_up(change.cleanups, out):
@@ -360,8 +399,9 @@ class PacemakerBackend:
             check_transition(current, change, base, after)
             if change.node_work and not worked:
                 worked = True
-                dk_nodes.do(self._run, change.node_work, out)
+                dk_nodes.do(self._run, change.node_work, out, done)
             if self._push(change.cib):
+                change.done_work = done
                 actions = describe_actions(after.actions, change) or "nothing to do"
                 out.say(
                     "INFO",
@@ -403,10 +443,12 @@ class PacemakerBackend:
             for a in root.iterfind("transition/rsc_action")
             if a.get("op") != "monitor"
         )
+        views = status.resource_views(root.find("cluster_status/resources"))
         return Simulation(
             now=status.placements(root.find("cluster_status/resources")),
             after=status.placements(root.find("revised_cluster_status/resources")),
             actions=actions,
+            promoted={rid: v.promoted_on for rid, v in views.items() if v.promoted_on},
         )
 
     def _verify(self, cib: ET.Element) -> None:
@@ -450,6 +492,8 @@ class PacemakerBackend:
             server = intent.where if intent is not None else None
             node = server if server and self._can_run_on(server) else None
             for m in h.members:
+                if m.kind is ResourceKind.DATAKEEPER:
+                    continue  # it needs its volume and its CIB entry: its start checks it
                 argv = ["crm_resource", "--validate", "--class", m.agent.standard]
                 if m.agent.provider:
                     argv += ["--provider", m.agent.provider]
@@ -540,6 +584,7 @@ class PacemakerBackend:
             if outcome is not None:  # it did not happen
                 if any(f.kind == "check-started" for f in follow):
                     self._undo_create(intent, out)
+                    dk_nodes.undo(self._run, change.done_work, out)
                     raise OperationError(
                         f"{intent.tag} could not be brought in service on {intent.where}: "
                         f"{outcome}. It was removed again: nothing is left of it.",
@@ -574,6 +619,7 @@ class PacemakerBackend:
         if h is None:
             return None
         members = h.member_ids
+        mirrors = {m.xml_id for m in h.members if m.kind is ResourceKind.DATAKEEPER}
         timeout = _timeout(cib, members)
         deadline = time.monotonic() + timeout
         while True:
@@ -582,7 +628,8 @@ class PacemakerBackend:
             wanted = (intent.where,) if intent.where else ()
             if all(
                 m in views
-                and views[m].running_on == wanted
+                and (views[m].promoted_on if m in mirrors and wanted else views[m].running_on)
+                == wanted  # a mirror is in service where it is Promoted (a source)
                 and not views[m].failed
                 and views[m].pending.lower() not in ("starting", "stopping", "promoting")
                 for m in members
@@ -602,6 +649,9 @@ class PacemakerBackend:
                 ]
                 if broken:
                     return "; ".join(f.text for f in broken)
+                banned = _banned(crm_mon, h, intent.where)
+                if banned:
+                    return banned
             else:
                 blocked = [
                     m for m in members if m in views and (views[m].blocked or views[m].failed)
@@ -665,12 +715,13 @@ class PacemakerBackend:
             return
         work = cibxml.copy_of(current)
         cibxml.set_stopped(work, h.top_id, True)
+        dk_lifecycle.stop_mirror(work, h)  # a new mirror's clone stops with its group
         cibxml.set_preference(work, h.top_id, None)
         if self._push(work):
             self._wait_intent(Intent(h.top_id, h.root.tag, None), work, None)
-        self._second_change(stop)
-        for m in h.members:
+        for m in h.members:  # while they exist: a fail-count would ban a new one of the name
             self.runner.run(["crm_resource", "--cleanup", "--resource", m.xml_id], timeout=60)
+        self._second_change(stop)
 
     # -- what if ------------------------------------------------------------------------------
     def what_if(self, plan: Plan) -> list[str]:
@@ -678,7 +729,9 @@ class PacemakerBackend:
         operations.check_supported(plan.steps)
         current = self._cib()
         base = self._simulate(current)
-        change = operations.build(current, plan.steps, base.now, self._addresses())
+        sizes = self._volume_sizes(plan)
+        change = operations.build(current, plan.steps, base.now, self._addresses(),
+                                  promoted=base.promoted, volumes=sizes)  # fmt: skip
         self._verify(change.cib)
         after = self._simulate(change.cib)
         lines = list(change.lines)
@@ -804,11 +857,12 @@ def check_transition(
                 intended[xml_id] = intent
     problems: list[str] = []
     seen_intents: set[str] = set()
+    awaiting = _awaiting_promotion(change)
     for rid in sorted(set(base.after) | set(after.after) | set(intended)):
         got = tuple(sorted(after.after.get(rid, ())))
         if rid in intended:
             intent = intended[rid]
-            if intent.gone:
+            if intent.gone or rid in awaiting:
                 continue
             want = (intent.where,) if intent.where else ()
             if got != want and intent.top_id not in seen_intents:
@@ -818,6 +872,8 @@ def check_transition(
         expected = tuple(sorted(base.after.get(rid, ())))
         if rid in change.grows:  # a mirror's clone starts on its new target
             expected = tuple(sorted({*expected, change.grows[rid]}))
+        if rid in change.shrinks:  # and stops on a target that leaves it
+            expected = tuple(n for n in expected if n != change.shrinks[rid])
         if got != expected:
             name = tags.get(rid, rid)
             problems.append(
@@ -827,6 +883,41 @@ def check_transition(
         raise OperationError(
             "refused, nothing was changed: " + "; ".join(problems) + " (crm_simulate)"
         )
+
+
+def _banned(crm_mon: ET.Element, h: HierarchyConfig, node: str) -> str | None:
+    """Why a member of ``h`` will not run on ``node`` any more (its fail-count there is
+    INFINITY: a failed start; crm_mon lists some, e.g. "not installed", only in the
+    node's history), or None."""
+    counts = status.fail_counts(crm_mon)
+    said = []
+    for m in h.members:
+        if counts.get((m.xml_id, node), 0) < cibxml.INFINITY:
+            continue
+        ops = [
+            f"{op.get('task')} {op.get('rc_text') or 'rc ' + str(op.get('rc'))}"
+            for hist in crm_mon.iterfind(f"node_history/node[@name='{node}']/resource_history")
+            if hist.get("id") == m.xml_id
+            for op in hist.iterfind("operation_history")
+            if op.get("rc") not in ("0", "7", "8")
+        ]
+        said.append(f"{m.tag} failed on {node} ({', '.join(ops) or 'fail-count INFINITY'})")
+    if not said:
+        return None
+    return "; ".join(said) + ": Pacemaker will not try it there again"
+
+
+def _awaiting_promotion(change: Change) -> set[str]:
+    """What depends on a new mirror: it runs once the mirror is Promoted, which crm_simulate
+    cannot foresee (the agent gives the promotion score once it runs; the backend waits
+    for it after the push)."""
+    return {
+        m.xml_id
+        for h in cibxml.hierarchies(change.cib)
+        if h.top_id in change.created and any(x.kind is ResourceKind.DATAKEEPER for x in h.members)
+        for m in h.members
+        if m.kind is not ResourceKind.DATAKEEPER
+    }
 
 
 def _where(nodes: Sequence[str], when: str = "") -> str:

@@ -386,11 +386,21 @@ def _member(primitive: ET.Element) -> Member:
 
 
 def _tops(cib: ET.Element) -> Iterator[ET.Element]:
-    """Groups, and primitives outside any group (not fence devices)."""
+    """Groups, primitives outside any group (not fence devices), and the promotable
+    clones of a DataKeeper resource that no group depends on (DataKeeper only)."""
+    mirrored = {
+        c.get("with-rsc")
+        for c in cib.iterfind("configuration/constraints/rsc_colocation")
+        if c.get("with-rsc-role") in ("Promoted", "Master")
+    }
     for child in _section(cib, "resources"):
         is_primitive = child.tag == "primitive" and child.get("class") != "stonith"
         if child.tag == "group" or is_primitive:
             yield child
+        elif child.tag == "clone" and child.get("id") not in mirrored:
+            primitive = child.find("primitive")
+            if primitive is not None and _agent(primitive) in DATAKEEPER_AGENTS:
+                yield child
 
 
 def _constraints(cib: ET.Element) -> list[ET.Element]:
@@ -469,7 +479,7 @@ def hierarchies(cib: ET.Element) -> list[HierarchyConfig]:
     for top in _tops(cib):
         top_id = top.get("id", "")
         is_group = top.tag == "group"
-        primitives = top.findall("primitive") if is_group else [top]
+        primitives = top.findall("primitive") if top.tag in ("group", "clone") else [top]
         if not primitives:
             continue  # an empty group: nothing to show
         mirror = mirror_primitive(cib, top_id) if is_group else None
@@ -736,7 +746,7 @@ def set_meta(cib: ET.Element, xml_id: str, name: str, value: str | None) -> None
 
 def _element(cib: ET.Element, xml_id: str) -> ET.Element:
     for element in _section(cib, "resources").iter():
-        if element.get("id") == xml_id and element.tag in ("group", "primitive"):
+        if element.get("id") == xml_id and element.tag in ("group", "primitive", "clone"):
             return element
     raise Refused(f"no resource {xml_id} in the CIB: reload, someone may have removed it")
 
@@ -953,10 +963,16 @@ def set_preference(cib: ET.Element, top_id: str, node: str | None) -> None:
 
 
 def remove_hierarchy(cib: ET.Element, top_id: str) -> None:
-    """Remove the hierarchy and every constraint on it or on its resources."""
+    """Remove the hierarchy and every constraint on it or on its resources (a DataKeeper
+    hierarchy's mirror too: its clone and the clone's constraints)."""
     top = _element(cib, top_id)
     ids = {top_id, *(p.get("id", "") for p in top.iter("primitive"))}
     resources = _section(cib, "resources")
+    mirror = mirror_primitive(cib, top_id)
+    clone = next((c for c in resources.findall("clone") if mirror in list(c)), None)
+    if clone is not None:
+        ids |= {clone.get("id", ""), *(p.get("id", "") for p in clone.iter("primitive"))}
+        resources.remove(clone)
     resources.remove(top)
     constraints = _section(cib, "constraints")
     for c in list(constraints):

@@ -66,15 +66,36 @@ def new_mirrored_hierarchy(
 ) -> tuple[str, str]:
     """A file system on a new mirror, in service on ``server`` (priority 1) and not
     extended: (the group's id, the mirror's primitive id). Refused for bad input."""
+    rid = new_mirror(cib, dk_tag=dk_tag, volume=volume, size=size, server=server,
+                     addresses=addresses, bitmap=bitmap, port=port,
+                     switchback=switchback)  # fmt: skip
+    group_id = add_filesystem(cib, rid, fs_tag=fs_tag, mount_point=mount_point,
+                              fs_type=fs_type, server=server, switchback=switchback)  # fmt: skip
+    return group_id, rid
+
+
+def new_mirror(
+    cib: ET.Element,
+    *,
+    dk_tag: str,
+    volume: str,
+    size: int,
+    server: str,
+    addresses: Mapping[str, str],
+    bitmap: str | None,
+    port: int,
+    switchback: SwitchbackType,
+    asynchronous: bool = False,
+) -> str:
+    """A new mirror on ``server`` (a DataKeeper-only hierarchy: the clone, allowed there
+    with priority 1, its switchback as its stickiness); its primitive's id."""
     cibxml.check_node(cib, server)
     cibxml.check_opt_in(cib)
     if server not in addresses:
         raise cibxml.Refused(f"{server} has no replication address")
     taken = cibxml._ids(cib)
     rid = cibxml.new_primitive_id(cib, taken, dk_tag)
-    fs_id = cibxml.new_primitive_id(cib, taken, fs_tag)
     clone_id = cibxml._unique(taken, names.clone_id(rid))
-    group_id = cibxml._unique(taken, fs_id + cibxml.GROUP_SUFFIX)
     resources = cib.find("configuration/resources")
     assert resources is not None  # check_opt_in read the configuration
     clone = ET.SubElement(resources, "clone", {"id": clone_id})
@@ -85,14 +106,44 @@ def new_mirrored_hierarchy(
         "chunk_size": str(DEFAULT_CHUNK_SIZE),
         "speed_limit_kbps": str(DEFAULT_SPEED_LIMIT_KBPS),
     }
+    if asynchronous:
+        dk_params["asynchronous"] = "true"
     membership = [
         (names.SERVERS_META, names.format_pairs({server: addresses[server]})),
         (names.BITMAPS_META, names.format_pairs({server: bitmap or names.NO_BITMAP})),
     ]
     cibxml.add_primitive(clone, taken, rid, DATAKEEPER_AGENT, dk_params,
                          [(cibxml.TAG_META, dk_tag), *membership], DK_OPERATIONS)  # fmt: skip
-    cibxml.add_meta(clone, taken, [("promotable", "true"), ("promoted-max", "1"),
-                                   ("notify", "true")])  # fmt: skip
+    clone_meta = [("promotable", "true"), ("promoted-max", "1"), ("notify", "true"),
+                  ("resource-stickiness", str(_stickiness(switchback)))]  # fmt: skip
+    cibxml.add_meta(clone, taken, clone_meta)
+    set_clone_allowed(cib, clone_id, server, cibxml.priority_to_score(PRIORITY_MIN))
+    return rid
+
+
+def add_filesystem(
+    cib: ET.Element,
+    rid: str,
+    *,
+    fs_tag: str,
+    mount_point: str,
+    fs_type: str,
+    server: str,
+    switchback: SwitchbackType,
+) -> str:
+    """A file system on mirror ``rid`` (its group, colocated with the clone's Promoted
+    role and ordered after its promotion; the group has the priority and the switchback
+    from then on); the group's id."""
+    clone = clone_of(cib, rid)
+    if clone is None:
+        raise cibxml.Refused(f"the mirror {rid} is not a promotable clone")
+    clone_id = clone.get("id", "")
+    cibxml.set_meta(cib, clone_id, "resource-stickiness", None)
+    taken = cibxml._ids(cib)
+    fs_id = cibxml.new_primitive_id(cib, taken, fs_tag)
+    group_id = cibxml._unique(taken, fs_id + cibxml.GROUP_SUFFIX)
+    resources = cib.find("configuration/resources")
+    assert resources is not None
     group = ET.SubElement(resources, "group", {"id": group_id})
     fs_params = {"device": names.device(rid), "directory": mount_point, "fstype": fs_type}
     cibxml.add_primitive(group, taken, fs_id, cibxml.FILESYSTEM_AGENT, fs_params,
@@ -108,8 +159,19 @@ def new_mirrored_hierarchy(
         "first-action": "promote", "then": group_id, "then-action": "start",
         "kind": "Mandatory"})  # fmt: skip
     cibxml.set_priority(cib, group_id, server, PRIORITY_MIN)
-    set_clone_allowed(cib, clone_id, server, cibxml.priority_to_score(PRIORITY_MIN))
-    return group_id, rid
+    return group_id
+
+
+def next_port(cib: ET.Element) -> int:
+    """The port of a new mirror: the first above every mirror's (each has its own)."""
+    used = [
+        int(nv.get("value", "0"))
+        for p in cib.iter("primitive")
+        if cibxml._agent(p) == DATAKEEPER_AGENT
+        for nv in p.iterfind("instance_attributes/nvpair[@name='port']")
+        if nv.get("value", "").isdigit()
+    ]
+    return max([names.PORT_BASE - 1, *used]) + 1
 
 
 def set_clone_allowed(cib: ET.Element, clone_id: str, node: str, score: int) -> None:
@@ -130,15 +192,42 @@ def first_generation(rid: str, node: str) -> list[str]:
             "--lifetime", "forever", "--update", "1"]  # fmt: skip
 
 
+def forget_generation(rid: str, node: str) -> list[str]:
+    """The command that undoes :func:`first_generation`."""
+    return ["crm_attribute", "--node", node, "--name", names.attribute(rid, "gen"),
+            "--lifetime", "forever", "--delete"]  # fmt: skip
+
+
+def forget_attributes(rid: str, node: str) -> list[list[str]]:
+    """The commands that clear every node attribute of mirror ``rid`` on ``node`` (a node
+    that left it, or a mirror deleted: a copy's old generation must not hold back a new
+    mirror of the same tag)."""
+    found = [forget_generation(rid, node)]
+    found += [["crm_attribute", "--node", node, "--name", names.attribute(rid, name),
+               "--lifetime", "forever", "--delete"]
+              for name in names.PERMANENT if name != "gen"]  # fmt: skip
+    found += [["crm_attribute", "--node", node, "--name", name, "--lifetime", "reboot",
+               "--delete"]
+              for name in [*(names.attribute(rid, n) for n in
+                             (*names.TRANSIENT_SOURCE, *names.TRANSIENT_TARGET)),
+                           names.promotion_attribute(rid)]]  # fmt: skip
+    return found
+
+
 def _stickiness(switchback: SwitchbackType) -> int:
     return cibxml.STICKINESS_INTELLIGENT if switchback is SwitchbackType.INTELLIGENT else 0
 
 
 __all__ = [
     "DATAKEEPER_AGENT",
+    "add_filesystem",
     "clone_of",
     "first_generation",
+    "forget_attributes",
+    "forget_generation",
     "mirror_of",
+    "new_mirror",
     "new_mirrored_hierarchy",
+    "next_port",
     "set_clone_allowed",
 ]

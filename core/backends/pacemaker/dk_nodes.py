@@ -1,8 +1,17 @@
 """The node work of DataKeeper operations (``operations_dk.NodeWork``), done through the
-backend's runner with the agent's admin commands (``dk_admin.py``) before the CIB change
-is pushed: the target's volume (made when missing; one of another size is refused) and
-the mirror's key, carried from the source to the target in this process's memory only
-(``key-get``'s output is never logged, ``key-put`` reads it on standard input).
+backend's runner with the agent's admin commands (``dk_admin.py``):
+
+- before the CIB change is pushed: a target's volume (made when missing; one of another
+  size is refused) and the mirror's key, carried from the source to the target in this
+  process's memory only (``key-get``'s output is never logged, ``key-put`` reads it on
+  standard input); for a new mirror its volume (``make-disk``), its file system
+  (``mkfs``), its key (``key-new``) and its first copy's generation (a ``command``);
+- undone (:func:`undo`, newest first) when the operation fails before it is done: a
+  volume made goes (``remove-disk``), a key made is forgotten, an attribute set cleared;
+- after the push (:func:`do_after`, best effort: the change is made, a failure is a
+  warning saying what to run by hand): a node leaves the mirror (``forget``: its key and
+  record; the volume stays), a bitmap file goes (``remove-file``), the mirror's node
+  attributes are cleared.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.backends.pacemaker.dk_names import AGENT_IN_NODE
-from core.backends.pacemaker.operations_dk import NodeWork
+from core.backends.pacemaker.operations_dk import NodeWork, inverse
 from core.backends.pacemaker.oplog import OperationLog
 from core.errors import OperationError
 
@@ -44,17 +53,94 @@ def _key(run: Run, work: NodeWork, out: OperationLog) -> None:
               what=f"reading the mirror's key on {work.source}")  # fmt: skip
     run(_admin("key-put", work.rid), node=work.node, input_text=key.stdout,
         what=f"giving {work.node} the mirror's key")  # fmt: skip
-    out.say("INFO", f"{work.node} has the mirror's key of {work.rid} (mode 0600)")
+    out.say("INFO", f"{work.node} has the mirror's key of {work.rid} from {work.source} (0600)")
 
 
-def do(run: Run, works: Sequence[NodeWork], out: OperationLog) -> None:
+def _make_disk(run: Run, work: NodeWork, out: OperationLog) -> None:
+    run(_admin("make-disk", work.path, str(work.size)), node=work.node,
+        what=f"creating {work.path} on {work.node}")  # fmt: skip
+    out.say("INFO", f"{work.path} created on {work.node} ({work.size} bytes)")
+
+
+def _mkfs(run: Run, work: NodeWork, out: OperationLog) -> None:
+    run(_admin("mkfs", work.path, work.fs_type), node=work.node, timeout=300,
+        what=f"making an {work.fs_type} file system on {work.path} on {work.node}")  # fmt: skip
+    out.say("INFO", f"{work.path} on {work.node} has a new {work.fs_type} file system")
+
+
+def _key_new(run: Run, work: NodeWork, out: OperationLog) -> None:
+    run(_admin("key-new", work.rid), node=work.node,
+        what=f"making the key of {work.rid} on {work.node}")  # fmt: skip
+    out.say("INFO", f"{work.node} has a new key for {work.rid} (mode 0600)")
+
+
+def _command(run: Run, work: NodeWork, out: OperationLog) -> None:
+    run(list(work.argv), what=f"{work.argv[0]} for {work.rid} ({work.node})")
+
+
+def _forget(run: Run, work: NodeWork, out: OperationLog) -> None:
+    run(_admin("forget", work.rid), node=work.node,
+        what=f"forgetting {work.rid} on {work.node}")  # fmt: skip
+    out.say("INFO", f"{work.node} forgot the mirror {work.rid}: its key and record are gone")
+
+
+def _remove_file(run: Run, work: NodeWork, out: OperationLog) -> None:
+    run(_admin("remove-file", work.path), node=work.node,
+        what=f"removing {work.path} on {work.node}")  # fmt: skip
+    out.say("INFO", f"{work.path} removed on {work.node}")
+
+
+def _remove_disk(run: Run, work: NodeWork, out: OperationLog) -> None:
+    run(_admin("remove-disk", work.path), node=work.node,
+        what=f"removing {work.path} on {work.node}")  # fmt: skip
+    out.say("INFO", f"{work.path} removed again on {work.node}")
+
+
+KINDS: dict[str, Callable[[Run, NodeWork, OperationLog], None]] = {
+    "volume": _volume,
+    "key": _key,
+    "make-disk": _make_disk,
+    "mkfs": _mkfs,
+    "key-new": _key_new,
+    "command": _command,
+    "forget": _forget,
+    "remove-file": _remove_file,
+    "remove-disk": _remove_disk,
+}
+
+
+def do(
+    run: Run, works: Sequence[NodeWork], out: OperationLog, done: list[NodeWork] | None = None
+) -> None:
+    """Each of ``works`` in turn (each one finished is appended to ``done``)."""
     for work in works:
-        if work.kind == "volume":
-            _volume(run, work, out)
-        elif work.kind == "key":
-            _key(run, work, out)
-        else:
+        handler = KINDS.get(work.kind)
+        if handler is None:
             raise OperationError(f"unknown node work {work.kind}")
+        handler(run, work, out)
+        if done is not None:
+            done.append(work)
 
 
-__all__ = ["do"]
+def do_after(run: Run, works: Sequence[NodeWork], out: OperationLog) -> None:
+    """``works`` after the change was pushed: each is tried; a failure is a warning."""
+    for work in works:
+        try:
+            do(run, [work], out)
+        except OperationError as exc:
+            out.say("WARNING", f"{exc}: the cluster's configuration is changed; do it by hand")
+
+
+def undo(run: Run, done: Sequence[NodeWork], out: OperationLog) -> None:
+    """Undo what ``done`` made (newest first), as far as it can be."""
+    for made in reversed(done):
+        work = inverse(made)
+        if work is None:
+            continue
+        try:
+            do(run, [work], out)
+        except OperationError as exc:
+            out.say("WARNING", f"could not undo on {work.node}: {exc}")
+
+
+__all__ = ["KINDS", "do", "do_after", "undo"]

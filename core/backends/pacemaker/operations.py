@@ -22,8 +22,8 @@ Steps and their CIB change:
 - ``DeleteHierarchy``: stopped first, removed once stopped (at once if not running).
 - ``CreateDependency``/``DeleteDependency``: the child's group joins the parent's, or a
   child and what it depends on leave for a group of their own (:mod:`cib_tree`).
-- DataKeeper's steps (disks, mirrors, resyncs, MakeSource): not on a Pacemaker cluster
-  yet (the mirrors between real nodes are the next issue): :class:`Unsupported`.
+- DataKeeper's extend (``operations_dk``), create, unextend and delete
+  (``dk_lifecycle``); its other steps (MakeSource, …) are :class:`Unsupported`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.backends.pacemaker import cib as cibxml
-from core.backends.pacemaker import dependency_steps, operations_dk
+from core.backends.pacemaker import dependency_steps, dk_lifecycle, operations_dk
 from core.backends.pacemaker.cib import HierarchyConfig, Refused
 from core.backends.pacemaker.operations_dk import NodeWork
 from core.errors import OperationError
@@ -44,16 +44,23 @@ from core.plan import (
     BringInService,
     BringNewInService,
     ConfigureMirror,
+    CreateDataKeeper,
     CreateDataKeeperTarget,
     CreateDependency,
+    CreateDisk,
+    CreateFileSystemResource,
     CreateResource,
     DeleteDependency,
     DeleteHierarchy,
+    MakeFileSystem,
+    RemoveBitmapFile,
+    RemoveMirrorTarget,
     RemovePriority,
     RemoveResources,
     SetPriorities,
     StartResync,
     Step,
+    StopMirrors,
     TakeOutOfService,
 )
 
@@ -74,6 +81,14 @@ STEP_OPS: Mapping[type[Step], Op] = {
     CreateDataKeeperTarget: Op.EXTEND_HIERARCHY,
     ConfigureMirror: Op.EXTEND_HIERARCHY,
     StartResync: Op.EXTEND_HIERARCHY,
+    # DataKeeper's create, unextend and delete (dk_lifecycle.py)
+    CreateDisk: Op.CREATE_HIERARCHY,
+    MakeFileSystem: Op.CREATE_HIERARCHY,
+    CreateDataKeeper: Op.CREATE_HIERARCHY,
+    CreateFileSystemResource: Op.CREATE_HIERARCHY,
+    StopMirrors: Op.UNEXTEND_HIERARCHY,
+    RemoveMirrorTarget: Op.UNEXTEND_HIERARCHY,
+    RemoveBitmapFile: Op.UNEXTEND_HIERARCHY,
 }
 
 
@@ -124,6 +139,12 @@ class Change:
     node_work: list[NodeWork] = field(default_factory=list)  # before the push (DataKeeper)
     grows: dict[str, str] = field(default_factory=dict)  # primitive id → a node it joins
     addresses: Mapping[str, str] = field(default_factory=dict)  # node → Corosync address
+    promoted: Mapping[str, Sequence[str]] = field(default_factory=dict)  # clone → its source
+    volume_sizes: dict[tuple[str, str], int] = field(default_factory=dict)  # (node, path)
+    after_work: list[NodeWork] = field(default_factory=list)  # after the push (best effort)
+    shrinks: dict[str, str] = field(default_factory=dict)  # primitive id → a node it leaves
+    made: dict[str, str] = field(default_factory=dict)  # a create's step key → mirror id
+    done_work: list[NodeWork] = field(default_factory=list)  # node work done (to undo)
 
     def intent(self, top_id: str) -> Intent | None:
         return next((i for i in reversed(self.intents) if i.top_id == top_id), None)
@@ -177,13 +198,19 @@ def build(
     steps: Sequence[Step],
     running: Mapping[str, Sequence[str]],
     addresses: Mapping[str, str] | None = None,
+    *,
+    promoted: Mapping[str, Sequence[str]] | None = None,
+    volumes: Mapping[tuple[str, str], int] | None = None,
 ) -> Change:
     """The change ``steps`` make to a copy of ``current`` (``running``: primitive id →
-    the nodes it runs on now; ``addresses``: node → its Corosync address, for a mirror).
+    the nodes it runs on now; ``addresses``: node → its Corosync address, for a mirror;
+    ``promoted``: a mirror's primitive id → where it is Promoted (its source);
+    ``volumes``: (node, path) → size of the volumes the plan's new mirrors use).
     Raises Refused (bad input) or Unsupported, naming the step (as
     ``OperationError.step``)."""
     check_supported(steps)
-    change = Change(cibxml.copy_of(current), addresses=dict(addresses or {}))
+    change = Change(cibxml.copy_of(current), addresses=dict(addresses or {}),
+                    promoted=dict(promoted or {}), volume_sizes=dict(volumes or {}))  # fmt: skip
     work = change.cib
     extended: dict[str, dict[str, int]] = {}  # top id → servers given by AddResource
     for step in steps:
@@ -318,7 +345,7 @@ def _unextend(
                 "on a Pacemaker cluster a hierarchy is unextended from a server as a "
                 f"whole: {', '.join(sorted(tags))}, not only {', '.join(step.tags)}"
             )
-    if step.server in running_nodes(h, running):
+    if step.server in operations_dk.in_service_nodes(h, running, change.promoted):
         raise Refused(
             f"{h.root.tag} is in service on {step.server}: switch it over to another server first"
         )
@@ -383,6 +410,7 @@ def _delete(
 ) -> None:
     title = step.title
     h = _hierarchy(work, step.hierarchy_id)
+    dk_lifecycle.delete_mirror(work, h, change)  # its clone stops and goes too
     if running_nodes(h, running):
         cibxml.set_stopped(work, h.top_id, True)
         cibxml.set_preference(work, h.top_id, None)
@@ -416,7 +444,9 @@ def _dk_target(
     extended: dict[str, dict[str, int]],
 ) -> None:
     h = _hierarchy(work, step.resource.hierarchy_id)
-    change.node_work += operations_dk.create_target(work, h, step, change.addresses)
+    change.node_work += operations_dk.create_target(
+        work, h, step, change.addresses, running, change.promoted
+    )
     dk = operations_dk.mirror_member(h)
     change.grows[dk.xml_id] = step.resource.server
     change.lines.append(f"{dk.tag}: {step.resource.server} joins the mirror")
@@ -461,6 +491,13 @@ _HANDLERS: Mapping[type[Step], Callable[..., None]] = {
     CreateDataKeeperTarget: _dk_target,
     ConfigureMirror: _configure_mirror,
     StartResync: _start_resync,
+    CreateDisk: dk_lifecycle.create_disk,
+    MakeFileSystem: dk_lifecycle.make_file_system,
+    CreateDataKeeper: dk_lifecycle.create_datakeeper,
+    CreateFileSystemResource: dk_lifecycle.create_filesystem_resource,
+    StopMirrors: dk_lifecycle.stop_mirrors,
+    RemoveMirrorTarget: dk_lifecycle.remove_mirror_target,
+    RemoveBitmapFile: dk_lifecycle.remove_bitmap_file,
 }
 
 

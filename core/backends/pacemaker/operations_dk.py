@@ -21,7 +21,7 @@ server of a mirror (refused otherwise).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from core.backends.pacemaker import cib as cibxml
@@ -36,12 +36,14 @@ from core.plan import ConfigureMirror, CreateDataKeeperTarget, StartResync
 class NodeWork:
     """Something done on a node before the CIB change is pushed."""
 
-    kind: str  # "volume" (node, path, size) or "key" (source → node)
+    kind: str  # one of dk_nodes.KINDS: "volume" (node, path, size), "key" (source → node), …
     node: str
     rid: str
     path: str = ""
     size: int = 0
     source: str = ""
+    fs_type: str = ""  # "mkfs"
+    argv: tuple[str, ...] = ()  # "command": a cluster command (no secret), run anywhere
 
 
 def mirror_member(h: HierarchyConfig) -> Member:
@@ -74,7 +76,8 @@ def _pairs(m: Member, meta_name: str, param: str) -> dict[str, str]:
 
 def create_target(
     work: ET.Element, h: HierarchyConfig, step: CreateDataKeeperTarget,
-    addresses: Mapping[str, str],
+    addresses: Mapping[str, str], running: Mapping[str, Sequence[str]] | None = None,
+    promoted: Mapping[str, Sequence[str]] | None = None,
 ) -> list[NodeWork]:  # fmt: skip
     """The target joins the mirror (see the module docstring); the node work it needs."""
     r = step.resource
@@ -90,7 +93,7 @@ def create_target(
     if r.server not in addresses:
         raise Refused(f"{r.server} has no address in Corosync's node list")
     servers = _pairs(dk, names.SERVERS_META, "servers")
-    source = next(iter(servers), "")
+    source = current_source(h, servers, running, promoted)
     servers[r.server] = addresses[r.server]
     set_membership(work, dk.xml_id, names.SERVERS_META, names.format_pairs(servers))
     clone = cib_dk.clone_of(work, dk.xml_id)
@@ -101,6 +104,70 @@ def create_target(
         NodeWork("volume", r.server, dk.xml_id, path=dk.param("volume"), size=step.size),
         NodeWork("key", r.server, dk.xml_id, source=source),
     ]
+
+
+def current_source(
+    h: HierarchyConfig,
+    servers: Mapping[str, str],
+    running: Mapping[str, Sequence[str]] | None,
+    promoted: Mapping[str, Sequence[str]] | None,
+) -> str:
+    """The node whose key a new target gets: where the mirror is Promoted now; else where
+    what depends on it runs (it runs only there); else a node of the mirror where the
+    clone runs (each has the key); else the first listed server."""
+    dk = mirror_member(h)
+    running = running or {}
+    candidates = [
+        *(promoted or {}).get(dk.xml_id, ()),
+        *(n for m in h.members if m.xml_id != dk.xml_id for n in running.get(m.xml_id, ())),
+        *running.get(dk.xml_id, ()),
+    ]
+    return next((n for n in candidates if n in servers), next(iter(servers), ""))
+
+
+def in_service_nodes(
+    h: HierarchyConfig,
+    running: Mapping[str, Sequence[str]],
+    promoted: Mapping[str, Sequence[str]] | None,
+) -> list[str]:
+    """Where ``h`` is in service: a mirror only where it is Promoted (it runs Unpromoted
+    on each target), the others wherever they run."""
+    return sorted(
+        {
+            n
+            for m in h.members
+            for n in (
+                (promoted or {}).get(m.xml_id, ())
+                if m.kind is ResourceKind.DATAKEEPER
+                else running.get(m.xml_id, ())
+            )
+        }
+    )
+
+
+def inverse(work: NodeWork) -> NodeWork | None:
+    """What undoes ``work`` (None: nothing, or not undone)."""
+    if work.kind == "make-disk":
+        return NodeWork("remove-disk", work.node, work.rid, path=work.path)
+    if work.kind == "key-new":
+        return NodeWork("forget", work.node, work.rid)
+    if work.kind == "command" and work.argv == tuple(cib_dk.first_generation(work.rid, work.node)):
+        return NodeWork("command", work.node, work.rid,
+                        argv=tuple(cib_dk.forget_generation(work.rid, work.node)))  # fmt: skip
+    return None
+
+
+def leave_work(rid: str, node: str, bitmap: str | None) -> list[NodeWork]:
+    """After ``node`` left mirror ``rid``: its key and record go (``forget``; the volume
+    stays), its bitmap file, and the mirror's node attributes there."""
+    works = [NodeWork("forget", node, rid)]
+    if bitmap:
+        works.append(NodeWork("remove-file", node, rid, path=bitmap))
+    works += [
+        NodeWork("command", node, rid, argv=tuple(argv))
+        for argv in cib_dk.forget_attributes(rid, node)
+    ]
+    return works
 
 
 def configure_mirror(work: ET.Element, h: HierarchyConfig, step: ConfigureMirror) -> None:
@@ -131,6 +198,10 @@ __all__ = [
     "clone_scores",
     "configure_mirror",
     "create_target",
+    "current_source",
+    "in_service_nodes",
+    "inverse",
+    "leave_work",
     "mirror_member",
     "set_membership",
     "start_resync",
