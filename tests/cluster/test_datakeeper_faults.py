@@ -27,7 +27,7 @@ import pytest
 from core.backends.pacemaker import connect, nslab
 from core.backends.pacemaker import dk_names as names
 from core.model import Cluster, Hierarchy, MirrorState, MirrorTarget, ResourceState
-from tests.cluster.labtools import Lab
+from tests.cluster.labtools import Lab, fuse_devices, loop_devices_on
 from tests.cluster.test_datakeeper_extend import DISKS, _lkctl, _same
 from tests.helpers import holds_for, wait_until
 
@@ -186,6 +186,14 @@ def _copied(lab: Lab, source: str, target: str) -> int:
     return int(progress["chunks_copied"])
 
 
+def _kill_node(lab: Lab, source: str) -> None:
+    """Kill the source node for real; its loop device (the machine's) goes with it."""
+    devices = fuse_devices(lab, RID)
+    assert loop_devices_on(devices)
+    nslab.stop(lab.home, source)
+    wait_until(lambda: not loop_devices_on(devices), 20, f"{source}'s loop device to go")
+
+
 def _volumes_equal(lab: Lab, source: str) -> bool:
     lab.run(source, "sync")
     one, two = (lab.home / DISKS.format(node=n) for n in PAIR)
@@ -303,7 +311,7 @@ def test_the_source_killed_mid_resync_leaves_the_target_waiting_and_returns_with
     wait_until(lambda: (t := _target(_hierarchy(lab), target)) is not None
                and t.state is MirrorState.RESYNCING and 0 < t.percent < 60,
                60, f"{target} resyncing")  # fmt: skip
-    nslab.stop(lab.home, source)
+    _kill_node(lab, source)
 
     def waiting() -> bool:
         h = _hierarchy(lab)
@@ -330,7 +338,7 @@ def test_the_source_killed_in_sync_fails_over_and_returns_as_a_target_with_only_
 ) -> None:
     lab, source, target = pair
     files = {f"before-{i}": _write(lab, source, f"before-{i}", 2_000_000) for i in range(2)}
-    nslab.stop(lab.home, source)
+    _kill_node(lab, source)
     wait_until(lambda: _in_service_on(lab, target), 120, f"{FS} in service on {target}")
     assert _hashes(lab, target, files) == files
     after = {f"after-{i}": _write(lab, target, f"after-{i}", 1_000_000) for i in range(2)}
