@@ -297,14 +297,28 @@ class HostedEngine:
         self._dirty.set()
 
     def _status_loop(self) -> None:
+        dirty = self._dirty_counts()
         while not self._stop.is_set():
             self._dirty.wait(1.0)
             if self._stop.is_set():
                 return
-            if self._dirty.is_set():
+            # writes to a target that does not replicate change no state, only its
+            # dirty count: a status once a second while it moves
+            moved = self._dirty_counts()
+            if self._dirty.is_set() or moved != dirty:
                 self._dirty.clear()
+                dirty = moved
                 self._write_status()
                 self._stop.wait(STATUS_INTERVAL)
+
+    def _dirty_counts(self) -> dict[str, int]:
+        counts = {}
+        for name in self.mirror.target_names:
+            try:
+                counts[name] = self.mirror.bitmap.dirty_count(name)
+            except LkError:  # removed meanwhile
+                continue
+        return counts
 
     def status(self) -> dict[str, Any]:
         """What the status file holds: every target's state, reason, dirty chunks,

@@ -201,6 +201,37 @@ def loop_devices_under(home: Path) -> list[str]:
     ]
 
 
+def fuse_devices(lab: Lab, rid: str) -> set[str]:
+    """The device numbers (``major:minor``) of the FUSE file systems of mirror ``rid``'s
+    sources on this lab's running nodes (a source's nbdfuse, under ``/run/lkdr/RID/``):
+    loop devices are the machine's, shared with every other lab, and these tell ours."""
+    found = set()
+    for node in lab.nodes:
+        if not lab.alive(node):
+            continue
+        for line in lab.run(node, "cat", "/proc/self/mountinfo").splitlines():
+            fields = line.split()
+            if fields[4].startswith(f"/run/lkdr/{rid}/") and " - fuse " in line:
+                found.add(fields[2])
+    return found
+
+
+def loop_devices_on(devices: set[str]) -> list[str]:
+    """The loop devices (the machine's) whose backing file is on one of ``devices``
+    (``major:minor``); ``losetup`` with a timeout (it hangs on a dead FUSE file)."""
+    done = subprocess.run(
+        ["losetup", "-J", "-l", "-O", "NAME,BACK-MAJ:MIN"],
+        capture_output=True, text=True, timeout=20, check=True,
+    )  # fmt: skip
+    if not done.stdout.strip():
+        return []
+    return [
+        d["name"]
+        for d in json.loads(done.stdout)["loopdevices"]
+        if str(d.get("back-maj:min", "")).strip() in devices
+    ]
+
+
 def lab_key(lab: Lab) -> Path:
     """The key the lab's nodes let root in with."""
     return lab.home / "pacemaker-lab" / "ssh" / "id_ed25519"

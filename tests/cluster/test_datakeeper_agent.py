@@ -23,7 +23,7 @@ import pytest
 
 from core.backends.pacemaker import dk_names as names
 from core.backends.pacemaker import nslab
-from tests.cluster.labtools import Lab
+from tests.cluster.labtools import Lab, fuse_devices, loop_devices_on
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.cluster
@@ -83,10 +83,11 @@ def _clone_xml() -> str:
     )
 
 
-def _loops(lab: Lab, node: str) -> str:
-    """The loop devices of a mirror's source (host-wide: every node's)."""
+def _loops(lab: Lab, node: str, rid: str) -> str:
+    """The loop devices of mirror ``rid``'s sources (loop devices are the machine's: only
+    those over ``/run/lkdr/RID/``, a name no other test's mirror has)."""
     return "\n".join(line for line in lab.run(node, "losetup", "-a").splitlines()
-                     if "/run/lkdr/" in line)  # fmt: skip
+                     if f"/run/lkdr/{rid}/" in line)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -118,6 +119,7 @@ def mirror(lab: Lab) -> Iterator[None]:
 
 def _remove(lab: Lab, clone: str) -> None:
     up = next(n for n in lab.nodes if lab.alive(n))
+    sources = fuse_devices(lab, RID)  # this lab's, while they run (not another lab's)
     for node in PAIR:
         lab.run(up, "crm_attribute", "--node", node, "--name", "standby", "--delete", ok=False)
     lab.run(up, "crm_resource", "--resource", clone, "--meta", "--set-parameter",
@@ -136,7 +138,7 @@ def _remove(lab: Lab, clone: str) -> None:
         lab.run(node, AGENT, "admin", "forget", RID)
         lab.run(node, AGENT, "admin", "remove-disk", VOLUME)
         lab.run(node, AGENT, "admin", "remove-file", f"/opt/LifeKeeper/{RID}.bitmap")
-    assert _loops(lab, up).strip() == "", "a source's loop device is left"
+    assert not loop_devices_on(sources), "a source's loop device is left"
 
 
 def _node_stdin(lab: Lab, node: str, argv: list[str], text: str) -> tuple[int, str, str]:
@@ -164,7 +166,7 @@ def test_ocf_tester_passes_the_agent_on_a_node(lab: Lab) -> None:
                       "-o", "bitmaps=lab3=/opt/LifeKeeper/ocft.bitmap",
                       AGENT, timeout=240)  # fmt: skip
         assert f"{AGENT} passed all tests" in out
-        assert _loops(lab, "lab3").strip() == ""
+        assert _loops(lab, "lab3", "ocft").strip() == ""
     finally:
         lab.run("lab3", "crm_attribute", "--node", "lab3", "--name", names.attribute("ocft", "gen"),
                 "--lifetime", "forever", "--delete", ok=False)  # fmt: skip

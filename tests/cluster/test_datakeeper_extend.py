@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.labtools import Lab
+from tests.cluster.labtools import Lab, fuse_devices, loop_devices_on
 from tests.helpers import run_lkctl, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -71,24 +71,17 @@ def _same(a: Path, b: Path) -> bool:
                 return True
 
 
-def _loops() -> str:
-    """``losetup -a``: it would hang for ever on a loop device whose FUSE server was
-    killed with a request in flight (the timeout makes that a failure, not a hang)."""
-    import subprocess
-
-    return subprocess.run(
-        ["losetup", "-a"], capture_output=True, text=True, timeout=20, check=True
-    ).stdout
-
-
 def test_killing_the_source_node_leaves_no_loop_device_behind(seeded: Lab) -> None:
     """lab1 runs the source: its mirrored device is a loop device over nbdfuse, and loop
-    devices are the machine's, not the node's. Killed for real, it leaves none behind."""
+    devices are the machine's, not the node's. Killed for real, it leaves none behind
+    (``losetup`` would hang for ever on a loop device whose FUSE server was killed with a
+    request in flight: its timeout makes that a failure, not a hang)."""
     from core.backends.pacemaker import nslab
 
-    assert "/run/lkdr/datarep-data/dev/fuse/volume" in _loops()
+    source = fuse_devices(seeded, "datarep-data")  # lab1's nbdfuse (not another lab's)
+    assert source and loop_devices_on(source)
     nslab.stop(seeded.home, "lab1")
     try:
-        wait_until(lambda: "/volume" not in _loops(), 20, "lab1's loop device to go")
+        wait_until(lambda: not loop_devices_on(source), 20, "lab1's loop device to go")
     finally:
         nslab.start(seeded.home, "lab1")

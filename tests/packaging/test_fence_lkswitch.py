@@ -117,3 +117,25 @@ def test_off_on_reboot_and_status_set_and_read_the_port(switch: Path) -> None:
     assert agent(*opts, "-o", "monitor").returncode == 0
     missing = agent(*opts, "-o", "off", "-n", "n9")
     assert missing.returncode == 1 and "no port 'n9'" in missing.stderr
+
+
+@pytest.mark.cluster
+def test_a_node_whose_own_port_is_down_cannot_fence(switch: Path) -> None:
+    """In-band management: n1 cut off (its port down) cannot reach the switch to fence n2;
+    n2, still on it, can fence n1 (a two-node cut has one winner)."""
+
+    def as_node(node: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["unshare", "--uts", "sh", "-c", f'hostname {node} && exec "$@"', "sh",
+             str(AGENT), "--switch-netns", str(switch), *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    assert agent("--switch-netns", str(switch), "-o", "off", "-n", "n1").returncode == 0
+    refused = as_node("n1", "-o", "off", "-n", "n2")
+    assert refused.returncode == 1
+    assert "n1's own port on the switch is down" in refused.stderr
+    assert agent("--switch-netns", str(switch), "-o", "status", "-n", "n2").returncode == 0
+    assert as_node("n2", "-o", "reboot", "-n", "n1").returncode == 0
+    assert as_node("n1", "-o", "on", "-n", "n1").returncode == 1  # nor unfence itself
+    assert as_node("n2", "-o", "on", "-n", "n1").returncode == 0

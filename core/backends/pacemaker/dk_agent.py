@@ -250,6 +250,11 @@ class Agent:
             _write_private(self.role_file, role)
 
     @property
+    def applied_file(self) -> Path:
+        """target → the serving token the source's engine was connected to it for."""
+        return self.p.run_dir / "applied.json"
+
+    @property
     def local_file(self) -> Path:
         return self.p.state_dir / "local.json"
 
@@ -400,6 +405,9 @@ class Agent:
             self.attrs.set_permanent(self.p.me, "forced", None)
         self._set_local(role="source", bitmap_gen=new, clean=False)
         path = config.save(self.p.run_dir / "engine.json")
+        # a new engine has connected no target: each is connected again once it serves,
+        # even with the token a former engine here applied (a source recovered in place)
+        self.applied_file.unlink(missing_ok=True)
         try:
             dev = localdev.bring_up(path, self.p.dev_dir)
         except (NbdkitError, OSError) as exc:
@@ -636,7 +644,7 @@ class Agent:
             self.ask("speed", kbps=self.p.speed_limit_kbps)
         serving = self.attrs.transient("serving")
         stale = self.attrs.transient("stale")
-        applied_file = self.p.run_dir / "applied.json"
+        applied_file = self.applied_file
         applied = _read_json(applied_file)
         for t in sorted(wanted):
             token = serving.get(t)

@@ -6,7 +6,14 @@ Unpromoted is a target (OSU, as a LifeKeeper target is). Each target's state com
 the node attributes the source's engine publishes (:mod:`.dk_names`, ``crm_mon
 --include=attributes``): ``lkdr-RID-state`` TARGET / RESYNCING / OUT_OF_SYNC, with
 ``-percent``, ``-rate``, ``-eta``, ``-reason``, ``-dirty``, ``-verify``. A target with no
-state yet is Out of Sync (not connected). Without a source there is no mirror to show.
+state yet is Out of Sync (not connected).
+
+Without a source (it died, or is not in service), what the last source's engine said
+is moot: the copies' generations (``lkdr-RID-gen``, permanent, in the CIB for offline
+nodes too) say who waits. When one node holds the newest copy, it is the previous
+source and every other copy is "Out of Sync (Wait for Previous Source)" (the agent
+gives none of them a promotion score); when several hold it, one of them takes over
+and there is no mirror to show until it does.
 """
 
 from __future__ import annotations
@@ -31,12 +38,20 @@ _STATES = {
 }
 
 
-def node_attributes(crm_mon: ET.Element) -> dict[str, dict[str, str]]:
-    """node → {attribute: value} of crm_mon's ``<node_attributes>``."""
-    return {
+def node_attributes(
+    crm_mon: ET.Element, cib: ET.Element | None = None
+) -> dict[str, dict[str, str]]:
+    """node → {attribute: value} of crm_mon's ``<node_attributes>`` and, for what crm_mon
+    leaves out (an offline node's), the permanent ones of the CIB's ``<nodes>``."""
+    found = {
         n.get("name", ""): {a.get("name", ""): a.get("value", "") for a in n.iter("attribute")}
         for n in crm_mon.iterfind("node_attributes/node")
     }
+    for node in cib.iterfind(".//nodes/node") if cib is not None else ():
+        values = found.setdefault(node.get("uname", ""), {})
+        for nvpair in node.iterfind("instance_attributes/nvpair"):
+            values.setdefault(nvpair.get("name", ""), nvpair.get("value", ""))
+    return found
 
 
 def _int(text: str | None, default: int = 0) -> int:
@@ -88,15 +103,19 @@ def target(rid: str, server: str, attrs: Mapping[str, str], size: int) -> Mirror
 def mirror(
     m: Member, promoted_on: tuple[str, ...], attributes: Mapping[str, Mapping[str, str]]
 ) -> Mirror | None:
-    """The mirror of DataKeeper member ``m`` (None while it has no source)."""
+    """The mirror of DataKeeper member ``m`` (with no source: see :func:`_waiting`)."""
     servers = servers_of(m)
     size = _int(m.param("size"))
     source = promoted_on[0] if promoted_on else None
     if source is None:
-        return None
+        return _waiting(m, servers, size, attributes)
     targets = tuple(
         target(m.xml_id, n, attributes.get(n, {}), size) for n in servers if n != source
     )
+    return _mirror(m, source, size, targets)
+
+
+def _mirror(m: Member, source: str, size: int, targets: tuple[MirrorTarget, ...]) -> Mirror:
     return Mirror(
         resource_id=m.resource_id,
         source=source,
@@ -106,6 +125,37 @@ def mirror(
         asynchronous=m.param("asynchronous").lower() in ("true", "1"),
         targets=targets,
     )
+
+
+def _waiting(
+    m: Member, servers: Mapping[str, str], size: int, attributes: Mapping[str, Mapping[str, str]]
+) -> Mirror | None:
+    """The mirror with no source: the previous source and the copies waiting for it (see
+    the module docstring); None while no single node holds the newest copy."""
+
+    def get(node: str, short: str) -> str:
+        return attributes.get(node, {}).get(names.attribute(m.xml_id, short), "")
+
+    gens = {n: _int(get(n, "gen")) for n in servers}
+    top = max(gens.values(), default=0)
+    newest = [n for n, g in gens.items() if g == top]
+    if top <= 0 or len(newest) != 1:
+        return None
+    previous = newest[0]
+    targets = tuple(
+        MirrorTarget(server=n, state=MirrorState.OUT_OF_SYNC, reason="forced online")
+        if get(n, "forced") == "1"
+        else MirrorTarget(
+            server=n,
+            state=MirrorState.WAIT_FOR_PREVIOUS_SOURCE,
+            reason=f"the previous source {previous} is not in service: the copy on {n} "
+            f"(generation {gens[n]}, {previous} has {top}) may be stale; bring {previous} "
+            f"back, or force {n} online",
+        )
+        for n in servers
+        if n != previous
+    )
+    return _mirror(m, previous, size, targets)
 
 
 __all__ = ["bitmap_of", "mirror", "node_attributes", "servers_of", "target"]

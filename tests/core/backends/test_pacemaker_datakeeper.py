@@ -117,6 +117,21 @@ def test_an_in_sync_target_is_target() -> None:
     assert h.in_service_server == "lab1"
 
 
+def test_with_the_source_dead_mid_resync_the_target_waits_for_the_previous_source() -> None:
+    c = cluster_of("mirror_waiting")
+    [h] = c.hierarchies
+    [mirror] = h.mirrors
+    assert mirror.source == "lab1"  # the previous source, dead: its copy is the newest
+    [target] = mirror.targets
+    assert (target.server, target.state) == ("lab2", MirrorState.WAIT_FOR_PREVIOUS_SOURCE)
+    assert "the previous source lab1 is not in service" in target.reason
+    assert "force lab2 online" in target.reason
+    dk_id = next(m for m in h.resources if m.kind is ResourceKind.DATAKEEPER).resource_id
+    shown = cell(h, dk_id, "lab2")
+    assert shown is not None and shown.text == "Out of Sync (Wait for Previous Source)"
+    assert h.in_service_server is None
+
+
 def _extend_steps(work: ET.Element, volume: str = "/disks/datarep-data.img") -> list[Step]:
     [h] = cib.hierarchies(work)
     dk, _fs = h.members
