@@ -166,6 +166,8 @@ def inner(argv: list[str]) -> int:
         value = inner_partial(int(rest[0]))
     elif kind == "speed":
         value = _control("speed", kbps=int(rest[0]), min_kbps=int(rest[1]))
+    elif kind == "drops":
+        value = inner_drops()
     elif kind == "state":
         value = _control("status")["targets"]
     else:
@@ -269,10 +271,30 @@ def measure_fs(
             got["seq"][name].append(float(on_node(home, "seq", folder)))  # type: ignore[arg-type]
         for name, folder in order if i % 2 == 0 else order[::-1]:
             got["sync"][name].append(float(on_node(home, "sync", folder, str(writes))))  # type: ignore[arg-type]
+        still_in_sync(home)
         print(f"  round {i + 1}: " + ", ".join(
             f"{k} {n} {v[n][-1]:.0f}" for k, v in got.items() for n in ("plain", "ours")
         ))  # fmt: skip
     return got
+
+
+def still_in_sync(home: Path) -> None:
+    """lab2 is Target and never left: the engine's log has no "Out of Sync" since the
+    extend's resync, so every write of the rounds went to both nodes."""
+    state = on_node(home, "state", timeout=60)[TARGET]  # type: ignore[index]
+    drops = int(on_node(home, "drops", timeout=60))  # type: ignore[call-overload]
+    if state["state"] != "TARGET" or state["resyncing"] or drops:
+        raise SystemExit(f"{TARGET} dropped out of the mirror during the run: {state}")
+
+
+def inner_drops() -> int:
+    """Times a target went Out of Sync after being Target, by the engine's log."""
+    from core.backends.pacemaker import dk_names as names
+
+    log = Path(names.run_dir(RID)) / "dev" / "engine.log"
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    first = next((i for i, line in enumerate(lines) if f"{TARGET}: Target" in line), len(lines))
+    return sum(f"{TARGET}: Out of Sync" in line for line in lines[first:])
 
 
 def fill(home: Path) -> None:
