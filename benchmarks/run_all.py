@@ -1,13 +1,16 @@
 """Run every benchmark and print one table: measure, baseline, ours, ratio, goal, met.
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--nbd] [--pacemaker]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--nbd] [--pacemaker] [--datakeeper]
 
 Each benchmark measures its baseline in the same run (see each script's docstring).
 ``--quick`` uses smaller volumes (256 MiB instead of 1 GiB) for a fast look. ``--nbd``
 adds the mirror over NBD (root: network namespaces, nbdkit, nbdfuse; about two minutes
 more), which is left out by default. ``--pacemaker`` adds the Pacemaker lab and backend
 (root: a 3-node Corosync + Pacemaker lab in namespaces, brought up and taken down by each
-script; about three minutes more).
+script; about three minutes more). ``--datakeeper`` adds DataKeeper on the Pacemaker lab
+(root: a seeded 2-node lab whose /data is extended to lab2; ext4 on the mirrored device vs
+a plain direct-I/O loop, the full resync vs nbdcopy, a partial resync vs the full one;
+about five minutes more).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ PACEMAKER_BENCHMARKS = (
     ("pacemaker_lab.py", []),
     ("pacemaker_backend.py", []),
 )
+DATAKEEPER_BENCHMARKS = (("pacemaker_datakeeper.py", []),)  # 1 GiB: the goals are for it
 
 
 def main() -> int:
@@ -49,12 +53,18 @@ def main() -> int:
     parser.add_argument(
         "--pacemaker", action="store_true", help="also the Pacemaker lab and backend (root)"
     )
+    parser.add_argument(
+        "--datakeeper",
+        action="store_true",
+        help="also DataKeeper on the Pacemaker lab: mirrored ext4, full and partial resync (root)",
+    )
     args = parser.parse_args()
     size = "256" if args.quick else "1024"
     rows: list[dict[str, object]] = []
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
     chosen = BENCHMARKS + (NBD_BENCHMARKS if args.nbd else ())
-    for script, options in chosen + (PACEMAKER_BENCHMARKS if args.pacemaker else ()):
+    chosen += PACEMAKER_BENCHMARKS if args.pacemaker else ()
+    for script, options in chosen + (DATAKEEPER_BENCHMARKS if args.datakeeper else ()):
         path = HERE / script
         if not path.exists():
             continue

@@ -380,7 +380,8 @@ class HostedEngine:
             self._dirty.set()
             return {"marked": marked}
         elif op == "speed":
-            self.mirror.set_speed_limit(int(req["kbps"]))
+            floor = req.get("min_kbps")  # while writes compete (None: unchanged)
+            self.mirror.set_speed_limit(int(req["kbps"]), None if floor is None else int(floor))
         elif op == "add_target":
             spec = EngineTarget(**req["spec"])
             self.mirror.add_target(

@@ -137,7 +137,7 @@ def test_control_pause_resume_speed_and_chunks_of_a_returning_source(
     with open(up.tgt, "rb") as f:
         f.seek(5 * CHUNK)
         assert f.read(CHUNK) != _block(5)
-    up.ask("speed", kbps=1000)
+    up.ask("speed", kbps=1000, min_kbps=0)
     up.ask("resume", target="t1")
     wait_until(lambda: len(up.hooks("in_sync")) == 2, 60, "the resync after resume")
     assert up.state() == "TARGET"
