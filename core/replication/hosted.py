@@ -22,7 +22,8 @@ agent and the console see the mirror while nbdkit runs it.
 
 **Control.** With ``control_socket`` the engine listens on a private Unix socket
 (:mod:`.control`) for what nbdkit cannot carry: pause, resume, a full resync, the speed
-limit, a target joining (``add_target``, ``connect``) or leaving, chunks a returning
+limit, a target's synchronous or asynchronous mode (``mode``), a target joining
+(``add_target``, ``connect``) or leaving, chunks a returning
 former source may have written last (``mark_dirty``), a verify with repair.
 
 **Hooks.** With ``hooks`` (``"module:factory"``) the caller learns, in the engine's own
@@ -323,6 +324,7 @@ class HostedEngine:
                 "paused": st.paused,
                 "replicating": st.replicating,
                 "dirty_chunks": st.dirty_chunks,
+                "asynchronous": self.mirror.target_mode(st.name),
                 "resyncing": st.resyncing,
                 "progress": None if p is None else asdict(p),
                 "verify": verify,
@@ -333,6 +335,7 @@ class HostedEngine:
             "size": self.size,
             "chunk_size": self.config.chunk_size,
             "online": self.mirror.online,
+            "speed_limit_kbps": self.mirror.speed_limit_kbps,
             "time": time.time(),
             "targets": targets,
         }
@@ -367,6 +370,9 @@ class HostedEngine:
             return {"marked": marked}
         elif op == "speed":
             self.mirror.set_speed_limit(int(req["kbps"]))
+        elif op == "mode":
+            mode = req.get("asynchronous")
+            self.mirror.set_target_mode(target, None if mode is None else bool(mode))
         elif op == "add_target":
             spec = EngineTarget(**req["spec"])
             self.mirror.add_target(
@@ -401,7 +407,7 @@ class HostedEngine:
         v = verify_mirror_target(
             self.mirror,
             target,
-            speed_limit_kbps=self.config.speed_limit_kbps,
+            speed_limit_kbps=self.mirror.speed_limit_kbps,
             on_progress=progress,
             method="bytes" if method == "bytes" else "blake2b",
         )

@@ -161,6 +161,27 @@ def test_control_pause_resume_speed_and_chunks_of_a_returning_source(
         up.ask("explode")
 
 
+def test_control_mode_switches_a_target_and_status_says_the_speed_limit(
+    lab: NbdLab, tmp_path: Path
+) -> None:
+    up = Up(lab, tmp_path)
+    wait_until(lambda: up.state() == "TARGET", 60, "the first resync")
+    assert up.target_status()["asynchronous"] is None
+    up.ask("mode", target="t1", asynchronous=True)
+    assert up.target_status()["asynchronous"] is True
+    up.write(7 * CHUNK, _block(7))  # queued for t1, then sent
+    up.ask("mode", target="t1", asynchronous=False)  # what was queued is sent first
+    assert up.target_status()["asynchronous"] is False
+    up.write(9 * CHUNK, _block(9))
+    assert up.state() == "TARGET"
+    assert sha256(up.src) == sha256(up.tgt)
+    assert control.request(up.socket, "status")["speed_limit_kbps"] == 0
+    up.ask("speed", kbps=2500)
+    assert control.request(up.socket, "status")["speed_limit_kbps"] == 2500
+    with pytest.raises(control.ControlError, match="no target named 'nope'"):
+        up.ask("mode", target="nope", asynchronous=True)
+
+
 def test_a_target_that_is_not_ready_is_connected_only_when_told(
     lab: NbdLab, tmp_path: Path
 ) -> None:
