@@ -22,8 +22,9 @@ Steps and their CIB change:
 - ``DeleteHierarchy``: stopped first, removed once stopped (at once if not running).
 - ``CreateDependency``/``DeleteDependency``: the child's group joins the parent's, or a
   child and what it depends on leave for a group of their own (:mod:`cib_tree`).
-- DataKeeper's steps (disks, mirrors, resyncs, MakeSource): not on a Pacemaker cluster
-  yet (the mirrors between real nodes are the next issue): :class:`Unsupported`.
+- DataKeeper's extend steps: :mod:`operations_dk`; the mirror operations (pause,
+  resume, full resync, verify, speed limit, mode, Force Online): :mod:`mirror_ops`;
+  the rest (resize): :class:`Unsupported`.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.backends.pacemaker import cib as cibxml
-from core.backends.pacemaker import dependency_steps, operations_dk
+from core.backends.pacemaker import dependency_steps, mirror_ops, operations_dk
 from core.backends.pacemaker.cib import HierarchyConfig, Refused
+from core.backends.pacemaker.mirror_ops import NodeRequest
 from core.backends.pacemaker.operations_dk import NodeWork
 from core.errors import OperationError
 from core.model import ResourceKind
@@ -74,6 +76,7 @@ STEP_OPS: Mapping[type[Step], Op] = {
     CreateDataKeeperTarget: Op.EXTEND_HIERARCHY,
     ConfigureMirror: Op.EXTEND_HIERARCHY,
     StartResync: Op.EXTEND_HIERARCHY,
+    **mirror_ops.STEP_OPS,  # pause, resume, full resync, verify, speed, mode, force online
 }
 
 
@@ -122,6 +125,7 @@ class Change:
     touched: list[str] = field(default_factory=list)  # top ids changed
     cleanups: list[tuple[str, str]] = field(default_factory=list)  # (top id, node)
     node_work: list[NodeWork] = field(default_factory=list)  # before the push (DataKeeper)
+    node_requests: list[NodeRequest] = field(default_factory=list)  # after it (mirror_ops)
     grows: dict[str, str] = field(default_factory=dict)  # primitive id → a node it joins
     addresses: Mapping[str, str] = field(default_factory=dict)  # node → Corosync address
 
@@ -461,6 +465,7 @@ _HANDLERS: Mapping[type[Step], Callable[..., None]] = {
     CreateDataKeeperTarget: _dk_target,
     ConfigureMirror: _configure_mirror,
     StartResync: _start_resync,
+    **mirror_ops.HANDLERS,
 }
 
 

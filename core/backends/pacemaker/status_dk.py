@@ -11,6 +11,7 @@ state yet is Out of Sync (not connected). Without a source there is no mirror to
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 
@@ -85,27 +86,80 @@ def target(rid: str, server: str, attrs: Mapping[str, str], size: int) -> Mirror
     )
 
 
+def _modes(m: Member) -> dict[str, bool]:
+    """target → asynchronous, from the primitive's ``lk-modes`` (none: the mirror's)."""
+    try:
+        pairs = names.parse_pairs(dict(m.meta).get(names.MODES_META, ""))
+    except ValueError:
+        return {}
+    return {n: mode == "async" for n, mode in pairs.items() if mode in names.MODES}
+
+
 def mirror(
-    m: Member, promoted_on: tuple[str, ...], attributes: Mapping[str, Mapping[str, str]]
+    m: Member,
+    promoted_on: tuple[str, ...],
+    attributes: Mapping[str, Mapping[str, str]],
+    running_on: tuple[str, ...] = (),
 ) -> Mirror | None:
-    """The mirror of DataKeeper member ``m`` (None while it has no source)."""
-    servers = servers_of(m)
+    """The mirror of DataKeeper member ``m``; while it has no source, the copies that
+    wait for the previous one (None: no source and nobody waits)."""
     size = _int(m.param("size"))
     source = promoted_on[0] if promoted_on else None
     if source is None:
-        return None
+        return _waiting(m, running_on, attributes, size)
+    modes = _modes(m)
     targets = tuple(
-        target(m.xml_id, n, attributes.get(n, {}), size) for n in servers if n != source
+        dataclasses.replace(
+            target(m.xml_id, n, attributes.get(n, {}), size), asynchronous=modes.get(n)
+        )
+        for n in servers_of(m)
+        if n != source
     )
+    return _mirror(m, source, size, targets)
+
+
+def _mirror(m: Member, source: str, size: int, targets: tuple[MirrorTarget, ...]) -> Mirror:
+    speed = dict(m.meta).get(names.SPEED_META) or m.param("speed_limit_kbps")
     return Mirror(
         resource_id=m.resource_id,
         source=source,
         volume_size=size,
         chunk_size=_int(m.param("chunk_size"), DEFAULT_CHUNK_SIZE),
-        speed_limit_kbps=_int(m.param("speed_limit_kbps"), DEFAULT_SPEED_LIMIT_KBPS),
+        speed_limit_kbps=_int(speed, DEFAULT_SPEED_LIMIT_KBPS),
         asynchronous=m.param("asynchronous").lower() in ("true", "1"),
         targets=targets,
     )
+
+
+def _waiting(
+    m: Member,
+    running_on: tuple[str, ...],
+    attributes: Mapping[str, Mapping[str, str]],
+    size: int,
+) -> Mirror | None:
+    """No source: a running copy older than the newest (``lkdr-RID-gen``) waits for the
+    previous source (its holder is shown as the source, not running)."""
+    servers = servers_of(m)
+    gen = names.attribute(m.xml_id, "gen")
+    gens = {n: _int(attributes.get(n, {}).get(gen)) for n in servers}
+    top = max(gens.values(), default=0)
+    previous = [n for n, g in gens.items() if g == top]
+    waiting = [n for n in running_on if n in servers and gens.get(n, 0) < top]
+    if not waiting or any(n in running_on for n in previous):
+        return None
+    old = previous[0]
+    targets = tuple(
+        MirrorTarget(
+            n,
+            MirrorState.WAIT_FOR_PREVIOUS_SOURCE,
+            reason=f"its copy may be stale: it waits for the previous source {old}",
+        )
+        if n in waiting
+        else target(m.xml_id, n, attributes.get(n, {}), size)
+        for n in servers
+        if n != old
+    )
+    return _mirror(m, old, size, targets)
 
 
 __all__ = ["bitmap_of", "mirror", "node_attributes", "servers_of", "target"]
