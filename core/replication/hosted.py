@@ -60,6 +60,7 @@ from core.replication.resync import DEFAULT_SPEED_LIMIT_KBPS, ResyncProgress
 
 __all__ = [
     "STATUS_INTERVAL",
+    "STATUS_REFRESH",
     "EngineConfig",
     "EngineConfigError",
     "EngineHooks",
@@ -72,6 +73,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 0.25  # seconds between two status files while only progress changes
+STATUS_REFRESH = 2.0  # seconds between two status files when nothing happens
 
 
 class EngineConfigError(LkError):
@@ -298,14 +300,16 @@ class HostedEngine:
         self._dirty.set()
 
     def _status_loop(self) -> None:
+        """A status at each change (at most every STATUS_INTERVAL), and at least every
+        STATUS_REFRESH: what changes without an event (the dirty chunks of a paused
+        target as writes come) is then shown too."""
         while not self._stop.is_set():
-            self._dirty.wait(1.0)
+            self._dirty.wait(STATUS_REFRESH)
             if self._stop.is_set():
                 return
-            if self._dirty.is_set():
-                self._dirty.clear()
-                self._write_status()
-                self._stop.wait(STATUS_INTERVAL)
+            self._dirty.clear()
+            self._write_status()
+            self._stop.wait(STATUS_INTERVAL)
 
     def status(self) -> dict[str, Any]:
         """What the status file holds: every target's state, reason, dirty chunks,

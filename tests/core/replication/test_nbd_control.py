@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from core.replication import control
-from core.replication.hosted import EngineConfig, EngineTarget
+from core.replication.hosted import STATUS_REFRESH, EngineConfig, EngineTarget, read_status
 from tests.core.replication.engine_hooks import recorded
 from tests.core.replication.nbdlab import NbdLab, leftovers, sha256, skip_reason, wait_until
 from tests.helpers import holds_for
@@ -134,6 +134,13 @@ def test_control_pause_resume_speed_and_chunks_of_a_returning_source(
     assert up.hooks("outdated")[-1]["target"] == "t1"  # no longer confirmed in sync
     up.write(5 * CHUNK, _block(5))  # only the bitmap learns of it
     assert up.target_status()["dirty_chunks"] >= 1
+    # the status file (what the node's agent and console see) says so too, soon, though
+    # no state changed: it is refreshed every STATUS_REFRESH
+    wait_until(
+        lambda: read_status(up.work / "status.json")["targets"]["t1"]["dirty_chunks"] >= 1,
+        3 * STATUS_REFRESH,
+        "the status file to show the dirty chunk",
+    )
     with open(up.tgt, "rb") as f:
         f.seek(5 * CHUNK)
         assert f.read(CHUNK) != _block(5)
