@@ -329,7 +329,7 @@ class PacemakerBackend:
             out.finish(ok=False, message=str(exc))
             raise
         report("done")
-        message = plan.done or f"{plan.name}: done."
+        message = plan.done or mirror_ops.done_message(plan.steps) or f"{plan.name}: done."
         out.say("INFO", message)
         out.finish(ok=True, message=message)
         return ApplyResult(message, tuple(out.said), hierarchy)

@@ -58,7 +58,7 @@ def send(run: Run, requests: Sequence[NodeRequest], out: OperationLog) -> None:
 def answer_lines(req: NodeRequest, answer: dict[str, Any], source: str) -> list[str]:
     """What the engine's answer means, in the console's words (a failed repair raises)."""
     if req.op != "verify":
-        return [f"{req.tag}: done by the source on {source}"]
+        return [f"{req.tag}: {req.op.replace('_', ' ')} done by the source's engine on {source}"]
     differing = list(answer.get("differing") or [])
     count = int(answer.get("chunks_differing") or 0)
     shown = ", ".join(str(c) for c in differing[:10]) + (" …" if count > 10 else "")

@@ -128,7 +128,6 @@ def _target_step(
     _check_target(m, step.target)
     op = {PauseMirror: "pause", ResumeMirror: "resume", FullResync: "full_resync"}[type(step)]
     change.node_requests.append(NodeRequest(m.xml_id, m.tag, op, step.target, step=step.title))
-    change.lines.append(step.title)
 
 
 def _verify(
@@ -149,7 +148,6 @@ def _verify(
     change.node_requests.append(
         NodeRequest(m.xml_id, m.tag, "verify", step.target, fields, step=step.title)
     )
-    change.lines.append(step.title)
 
 
 def _speed(
@@ -168,7 +166,9 @@ def _speed(
     change.node_requests.append(
         NodeRequest(m.xml_id, m.tag, "speed", "", {"kbps": step.kbps}, step.title, needed=False)
     )
-    change.lines.append(step.title)
+    change.lines.append(
+        f"{m.tag}: {names.SPEED_META}={step.kbps} (a meta attribute: nothing restarts)"
+    )
     if h.top_id not in change.touched:
         change.touched.append(h.top_id)
 
@@ -189,7 +189,7 @@ def _mode(
     change.node_requests.append(
         NodeRequest(m.xml_id, m.tag, "mode", step.target, fields, step.title, needed=False)
     )
-    change.lines.append(step.title)
+    change.lines.append(f"{m.tag}: {names.MODES_META} {modes[step.target]} for {step.target}")
     if h.top_id not in change.touched:
         change.touched.append(h.top_id)
 
@@ -224,6 +224,13 @@ HANDLERS: Mapping[type[Step], Callable[..., None]] = {
 }
 
 
+def done_message(steps: Sequence[Step]) -> str:
+    """A plan of mirror requests only says what they did, as on the lab ('': other)."""
+    if not steps or any(type(s) not in HANDLERS or isinstance(s, MakeSource) for s in steps):
+        return ""
+    return " ".join(dict.fromkeys(s.title for s in steps))
+
+
 def forcings(cib: ET.Element, steps: Sequence[Step]) -> list[Forcing]:
     """The copies Force Online makes promotable, before the CIB change is built."""
     found: list[Forcing] = []
@@ -242,4 +249,4 @@ def forcings(cib: ET.Element, steps: Sequence[Step]) -> list[Forcing]:
     return found
 
 
-__all__ = ["HANDLERS", "STEP_OPS", "Forcing", "NodeRequest", "forcings"]
+__all__ = ["HANDLERS", "STEP_OPS", "Forcing", "NodeRequest", "done_message", "forcings"]

@@ -190,3 +190,11 @@ def test_force_online_forces_each_mirror_of_the_hierarchy_on_that_server() -> No
     with pytest.raises(cib.Refused, match="lab3 holds no copy of datarep-data"):
         mirror_ops.forcings(current, [dataclasses.replace(step, server="lab3")])
     assert mirror_ops.forcings(current, [dataclasses.replace(step, full_resync=False)]) == []
+
+
+def test_a_plan_of_mirror_requests_says_what_they_did() -> None:
+    speed = SetSpeedLimit(DK, RID, 3000)
+    assert mirror_ops.done_message([speed]) == (
+        "The resync speed limit of datarep-data is 3000 KB/s; it applies to every resync."
+    )
+    assert mirror_ops.done_message([speed, MakeSource(H, "lab2", ((RID, "lab1"),))]) == ""
