@@ -362,7 +362,7 @@ def cluster(sources: Sources) -> Cluster:
         failures=_failures_by_key(failures(sources.crm_mon)),
         fail_counts=fail_counts(sources.crm_mon),
         maintenance=maintenance_mode(sources.crm_mon),
-        attributes=status_dk.node_attributes(sources.crm_mon),
+        attributes=status_dk.attributes(sources.crm_mon, sources.cib),
     )
     hierarchies = tuple(hierarchy(h, context) for h in cibxml.hierarchies(sources.cib) if h.members)
     return Cluster(tuple(servers), hierarchies, paths)

@@ -40,6 +40,21 @@ def node_attributes(crm_mon: ET.Element) -> dict[str, dict[str, str]]:
     }
 
 
+def attributes(crm_mon: ET.Element, cib: ET.Element) -> dict[str, dict[str, str]]:
+    """Every node's attributes: the permanent ones of the CIB's ``<nodes>`` (crm_mon
+    shows none of a node that is offline, whose generation says who was the source),
+    then crm_mon's."""
+    found: dict[str, dict[str, str]] = {
+        n.get("uname", ""): {
+            a.get("name", ""): a.get("value", "") for a in n.iterfind("instance_attributes/nvpair")
+        }
+        for n in cib.iterfind("configuration/nodes/node")
+    }
+    for node, values in node_attributes(crm_mon).items():
+        found.setdefault(node, {}).update(values)
+    return found
+
+
 def _int(text: str | None, default: int = 0) -> int:
     try:
         return int(float(text)) if text else default
@@ -162,4 +177,4 @@ def _waiting(
     return _mirror(m, old, size, targets)
 
 
-__all__ = ["bitmap_of", "mirror", "node_attributes", "servers_of", "target"]
+__all__ = ["attributes", "bitmap_of", "mirror", "node_attributes", "servers_of", "target"]

@@ -198,3 +198,20 @@ def test_a_plan_of_mirror_requests_says_what_they_did() -> None:
         "The resync speed limit of datarep-data is 3000 KB/s; it applies to every resync."
     )
     assert mirror_ops.done_message([speed, MakeSource(H, "lab2", ((RID, "lab1"),))]) == ""
+
+
+def test_an_offline_node_generation_comes_from_the_cib_nodes() -> None:
+    """crm_mon shows no attribute of an offline node: the previous source's generation
+    (which makes the others wait for it) is read from the CIB's ``<nodes>``."""
+    from tests.core.backends.pacemaker_fixtures import crm_mon_of
+
+    crm_mon = crm_mon_of("mirror_in_sync")
+    shown = crm_mon.find("node_attributes")
+    assert shown is not None
+    for node in list(shown):
+        if node.get("name") == "lab1":
+            shown.remove(node)
+    found = status_dk.attributes(crm_mon, cib_of("mirror_in_sync"))
+    assert found["lab1"] == {f"lkdr-{RID}-gen": "2"}  # from <nodes>
+    assert found["lab2"][f"lkdr-{RID}-state"] == "TARGET"  # crm_mon's, too
+    assert "lab1" not in status_dk.node_attributes(crm_mon)
