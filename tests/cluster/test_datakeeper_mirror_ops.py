@@ -170,6 +170,17 @@ def test_the_speed_limit_bounds_a_full_resync_without_restarting_data(mirrored: 
     assert _starts_of_data(lab) == starts  # /data was never restarted
 
 
+def test_the_agent_puts_a_speed_limit_the_engine_missed_right(mirrored: Lab) -> None:
+    """The CIB's lk-speed-limit changed behind the console's back (as when the engine
+    was down when the console sent it): the source's agent applies it at its monitor."""
+    lab = mirrored
+    lab.run("lab1", "crm_resource", "--resource", RID, "--meta", "--set-parameter",
+            "lk-speed-limit", "--parameter-value", "1234")  # fmt: skip
+    wait_until(lambda: _engine(lab)["speed_limit_kbps"] == 1234, 30, "the agent's monitor")
+    _ok(lab, "mirror", "speed", RID, "0")
+    wait_until(lambda: _engine(lab)["speed_limit_kbps"] == 0, 10, "unlimited again")
+
+
 def _flip(lab: Lab, chunks: list[int]) -> None:
     """Bytes of lab2's volume changed behind the mirror's back (unused space of ext4)."""
     with _disk(lab, "lab2").open("r+b") as f:
