@@ -19,8 +19,11 @@ from typing import Any
 import pytest
 
 from core.backends.pacemaker import PacemakerBackend, connect, nslab
+from core.errors import PermissionDenied
 from core.model import Role
 from core.operations import properties
+from core.permissions import Op
+from core.plan import PauseMirror, Plan, SetSpeedLimit
 from core.rules.resource_properties import ResourcePropertiesRequest
 from core.session import Session
 from tests.cluster.labtools import Lab
@@ -165,7 +168,8 @@ def test_the_speed_limit_bounds_a_full_resync_without_restarting_data(mirrored: 
     _ok(lab, "mirror", "speed", RID, "0")  # unlimited: the rest goes fast
     _in_sync(lab)
     progress = _engine(lab)["targets"]["lab2"]["progress"]
-    assert progress["full"] is True and progress["chunks_copied"] == 1024  # every chunk
+    # every chunk (a chunk /data wrote meanwhile is copied again: counted twice)
+    assert progress["full"] is True and progress["chunks_copied"] >= 1024
     _equal_once_settled(lab)
     assert _starts_of_data(lab) == starts  # /data was never restarted
 
@@ -234,6 +238,35 @@ def test_a_target_mode_changes_on_the_running_engine(
     assert _starts_of_data(lab) == starts
 
 
+def test_an_operator_may_pause_but_not_set_the_speed_limit(
+    mirrored: Lab, backend: PacemakerBackend
+) -> None:
+    """The permission table holds for the steps too: a plan of speed limit under the
+    Operator's own op is refused (recorded), and nothing changes."""
+    lab = mirrored
+    operator = Session("oper", Role.OPERATOR)
+    before = _engine(lab)["speed_limit_kbps"]
+    sneaky = Plan(Op.PAUSE_MIRROR, "pause mirror datarep-data", "lkctl mirror pause",
+                  (SetSpeedLimit(_dk_id(backend), RID, 777),))  # fmt: skip
+    with pytest.raises(PermissionDenied):
+        backend.apply(sneaky, operator)
+    assert _engine(lab)["speed_limit_kbps"] == before
+    refused = [e for e in backend.history() if not e.ok and e.user == "oper"]
+    assert refused and refused[-1].result.startswith("refused")
+    pause = Plan(Op.PAUSE_MIRROR, "pause mirror datarep-data", "lkctl mirror pause",
+                 (PauseMirror(_dk_id(backend), RID, "lab2"),))  # fmt: skip
+    backend.apply(pause, operator)
+    wait_until(lambda: _target(lab)["reason"] == "paused by the administrator", 20, "paused")
+    _ok(lab, "mirror", "resume", RID, "--target", "lab2")
+    _in_sync(lab)
+
+
+def _dk_id(backend: PacemakerBackend) -> int:
+    found = backend.snapshot().find_tag(RID)
+    assert found is not None
+    return found.resource_id
+
+
 def test_resize_is_refused_with_the_reason(mirrored: Lab) -> None:
     rc, out, err = _lkctl(mirrored, "mirror", "resize", RID, "--size", "128M")
     assert rc == 2 and not out
@@ -273,7 +306,7 @@ def test_force_online_promotes_a_copy_that_waits_for_the_previous_source(
     wait_until(lambda: _target_of(lab, "lab1") == "Target", 180, "lab1 resynced from lab2")
     status = json.loads(lab.run("lab2", "cat", STATUS))
     progress = status["targets"]["lab1"]["progress"]
-    assert progress["chunks_copied"] == 1024, progress  # every chunk copied again
+    assert progress["chunks_copied"] >= 1024, progress  # every chunk copied again
     lab.run("lab2", "sync")
     wait_until(lambda: _same(lab), 30, "lab1's copy to equal lab2's")
     assert "only-on-lab1" not in lab.run("lab2", "ls", "/data").split()
