@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core import permissions
-from core.capabilities import COMM_PATHS, DEPENDENCIES, SERVER_POWER
+from core.capabilities import COMM_PATHS, DEPENDENCIES, MIRROR_RESIZE, SERVER_POWER
 from core.model import (
     Cluster,
     Hierarchy,
@@ -110,7 +110,7 @@ class Connection:
     role: Role = Role.ADMINISTRATOR
     cluster_name: str = "lab"  # "the {cluster_name} cluster"
     # What the backend can do beyond the common set (core.capabilities).
-    capabilities: frozenset[str] = frozenset({SERVER_POWER, DEPENDENCIES})
+    capabilities: frozenset[str] = frozenset({SERVER_POWER, DEPENDENCIES, MIRROR_RESIZE})
 
 
 @dataclass(frozen=True)
@@ -910,6 +910,12 @@ def _selected_datakeeper(
     return h, mirror
 
 
+NO_RESIZE = (
+    "Resize Mirror is not available on this cluster yet: its backend cannot grow {tag}'s "
+    "volume on every server under a running mirror (the folder lab can)."
+)
+
+
 def resize_mirror(
     cluster: Cluster | None, selection: Selection, connection: Connection
 ) -> Availability:
@@ -920,6 +926,8 @@ def resize_mirror(
     assert cluster is not None
     h, mirror = found
     tag = h.tag_of(mirror.resource_id)
+    if MIRROR_RESIZE not in connection.capabilities:
+        return _no(NO_RESIZE.format(tag=tag))
     servers = [mirror.source, *(t.server for t in mirror.targets)]
     down = [s for s in servers if not _alive(cluster, s)]
     if down:

@@ -15,12 +15,17 @@ SERVER_SETTINGS = "server_settings"
 COMM_PATHS = "comm_paths"  # comm paths can be created and deleted from the console
 COMM_PATH_FAULTS = "comm_path_faults"  # a comm path can be failed and restored (the lab)
 
+# Resize Mirror: grow a mirror's volume on every server, then its engine (the lab; a
+# Pacemaker cluster cannot yet: its volumes grow on the nodes, under a running source).
+MIRROR_RESIZE = "mirror_resize"
+
 WHAT_IF = "what_if"  # say what a plan would do to every hierarchy, changing nothing
 
 __all__ = [
     "COMM_PATHS",
     "COMM_PATH_FAULTS",
     "DEPENDENCIES",
+    "MIRROR_RESIZE",
     "MIRROR_WRITES",
     "RESET",
     "SERVER_POWER",

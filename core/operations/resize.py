@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from core import commands
-from core.backend import Backend
+from core.availability import NO_RESIZE
+from core.backend import Backend, NotAvailable
+from core.capabilities import MIRROR_RESIZE
 from core.events import EventHub
 from core.facts import Facts, gather
 from core.model import Cluster
@@ -54,7 +56,14 @@ def dry_run_text(the_plan: Plan) -> list[str]:
     ]
 
 
+def refuse_unless_available(backend: Backend, tag: str) -> None:
+    """NotAvailable, in the menu's words, where the backend cannot resize a mirror."""
+    if MIRROR_RESIZE not in backend.capabilities:
+        raise NotAvailable(NO_RESIZE.format(tag=tag))
+
+
 def plan(backend: Backend, request: ResizeRequest, cluster: Cluster | None = None) -> Plan:
+    refuse_unless_available(backend, request.tag)
     cluster = cluster or backend.snapshot()
     return plan_of(cluster, facts_for(backend, cluster, request), request)
 
@@ -64,5 +73,6 @@ def resize(
 ) -> str:
     """Grow the mirror on every server (targets first); returns the result message."""
     command = commands.resize_mirror(request.tag, request.size)
+    refuse_unless_available(backend, request.tag)
     backend.authorize(session, Op.RESIZE_MIRROR, f"resize mirror {request.tag}", command)
     return backend.apply(plan(backend, request), session, hub=hub).message

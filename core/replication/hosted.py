@@ -22,7 +22,8 @@ agent and the console see the mirror while nbdkit runs it.
 
 **Control.** With ``control_socket`` the engine listens on a private Unix socket
 (:mod:`.control`) for what nbdkit cannot carry: pause, resume, a full resync, the speed
-limit, a target joining (``add_target``, ``connect``) or leaving, chunks a returning
+limit, a target's synchronous or asynchronous mode (``mode``), a target joining
+(``add_target``, ``connect``) or leaving, chunks a returning
 former source may have written last (``mark_dirty``), a verify with repair.
 
 **Hooks.** With ``hooks`` (``"module:factory"``) the caller learns, in the engine's own
@@ -59,6 +60,7 @@ from core.replication.resync import DEFAULT_SPEED_LIMIT_KBPS, ResyncProgress
 
 __all__ = [
     "STATUS_INTERVAL",
+    "STATUS_REFRESH",
     "EngineConfig",
     "EngineConfigError",
     "EngineHooks",
@@ -71,6 +73,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 0.25  # seconds between two status files while only progress changes
+STATUS_REFRESH = 2.0  # seconds between two status files when nothing happens
 
 
 class EngineConfigError(LkError):
@@ -297,7 +300,11 @@ class HostedEngine:
         self._dirty.set()
 
     def _status_loop(self) -> None:
+        """A status at each change (at most every STATUS_INTERVAL); while a target's dirty
+        count moves with no state change (a paused or dropped target as writes come),
+        about once a second; and at least every STATUS_REFRESH."""
         dirty = self._dirty_counts()
+        last = time.monotonic()
         while not self._stop.is_set():
             self._dirty.wait(1.0)
             if self._stop.is_set():
@@ -305,9 +312,10 @@ class HostedEngine:
             # writes to a target that does not replicate change no state, only its
             # dirty count: a status once a second while it moves
             moved = self._dirty_counts()
-            if self._dirty.is_set() or moved != dirty:
+            stale = time.monotonic() - last >= STATUS_REFRESH
+            if self._dirty.is_set() or moved != dirty or stale:
                 self._dirty.clear()
-                dirty = moved
+                dirty, last = moved, time.monotonic()
                 self._write_status()
                 self._stop.wait(STATUS_INTERVAL)
 
@@ -337,6 +345,7 @@ class HostedEngine:
                 "paused": st.paused,
                 "replicating": st.replicating,
                 "dirty_chunks": st.dirty_chunks,
+                "asynchronous": self.mirror.target_mode(st.name),
                 "resyncing": st.resyncing,
                 "progress": None if p is None else asdict(p),
                 "verify": verify,
@@ -347,6 +356,7 @@ class HostedEngine:
             "size": self.size,
             "chunk_size": self.config.chunk_size,
             "online": self.mirror.online,
+            "speed_limit_kbps": self.mirror.speed_limit_kbps,
             "time": time.time(),
             "targets": targets,
         }
@@ -382,6 +392,9 @@ class HostedEngine:
         elif op == "speed":
             floor = req.get("min_kbps")  # while writes compete (None: unchanged)
             self.mirror.set_speed_limit(int(req["kbps"]), None if floor is None else int(floor))
+        elif op == "mode":
+            mode = req.get("asynchronous")
+            self.mirror.set_target_mode(target, None if mode is None else bool(mode))
         elif op == "add_target":
             spec = EngineTarget(**req["spec"])
             self.mirror.add_target(
@@ -416,7 +429,7 @@ class HostedEngine:
         v = verify_mirror_target(
             self.mirror,
             target,
-            speed_limit_kbps=self.config.speed_limit_kbps,
+            speed_limit_kbps=self.mirror.speed_limit_kbps,
             on_progress=progress,
             method="bytes" if method == "bytes" else "blake2b",
         )

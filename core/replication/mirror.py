@@ -136,6 +136,9 @@ StateCallback = Callable[[str, MirrorState, str], None]
 ProgressCallback = Callable[[ResyncProgress], None]
 
 
+MODE_DRAIN_TIMEOUT = 60.0  # seconds for a target's queued writes before its mode changes
+
+
 class MirrorError(OperationError):
     """A mirror action cannot be done (unknown target, closed mirror, bad arguments)."""
 
@@ -1375,6 +1378,15 @@ class Mirror:
                     self._start_resync(t, full=self._needs_full(t))
         return sum(b - a for a, b in clipped)
 
+    @property
+    def speed_limit_kbps(self) -> int:
+        """The resync speed limit now, in KB/s (0: unlimited)."""
+        return self._speed_kbps
+
+    def target_mode(self, target: str) -> bool | None:
+        """``target``'s own mode: True asynchronous, False synchronous, None the mirror's."""
+        return self._target(target).asynchronous
+
     def set_speed_limit(self, kbps: int, min_kbps: int | None = None) -> None:
         """Resync speed limit in KB/s (1 KB = 1000 bytes), 0 = unlimited; applies at once."""
         with self._lock:
@@ -1384,6 +1396,25 @@ class Mirror:
             for t in self._targets.values():
                 if t.resync is not None:
                     t.resync.set_speed_limit(self._speed_kbps, self._speed_min_kbps)
+
+    def set_target_mode(self, target: str, asynchronous: bool | None) -> None:
+        """``target`` replicates asynchronously (True), synchronously (False) or in the
+        mirror's mode (None) from the next write on; what is queued for it is sent first."""
+        t = self._target(target)
+        with self._locks.everything(exclusive=True):  # no write starts meanwhile
+            ch = t.channel
+            if ch is not None and not ch.drain(timeout=MODE_DRAIN_TIMEOUT):
+                raise MirrorError(
+                    f"the writes queued for {target} were not sent within "
+                    f"{MODE_DRAIN_TIMEOUT:g} s: its mode is unchanged"
+                )
+            with self._lock:
+                t.asynchronous = asynchronous
+                if self._is_async(t) and t.replicating and t.channel is None:
+                    t.channel = _Channel(self, t, self.async_max_writes, self.async_max_bytes)
+                elif not self._is_async(t) and t.channel is not None:
+                    t.channel.stop()
+                    t.channel = None
 
     # -- actions ---------------------------------------------------------------------------------
     def pause(self, target: str) -> None:

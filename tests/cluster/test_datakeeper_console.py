@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QWizard
 
-from core.backends.pacemaker.dk_names import AGENT_IN_NODE
 from gui.actions import find_menu_action
 from gui.extend_wizard import ExtendWizard, Page
 from gui.main_window import MainWindow
 from tests.cluster.labtools import Lab
 from tests.cluster.test_datakeeper_extend import DISKS, _same
+from tests.helpers import run_lkctl
 
 pytestmark = pytest.mark.cluster
 
@@ -31,8 +31,11 @@ def test_extend_from_the_console_shows_resyncing_then_target(
 ) -> None:
     lab = seeded
     # a resync slow enough to be seen: 64 MiB at 8 MB/s
-    lab.run("lab1", AGENT_IN_NODE, "admin", "mirror", "datarep-data", "speed", "",
-            '{"kbps": 8000}')  # fmt: skip  # the running engine's limit: nothing restarts
+    done = run_lkctl(  # the mirror's speed limit (a meta attribute: nothing restarts)
+        ["--cluster", "pacemaker-lab", "mirror", "speed", "datarep-data", "8000"],
+        env={"LKCONSOLE_HOME": str(lab.home), "LKCONSOLE_CLUSTER": ""},
+    )
+    assert done.returncode == 0, done.stderr
     monkeypatch.setenv("LKCONSOLE_HOME", str(lab.home))
     monkeypatch.setenv("LKCONSOLE_CLUSTER", "pacemaker-lab")
     window = MainWindow()

@@ -27,6 +27,7 @@ from core.capabilities import (
     COMM_PATH_FAULTS,
     COMM_PATHS,
     DEPENDENCIES,
+    MIRROR_RESIZE,
     MIRROR_WRITES,
     RESET,
     SERVER_POWER,
@@ -72,7 +73,7 @@ class LabBackend:
     kind = "lab"
     capabilities = frozenset(
         {SERVER_POWER, MIRROR_WRITES, RESET, USERS, DEPENDENCIES, SERVER_SETTINGS, COMM_PATHS,
-         COMM_PATH_FAULTS, WHAT_IF}
+         COMM_PATH_FAULTS, WHAT_IF, MIRROR_RESIZE}
     )  # fmt: skip
 
     def __init__(self, home: Path | None = None, *, name: str = "lab") -> None:

@@ -26,6 +26,7 @@ output lines) in its own data directory (``records``). Commands run through a
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import grp
 import json
@@ -46,7 +47,15 @@ from core.capabilities import DEPENDENCIES, WHAT_IF
 if TYPE_CHECKING:
     from core.backend import Backend, ServerPower, WhatIf
 from core.backends.pacemaker import cib as cibxml
-from core.backends.pacemaker import dk_lifecycle, dk_nodes, nslab, operations, status
+from core.backends.pacemaker import (
+    dk_lifecycle,
+    dk_nodes,
+    mirror_node,
+    mirror_ops,
+    nslab,
+    operations,
+    status,
+)
 from core.backends.pacemaker.cib import HierarchyConfig
 from core.backends.pacemaker.dk_names import AGENT_IN_NODE
 from core.backends.pacemaker.operations import Change, FollowUp, Intent
@@ -342,19 +351,35 @@ class PacemakerBackend:
         report("running")
         try:
             operations.check_supported(plan.steps)
+            plan = self._force_online(plan, out)
             change = self._commit(plan, out, cancel)
             hierarchy = self._after_push(change, out, cancel)
             dk_nodes.do_after(self._run, change.after_work, out)
+            mirror_node.send(self._run, change.node_requests, out)  # to the engines
         except LkError as exc:
             report("failed")
             out.say("ERROR", str(exc))
             out.finish(ok=False, message=str(exc))
             raise
         report("done")
-        message = plan.done or f"{plan.name}: done."
+        message = plan.done or mirror_ops.done_message(plan.steps) or f"{plan.name}: done."
         out.say("INFO", message)
         out.finish(ok=True, message=message)
         return ApplyResult(message, tuple(out.said), hierarchy)
+
+    def _force_online(self, plan: Plan, out: OperationLog) -> Plan:
+        """Force Online first: the waiting copy is made promotable and Pacemaker promotes
+        it (the plan's version is checked before; where things run then changes)."""
+        current = self._cib()
+        try:
+            forcings = mirror_ops.forcings(current, plan.steps)
+        except cibxml.Refused as exc:
+            raise OperationError(str(exc)) from exc
+        if not forcings:
+            return plan
+        self._check_version(plan, current, self._simulate(current).now)
+        mirror_node.force(self._run, forcings, out)
+        return dataclasses.replace(plan, version=None)
 
     def _commit(self, plan: Plan, out: OperationLog, cancel: threading.Event | None) -> Change:
         """Build, check and push the plan's change (again while the CIB changes under it);
@@ -392,7 +417,8 @@ class PacemakerBackend:
                 for line in change.lines:
                     out.say("INFO", line)
             if not (change.created or change.touched or change.intents):
-                out.say("INFO", "Nothing to change in the cluster's configuration")
+                if not change.node_requests:  # else the requests are the whole operation
+                    out.say("INFO", "Nothing to change in the cluster's configuration")
                 return change
             self._verify(change.cib)
             after = self._simulate(change.cib)

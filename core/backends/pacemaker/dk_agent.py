@@ -547,6 +547,7 @@ class Agent:
         """The engine of this source: every target not connected until it serves."""
         in_sync = {t for t in self.p.targets if gens.get(t, 0) == mine and mine and not forced}
         self._prepare_bitmap(in_sync, mine, forced)
+        speed, modes = self.settings()
         targets = tuple(
             EngineTarget(
                 name=t,
@@ -558,6 +559,7 @@ class Agent:
                 connected=False,
                 paused=permanent.get(t, {}).get("paused") == "1",
                 full=forced,
+                asynchronous=modes.get(t),
             )
             for t in self.p.targets
         )
@@ -568,7 +570,7 @@ class Agent:
             status_file=str(self.p.run_dir / "status.json"),
             chunk_size=self.p.chunk_size,
             asynchronous=self.p.asynchronous,
-            speed_limit_kbps=self.p.speed_limit_kbps,
+            speed_limit_kbps=speed,
             control_socket=str(self.p.control_socket),
             hooks=HOOKS,
             extra={"rid": self.p.rid, "gen": new, "node": self.p.me},
@@ -613,6 +615,31 @@ class Agent:
         except localdev.LocalDeviceError as exc:
             return [str(exc)]
 
+    def settings(self) -> tuple[int, dict[str, bool]]:
+        """The speed limit and each target's mode (True: asynchronous) the console keeps
+        as meta attributes (``lk-speed-limit``, ``lk-modes``); else the parameters'."""
+        try:
+            speed_text = live_meta(self.p.rid, names.SPEED_META)
+            pairs = names.parse_pairs(live_meta(self.p.rid, names.MODES_META))
+        except (ClusterError, ValueError) as exc:
+            raise AgentError(
+                f"cannot read the speed limit or modes of {self.p.rid}: {exc}"
+            ) from exc
+        speed = int(speed_text) if speed_text.isdigit() else self.p.speed_limit_kbps
+        return speed, {n: m == "async" for n, m in pairs.items() if m in names.MODES}
+
+    def _apply_settings(self, status: dict[str, Any]) -> None:
+        """The running engine gets the console's speed limit and modes when it differs
+        (they were sent at once; this is for an engine that missed it)."""
+        speed, modes = self.settings()
+        if status.get("speed_limit_kbps", speed) != speed:
+            self.ask("speed", kbps=speed)
+            say(f"speed limit of {self.p.rid}: {speed} KB/s")
+        for t, st in (status.get("targets") or {}).items():
+            if t in modes and st.get("asynchronous") != modes[t]:
+                self.ask("mode", target=t, asynchronous=modes[t])
+                say(f"{t}: {'asynchronous' if modes[t] else 'synchronous'} replication")
+
     def ask(self, op: str, timeout: float = CONTROL_TIMEOUT, **fields: Any) -> dict[str, Any]:
         return control.request(self.p.control_socket, op, timeout=timeout, **fields)
 
@@ -642,6 +669,7 @@ class Agent:
             say(f"{t} left the mirror {self.p.rid}")
         if reload:
             self.ask("speed", kbps=self.p.speed_limit_kbps)
+        self._apply_settings(self.ask("status") if reload else status)
         serving = self.attrs.transient("serving")
         stale = self.attrs.transient("stale")
         applied_file = self.applied_file

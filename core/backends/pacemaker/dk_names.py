@@ -51,6 +51,13 @@ NO_BITMAP = "none"
 # agent reads them live; the parameters ``servers``/``bitmaps`` are the fallback.
 SERVERS_META = "lk-servers"
 BITMAPS_META = "lk-bitmaps"
+# The resync speed limit (KB/s, 0: unlimited) and each target's replication mode
+# (``lab2=async lab3=sync``), meta attributes too for the same reason: the console sends
+# a change to the running engine at once, the agent gives them to every new engine and
+# puts them right on a running one (monitor).
+SPEED_META = "lk-speed-limit"
+MODES_META = "lk-modes"
+MODES = ("sync", "async")
 
 PERMANENT = ("gen", "forced", "paused")
 TRANSIENT_SOURCE = ("state", "percent", "rate", "eta", "reason", "dirty", "verify")
@@ -146,12 +153,15 @@ __all__ = [
     "AGENT_IN_NODE",
     "AGENT_TYPE",
     "CLONE_SUFFIX",
+    "MODES",
+    "MODES_META",
     "NO_BITMAP",
     "PERMANENT",
     "PORT_BASE",
     "PROMOTION_SCORE",
     "PSK_USER",
     "RUN_DIR",
+    "SPEED_META",
     "STATE_DIR",
     "TRANSIENT_SOURCE",
     "TRANSIENT_TARGET",

@@ -23,7 +23,9 @@ Steps and their CIB change:
 - ``CreateDependency``/``DeleteDependency``: the child's group joins the parent's, or a
   child and what it depends on leave for a group of their own (:mod:`cib_tree`).
 - DataKeeper's extend (``operations_dk``), create, unextend and delete
-  (``dk_lifecycle``); its other steps (MakeSource, …) are :class:`Unsupported`.
+  (``dk_lifecycle``); the mirror operations (pause, resume, full resync, verify,
+  speed limit, mode, Force Online): :mod:`mirror_ops`; the rest (resize, a plain
+  MakeSource): :class:`Unsupported` or refused with the reason.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.backends.pacemaker import cib as cibxml
-from core.backends.pacemaker import dependency_steps, dk_lifecycle, operations_dk
+from core.backends.pacemaker import dependency_steps, dk_lifecycle, mirror_ops, operations_dk
 from core.backends.pacemaker.cib import HierarchyConfig, Refused
+from core.backends.pacemaker.mirror_ops import NodeRequest
 from core.backends.pacemaker.operations_dk import NodeWork
 from core.errors import OperationError
 from core.model import ResourceKind
@@ -89,6 +92,7 @@ STEP_OPS: Mapping[type[Step], Op] = {
     StopMirrors: Op.UNEXTEND_HIERARCHY,
     RemoveMirrorTarget: Op.UNEXTEND_HIERARCHY,
     RemoveBitmapFile: Op.UNEXTEND_HIERARCHY,
+    **mirror_ops.STEP_OPS,  # pause, resume, full resync, verify, speed, mode, force online
 }
 
 
@@ -137,6 +141,7 @@ class Change:
     touched: list[str] = field(default_factory=list)  # top ids changed
     cleanups: list[tuple[str, str]] = field(default_factory=list)  # (top id, node)
     node_work: list[NodeWork] = field(default_factory=list)  # before the push (DataKeeper)
+    node_requests: list[NodeRequest] = field(default_factory=list)  # after it (mirror_ops)
     grows: dict[str, str] = field(default_factory=dict)  # primitive id → a node it joins
     addresses: Mapping[str, str] = field(default_factory=dict)  # node → Corosync address
     promoted: Mapping[str, Sequence[str]] = field(default_factory=dict)  # clone → its source
@@ -498,6 +503,7 @@ _HANDLERS: Mapping[type[Step], Callable[..., None]] = {
     StopMirrors: dk_lifecycle.stop_mirrors,
     RemoveMirrorTarget: dk_lifecycle.remove_mirror_target,
     RemoveBitmapFile: dk_lifecycle.remove_bitmap_file,
+    **mirror_ops.HANDLERS,
 }
 
 

@@ -430,7 +430,14 @@ def hierarchy(h: HierarchyConfig, context: _Context) -> Hierarchy:
         for m in h.members
         if m.kind is ResourceKind.DATAKEEPER
         for view in (context.resources.get(m.xml_id),)
-        for found in (status_dk.mirror(m, view.promoted_on if view else (), context.attributes),)
+        for found in (
+            status_dk.mirror(
+                m,
+                view.promoted_on if view else (),
+                context.attributes,
+                view.running_on if view else (),
+            ),
+        )
         if found is not None
     )
     rid = {m.xml_id: m.resource_id for m in h.members}

@@ -18,6 +18,7 @@ and there is no mirror to show until it does.
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 
@@ -100,38 +101,62 @@ def target(rid: str, server: str, attrs: Mapping[str, str], size: int) -> Mirror
     )
 
 
+def _modes(m: Member) -> dict[str, bool]:
+    """target → asynchronous, from the primitive's ``lk-modes`` (none: the mirror's)."""
+    try:
+        pairs = names.parse_pairs(dict(m.meta).get(names.MODES_META, ""))
+    except ValueError:
+        return {}
+    return {n: mode == "async" for n, mode in pairs.items() if mode in names.MODES}
+
+
 def mirror(
-    m: Member, promoted_on: tuple[str, ...], attributes: Mapping[str, Mapping[str, str]]
+    m: Member,
+    promoted_on: tuple[str, ...],
+    attributes: Mapping[str, Mapping[str, str]],
+    running_on: tuple[str, ...] = (),
 ) -> Mirror | None:
-    """The mirror of DataKeeper member ``m`` (with no source: see :func:`_waiting`)."""
+    """The mirror of DataKeeper member ``m`` (with no source: see :func:`_waiting`;
+    ``running_on``: where its copies run, to tell a previous source that is back)."""
     servers = servers_of(m)
     size = _int(m.param("size"))
     source = promoted_on[0] if promoted_on else None
     if source is None:
-        return _waiting(m, servers, size, attributes)
+        return _waiting(m, servers, size, attributes, running_on)
+    modes = _modes(m)
     targets = tuple(
-        target(m.xml_id, n, attributes.get(n, {}), size) for n in servers if n != source
+        dataclasses.replace(
+            target(m.xml_id, n, attributes.get(n, {}), size), asynchronous=modes.get(n)
+        )
+        for n in servers_of(m)
+        if n != source
     )
     return _mirror(m, source, size, targets)
 
 
 def _mirror(m: Member, source: str, size: int, targets: tuple[MirrorTarget, ...]) -> Mirror:
+    speed = dict(m.meta).get(names.SPEED_META) or m.param("speed_limit_kbps")
     return Mirror(
         resource_id=m.resource_id,
         source=source,
         volume_size=size,
         chunk_size=_int(m.param("chunk_size"), DEFAULT_CHUNK_SIZE),
-        speed_limit_kbps=_int(m.param("speed_limit_kbps"), DEFAULT_SPEED_LIMIT_KBPS),
+        speed_limit_kbps=_int(speed, DEFAULT_SPEED_LIMIT_KBPS),
         asynchronous=m.param("asynchronous").lower() in ("true", "1"),
         targets=targets,
     )
 
 
 def _waiting(
-    m: Member, servers: Mapping[str, str], size: int, attributes: Mapping[str, Mapping[str, str]]
+    m: Member,
+    servers: Mapping[str, str],
+    size: int,
+    attributes: Mapping[str, Mapping[str, str]],
+    running_on: tuple[str, ...] = (),
 ) -> Mirror | None:
     """The mirror with no source: the previous source and the copies waiting for it (see
-    the module docstring); None while no single node holds the newest copy."""
+    the module docstring); None while no single node holds the newest copy, or when the
+    previous source runs again (Pacemaker promotes it)."""
 
     def get(node: str, short: str) -> str:
         return attributes.get(node, {}).get(names.attribute(m.xml_id, short), "")
@@ -139,7 +164,7 @@ def _waiting(
     gens = {n: _int(get(n, "gen")) for n in servers}
     top = max(gens.values(), default=0)
     newest = [n for n, g in gens.items() if g == top]
-    if top <= 0 or len(newest) != 1:
+    if top <= 0 or len(newest) != 1 or newest[0] in running_on:
         return None
     previous = newest[0]
     targets = tuple(

@@ -16,6 +16,7 @@ from core.plan import (
     CreateResource,
     DeleteDependency,
     DeleteHierarchy,
+    GrowVolume,
     MakeSource,
     RemovePriority,
     RemoveResources,
@@ -45,7 +46,7 @@ def test_create_makes_a_group_and_wants_it_in_service_on_its_server() -> None:
 
 
 def test_datakeeper_steps_are_not_available_yet() -> None:
-    step = MakeSource(WEB, "lab2", (("datarep", "lab1"),))
+    step = GrowVolume(1, "datarep", "lab2", "/disks/d.img", 1 << 20, 2 << 20, "target")
     with pytest.raises(operations.Unsupported, match="DataKeeper mirrors") as caught:
         operations.build(cib_of("steady"), [step], RUNNING)
     assert caught.value.step == step.title
@@ -164,7 +165,8 @@ def test_every_step_needs_its_own_operations_role() -> None:
 
     assert operations.STEP_OPS[DeleteHierarchy] is Op.DELETE_HIERARCHY
     assert operations.STEP_OPS[BringInService] is Op.IN_SERVICE
-    assert MakeSource not in operations.STEP_OPS
+    assert operations.STEP_OPS[MakeSource] is Op.IN_SERVICE  # Force Online's plan: its own op
+    assert GrowVolume not in operations.STEP_OPS
 
 
 def _depend(version: int = 0) -> CreateDependency:

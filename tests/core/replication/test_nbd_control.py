@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from core.replication import control
-from core.replication.hosted import EngineConfig, EngineTarget
+from core.replication.hosted import STATUS_REFRESH, EngineConfig, EngineTarget, read_status
 from tests.core.replication.engine_hooks import recorded
 from tests.core.replication.nbdlab import NbdLab, leftovers, sha256, skip_reason, wait_until
 from tests.helpers import holds_for
@@ -134,6 +134,13 @@ def test_control_pause_resume_speed_and_chunks_of_a_returning_source(
     assert up.hooks("outdated")[-1]["target"] == "t1"  # no longer confirmed in sync
     up.write(5 * CHUNK, _block(5))  # only the bitmap learns of it
     assert up.target_status()["dirty_chunks"] >= 1
+    # the status file (what the node's agent and console see) says so too, soon, though
+    # no state changed: it is refreshed every STATUS_REFRESH
+    wait_until(
+        lambda: read_status(up.work / "status.json")["targets"]["t1"]["dirty_chunks"] >= 1,
+        3 * STATUS_REFRESH,
+        "the status file to show the dirty chunk",
+    )
     with open(up.tgt, "rb") as f:
         f.seek(5 * CHUNK)
         assert f.read(CHUNK) != _block(5)
@@ -159,6 +166,27 @@ def test_control_pause_resume_speed_and_chunks_of_a_returning_source(
         up.ask("pause", target="nope")
     with pytest.raises(control.ControlError, match="unknown control request"):
         up.ask("explode")
+
+
+def test_control_mode_switches_a_target_and_status_says_the_speed_limit(
+    lab: NbdLab, tmp_path: Path
+) -> None:
+    up = Up(lab, tmp_path)
+    wait_until(lambda: up.state() == "TARGET", 60, "the first resync")
+    assert up.target_status()["asynchronous"] is None
+    up.ask("mode", target="t1", asynchronous=True)
+    assert up.target_status()["asynchronous"] is True
+    up.write(7 * CHUNK, _block(7))  # queued for t1, then sent
+    up.ask("mode", target="t1", asynchronous=False)  # what was queued is sent first
+    assert up.target_status()["asynchronous"] is False
+    up.write(9 * CHUNK, _block(9))
+    assert up.state() == "TARGET"
+    assert sha256(up.src) == sha256(up.tgt)
+    assert control.request(up.socket, "status")["speed_limit_kbps"] == 0
+    up.ask("speed", kbps=2500)
+    assert control.request(up.socket, "status")["speed_limit_kbps"] == 2500
+    with pytest.raises(control.ControlError, match="no target named 'nope'"):
+        up.ask("mode", target="nope", asynchronous=True)
 
 
 def test_a_target_that_is_not_ready_is_connected_only_when_told(
