@@ -232,6 +232,17 @@ def loop_devices_on(devices: set[str]) -> list[str]:
     ]
 
 
+def same_bytes(a: Path, b: Path) -> bool:
+    """Two volumes (or any files) hold the same bytes, read 1 MiB at a time."""
+    with a.open("rb") as fa, b.open("rb") as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
 def lab_key(lab: Lab) -> Path:
     """The key the lab's nodes let root in with."""
     return lab.home / "pacemaker-lab" / "ssh" / "id_ed25519"

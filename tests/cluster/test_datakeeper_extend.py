@@ -8,11 +8,10 @@ A lab of its own (two nodes, seeded): the session lab is not seeded."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from tests.cluster.labtools import Lab, fuse_devices, loop_devices_on
+from tests.cluster.labtools import Lab, fuse_devices, loop_devices_on, same_bytes
 from tests.helpers import run_lkctl, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -55,20 +54,10 @@ def test_extend_accept_defaults_makes_lab2_a_target_equal_to_lab1(seeded: Lab) -
     assert _row(lab, "/data") == "/data | filesystem | ISP Active | OSU Standby"
     one, two = (lab.home / DISKS.format(node=n) for n in ("lab1", "lab2"))
     lab.run("lab1", "sync")
-    assert _same(one, two)
+    assert same_bytes(one, two)
     assert _starts_of_data(lab) == starts  # /data was never restarted
     key = lab.run("lab2", "stat", "-c", "%a", "/opt/LifeKeeper/dk/datarep-data/psk").strip()
     assert key == "600"
-
-
-def _same(a: Path, b: Path) -> bool:
-    with a.open("rb") as fa, b.open("rb") as fb:
-        while True:
-            x, y = fa.read(1 << 20), fb.read(1 << 20)
-            if x != y:
-                return False
-            if not x:
-                return True
 
 
 def test_killing_the_source_node_leaves_no_loop_device_behind(seeded: Lab) -> None:

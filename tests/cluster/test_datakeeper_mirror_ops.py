@@ -26,7 +26,7 @@ from core.permissions import Op
 from core.plan import PauseMirror, Plan, SetSpeedLimit
 from core.rules.resource_properties import ResourcePropertiesRequest
 from core.session import Session
-from tests.cluster.labtools import Lab
+from tests.cluster.labtools import Lab, same_bytes
 from tests.helpers import run_lkctl, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -73,13 +73,7 @@ def _disk(lab: Lab, node: str) -> Path:
 
 
 def _same(lab: Lab) -> bool:
-    with _disk(lab, "lab1").open("rb") as fa, _disk(lab, "lab2").open("rb") as fb:
-        while True:
-            x, y = fa.read(1 << 20), fb.read(1 << 20)
-            if x != y:
-                return False
-            if not x:
-                return True
+    return same_bytes(_disk(lab, "lab1"), _disk(lab, "lab2"))
 
 
 def _equal_once_settled(lab: Lab) -> None:
