@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QWizard
 from gui.actions import find_menu_action
 from gui.extend_wizard import ExtendWizard, Page
 from gui.main_window import MainWindow
-from tests.cluster.labtools import Lab
-from tests.cluster.test_datakeeper_extend import DISKS, _same
+from tests.cluster.labtools import Lab, same_bytes
+from tests.cluster.test_datakeeper_extend import DISKS
 from tests.helpers import run_lkctl
 
 pytestmark = pytest.mark.cluster
@@ -69,5 +69,5 @@ def test_extend_from_the_console_shows_resyncing_then_target(
     assert _cell(window, "datarep-data", "lab1") == "Source"
     lab.run("lab1", "sync")
     one, two = (lab.home / DISKS.format(node=n) for n in ("lab1", "lab2"))
-    assert _same(one, two)
+    assert same_bytes(one, two)
     window.close()

@@ -27,8 +27,8 @@ import pytest
 from core.backends.pacemaker import connect, nslab
 from core.backends.pacemaker import dk_names as names
 from core.model import Cluster, Hierarchy, MirrorState, MirrorTarget, ResourceState
-from tests.cluster.labtools import Lab, fuse_devices, loop_devices_on
-from tests.cluster.test_datakeeper_extend import DISKS, _lkctl, _same
+from tests.cluster.labtools import Lab, fuse_devices, loop_devices_on, same_bytes
+from tests.cluster.test_datakeeper_extend import DISKS, _lkctl
 from tests.helpers import holds_for, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -197,7 +197,7 @@ def _kill_node(lab: Lab, source: str) -> None:
 def _volumes_equal(lab: Lab, source: str) -> bool:
     lab.run(source, "sync")
     one, two = (lab.home / DISKS.format(node=n) for n in PAIR)
-    return _same(one, two)
+    return same_bytes(one, two)
 
 
 def _in_service_on(lab: Lab, node: str) -> bool:
