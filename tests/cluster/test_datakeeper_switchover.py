@@ -1,0 +1,95 @@
+"""The switchover of a DataKeeper hierarchy on the Pacemaker lab, from lkctl as a user
+types it: the seed's /data (on the mirror datarep-data, in service on lab1) extended to
+lab2; once lab2 is a Target, ``lkctl switchover /data --to lab2`` makes lab2 the source
+with /data in service there and the files written on lab1 intact; lab1 becomes a Target
+in sync again (the volumes equal byte for byte); then the same back to lab1.
+
+A lab of its own (two nodes, seeded): the session lab is not seeded."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.labtools import Lab
+from tests.helpers import run_lkctl, wait_until
+
+pytestmark = pytest.mark.cluster
+
+DISKS = "servers/{node}/disks/datarep-data.img"
+FILES = ("/data/one", "/data/two", "/data/three")
+
+
+def _lkctl(lab: Lab, *args: str) -> tuple[int, str, str]:
+    done = run_lkctl(
+        ["--cluster", "pacemaker-lab", *args],
+        env={"LKCONSOLE_HOME": str(lab.home), "LKCONSOLE_CLUSTER": ""},
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def _row(lab: Lab, tag: str) -> str:
+    rc, out, err = _lkctl(lab, "status")
+    assert rc == 0, err
+    line = next((x for x in out.splitlines() if x.strip().startswith(f"{tag} ")), "")
+    return re.sub(r"\s{2,}", " | ", line.strip())
+
+
+def _hashes(lab: Lab, node: str) -> dict[str, str]:
+    out = lab.run(node, "sha256sum", *FILES, timeout=60)
+    return {path: digest for digest, path in (line.split() for line in out.splitlines())}
+
+
+def _same(a: Path, b: Path) -> bool:
+    with a.open("rb") as fa, b.open("rb") as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+def _volumes_equal(lab: Lab, source: str) -> bool:
+    lab.run(source, "sync", timeout=60)
+    one, two = (lab.home / DISKS.format(node=n) for n in ("lab1", "lab2"))
+    return _same(one, two)
+
+
+def _switch(lab: Lab, to: str, other: str, written: dict[str, str]) -> None:
+    """``lkctl switchover /data --to TO``: /data in service on ``to`` with the files
+    intact, ``other`` a Target in sync again and the volumes equal."""
+    rc, out, err = _lkctl(lab, "switchover", "/data", "--to", to)
+    assert rc == 0, f"{out}\n{err}"
+    snapshot = {"lab1": "ISP Active", "lab2": "ISP Active"}
+    snapshot[other] = "OSU Standby"
+    assert _row(lab, "/data") == f"/data | filesystem | {snapshot['lab1']} | {snapshot['lab2']}"
+    assert _hashes(lab, to) == written
+    roles = {to: "ISP Source", other: "OSU Target"}
+    wanted = f"datarep-data | datakeeper | {roles['lab1']} | {roles['lab2']}"
+    wait_until(lambda: _row(lab, "datarep-data") == wanted, 180, f"{other} Target again")
+    wait_until(lambda: _volumes_equal(lab, to), 120, "the volumes equal byte for byte")
+
+
+def test_switchover_of_datakeeper_to_the_target_and_back(seeded: Lab) -> None:
+    lab = seeded
+    rc, out, err = _lkctl(lab, "extend", "/data", "--target", "lab2", "--accept-defaults")
+    assert rc == 0, f"{out}\n{err}"
+    wait_until(
+        lambda: _row(lab, "datarep-data").endswith("ISP Source | OSU Target"), 180, "lab2 Target"
+    )
+    for path in FILES:
+        lab.run("lab1", "dd", "if=/dev/urandom", f"of={path}", "bs=256k", "count=8",
+                "conv=fsync", "status=none", timeout=60)  # fmt: skip
+    written = _hashes(lab, "lab1")
+
+    _switch(lab, "lab2", "lab1", written)
+    assert "/data" not in lab.run("lab1", "cat", "/proc/mounts")
+
+    lab.run("lab2", "dd", "if=/dev/urandom", "of=/data/two", "bs=256k", "count=4",
+            "conv=fsync", "status=none", timeout=60)  # fmt: skip
+    written = _hashes(lab, "lab2")
+    _switch(lab, "lab1", "lab2", written)
+    assert "/data" not in lab.run("lab2", "cat", "/proc/mounts")
