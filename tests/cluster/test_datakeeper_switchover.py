@@ -63,10 +63,14 @@ def _switch(lab: Lab, to: str, other: str, written: dict[str, str]) -> None:
     intact, ``other`` a Target in sync again and the volumes equal."""
     rc, out, err = _lkctl(lab, "switchover", "/data", "--to", to)
     assert rc == 0, f"{out}\n{err}"
+    assert f"/data: out of service on {other}\n" in out
+    assert f"datarep-data target on {other}, datarep-data source on {to}" in out
     snapshot = {"lab1": "ISP Active", "lab2": "ISP Active"}
     snapshot[other] = "OSU Standby"
     assert _row(lab, "/data") == f"/data | filesystem | {snapshot['lab1']} | {snapshot['lab2']}"
     assert _hashes(lab, to) == written
+    constraints = lab.run(to, "cibadmin", "--query", "--scope", "constraints")
+    assert "-in-service" not in constraints  # the follow-up cleared both preferences
     roles = {to: "ISP Source", other: "OSU Target"}
     wanted = f"datarep-data | datakeeper | {roles['lab1']} | {roles['lab2']}"
     wait_until(lambda: _row(lab, "datarep-data") == wanted, 180, f"{other} Target again")

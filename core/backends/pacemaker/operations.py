@@ -386,7 +386,7 @@ def _take_out_of_service(
     cibxml.set_stopped(work, h.top_id, True)
     cibxml.set_preference(work, h.top_id, None)
     change.set_intent(Intent(h.top_id, h.root.tag, None, step=title))
-    where = running_nodes(h, running)
+    where = operations_dk.in_service_nodes(h, running, change.promoted)
     change.lines.append(
         f"{h.root.tag}: out of service" + (f" on {', '.join(where)}" if where else "")
     )

@@ -34,7 +34,7 @@ def _switchover(cluster: Cluster, to: str) -> tuple[Step, ...]:
 def _change() -> operations.Change:
     steps = _switchover(cluster_of("mirror_in_sync"), "lab2")
     assert [type(s) for s in steps][1] is MakeSource
-    return operations.build(cib_of("mirror_in_sync"), steps, RUNNING)
+    return operations.build(cib_of("mirror_in_sync"), steps, RUNNING, promoted={RID: ("lab1",)})
 
 
 def test_a_switchover_prefers_the_clone_promoted_role_and_the_group_on_the_new_server() -> None:
@@ -53,8 +53,11 @@ def test_a_switchover_prefers_the_clone_promoted_role_and_the_group_on_the_new_s
     assert [(f.kind, f.top_id, f.node) for f in change.follow_ups] == [
         ("clear-preference", GROUP, "lab2")
     ]
-    assert any("lab2 is the source now" in line and "lab1 a target" in line
-               for line in change.lines)  # fmt: skip
+    assert change.lines[:2] == [
+        "/data: out of service on lab1",  # a mirror is in service where it is Promoted
+        "datarep-data: lab2 is the source now (its Promoted role preferred there until "
+        "/data is in service on it), lab1 a target",
+    ]
     assert cib_of("mirror_in_sync").find(SOURCE_PREFERENCE) is None  # the CIB read: unchanged
 
 
