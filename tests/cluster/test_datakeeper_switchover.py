@@ -97,3 +97,38 @@ def test_switchover_of_datakeeper_to_the_target_and_back(seeded: Lab) -> None:
     written = _hashes(lab, "lab2")
     _switch(lab, "lab1", "lab2", written)
     assert "/data" not in lab.run("lab2", "cat", "/proc/mounts")
+
+
+def _refused(lab: Lab, said: str) -> None:
+    """``lkctl switchover /data --to lab2`` is refused naming lab2's copy; nothing changes."""
+    before = _row(lab, "/data")
+    constraints = lab.run("lab1", "cibadmin", "--query", "--scope", "constraints")
+    rc, out, err = _lkctl(lab, "switchover", "/data", "--to", "lab2")
+    assert rc != 0 and f"datarep-data on lab2 is {said}" in err, f"{out}\n{err}"
+    assert "until the mirror is Target" in err
+    assert _row(lab, "/data") == before == "/data | filesystem | ISP Active | OSU Standby"
+    assert lab.run("lab1", "cibadmin", "--query", "--scope", "constraints") == constraints
+
+
+def test_a_switchover_to_a_paused_or_resyncing_copy_is_refused(seeded: Lab) -> None:
+    """After the switchover and back: /data on lab1, lab2 a Target."""
+    lab = seeded
+    in_sync = "datarep-data | datakeeper | ISP Source | OSU Target"
+    assert _row(lab, "datarep-data") == in_sync
+    rc, out, err = _lkctl(lab, "mirror", "pause", "datarep-data", "--target", "lab2")
+    assert rc == 0, f"{out}\n{err}"
+    _refused(lab, "Out of Sync")
+    rc, out, err = _lkctl(lab, "mirror", "resume", "datarep-data", "--target", "lab2")
+    assert rc == 0, f"{out}\n{err}"
+    wait_until(lambda: _row(lab, "datarep-data") == in_sync, 180, "lab2 Target again")
+
+    for args in (("speed", "datarep-data", "1000"),
+                 ("fullresync", "datarep-data", "--target", "lab2", "--yes")):  # fmt: skip
+        rc, out, err = _lkctl(lab, "mirror", *args)
+        assert rc == 0, f"{out}\n{err}"
+    wait_until(lambda: "Resyncing" in _row(lab, "datarep-data"), 60, "lab2 resyncing")
+    _refused(lab, "Resyncing")
+    rc, out, err = _lkctl(lab, "mirror", "speed", "datarep-data", "0")
+    assert rc == 0, f"{out}\n{err}"
+    wait_until(lambda: _row(lab, "datarep-data") == in_sync, 180, "lab2 Target again")
+    assert _volumes_equal(lab, "lab1")
