@@ -2,12 +2,14 @@
 types it: the seed's /data (on the mirror datarep-data, in service on lab1) extended to
 lab2; once lab2 is a Target, ``lkctl switchover /data --to lab2`` makes lab2 the source
 with /data in service there and the files written on lab1 intact; lab1 becomes a Target
-in sync again (the volumes equal byte for byte); then the same back to lab1.
+in sync again (the volumes equal byte for byte, never a full resync); then the same
+back to lab1. A switchover to a copy that is paused or resyncing is refused, naming it.
 
 A lab of its own (two nodes, seeded): the session lab is not seeded."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -75,6 +77,9 @@ def _switch(lab: Lab, to: str, other: str, written: dict[str, str]) -> None:
     wanted = f"datarep-data | datakeeper | {roles['lab1']} | {roles['lab2']}"
     wait_until(lambda: _row(lab, "datarep-data") == wanted, 180, f"{other} Target again")
     wait_until(lambda: _volumes_equal(lab, to), 120, "the volumes equal byte for byte")
+    engine = json.loads(lab.run(to, "cat", "/run/lkdr/datarep-data/status.json"))
+    progress = engine["targets"][other]["progress"]  # only what changed, never all of it
+    assert progress["full"] is False and progress["chunks_copied"] < 1024, progress
 
 
 def test_switchover_of_datakeeper_to_the_target_and_back(seeded: Lab) -> None:
