@@ -101,6 +101,7 @@ class Simulation:
     after: Mapping[str, tuple[str, ...]]
     actions: tuple[tuple[str, str, str], ...]  # (resource, operation, node)
     promoted: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # a mirror's source
+    promoted_after: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # once acted
 
 
 class PacemakerBackend:
@@ -470,11 +471,13 @@ class PacemakerBackend:
             if a.get("op") != "monitor"
         )
         views = status.resource_views(root.find("cluster_status/resources"))
+        revised = status.resource_views(root.find("revised_cluster_status/resources"))
         return Simulation(
             now=status.placements(root.find("cluster_status/resources")),
             after=status.placements(root.find("revised_cluster_status/resources")),
             actions=actions,
             promoted={rid: v.promoted_on for rid, v in views.items() if v.promoted_on},
+            promoted_after={rid: v.promoted_on for rid, v in revised.items() if v.promoted_on},
         )
 
     def _verify(self, cib: ET.Element) -> None:
@@ -718,7 +721,7 @@ class PacemakerBackend:
             after = self._simulate(work)
             h = next((x for x in cibxml.hierarchies(work) if x.top_id == follow_up.top_id), None)
             if h is not None:
-                moved = {n for m in h.members for n in after.after.get(m.xml_id, ())}
+                moved = _placed(h, after)
                 if moved and moved != {follow_up.node}:
                     out.say(
                         "WARNING",
@@ -872,10 +875,13 @@ def check_transition(
     nothing else: every resource ends where it would anyway, except the intents'."""
     tags: dict[str, str] = {}
     owner: dict[str, HierarchyConfig] = {}
+    mirrors: set[str] = set()
     for h in [*cibxml.hierarchies(current), *cibxml.hierarchies(change.cib)]:
         for m in h.members:
             tags[m.xml_id] = m.tag
             owner[m.xml_id] = h
+            if m.kind is ResourceKind.DATAKEEPER:
+                mirrors.add(m.xml_id)
     intended: dict[str, Intent] = {}
     for intent in change.intents:
         for xml_id, h in owner.items():
@@ -886,20 +892,16 @@ def check_transition(
     awaiting = _awaiting_promotion(change)
     for rid in sorted(set(base.after) | set(after.after) | set(intended)):
         got = tuple(sorted(after.after.get(rid, ())))
+        expected = _expected(rid, base, change)
         if rid in intended:
             intent = intended[rid]
             if intent.gone or rid in awaiting:
                 continue
-            want = (intent.where,) if intent.where else ()
-            if got != want and intent.top_id not in seen_intents:
+            missed = _missed(rid, intent, after, expected, rid in mirrors)
+            if missed and intent.top_id not in seen_intents:
                 seen_intents.add(intent.top_id)
-                problems.append(f"Pacemaker would not get {intent.wanted}: {_where(got)}")
+                problems.append(f"Pacemaker would not get {intent.wanted}: {missed}")
             continue
-        expected = tuple(sorted(base.after.get(rid, ())))
-        if rid in change.grows:  # a mirror's clone starts on its new target
-            expected = tuple(sorted({*expected, change.grows[rid]}))
-        if rid in change.shrinks:  # and stops on a target that leaves it
-            expected = tuple(n for n in expected if n != change.shrinks[rid])
         if got != expected:
             name = tags.get(rid, rid)
             problems.append(
@@ -909,6 +911,48 @@ def check_transition(
         raise OperationError(
             "refused, nothing was changed: " + "; ".join(problems) + " (crm_simulate)"
         )
+
+
+def _missed(
+    rid: str, intent: Intent, after: Simulation, expected: tuple[str, ...], mirror: bool
+) -> str:
+    """Why ``rid`` would not be where ``intent`` wants it ('': it would). A mirror is in
+    service where it is Promoted; its other copies run on as they would anyway (a
+    switchover moves the Promoted instance only), and none of them stops for it."""
+    got = tuple(sorted(after.after.get(rid, ())))
+    want = (intent.where,) if intent.where else ()
+    if not mirror:
+        return "" if got == want else _where(got)
+    source = tuple(sorted(after.promoted_after.get(rid, ())))
+    if want and source == want and got == expected:
+        return ""  # its Promoted instance moves; the Unpromoted ones stay
+    stops = [n for n in expected if n not in got]
+    if got == want and not stops:  # a new mirror, or Force Online (the others are down)
+        return ""
+    if stops:
+        return f"{_where(got)} (its copy on {', '.join(stops)} would stop)"
+    return f"{_where(got)}, its source on {', '.join(source) or 'no node'}"
+
+
+def _expected(rid: str, base: Simulation, change: Change) -> tuple[str, ...]:
+    """Where ``rid`` runs once Pacemaker acted, unless ``change`` moves it."""
+    expected = tuple(sorted(base.after.get(rid, ())))
+    if rid in change.grows:  # a mirror's clone starts on its new target
+        expected = tuple(sorted({*expected, change.grows[rid]}))
+    if rid in change.shrinks:  # and stops on a target that leaves it
+        expected = tuple(n for n in expected if n != change.shrinks[rid])
+    return expected
+
+
+def _placed(h: HierarchyConfig, sim: Simulation) -> set[str]:
+    """Where ``h`` is in service once Pacemaker acted (a mirror: where it is Promoted)."""
+    return {
+        n
+        for m in h.members
+        for n in (sim.promoted_after if m.kind is ResourceKind.DATAKEEPER else sim.after).get(
+            m.xml_id, ()
+        )
+    }
 
 
 def _banned(crm_mon: ET.Element, h: HierarchyConfig, node: str) -> str | None:

@@ -186,6 +186,37 @@ def set_clone_allowed(cib: ET.Element, clone_id: str, node: str, score: int) -> 
     found.set("score", str(score))
 
 
+def set_source_preference(cib: ET.Element, rid: str, node: str | None) -> None:
+    """The temporary preference of mirror ``rid``'s Promoted role (its source) for ``node``
+    (None: none): a switchover's MakeSource, cleared with the group's In Service one."""
+    clone = clone_of(cib, rid)
+    if clone is None:
+        raise cibxml.Refused(f"the mirror {rid} is not a promotable clone")
+    clone_id = clone.get("id", "")
+    constraints = cibxml._section(cib, "constraints")
+    preference_id = clone_id + cibxml.IN_SERVICE_SUFFIX
+    for c in [c for c in constraints if c.get("id") == preference_id]:
+        constraints.remove(c)
+    if node is None:
+        return
+    cibxml.check_node(cib, node)
+    ET.SubElement(constraints, "rsc_location", {
+        "id": preference_id, "rsc": clone_id, "role": "Promoted", "node": node,
+        "score": "INFINITY"})  # fmt: skip
+
+
+def source_preference(cib: ET.Element, rid: str) -> str | None:
+    """The node :func:`set_source_preference` prefers for ``rid``'s source, or None."""
+    clone = clone_of(cib, rid)
+    if clone is None:
+        return None
+    found = cib.find(
+        f"configuration/constraints/rsc_location[@id='{clone.get('id', '')}"
+        f"{cibxml.IN_SERVICE_SUFFIX}']"
+    )
+    return None if found is None else found.get("node")
+
+
 def first_generation(rid: str, node: str) -> list[str]:
     """The command that makes ``node``'s copy the first source's (generation 1)."""
     return ["crm_attribute", "--node", node, "--name", names.attribute(rid, "gen"),
@@ -230,4 +261,6 @@ __all__ = [
     "new_mirrored_hierarchy",
     "next_port",
     "set_clone_allowed",
+    "set_source_preference",
+    "source_preference",
 ]

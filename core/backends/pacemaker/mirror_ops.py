@@ -17,6 +17,11 @@ private control socket there (:mod:`core.replication.control`), reached with
 - ``MakeSource`` with a full resync (Force Online): before anything else the copy is
   forced (``lkdr-RID-forced``, and its promotion score), so Pacemaker promotes it; the
   agent then resyncs every other copy in full from it.
+- a plain ``MakeSource`` (a switchover, the old source alive): a temporary preference
+  for the clone's Promoted role on the new server (``RID-clone-in-service``, role
+  Promoted), cleared with the group's In Service preference once the hierarchy is in
+  service there. Only an in-sync copy has a promotion score (the agent's): the rules
+  refuse a switchover to any other, and ``crm_simulate`` shows no promotion there.
 
 A plan without CIB change is never pushed: its requests are all it does.
 """
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.backends.pacemaker import cib as cibxml
+from core.backends.pacemaker import cib_dk
 from core.backends.pacemaker import dk_names as names
 from core.backends.pacemaker.cib import HierarchyConfig, Member, Refused
 from core.model import ResourceKind
@@ -201,16 +207,45 @@ def _make_source(
     change: Change,
     extended: dict[str, dict[str, int]],
 ) -> None:
-    if not step.full_resync:
+    if step.full_resync:
+        for tag, old in step.mirrors:
+            change.lines.append(
+                f"{tag}: {step.server}'s copy forced online (it waited for {old}); every "
+                "other copy is resynced in full from it"
+            )
+        return
+    if not step.old_source_alive:
         raise Refused(
-            "on a Pacemaker cluster the source of a mirror moves with its hierarchy "
-            "(Pacemaker promotes the copy where it goes): only Force Online makes a source"
+            "on a Pacemaker cluster a source whose old source is down is made by Pacemaker "
+            "(failover) or by Force Online"
         )
-    for tag, old in step.mirrors:
+    _switch_source(work, step, change)
+
+
+def _switch_source(work: ET.Element, step: MakeSource, change: Change) -> None:
+    """A switchover: each mirror's Promoted role preferred on ``step.server`` until the
+    hierarchy is in service there (the agent demotes the old source, which becomes a
+    target resynced from the bitmap, and promotes the in-sync copy)."""
+    from core.backends.pacemaker.operations import FollowUp, Intent  # it imports this module
+
+    h = cibxml.find(work, step.hierarchy_id)
+    if h is None:
+        raise Refused("the hierarchy is no longer in the cluster's configuration; reload")
+    cibxml.check_node(work, step.server)
+    old = dict(step.mirrors)
+    for m in h.members:
+        if m.kind is not ResourceKind.DATAKEEPER:
+            continue
+        _check_target(m, step.server)
+        cib_dk.set_source_preference(work, m.xml_id, step.server)
+        was = old.get(m.tag) or "the old source"
         change.lines.append(
-            f"{tag}: {step.server}'s copy forced online (it waited for {old}); every other "
-            "copy is resynced in full from it"
+            f"{m.tag}: {step.server} is the source now (its Promoted role preferred there "
+            f"until {h.root.tag} is in service on it), {was} a target"
         )
+    change.set_intent(Intent(h.top_id, h.root.tag, step.server, step=step.title))
+    if not any(f.top_id == h.top_id and f.kind == "clear-preference" for f in change.follow_ups):
+        change.follow_ups.append(FollowUp("clear-preference", h.top_id, h.root.tag, step.server))
 
 
 HANDLERS: Mapping[type[Step], Callable[..., None]] = {

@@ -24,8 +24,8 @@ Steps and their CIB change:
   child and what it depends on leave for a group of their own (:mod:`cib_tree`).
 - DataKeeper's extend (``operations_dk``), create, unextend and delete
   (``dk_lifecycle``); the mirror operations (pause, resume, full resync, verify,
-  speed limit, mode, Force Online): :mod:`mirror_ops`; the rest (resize, a plain
-  MakeSource): :class:`Unsupported` or refused with the reason.
+  speed limit, mode, Force Online, a switchover's MakeSource): :mod:`mirror_ops`; the
+  rest (resize): :class:`Unsupported` or refused with the reason.
 """
 
 from __future__ import annotations
@@ -35,7 +35,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.backends.pacemaker import cib as cibxml
-from core.backends.pacemaker import dependency_steps, dk_lifecycle, mirror_ops, operations_dk
+from core.backends.pacemaker import (
+    cib_dk,
+    dependency_steps,
+    dk_lifecycle,
+    mirror_ops,
+    operations_dk,
+)
 from core.backends.pacemaker.cib import HierarchyConfig, Refused
 from core.backends.pacemaker.mirror_ops import NodeRequest
 from core.backends.pacemaker.operations_dk import NodeWork
@@ -380,7 +386,7 @@ def _take_out_of_service(
     cibxml.set_stopped(work, h.top_id, True)
     cibxml.set_preference(work, h.top_id, None)
     change.set_intent(Intent(h.top_id, h.root.tag, None, step=title))
-    where = running_nodes(h, running)
+    where = operations_dk.in_service_nodes(h, running, change.promoted)
     change.lines.append(
         f"{h.root.tag}: out of service" + (f" on {', '.join(where)}" if where else "")
     )
@@ -532,10 +538,17 @@ def follow_up_change(current: ET.Element, follow_up: FollowUp) -> ET.Element | N
     h = next((x for x in cibxml.hierarchies(work) if x.top_id == follow_up.top_id), None)
     if h is None:
         return None
-    if follow_up.kind == "clear-preference":
-        if h.preferred is None:
+    if follow_up.kind == "clear-preference":  # the group's, and a switchover's source's
+        mirrors = [
+            m.xml_id
+            for m in h.members
+            if m.kind is ResourceKind.DATAKEEPER and cib_dk.source_preference(work, m.xml_id)
+        ]
+        if h.preferred is None and not mirrors:
             return None
         cibxml.set_preference(work, h.top_id, None)
+        for rid in mirrors:
+            cib_dk.set_source_preference(work, rid, None)
         return work
     if follow_up.kind == "remove":
         cibxml.remove_hierarchy(work, h.top_id)

@@ -104,7 +104,8 @@ def test_a_target_mode_is_kept_per_target_and_sent_at_once() -> None:
         (SetSpeedLimit(DK, RID, 10**9), "out of range: 0 \\(unlimited\\) to 100000000"),
         (VerifyMirror(DK, RID, "lab2", False, "md5"), "method 'md5' is not one of"),
         (PauseMirror(999, RID, "lab2"), "no longer in the cluster's configuration"),
-        (MakeSource(H, "lab2", ((RID, "lab1"),)), "only Force Online makes a source"),
+        (MakeSource(H, "lab3", ((RID, "lab1"),)), "'lab3' is not a server of the mirror"),
+        (MakeSource(H, "lab2", ((RID, "lab1"),), False), "made by Pacemaker \\(failover\\)"),
     ],
 )
 def test_bad_requests_are_refused_naming_the_step_and_nothing_changes(

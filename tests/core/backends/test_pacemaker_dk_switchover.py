@@ -1,0 +1,119 @@
+"""The switchover of a DataKeeper hierarchy on Pacemaker with no cluster: the plan's CIB
+change (a temporary preference for the clone's Promoted role on the new server beside the
+group's), the follow-up that clears both, the transition check of a promotable clone whose
+Promoted instance moves, and the refusal of a switchover to a copy not in sync."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from core.backends.pacemaker import operations
+from core.backends.pacemaker.backend import Simulation, check_transition
+from core.errors import CheckFailed, OperationError
+from core.model import Cluster, MirrorState
+from core.plan import MakeSource, Step
+from core.rules import service
+from core.rules.mirror import PAUSED_REASON
+from tests.core.backends.pacemaker_fixtures import cib_of, cluster_of
+
+RID = "datarep-data"
+FS = "_2f_data"
+GROUP = "_2f_data-hierarchy"
+RUNNING = {RID: ("lab1", "lab2"), FS: ("lab1",)}
+SOURCE_PREFERENCE = f"configuration/constraints/rsc_location[@id='{RID}-clone-in-service']"
+GROUP_PREFERENCE = f"configuration/constraints/rsc_location[@id='{GROUP}-in-service']"
+
+
+def _switchover(cluster: Cluster, to: str) -> tuple[Step, ...]:
+    _h, steps = service.switchover_steps(cluster, "/data", to)
+    return steps
+
+
+def _change() -> operations.Change:
+    steps = _switchover(cluster_of("mirror_in_sync"), "lab2")
+    assert [type(s) for s in steps][1] is MakeSource
+    return operations.build(cib_of("mirror_in_sync"), steps, RUNNING, promoted={RID: ("lab1",)})
+
+
+def test_a_switchover_prefers_the_clone_promoted_role_and_the_group_on_the_new_server() -> None:
+    change = _change()
+    source = change.cib.find(SOURCE_PREFERENCE)
+    assert source is not None and source.attrib == {
+        "id": f"{RID}-clone-in-service",
+        "rsc": f"{RID}-clone",
+        "role": "Promoted",
+        "node": "lab2",
+        "score": "INFINITY",
+    }
+    group = change.cib.find(GROUP_PREFERENCE)
+    assert group is not None and group.get("node") == "lab2"
+    assert [(i.top_id, i.where) for i in change.intents] == [(GROUP, "lab2")]
+    assert [(f.kind, f.top_id, f.node) for f in change.follow_ups] == [
+        ("clear-preference", GROUP, "lab2")
+    ]
+    assert change.lines[:2] == [
+        "/data: out of service on lab1",  # a mirror is in service where it is Promoted
+        "datarep-data: lab2 is the source now (its Promoted role preferred there until "
+        "/data is in service on it), lab1 a target",
+    ]
+    assert cib_of("mirror_in_sync").find(SOURCE_PREFERENCE) is None  # the CIB read: unchanged
+
+
+def test_the_follow_up_clears_both_preferences_and_then_has_nothing_to_do() -> None:
+    change = _change()
+    [follow] = change.follow_ups
+    cleared = operations.follow_up_change(change.cib, follow)
+    assert cleared is not None
+    assert cleared.find(SOURCE_PREFERENCE) is None and cleared.find(GROUP_PREFERENCE) is None
+    assert change.cib.find(SOURCE_PREFERENCE) is not None  # built on a copy
+    assert operations.follow_up_change(cleared, follow) is None
+
+
+def _simulation(promoted: tuple[str, ...], fs: tuple[str, ...]) -> Simulation:
+    return Simulation(RUNNING, {RID: ("lab1", "lab2"), FS: fs}, (), {RID: ("lab1",)},
+                      {RID: promoted})  # fmt: skip
+
+
+def test_the_check_accepts_the_promoted_instance_moving_and_the_unpromoted_staying() -> None:
+    change = _change()
+    current = cib_of("mirror_in_sync")
+    base = _simulation(("lab1",), ("lab1",))
+    check_transition(current, change, base, _simulation(("lab2",), ("lab2",)))
+    with pytest.raises(OperationError, match="would not get /data in service on lab2: it"):
+        check_transition(current, change, base, _simulation(("lab1",), ()))  # no promotion
+    with pytest.raises(OperationError, match="lab1, lab2, its source on lab1 "):
+        check_transition(current, change, base, _simulation(("lab1",), ("lab2",)))
+    stopped = Simulation(RUNNING, {RID: ("lab2",), FS: ("lab2",)}, (), {}, {RID: ("lab2",)})
+    with pytest.raises(OperationError, match="its copy on lab1 would stop"):
+        check_transition(current, change, base, stopped)  # lab1's copy would stop
+
+
+def _with_target_state(cluster: Cluster, state: MirrorState, reason: str = "") -> Cluster:
+    [h] = cluster.hierarchies
+    [m] = h.mirrors
+    [t] = m.targets
+    m = dataclasses.replace(m, targets=(dataclasses.replace(t, state=state, reason=reason),))
+    return dataclasses.replace(cluster, hierarchies=(dataclasses.replace(h, mirrors=(m,)),))
+
+
+@pytest.mark.parametrize(
+    ("cluster", "said"),
+    [
+        (cluster_of("mirror_resyncing"), "datarep-data on lab2 is Resyncing (14 %)"),
+        (_with_target_state(cluster_of("mirror_in_sync"), MirrorState.OUT_OF_SYNC),
+         "datarep-data on lab2 is Out of Sync"),
+        (_with_target_state(cluster_of("mirror_in_sync"), MirrorState.OUT_OF_SYNC, PAUSED_REASON),
+         "datarep-data on lab2 is Out of Sync"),
+    ],
+)  # fmt: skip
+def test_a_switchover_to_a_copy_not_in_sync_is_refused_naming_it(
+    cluster: Cluster, said: str
+) -> None:
+    """The rules refuse before any plan exists: nothing is built, nothing pushed."""
+    with pytest.raises(CheckFailed) as caught:
+        _switchover(cluster, "lab2")
+    [problem] = caught.value.problems
+    assert (problem.field, problem.code) == ("to", "mirror_not_target")
+    assert said in problem.message and "until the mirror is Target" in problem.message
