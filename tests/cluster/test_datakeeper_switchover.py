@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-from tests.cluster.labtools import Lab
+from tests.cluster.labtools import Lab, same_bytes
 from tests.helpers import run_lkctl, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -44,20 +43,10 @@ def _hashes(lab: Lab, node: str) -> dict[str, str]:
     return {path: digest for digest, path in (line.split() for line in out.splitlines())}
 
 
-def _same(a: Path, b: Path) -> bool:
-    with a.open("rb") as fa, b.open("rb") as fb:
-        while True:
-            x, y = fa.read(1 << 20), fb.read(1 << 20)
-            if x != y:
-                return False
-            if not x:
-                return True
-
-
 def _volumes_equal(lab: Lab, source: str) -> bool:
     lab.run(source, "sync", timeout=60)
     one, two = (lab.home / DISKS.format(node=n) for n in ("lab1", "lab2"))
-    return _same(one, two)
+    return same_bytes(one, two)
 
 
 def _switch(lab: Lab, to: str, other: str, written: dict[str, str]) -> None:

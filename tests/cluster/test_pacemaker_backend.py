@@ -332,7 +332,7 @@ def test_bad_input_gives_one_message_and_leaves_the_cib_as_it_was(
         ),
         (
             plan(Op.SWITCHOVER, "mirror", MakeSource(h.id, "lab2", (("datarep", "lab1"),)), h=h),
-            "DataKeeper mirrors between real nodes come in a later version",
+            "t-bad-ip has no DataKeeper mirror datarep: nothing to make a source",
         ),
     ]
     for bad, message in cases:

@@ -233,6 +233,9 @@ def _switch_source(work: ET.Element, step: MakeSource, change: Change) -> None:
         raise Refused("the hierarchy is no longer in the cluster's configuration; reload")
     cibxml.check_node(work, step.server)
     old = dict(step.mirrors)
+    mirrors = {m.tag for m in h.members if m.kind is ResourceKind.DATAKEEPER}
+    for tag in sorted(set(old) - mirrors) or ([] if mirrors else ["(none named)"]):
+        raise Refused(f"{h.root.tag} has no DataKeeper mirror {tag}: nothing to make a source")
     for m in h.members:
         if m.kind is not ResourceKind.DATAKEEPER:
             continue

@@ -6,6 +6,7 @@ Promoted instance moves, and the refusal of a switchover to a copy not in sync."
 from __future__ import annotations
 
 import dataclasses
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -117,3 +118,14 @@ def test_a_switchover_to_a_copy_not_in_sync_is_refused_naming_it(
     [problem] = caught.value.problems
     assert (problem.field, problem.code) == ("to", "mirror_not_target")
     assert said in problem.message and "until the mirror is Target" in problem.message
+
+
+def test_a_switchover_naming_a_mirror_the_hierarchy_lacks_is_refused_and_changes_nothing() -> None:
+    steps = _switchover(cluster_of("mirror_in_sync"), "lab2")
+    make = next(s for s in steps if isinstance(s, MakeSource))
+    bad = dataclasses.replace(make, mirrors=(("datarep-other", "lab1"),))
+    current = cib_of("mirror_in_sync")
+    before = ET.tostring(current)
+    with pytest.raises(OperationError, match="/data has no DataKeeper mirror datarep-other"):
+        operations.build(current, [bad], RUNNING, promoted={RID: ("lab1",)})
+    assert ET.tostring(current) == before
