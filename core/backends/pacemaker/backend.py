@@ -924,7 +924,9 @@ def _missed(
     if not mirror:
         return "" if got == want else _where(got)
     source = tuple(sorted(after.promoted_after.get(rid, ())))
-    if want and source == want and got == expected:
+    if not want:  # out of service: no source left (its copies may serve on as targets)
+        return "" if not source else f"{_where(got)}, its source on {', '.join(source)}"
+    if source == want and got == expected:
         return ""  # its Promoted instance moves; the Unpromoted ones stay
     stops = [n for n in expected if n not in got]
     if got == want and not stops:  # a new mirror, or Force Online (the others are down)

@@ -129,3 +129,19 @@ def test_a_switchover_naming_a_mirror_the_hierarchy_lacks_is_refused_and_changes
     with pytest.raises(OperationError, match="/data has no DataKeeper mirror datarep-other"):
         operations.build(current, [bad], RUNNING, promoted={RID: ("lab1",)})
     assert ET.tostring(current) == before
+
+
+def test_out_of_service_or_a_delete_is_reached_once_no_copy_is_promoted() -> None:
+    """The intent "out of service" of a mirrored hierarchy holds once no copy of its
+    mirror is Promoted, whether its copies serve on as targets or stop (a delete); while
+    one is still the source, crm_simulate's answer is refused, naming it."""
+    current = cib_of("mirror_in_sync")
+    _h, steps = service.out_of_service_steps(cluster_of("mirror_in_sync"), "/data")
+    change = operations.build(current, steps, RUNNING, promoted={RID: ("lab1",)})
+    base = Simulation(RUNNING, RUNNING, (), promoted_after={RID: ("lab1",)})
+    served = Simulation(RUNNING, {RID: ("lab1", "lab2")}, (), promoted_after={})
+    check_transition(current, change, base, served)  # both copies serve as targets
+    check_transition(current, change, base, Simulation(RUNNING, {}, (), promoted_after={}))
+    still = Simulation(RUNNING, {RID: ("lab1", "lab2")}, (), promoted_after={RID: ("lab1",)})
+    with pytest.raises(OperationError, match="its source on lab1"):
+        check_transition(current, change, base, still)
