@@ -739,6 +739,14 @@ def _set_position(element: ET.Element) -> int:
     return position
 
 
+def hierarchy_of(cib: ET.Element, resource_id: int) -> HierarchyConfig:
+    """The hierarchy that has the resource ``resource_id`` (Refused: it is gone)."""
+    h = next((x for x in hierarchies(cib) if x.member(resource_id)), None)
+    if h is None:
+        raise Refused("the mirror is no longer in the cluster's configuration; reload")
+    return h
+
+
 def set_meta(cib: ET.Element, xml_id: str, name: str, value: str | None) -> None:
     element = _element(cib, xml_id)
     _set_nvpair(element, "meta_attributes", name, value, _ids(cib))
@@ -1003,6 +1011,7 @@ __all__ = [
     "find",
     "find_tag",
     "hierarchies",
+    "hierarchy_of",
     "hierarchy_id",
     "id_to_tag",
     "is_opt_in",

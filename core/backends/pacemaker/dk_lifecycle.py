@@ -54,18 +54,6 @@ if TYPE_CHECKING:
 Running = Mapping[str, Sequence[str]]
 
 
-def _of_resource(work: ET.Element, resource_id: int) -> HierarchyConfig:
-    h = next((x for x in cibxml.hierarchies(work) if x.member(resource_id)), None)
-    if h is None:
-        raise Refused("the mirror is no longer in the cluster's configuration; reload")
-    return h
-
-
-def _touch(change: Change, h: HierarchyConfig) -> None:
-    if h.top_id not in change.touched:
-        change.touched.append(h.top_id)
-
-
 def _pairs(text: str, what: str) -> dict[str, str]:
     try:
         return names.parse_pairs(text)
@@ -78,14 +66,14 @@ def stop_mirrors(
     work: ET.Element, step: StopMirrors, running: Running, change: Change, extended: object
 ) -> None:
     for rid, server in step.targets:
-        dk = mirror_member(_of_resource(work, rid))
+        dk = mirror_member(cibxml.hierarchy_of(work, rid))
         change.lines.append(f"{dk.tag}: the source stops replicating to {server} as it leaves")
 
 
 def remove_mirror_target(
     work: ET.Element, step: RemoveMirrorTarget, running: Running, change: Change, extended: object
 ) -> None:
-    h = _of_resource(work, step.resource_id)
+    h = cibxml.hierarchy_of(work, step.resource_id)
     dk = mirror_member(h)
     if step.target in operations_dk.in_service_nodes(h, running, change.promoted):
         raise Refused(
@@ -109,7 +97,7 @@ def remove_mirror_target(
     change.after_work += operations_dk.leave_work(dk.xml_id, step.target, None)
     kept = "" if bitmap == names.NO_BITMAP else f" (its bitmap {bitmap})"
     change.lines.append(f"{dk.tag}: {step.target} leaves the mirror{kept}; its volume is kept")
-    _touch(change, h)
+    change.touch(h)
 
 
 def remove_bitmap_file(

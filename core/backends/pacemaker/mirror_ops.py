@@ -175,8 +175,7 @@ def _speed(
     change.lines.append(
         f"{m.tag}: {names.SPEED_META}={step.kbps} (a meta attribute: nothing restarts)"
     )
-    if h.top_id not in change.touched:
-        change.touched.append(h.top_id)
+    change.touch(h)
 
 
 def _mode(
@@ -196,8 +195,7 @@ def _mode(
         NodeRequest(m.xml_id, m.tag, "mode", step.target, fields, step.title, needed=False)
     )
     change.lines.append(f"{m.tag}: {names.MODES_META} {modes[step.target]} for {step.target}")
-    if h.top_id not in change.touched:
-        change.touched.append(h.top_id)
+    change.touch(h)
 
 
 def _make_source(

@@ -160,6 +160,11 @@ class Change:
     def intent(self, top_id: str) -> Intent | None:
         return next((i for i in reversed(self.intents) if i.top_id == top_id), None)
 
+    def touch(self, h: HierarchyConfig) -> None:
+        """``h`` is changed by this plan (once)."""
+        if h.top_id not in self.touched:
+            self.touched.append(h.top_id)
+
     def set_intent(self, intent: Intent) -> None:
         self.intents = [i for i in self.intents if i.top_id != intent.top_id] + [intent]
         if intent.top_id not in self.touched:
@@ -306,7 +311,7 @@ def _add_resource(
     cibxml.check_node(work, r.server)
     extended.setdefault(h.top_id, {})[r.server] = 0
     change.lines.append(f"{member.tag}: defined on {r.server}")
-    _touch(change, h)
+    change.touch(h)
 
 
 def _set_priorities(
@@ -338,7 +343,7 @@ def _set_priorities(
         cibxml.set_switchback(work, h.top_id, step.switchback)
     shown = ", ".join(f"{s}={p}" for s, p in step.priorities)
     change.lines.append(f"{h.root.tag}: priorities {shown}")
-    _touch(change, h)
+    change.touch(h)
 
 
 def _unextend(
@@ -371,7 +376,7 @@ def _unextend(
             f"{step.server} is the last server of {h.root.tag}: delete the hierarchy instead"
         )
     change.lines.append(f"{h.root.tag}: no longer on {step.server}")
-    _touch(change, h)
+    change.touch(h)
 
 
 def _take_out_of_service(
@@ -435,18 +440,6 @@ def _delete(
         change.lines.append(f"{h.root.tag}: removed")
 
 
-def _of_resource(work: ET.Element, resource_id: int) -> HierarchyConfig:
-    h = next((x for x in cibxml.hierarchies(work) if x.member(resource_id)), None)
-    if h is None:
-        raise Refused("the mirror is no longer in the cluster's configuration; reload")
-    return h
-
-
-def _touch(change: Change, h: HierarchyConfig) -> None:
-    if h.top_id not in change.touched:
-        change.touched.append(h.top_id)
-
-
 def _dk_target(
     work: ET.Element,
     step: CreateDataKeeperTarget,
@@ -461,7 +454,7 @@ def _dk_target(
     dk = operations_dk.mirror_member(h)
     change.grows[dk.xml_id] = step.resource.server
     change.lines.append(f"{dk.tag}: {step.resource.server} joins the mirror")
-    _touch(change, h)
+    change.touch(h)
 
 
 def _configure_mirror(
@@ -471,10 +464,10 @@ def _configure_mirror(
     change: Change,
     extended: dict[str, dict[str, int]],
 ) -> None:
-    h = _of_resource(work, step.resource_id)
+    h = cibxml.hierarchy_of(work, step.resource_id)
     operations_dk.configure_mirror(work, h, step)
     change.lines.append(f"{step.dk_tag}: {step.target}'s bitmap {step.target_bitmap or 'none'}")
-    _touch(change, h)
+    change.touch(h)
 
 
 def _start_resync(
@@ -484,7 +477,9 @@ def _start_resync(
     change: Change,
     extended: dict[str, dict[str, int]],
 ) -> None:
-    change.lines.append(operations_dk.start_resync(_of_resource(work, step.resource_id), step))
+    change.lines.append(
+        operations_dk.start_resync(cibxml.hierarchy_of(work, step.resource_id), step)
+    )
 
 
 _HANDLERS: Mapping[type[Step], Callable[..., None]] = {
