@@ -10,32 +10,17 @@ A lab of its own (two nodes, seeded): the session lab is not seeded."""
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
 from tests.cluster.labtools import Lab, same_bytes
-from tests.helpers import run_lkctl, wait_until
+from tests.cluster.test_datakeeper_extend import _lkctl, _row
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.cluster
 
 DISKS = "servers/{node}/disks/datarep-data.img"
 FILES = ("/data/one", "/data/two", "/data/three")
-
-
-def _lkctl(lab: Lab, *args: str) -> tuple[int, str, str]:
-    done = run_lkctl(
-        ["--cluster", "pacemaker-lab", *args],
-        env={"LKCONSOLE_HOME": str(lab.home), "LKCONSOLE_CLUSTER": ""},
-    )
-    return done.returncode, done.stdout, done.stderr
-
-
-def _row(lab: Lab, tag: str) -> str:
-    rc, out, err = _lkctl(lab, "status")
-    assert rc == 0, err
-    line = next((x for x in out.splitlines() if x.strip().startswith(f"{tag} ")), "")
-    return re.sub(r"\s{2,}", " | ", line.strip())
 
 
 def _hashes(lab: Lab, node: str) -> dict[str, str]:
