@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 from core.checks import Problem
 from core.errors import CheckFailed
-from core.model import Cluster, Hierarchy, Mirror, MirrorState, MirrorTarget, Resource
+from core.model import (
+    Cluster,
+    Hierarchy,
+    Mirror,
+    MirrorState,
+    MirrorTarget,
+    Resource,
+    ResourceKind,
+)
 from core.plan import FullResync, PauseMirror, ResumeMirror, SetSpeedLimit, Step, VerifyMirror
 from core.status import format_eta, format_rate
 
@@ -42,6 +50,19 @@ def find(cluster: Cluster, tag: str, field: str = "tag") -> MirrorRef:
     h = cluster.hierarchy(inst.hierarchy_id)
     assert h is not None
     mirror = h.mirror(inst.resource_id)
+    if mirror is None and inst.kind is ResourceKind.DATAKEEPER:
+        # a DataKeeper resource with no source to act on (a backend shows no mirror then)
+        raise CheckFailed(
+            [
+                Problem(
+                    field,
+                    "no_source",
+                    f"The mirror of {tag!r} has no source now: no copy of it is in service "
+                    "(or the cluster is bringing one in service). Try again once a server "
+                    "has it in service.",
+                )
+            ]
+        )
     if mirror is None:
         raise CheckFailed(
             [

@@ -77,14 +77,22 @@ def bitmap_of(m: Member, server: str) -> str | None:
     return names.bitmap_of(_membership(m, names.BITMAPS_META, "bitmaps"), server)
 
 
-def target(rid: str, server: str, attrs: Mapping[str, str], size: int) -> MirrorTarget:
-    """One target of mirror ``rid`` from ``server``'s node attributes."""
+def target(
+    rid: str, server: str, attrs: Mapping[str, str], size: int, running: bool = True
+) -> MirrorTarget:
+    """One target of mirror ``rid`` from ``server``'s node attributes (``running``: a
+    copy of the mirror runs on ``server``)."""
 
     def get(short: str) -> str | None:
         return attrs.get(names.attribute(rid, short))
 
     state = _STATES.get(get("state") or "", MirrorState.OUT_OF_SYNC)
-    reason = get("reason") or ("" if get("state") else "not connected to the source")
+    silent = (
+        "not connected to the source"
+        if running
+        else f"no copy runs on {server}: the server is down or its copy is stopped"
+    )
+    reason = get("reason") or ("" if get("state") else silent)
     percent = _int(get("percent"))
     eta = get("eta")
     verify = get("verify")
@@ -126,7 +134,8 @@ def mirror(
     modes = _modes(m)
     targets = tuple(
         dataclasses.replace(
-            target(m.xml_id, n, attributes.get(n, {}), size), asynchronous=modes.get(n)
+            target(m.xml_id, n, attributes.get(n, {}), size, n in running_on),
+            asynchronous=modes.get(n),
         )
         for n in servers_of(m)
         if n != source

@@ -14,7 +14,7 @@ from core.backends.pacemaker import cib, mirror_node, mirror_ops, operations, st
 from core.backends.pacemaker.mirror_ops import NodeRequest
 from core.checks import Problem
 from core.errors import CheckFailed, OperationError
-from core.model import MirrorState
+from core.model import MirrorState, MirrorTarget
 from core.permissions import Op
 from core.plan import (
     FullResync,
@@ -133,6 +133,18 @@ def test_the_rules_refuse_field_by_field_before_any_backend() -> None:
     ]
 
 
+def test_a_datakeeper_resource_with_no_source_is_refused_as_such_not_as_another_kind() -> None:
+    c = cluster_of("mirror_in_sync")
+    [h] = c.hierarchies
+    sourceless = dataclasses.replace(c, hierarchies=(dataclasses.replace(h, mirrors=()),))
+    with pytest.raises(CheckFailed) as caught:
+        rules.find(sourceless, RID)
+    [problem] = caught.value.problems
+    assert (problem.field, problem.code) == ("tag", "no_source")
+    assert problem.message.startswith(f"The mirror of {RID!r} has no source now")
+    assert "not a DataKeeper resource" not in problem.message
+
+
 def test_every_mirror_step_has_its_operation_in_the_permission_table() -> None:
     assert operations.STEP_OPS[PauseMirror] is Op.PAUSE_MIRROR
     assert operations.STEP_OPS[ResumeMirror] is Op.RESUME_MIRROR
@@ -180,6 +192,20 @@ def test_a_running_copy_older_than_the_last_source_waits_for_it() -> None:
     assert status_dk.mirror(_dk(), (), gens, ("lab1", "lab2")) is None  # lab1 comes up
     same = {"lab1": gens["lab1"], "lab2": gens["lab1"]}
     assert status_dk.mirror(_dk(), (), same, ("lab2",)) is None  # in sync: promoted soon
+
+
+def test_a_target_with_no_copy_running_says_so_not_that_it_lost_the_source() -> None:
+    def lab2(running_on: tuple[str, ...]) -> MirrorTarget:
+        shown = status_dk.mirror(_dk(), ("lab1",), {}, running_on)
+        assert shown is not None
+        [t] = shown.targets
+        assert (t.server, t.state) == ("lab2", MirrorState.OUT_OF_SYNC)
+        return t
+
+    assert lab2(("lab1",)).reason == (
+        "no copy runs on lab2: the server is down or its copy is stopped"
+    )
+    assert lab2(("lab1", "lab2")).reason == "not connected to the source"
 
 
 def test_force_online_forces_each_mirror_of_the_hierarchy_on_that_server() -> None:
