@@ -202,8 +202,11 @@ def cmd_port(args: argparse.Namespace, out: TextIO) -> int:
         nslab.cut(_home(), args.node)
         print(f"{args.node} is cut off the network.", file=out)
     else:
-        nslab.mend(_home(), args.node)
-        print(f"{args.node} is plugged back in.", file=out)
+        if nslab.mend(_home(), args.node):
+            print(f"{args.node} was fenced while cut off: it was rebooted, as a fenced node "
+                  "must be before it rejoins, and is plugged back in.", file=out)  # fmt: skip
+        else:
+            print(f"{args.node} is plugged back in.", file=out)
     return EXIT_OK
 
 

@@ -247,9 +247,9 @@ def test_a_cut_target_is_out_of_sync_the_source_goes_on_and_back_gets_only_its_d
 ) -> None:
     """Corosync shares the cut link: a two-node partition. The source fences the target
     (its port, already down); the target cannot fence the source (in-band switch) and is
-    never promoted. A fenced node comes back by a reboot (``stop``/``start``): only
-    mending its port would let its fencer retry the fencing it queued while cut, and
-    fence the source (measured)."""
+    never promoted. ``mend`` reboots the fenced target before its port comes up (only
+    mending the port would let its fencer carry out the fencing of the source it queued
+    while cut), and the source is never fenced."""
     lab, source, target = pair
     nslab.cut(lab.home, target)
     try:
@@ -263,12 +263,19 @@ def test_a_cut_target_is_out_of_sync_the_source_goes_on_and_back_gets_only_its_d
         assert lab.fencings(source, target) >= 1
         t = _target(_hierarchy(lab), target)
         assert t is not None and t.state is MirrorState.OUT_OF_SYNC and t.reason
-    finally:
-        nslab.stop(lab.home, target)
-    with _frozen(lab, source):
-        dirty = _dirty(lab, source, target)
-        nslab.start(lab.home, target)
-        wait_until(lambda: _state_of(lab, source, target) == "TARGET", 120, f"{target} Target")
+        with _frozen(lab, source):
+            dirty = _dirty(lab, source, target)
+            assert nslab.mend(lab.home, target)  # fenced while cut: rebooted
+            wait_until(lambda: _state_of(lab, source, target) == "TARGET", 120,
+                       f"{target} Target")  # fmt: skip
+    except BaseException:
+        if nslab.status(lab.home).node(target).state is nslab.NodeState.CUT:
+            nslab.stop(lab.home, target)
+            nslab.start(lab.home, target)
+        raise
+    # the fencing the target queued against the source while cut is gone with its reboot
+    holds_for(lambda: nslab.status(lab.home).node(source).state is nslab.NodeState.RUNNING
+              and _in_service_on(lab, source), 10, f"{source} never fenced")  # fmt: skip
     copied = _copied(lab, source, target)
     print(f"\ncut {target}: {dirty} chunks dirty at its return, {copied} copied, of {CHUNKS}")
     assert copied == dirty  # exactly the chunks it missed

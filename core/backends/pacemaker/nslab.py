@@ -353,19 +353,23 @@ def start(home: Path, node: str) -> None:
         init = _known(inits, node, paths)
         if init is not None and init.alive():
             raise LabError(f"{node} is running already: stop it first")
-        # A node killed a moment ago is still to be fenced by the others: booting it
-        # before that would have the fence (its switch port set down) hit the new node.
-        _wait_fenced(paths, inits, node, FENCE_WAIT)
-        set_port(paths, node, up=True)
-        inits[node] = boot(paths, node)
-        _save(paths, inits)
-        running = inits[node]
-        assert running is not None
-        wait_for(
-            f"corosync on {node} (see {paths.node_dir(node) / 'boot.log'})",
-            30.0,
-            lambda: _corosync_answers(paths, node, running),
-        )
+        _boot_again(paths, inits, node)
+
+
+def _boot_again(paths: LabPaths, inits: dict[str, ProcessId | None], node: str) -> None:
+    # A node killed a moment ago is still to be fenced by the others: booting it
+    # before that would have the fence (its switch port set down) hit the new node.
+    _wait_fenced(paths, inits, node, FENCE_WAIT)
+    set_port(paths, node, up=True)
+    inits[node] = boot(paths, node)
+    _save(paths, inits)
+    running = inits[node]
+    assert running is not None
+    wait_for(
+        f"corosync on {node} (see {paths.node_dir(node) / 'boot.log'})",
+        30.0,
+        lambda: _corosync_answers(paths, node, running),
+    )
 
 
 def cut(home: Path, node: str) -> None:
@@ -373,9 +377,28 @@ def cut(home: Path, node: str) -> None:
     _port(home, node, up=False)
 
 
-def mend(home: Path, node: str) -> None:
-    """Set ``node``'s switch port up again (after a cut, or to unfence it)."""
-    _port(home, node, up=True)
+def mend(home: Path, node: str) -> bool:
+    """Set ``node``'s switch port up again (after a cut, or to unfence it); True when the
+    node was rebooted first.
+
+    A node the others fenced while it was cut is rebooted, as a machine fenced at its
+    switch port must be before it is unfenced: its own fencer still holds the fencing it
+    queued against the others while cut (in a two-node cluster both halves keep quorum),
+    and with its port up again it would carry it out and fence the node that runs the
+    resources (measured). A cut the others have not noticed yet only needs the port."""
+    paths = _paths(home)
+    with _locked(paths) as inits:
+        init = _known(inits, node, paths)
+        alive = init is not None and init.alive()
+        if not alive or _peer_view(paths, inits, node) in (None, "online"):
+            set_port(paths, node, up=True)
+            return False
+        assert init is not None
+        stop_node(paths, node, init)
+        inits[node] = None
+        _save(paths, inits)
+        _boot_again(paths, inits, node)
+        return True
 
 
 def _port(home: Path, node: str, up: bool) -> None:
