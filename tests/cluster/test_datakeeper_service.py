@@ -47,6 +47,7 @@ def _out_of_service(lab: Lab) -> None:
     assert not any(_mounted(lab, n) for n in NODES)
     row = _row(lab, "/data")
     assert "ISP" not in row and row.startswith("/data | filesystem | OSU"), row
+    assert "ISP" not in _row(lab, "datarep-data")
 
 
 def _in_service(lab: Lab, on: str, other: str, written: dict[str, str]) -> None:
@@ -100,7 +101,8 @@ def test_in_service_on_a_copy_not_in_sync_is_refused(seeded: Lab) -> None:
     _out_of_service(lab)
     constraints = lab.run("lab2", "cibadmin", "--query", "--scope", "constraints")
     rc, out, err = _lkctl(lab, "inservice", "/data", "--on", "lab1")
-    assert rc != 0 and "refused" in err and "lab1" in err, f"{out}\n{err}"
+    assert rc != 0 and "datarep-data on lab1 is Out of Sync" in err, f"{out}\n{err}"
+    assert "until the mirror is Target" in err
     assert lab.run("lab2", "cibadmin", "--query", "--scope", "constraints") == constraints
     assert _promoted(lab) == [] and not any(_mounted(lab, n) for n in NODES)
 

@@ -390,7 +390,7 @@ def _take_out_of_service(
     h = _hierarchy(work, step.hierarchy_id)
     cibxml.set_stopped(work, h.top_id, True)
     cibxml.set_preference(work, h.top_id, None)
-    operations_dk.hold_sources(work, h, True)
+    operations_dk.hold_sources(work, h, True, step.server)
     change.set_intent(Intent(h.top_id, h.root.tag, None, step=title))
     where = operations_dk.in_service_nodes(h, running, change.promoted)
     change.lines.append(
