@@ -657,8 +657,9 @@ class PacemakerBackend:
             wanted = (intent.where,) if intent.where else ()
             if all(
                 m in views
-                and (views[m].promoted_on if m in mirrors and wanted else views[m].running_on)
-                == wanted  # a mirror is in service where it is Promoted (a source)
+                and (views[m].promoted_on if m in mirrors else views[m].running_on)
+                == wanted  # a mirror is in service where it is Promoted (a source): out
+                # of service, its copies serve on as targets
                 and not views[m].failed
                 and views[m].pending.lower() not in ("starting", "stopping", "promoting")
                 for m in members

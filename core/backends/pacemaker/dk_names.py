@@ -57,6 +57,7 @@ BITMAPS_META = "lk-bitmaps"
 # puts them right on a running one (monitor).
 SPEED_META = "lk-speed-limit"
 MODES_META = "lk-modes"
+HELD_META = "lk-held-source"  # Out of Service: the source it was (a meta: nothing restarts)
 MODES = ("sync", "async")
 
 PERMANENT = ("gen", "forced", "paused")
@@ -153,6 +154,7 @@ __all__ = [
     "AGENT_IN_NODE",
     "AGENT_TYPE",
     "CLONE_SUFFIX",
+    "HELD_META",
     "MODES",
     "MODES_META",
     "NO_BITMAP",

@@ -390,6 +390,7 @@ def _take_out_of_service(
     h = _hierarchy(work, step.hierarchy_id)
     cibxml.set_stopped(work, h.top_id, True)
     cibxml.set_preference(work, h.top_id, None)
+    operations_dk.hold_sources(work, h, True, step.server)
     change.set_intent(Intent(h.top_id, h.root.tag, None, step=title))
     where = operations_dk.in_service_nodes(h, running, change.promoted)
     change.lines.append(
@@ -410,6 +411,7 @@ def _bring_in_service(
         raise Refused(f"{h.root.tag} is not extended to {step.server}: extend it there first")
     cibxml.set_stopped(work, h.top_id, False)
     cibxml.set_preference(work, h.top_id, step.server)
+    operations_dk.hold_sources(work, h, False, step.server)
     change.set_intent(Intent(h.top_id, h.root.tag, step.server, step=title))
     change.follow_ups = [f for f in change.follow_ups if f.top_id != h.top_id]
     change.follow_ups.append(FollowUp("clear-preference", h.top_id, h.root.tag, step.server))

@@ -145,6 +145,24 @@ def in_service_nodes(
     )
 
 
+def hold_sources(
+    work: ET.Element, h: HierarchyConfig, held: bool, server: str | None = None
+) -> None:
+    """Out of Service of ``h``'s mirrors: each clone held Unpromoted (its source, on
+    ``server``, demoted and recorded for the status; its targets serve on); In Service:
+    released, its Promoted role preferred on ``server`` until ``h`` is in service there
+    (the follow-up clears it)."""
+    for m in h.members:
+        if m.kind is not ResourceKind.DATAKEEPER:
+            continue
+        clone = cib_dk.clone_of(work, m.xml_id)
+        if clone is None:
+            continue
+        cibxml.set_meta(work, clone.get("id", ""), "target-role", "Unpromoted" if held else None)
+        cibxml.set_meta(work, m.xml_id, names.HELD_META, server if held else None)
+        cib_dk.set_source_preference(work, m.xml_id, None if held else server)
+
+
 def inverse(work: NodeWork) -> NodeWork | None:
     """What undoes ``work`` (None: nothing, or not undone)."""
     if work.kind == "make-disk":

@@ -129,6 +129,9 @@ def mirror(
     servers = servers_of(m)
     size = _int(m.param("size"))
     source = promoted_on[0] if promoted_on else None
+    held = dict(m.meta).get(names.HELD_META)
+    if source is None and held in servers:
+        return _held(m, held, servers, size, attributes)
     if source is None:
         return _waiting(m, servers, size, attributes, running_on)
     modes = _modes(m)
@@ -154,6 +157,32 @@ def _mirror(m: Member, source: str, size: int, targets: tuple[MirrorTarget, ...]
         asynchronous=m.param("asynchronous").lower() in ("true", "1"),
         targets=targets,
     )
+
+
+def _held(
+    m: Member,
+    source: str,
+    servers: Mapping[str, str],
+    size: int,
+    attributes: Mapping[str, Mapping[str, str]],
+) -> Mirror:
+    """The mirror taken out of service (its clone held Unpromoted): its source stays the
+    one it was; a copy the source last confirmed (its generation) is a Target still, any
+    other Out of Sync, never to be brought in service before it is resynced."""
+    gens = {n: _int(attributes.get(n, {}).get(names.attribute(m.xml_id, "gen"))) for n in servers}
+    targets = tuple(
+        MirrorTarget(server=n, state=MirrorState.TARGET)
+        if gens[n] > 0 and gens[n] >= gens[source]
+        else MirrorTarget(
+            server=n,
+            state=MirrorState.OUT_OF_SYNC,
+            reason=f"the copy on {n} (generation {gens[n]}, {source} has {gens[source]}) "
+            f"missed writes of {source}",
+        )
+        for n in servers
+        if n != source
+    )
+    return _mirror(m, source, size, targets)
 
 
 def _waiting(

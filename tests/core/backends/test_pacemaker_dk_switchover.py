@@ -145,3 +145,44 @@ def test_out_of_service_or_a_delete_is_reached_once_no_copy_is_promoted() -> Non
     still = Simulation(RUNNING, {RID: ("lab1", "lab2")}, (), promoted_after={RID: ("lab1",)})
     with pytest.raises(OperationError, match="its source on lab1"):
         check_transition(current, change, base, still)
+
+
+def test_out_of_service_holds_the_clone_unpromoted_and_in_service_releases_it() -> None:
+    cluster, cib = cluster_of("mirror_in_sync"), cib_of("mirror_in_sync")
+    _h, steps = service.out_of_service_steps(cluster, "/data")
+    change = operations.build(cib, steps, RUNNING, promoted={RID: ("lab1",)})
+    clone = f"configuration/resources/clone[@id='{RID}-clone']/meta_attributes/nvpair"
+    roles = [n.get("value") for n in change.cib.findall(clone) if n.get("name") == "target-role"]
+    assert roles == ["Unpromoted"]  # its source demoted, its targets serve on
+    held = f"configuration/resources/clone/primitive[@id='{RID}']/meta_attributes/nvpair"
+    assert [n.get("value") for n in change.cib.findall(held)
+            if n.get("name") == "lk-held-source"] == ["lab1"]  # fmt: skip
+    assert [(i.top_id, i.where) for i in change.intents] == [(GROUP, None)]
+
+    back = operations.build(
+        change.cib,
+        (service.bring_in(service.hierarchy(cluster, "/data"), "lab2"),),
+        {RID: ("lab1", "lab2")},
+        promoted={},
+    )
+    assert not [n for n in back.cib.findall(clone) if n.get("name") == "target-role"]
+    assert not [n for n in back.cib.findall(held) if n.get("name") == "lk-held-source"]
+    source = back.cib.find(SOURCE_PREFERENCE)
+    assert source is not None and source.get("node") == "lab2" and source.get("role") == "Promoted"
+
+
+def test_a_mirror_out_of_service_keeps_its_source_and_its_targets_states() -> None:
+    from core.backends.pacemaker import cib as cibxml
+    from core.backends.pacemaker import status_dk
+
+    h = next(x for x in cibxml.hierarchies(cib_of("mirror_in_sync")) if x.top_id == GROUP)
+    m = next(x for x in h.members if x.xml_id == RID)
+    m = dataclasses.replace(m, meta=(*m.meta, ("lk-held-source", "lab1")))
+    gen = f"lkdr-{RID}-gen"
+    shown = status_dk.mirror(m, (), {"lab1": {gen: "4"}, "lab2": {gen: "4"}}, ("lab1", "lab2"))
+    assert shown is not None and shown.source == "lab1"
+    assert [(t.server, t.state) for t in shown.targets] == [("lab2", MirrorState.TARGET)]
+    shown = status_dk.mirror(m, (), {"lab1": {gen: "4"}, "lab2": {gen: "3"}}, ("lab1", "lab2"))
+    assert shown is not None and shown.source == "lab1"
+    assert [(t.server, t.state) for t in shown.targets] == [("lab2", MirrorState.OUT_OF_SYNC)]
+    assert "missed writes of lab1" in shown.targets[0].reason
