@@ -423,6 +423,10 @@ def unavailable() -> str:
     return ""
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--size-mib", type=int, default=1024, help="the mirror's volume")
@@ -440,6 +444,7 @@ def main() -> int:
     size = args.size_mib * MiB
     home = Path(tempfile.mkdtemp(prefix="lk-bench-dk-", dir=args.dir))
     loop, mnt, pids = "", None, set()
+    load_before = _load()
     try:
         pids = bring_up(home, size)
         loop, mnt = plain_fs(home, size)
@@ -448,6 +453,8 @@ def main() -> int:
         rs = measure_resync(home, args.repeat, 100)
         print(f"Pacemaker lab, {args.size_mib} MiB volumes on {args.dir}, "
               f"{args.repeat} rounds, medians:")  # fmt: skip
+        # the machine is shared: the rounds' spread follows its load, say what it was
+        print(f"load average (1, 5, 15 min): before {load_before}, after {_load()}")
         report_fs(fs)
         report_resync(rs, size)
         return 0
