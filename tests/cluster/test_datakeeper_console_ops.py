@@ -109,12 +109,15 @@ def _hash(lab: Lab, node: str, path: str) -> str:
     return lab.run(node, "sha256sum", path, timeout=60).split()[0]
 
 
-def _in_service(qtbot, window: MainWindow, to: str, other: str) -> None:
-    """What the tree shows once /data is in service on ``to`` and ``other`` is in sync."""
+def _in_service(qtbot, window: MainWindow, lab: Lab, to: str, other: str) -> None:
+    """What the tree shows once /data is in service on ``to`` and ``other`` is in sync;
+    lkctl says the same."""
     qtbot.waitUntil(lambda: _cell(window, FS, to).startswith("Active"), timeout=120_000)
     qtbot.waitUntil(lambda: _cell(window, FS, other) == "Standby", timeout=120_000)
     qtbot.waitUntil(lambda: _cell(window, RID, to) == "Source", timeout=120_000)
     qtbot.waitUntil(lambda: _cell(window, RID, other) == "Target", timeout=180_000)
+    states = {to: "ISP Active", other: "OSU Standby"}
+    assert _row(lab, FS) == f"/data | filesystem | {states['lab1']} | {states['lab2']}"
 
 
 def test_switchover_from_the_console_and_back(qtbot, seeded: Lab, window: MainWindow) -> None:
@@ -130,7 +133,7 @@ def test_switchover_from_the_console_and_back(qtbot, seeded: Lab, window: MainWi
     said = _message(window)
     assert "/data: out of service on lab1" in said, said
     assert "datarep-data source on lab2" in said, said
-    _in_service(qtbot, window, "lab2", "lab1")
+    _in_service(qtbot, window, lab, "lab2", "lab1")
     assert _hash(lab, "lab2", FILE) == written
     assert FS not in lab.run("lab1", "cat", "/proc/mounts").split()
 
@@ -139,7 +142,7 @@ def test_switchover_from_the_console_and_back(qtbot, seeded: Lab, window: MainWi
     said = _message(window)
     assert "/data: out of service on lab2" in said, said
     assert "datarep-data source on lab1" in said, said
-    _in_service(qtbot, window, "lab1", "lab2")
+    _in_service(qtbot, window, lab, "lab1", "lab2")
     assert _hash(lab, "lab1", FILE) == written
     wait_until(lambda: _volumes_equal(lab, "lab1"), 120, "the volumes equal byte for byte")
 
@@ -188,11 +191,13 @@ def test_pause_and_resume_mirror_from_the_console(qtbot, seeded: Lab, window: Ma
     lab = seeded
     qtbot.waitUntil(lambda: _cell(window, RID, "lab1") == "Target", timeout=120_000)
     _confirm(qtbot, window, RID, "lab1", "Edit", "Resource", "Mirror", "Pause Mirror")
+    assert "Paused the mirror of datarep-data to lab1" in _message(window), _message(window)
     qtbot.waitUntil(lambda: _cell(window, RID, "lab1") == "Out of Sync", timeout=120_000)
     assert "Out of Sync" in _row(lab, RID)  # lkctl says the same
     written = _write(lab, "lab2", FILE, 4)  # recorded in the bitmap only
 
     _confirm(qtbot, window, RID, "lab1", "Edit", "Resource", "Mirror", "Resume Mirror")
+    assert "Resumed the mirror of datarep-data to lab1" in _message(window), _message(window)
     qtbot.waitUntil(lambda: _cell(window, RID, "lab1") == "Target", timeout=180_000)
     assert _cell(window, FS, "lab2").startswith("Active")
     assert _hash(lab, "lab2", FILE) == written
