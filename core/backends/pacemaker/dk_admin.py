@@ -13,6 +13,8 @@ Commands::
     volumes                        the volume files in /disks: path, size, file system
     make-disk PATH SIZE            a new volume of SIZE bytes (mode 0600), never over one
     remove-disk PATH               remove a volume made by make-disk (an undo)
+    grow-volume PATH SIZE          a volume grown to SIZE bytes (never shrunk): its old size
+    ungrow-volume PATH OLD SIZE    back to OLD bytes, only when it has SIZE (grow's undo)
     mkfs PATH FSTYPE               make a file system on a volume (its content is erased)
     key-new RID | key-get RID | key-put RID | key-check RID
     forget RID                     the mirror's key and record on this node (the volume stays)
@@ -82,17 +84,22 @@ def volumes() -> list[dict[str, Any]]:
     return found
 
 
+def _size(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= MAX_SIZE:
+        raise AdminError(f"size {text!r} is not a size in bytes")
+    return int(text)
+
+
 def make_disk(text: str, size_text: str) -> None:
     path = _volume_path(text)
-    if not size_text.isdigit() or not 0 < int(size_text) <= MAX_SIZE:
-        raise AdminError(f"size {size_text!r} is not a size in bytes")
+    size = _size(size_text)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
         raise AdminError(f"{path} exists already: choose it as an existing disk") from None
     try:
-        os.ftruncate(fd, int(size_text))
+        os.ftruncate(fd, size)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -100,6 +107,53 @@ def make_disk(text: str, size_text: str) -> None:
 
 def remove_disk(text: str) -> None:
     _volume_path(text).unlink(missing_ok=True)
+
+
+def _set_size(path: Path, size: int) -> None:
+    """``path`` has ``size`` bytes, durably (the new bytes of a grow read as zeros)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _existing_volume(text: str) -> Path:
+    path = _volume_path(text)
+    if path.is_symlink() or not path.is_file():
+        raise AdminError(f"no volume {path}")
+    return path
+
+
+def grow_volume(text: str, size_text: str) -> dict[str, Any]:
+    """Grow a mirror's volume to ``SIZE`` bytes (Resize Mirror); a volume already of that
+    size is kept, a larger one refused (a volume never shrinks: the end of the file
+    system on it would be cut off). Answers its size before, for the undo."""
+    path = _existing_volume(text)
+    size = _size(size_text)
+    old = path.stat().st_size
+    if old > size:
+        raise AdminError(f"{path} has {old} bytes, more than {size}: a volume is never shrunk")
+    if old < size:
+        _set_size(path, size)
+    return {"path": str(path), "old": old, "size": size}
+
+
+def ungrow_volume(text: str, old_text: str, size_text: str) -> None:
+    """Undo :func:`grow_volume` of a resize that did not commit: back to ``OLD`` bytes,
+    only while the volume has the ``SIZE`` the grow gave it (nothing past ``OLD`` is
+    part of the mirror before the commit); a volume of ``OLD`` bytes is kept."""
+    path = _existing_volume(text)
+    old, size = _size(old_text), _size(size_text)
+    if old > size:
+        raise AdminError(f"{old} bytes is more than {size}: not the undo of a grow")
+    have = path.stat().st_size
+    if have == old:
+        return
+    if have != size:
+        raise AdminError(f"{path} has {have} bytes, neither {old} nor {size}: left as it is")
+    _set_size(path, old)
 
 
 def mkfs(text: str, fs_type: str) -> None:
@@ -231,6 +285,11 @@ def main(argv: list[str]) -> int:
             return _json(volumes())
         if command == "key-check" and len(args) == 1:
             return _json(key_check(args[0]))
+        if command == "grow-volume" and len(args) == 2:
+            return _json(grow_volume(*args))
+        if command == "ungrow-volume" and len(args) == 3:
+            ungrow_volume(*args)
+            return 0
         if command == "mirror" and 2 <= len(args) <= 4:
             return _json(mirror(*args))
         if command in simple and len(args) == simple[command][1]:

@@ -6,6 +6,7 @@ tested on the Pacemaker lab: ``tests/cluster/test_datakeeper_agent.py``."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -97,6 +98,76 @@ def test_admin_refuses_paths_outside_disks_and_never_overwrites_a_volume(
     assert dk_admin.main(["remove-file", str(volume)]) == 1  # a volume is never removed so
     assert volume.exists()
     assert dk_admin.main(["nonsense"]) == 2
+
+
+def test_admin_grows_a_volume_keeping_its_bytes_and_never_shrinks_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    disks = tmp_path / "disks"
+    monkeypatch.setattr(dk_admin, "DISKS", str(disks))
+    volume = disks / "v.img"
+    assert dk_admin.main(["make-disk", str(volume), "1048576"]) == 0
+    with volume.open("r+b") as f:
+        f.seek(1048576 - 4)
+        f.write(b"tail")
+    capsys.readouterr()
+    assert dk_admin.main(["grow-volume", str(volume), "2097152"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "path": str(volume),
+        "old": 1048576,
+        "size": 2097152,
+    }
+    data = volume.read_bytes()
+    assert len(data) == 2097152
+    assert data[1048572:1048576] == b"tail" and data[1048576:] == bytes(1048576)
+    assert stat.S_IMODE(volume.stat().st_mode) == 0o600
+    # again: kept as it is (a resize run twice, or after a crash)
+    assert dk_admin.main(["grow-volume", str(volume), "2097152"]) == 0
+    assert json.loads(capsys.readouterr().out)["old"] == 2097152
+    # never smaller: refused in one line, the volume untouched
+    assert dk_admin.main(["grow-volume", str(volume), "1048576"]) == 1
+    err = capsys.readouterr().err
+    assert "has 2097152 bytes, more than 1048576: a volume is never shrunk" in err
+    assert volume.stat().st_size == 2097152
+    for bad in (["grow-volume", str(volume), "lots"], ["grow-volume", str(volume), "0"]):
+        assert dk_admin.main(bad) == 1
+        assert "is not a size in bytes" in capsys.readouterr().err
+    assert dk_admin.main(["grow-volume", str(tmp_path / "elsewhere.img"), "2097152"]) == 1
+    assert "is not a volume in" in capsys.readouterr().err
+    assert dk_admin.main(["grow-volume", str(disks / "missing.img"), "2097152"]) == 1
+    assert "no volume" in capsys.readouterr().err
+    assert not (disks / "missing.img").exists()
+    (disks / "link.img").symlink_to(volume)
+    assert dk_admin.main(["grow-volume", str(disks / "link.img"), "4194304"]) == 1
+    assert volume.stat().st_size == 2097152
+    assert dk_admin.main(["grow-volume", str(volume)]) == 2
+
+
+def test_admin_ungrow_undoes_only_its_own_grow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    disks = tmp_path / "disks"
+    monkeypatch.setattr(dk_admin, "DISKS", str(disks))
+    volume = disks / "v.img"
+    assert dk_admin.main(["make-disk", str(volume), "1048576"]) == 0
+    volume.write_bytes(b"mine" + bytes(1048572))
+    assert dk_admin.main(["grow-volume", str(volume), "2097152"]) == 0
+    assert dk_admin.main(["ungrow-volume", str(volume), "1048576", "2097152"]) == 0
+    assert volume.read_bytes() == b"mine" + bytes(1048572)
+    # the undo again (after a crash of the console): nothing to do
+    assert dk_admin.main(["ungrow-volume", str(volume), "1048576", "2097152"]) == 0
+    assert volume.stat().st_size == 1048576
+    # a volume of another size is not this grow's: left as it is
+    assert dk_admin.main(["grow-volume", str(volume), "3145728"]) == 0
+    capsys.readouterr()
+    assert dk_admin.main(["ungrow-volume", str(volume), "1048576", "2097152"]) == 1
+    assert "has 3145728 bytes, neither 1048576 nor 2097152: left as it is" in (
+        capsys.readouterr().err
+    )
+    assert volume.stat().st_size == 3145728
+    assert dk_admin.main(["ungrow-volume", str(volume), "3145728", "1048576"]) == 1
+    assert "not the undo of a grow" in capsys.readouterr().err
+    assert volume.stat().st_size == 3145728
 
 
 def test_admin_key_put_takes_only_a_key_line_and_writes_it_private(
