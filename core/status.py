@@ -42,6 +42,7 @@ class Cell:
     state: ResourceState
     mirror_state: MirrorState | None = None
     percent: int | None = None  # while resyncing
+    reason: str = ""  # why a target is not in sync, as the mirror says
 
     @property
     def status(self) -> NodeStatus:
@@ -78,6 +79,7 @@ def cell(h: Hierarchy, resource_id: int, server: str) -> Cell | None:
                     state,
                     target.state,
                     target.percent if target.state is MirrorState.RESYNCING else None,
+                    target.reason,
                 )
     return Cell(state.cell_text, _STATE_ICON[state], state)
 

@@ -495,7 +495,8 @@ class StatusModel(QAbstractItemModel):
         elif role == _DECORATION:
             return icons.state_icon(c.icon)
         elif role == _TOOLTIP:
-            return f"{node.tags.get(server, node.tag)} on {server}: {c.state.value} ({c.text})"
+            tip = f"{node.tags.get(server, node.tag)} on {server}: {c.state.value} ({c.text})"
+            return f"{tip}\n{c.reason}" if c.reason else tip
         elif role == _ACCESSIBLE:
             return f"{node.tags.get(server, node.tag)} on {server}: {c.text}"
         elif role == Role.STATE:

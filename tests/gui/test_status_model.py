@@ -117,6 +117,19 @@ def test_extend_resync_and_delete_keep_the_model_valid(qtmodeltester, lab_cluste
 
     model.set_cluster(c.in_sync(resyncing, "lab2"))
     assert model.index(0, 2, model.index(0, 0)).data() == "Target"
+    [h] = c.in_sync(resyncing, "lab2").hierarchies
+    [target] = h.mirrors[0].targets
+    paused = dataclasses.replace(
+        target, state=MirrorState.OUT_OF_SYNC, reason="paused by the administrator"
+    )
+    mirror = dataclasses.replace(h.mirrors[0], targets=(paused,))
+    model.set_cluster(c.replace_hierarchy(resyncing, dataclasses.replace(h, mirrors=(mirror,))))
+    dk = model.index(0, 2, model.index(0, 0))
+    assert dk.data() == "Out of Sync"  # the tooltip says why
+    assert dk.data(Qt.ItemDataRole.ToolTipRole) == (
+        "datarep-data on lab2: Out of Service, Unimpaired (Out of Sync)\n"
+        "paused by the administrator"
+    )
     qtmodeltester.check(model)
 
     model.set_cluster(dataclasses.replace(lab_cluster, hierarchies=()))
