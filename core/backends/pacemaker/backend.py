@@ -90,6 +90,7 @@ PUSH = ("cibadmin", "--replace", "--xml-pipe")
 OLD_DATA = 103  # cibadmin: "Update was older than existing configuration"
 MAX_ATTEMPTS = 10  # builds of one change while the CIB keeps changing under it
 POLL_S = 0.2
+STOP_WAIT_S = 120.0  # a removed mirror's copies stopping before the nodes forget it
 ROLE_GROUPS = (("lkadmin", Role.ADMINISTRATOR), ("lkoper", Role.OPERATOR), ("lkguest", Role.GUEST))
 
 
@@ -355,6 +356,7 @@ class PacemakerBackend:
             plan = self._force_online(plan, out)
             change = self._commit(plan, out, cancel)
             hierarchy = self._after_push(change, out, cancel)
+            self._wait_copies_stopped(change.after_work, out, cancel)
             dk_nodes.do_after(self._run, change.after_work, out)
             mirror_node.send(self._run, change.node_requests, out)  # to the engines
         except LkError as exc:
@@ -698,6 +700,29 @@ class PacemakerBackend:
                     f"Pacemaker did not get {intent.wanted} within {timeout:g} s ({now}; "
                     "see crm_mon)"
                 )
+            self._pause.wait(POLL_S)
+
+    def _wait_copies_stopped(
+        self, works: Sequence[NodeWork], out: OperationLog, cancel: threading.Event | None
+    ) -> None:
+        """Until no copy of a mirror runs on a node about to forget it. Pacemaker stops a
+        removed clone's copies (or an unextended target's) after the push; an engine still
+        stopping would write its record and its node attributes again after they went."""
+        leaving = sorted({(w.rid, w.node) for w in works if w.kind == "forget"})
+        deadline = time.monotonic() + STOP_WAIT_S
+        while leaving:
+            views = status.resource_views(
+                status.parse_crm_mon(self._run(CRM_MON).stdout).find("resources")
+            )
+            leaving = [(rid, node) for rid, node in leaving
+                       if rid in views and node in views[rid].running_on]  # fmt: skip
+            if not leaving:
+                return
+            if time.monotonic() > deadline or (cancel is not None and cancel.is_set()):
+                for rid, node in leaving:
+                    out.say("WARNING", f"{rid} still runs on {node}: once it has stopped, "
+                            f"run `{AGENT_IN_NODE} admin forget {rid}` there")  # fmt: skip
+                return
             self._pause.wait(POLL_S)
 
     def _second_change(self, follow_up: FollowUp) -> None:
