@@ -98,25 +98,25 @@ def make_disk(text: str, size_text: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
         raise AdminError(f"{path} exists already: choose it as an existing disk") from None
-    try:
-        os.ftruncate(fd, size)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _truncate(fd, size)
 
 
 def remove_disk(text: str) -> None:
     _volume_path(text).unlink(missing_ok=True)
 
 
-def _set_size(path: Path, size: int) -> None:
-    """``path`` has ``size`` bytes, durably (the new bytes of a grow read as zeros)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+def _truncate(fd: int, size: int) -> None:
+    """The file open at ``fd`` has ``size`` bytes, durably (new bytes read as zeros); the
+    descriptor is closed."""
     try:
         os.ftruncate(fd, size)
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _set_size(path: Path, size: int) -> None:
+    _truncate(os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW), size)
 
 
 def _existing_volume(text: str) -> Path:
