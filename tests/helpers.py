@@ -80,13 +80,22 @@ def read_only_dir(path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    """Poll ``predicate`` (for work done by another process) until true or time out."""
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float = 30.0,
+    what: str = "",
+    seen: Callable[[], str] | None = None,
+) -> None:
+    """Poll ``predicate`` (for work done by another process) until true or time out;
+    ``seen``, if given, says what was last seen instead (in the failure's message)."""
     pause = threading.Event()
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+            last = f" (last seen: {seen()})" if seen is not None else ""
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {what or predicate}{last}"
+            )
         pause.wait(0.05)
 
 

@@ -315,12 +315,18 @@ def test_the_source_killed_mid_resync_leaves_the_target_waiting_and_returns_with
     lab, source, target = pair
     files = {f"resync-{i}": _write(lab, source, f"resync-{i}", 3_000_000) for i in range(3)}
     agent = names.AGENT_IN_NODE
-    # a full resync at 3 MB/s (the running engine's limit): ~20 s to catch it in
-    lab.run(source, agent, "admin", "mirror", RID, "speed", "", '{"kbps": 3000}')
+    # a full resync at 1.5 MB/s (the running engine's limit): ~45 s to catch it in, a
+    # snapshot taking seconds on a loaded machine included
+    lab.run(source, agent, "admin", "mirror", RID, "speed", "", '{"kbps": 1500}')
     lab.run(source, agent, "admin", "mirror", RID, "full_resync", target)
-    wait_until(lambda: (t := _target(_hierarchy(lab), target)) is not None
-               and t.state is MirrorState.RESYNCING and 0 < t.percent < 60,
-               60, f"{target} resyncing")  # fmt: skip
+    seen: list[MirrorTarget | None] = [None]
+
+    def resyncing() -> bool:
+        t = seen[0] = _target(_hierarchy(lab), target)
+        return t is not None and t.state is MirrorState.RESYNCING and 0 < t.percent < 60
+
+    wait_until(resyncing, 90, f"{target} resyncing",
+               lambda: f"{seen[0] and seen[0].state} {seen[0] and seen[0].percent}%")  # fmt: skip
     _kill_node(lab, source)
 
     def waiting() -> bool:
