@@ -17,7 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core import permissions
-from core.capabilities import COMM_PATHS, DEPENDENCIES, MIRROR_RESIZE, SERVER_POWER
+from core.capabilities import (
+    COMM_PATHS,
+    DEPENDENCIES,
+    FILESYSTEM_GROW,
+    MIRROR_RESIZE,
+    SERVER_POWER,
+)
 from core.model import (
     Cluster,
     Hierarchy,
@@ -938,9 +944,17 @@ def resize_mirror(
     waiting = [t.server for t in mirror.targets if t.state is MirrorState.WAIT_FOR_PREVIOUS_SOURCE]
     if waiting:
         return _no(f"The copy of {tag} on {_names(waiting)} waits for the previous source.")
+    offline = ""
+    if FILESYSTEM_GROW in connection.capabilities:
+        if h.in_service_server != mirror.source:
+            return _no(
+                f"{h.root_tag} is not in service on {mirror.source}: bring it in service "
+                f"first (the mirror grows from its source)."
+            )
+        offline = f"; {h.root_tag} is out of service meanwhile"
     return _ok(
         f"Grow {tag} on {_names(servers)} (the targets first, then the source); the new "
-        "space is resynced."
+        f"space is resynced{offline}."
     )
 
 

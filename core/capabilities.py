@@ -15,9 +15,11 @@ SERVER_SETTINGS = "server_settings"
 COMM_PATHS = "comm_paths"  # comm paths can be created and deleted from the console
 COMM_PATH_FAULTS = "comm_path_faults"  # a comm path can be failed and restored (the lab)
 
-# Resize Mirror: grow a mirror's volume on every server, then its engine (the lab; a
-# Pacemaker cluster cannot yet: its volumes grow on the nodes, under a running source).
+# Resize Mirror: grow a mirror's volume on every server, then its engine.
 MIRROR_RESIZE = "mirror_resize"
+# ... and the real file system on top with it (Pacemaker: the hierarchy goes out of
+# service while the mirror grows; the lab's filesystem resource is a folder, no size).
+FILESYSTEM_GROW = "filesystem_grow"
 
 WHAT_IF = "what_if"  # say what a plan would do to every hierarchy, changing nothing
 
@@ -25,6 +27,7 @@ __all__ = [
     "COMM_PATHS",
     "COMM_PATH_FAULTS",
     "DEPENDENCIES",
+    "FILESYSTEM_GROW",
     "MIRROR_RESIZE",
     "MIRROR_WRITES",
     "RESET",

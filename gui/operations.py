@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QWidget
 from core import availability as av
 from core.availability import Preselection
 from core.backend import Backend
-from core.capabilities import SERVER_SETTINGS
+from core.capabilities import FILESYSTEM_GROW, SERVER_SETTINGS
 from core.model import DEFAULT_SPEED_LIMIT_KBPS, Cluster, Hierarchy
 from gui.bridge import Opened
 
@@ -598,12 +598,13 @@ class _Operations:
         assert pre.resource_id is not None
         mirror = h.mirror(pre.resource_id)
         assert mirror is not None
+        backend = self._backend()
         dialog = ResizeDialog(
-            self._backend(),
+            backend,
             self.w.session,
             h.tag_of(mirror.resource_id),
             mirror.volume_size,
-            filesystem_note(h, mirror),
+            filesystem_note(h, mirror, FILESYSTEM_GROW in backend.capabilities),
             self.w,
         )
         dialog.done.connect(self._done)

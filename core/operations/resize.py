@@ -5,7 +5,7 @@ from __future__ import annotations
 from core import commands
 from core.availability import NO_RESIZE
 from core.backend import Backend, NotAvailable
-from core.capabilities import MIRROR_RESIZE
+from core.capabilities import FILESYSTEM_GROW, MIRROR_RESIZE
 from core.events import EventHub
 from core.facts import Facts, gather
 from core.model import Cluster
@@ -24,13 +24,14 @@ def facts_for(backend: Backend, cluster: Cluster, request: ResizeRequest) -> Fac
     return gather(backend, rules.needs(cluster, request))
 
 
-def plan_of(cluster: Cluster, facts: Facts, request: ResizeRequest) -> Plan:
-    """The plan (pure); CheckFailed naming the field when it cannot be done."""
+def plan_of(cluster: Cluster, facts: Facts, request: ResizeRequest, grows_fs: bool = False) -> Plan:
+    """The plan (pure); CheckFailed naming the field when it cannot be done (``grows_fs``:
+    the backend grows the file system on top too, ``FILESYSTEM_GROW``)."""
     steps = rules.steps(cluster, facts, request)
     target = rules.check(cluster, facts, request)
     h, tag = target.hierarchy, target.tag
     size = format_size(target.new_size)
-    note = rules.filesystem_note(h, target.mirror)
+    note = rules.filesystem_note(h, target.mirror, grows_fs)
     return Plan(
         op=Op.RESIZE_MIRROR,
         name=f"resize mirror {tag} to {size}",
@@ -65,7 +66,8 @@ def refuse_unless_available(backend: Backend, tag: str) -> None:
 def plan(backend: Backend, request: ResizeRequest, cluster: Cluster | None = None) -> Plan:
     refuse_unless_available(backend, request.tag)
     cluster = cluster or backend.snapshot()
-    return plan_of(cluster, facts_for(backend, cluster, request), request)
+    grows = FILESYSTEM_GROW in backend.capabilities
+    return plan_of(cluster, facts_for(backend, cluster, request), request, grows)
 
 
 def resize(

@@ -238,12 +238,28 @@ def steps(cluster: Cluster, facts: Facts, request: ResizeRequest) -> tuple[Step,
     return tuple(found)
 
 
-def filesystem_note(h: Hierarchy, mirror: Mirror) -> str:
-    """What the resize means for the file system on top (said at the end)."""
+def filesystem_note(h: Hierarchy, mirror: Mirror, grows: bool = False) -> str:
+    """What the resize means for the file system on top (said at the end); ``grows``:
+    the backend grows a real one with the mirror (a Pacemaker cluster)."""
     parent = h.parent(mirror.resource_id)
     if parent is None or h.kind_of(parent) is not ResourceKind.FILESYSTEM:
         return ""
     fs = h.tag_of(parent)
+    if grows:
+        inst = h.instance(parent, mirror.source)
+        fs_type = (inst.fs_type if inst is not None else None) or "file system"
+        if fs_type == "xfs":
+            grown = f"then grow the xfs on it with xfs_growfs {fs} on {mirror.source}"
+        else:
+            grown = (
+                f"its {fs_type} is checked and grown to fill it (e2fsck, resize2fs) on "
+                f"{mirror.source}"
+            )
+        return (
+            f"{h.root_tag} goes out of service while the mirror grows: the mirror restarts "
+            f"at the new size on {mirror.source}, {grown}, and {h.root_tag} comes back in "
+            f"service there."
+        )
     return (
         f"The filesystem resource {fs} on top is a folder in the lab: it has no size, so "
         "nothing of it changes. On a real server, grow the file system on the mirror "

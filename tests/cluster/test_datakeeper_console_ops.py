@@ -9,23 +9,28 @@ with lkctl, then
   byte; lab1 started again: its datarep-data cell shows Resyncing with its percentage,
   then Target, and the volumes are equal byte for byte;
 - Edit › Resource › Mirror › Pause Mirror on lab1's copy: the cell shows Out of Sync;
-  Resume Mirror: Target again, the volumes equal.
+  Resume Mirror: Target again, the volumes equal;
+- Edit › Resource › Mirror › Resize Mirror: /data's ext4 grows with the mirror, /data
+  back in service, lab1 Target with the same bytes.
 
 The console runs here (the host): ``pacemaker-lab`` reaches the nodes through nsenter.
 A lab of its own (two nodes, seeded): the session lab is not seeded."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QPushButton
+from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QPushButton
 
 from core.backends.pacemaker import nslab
 from gui.actions import find_menu_action
 from gui.dialogs import OperationDialog
 from gui.main_window import MainWindow
+from gui.resize_dialog import ResizeDialog
 from tests.cluster.labtools import Lab
 from tests.cluster.test_datakeeper_extend import _lkctl, _row
 from tests.cluster.test_datakeeper_faults import _kill_node
@@ -201,4 +206,40 @@ def test_pause_and_resume_mirror_from_the_console(qtbot, seeded: Lab, window: Ma
     qtbot.waitUntil(lambda: _cell(window, RID, "lab1") == "Target", timeout=180_000)
     assert _cell(window, FS, "lab2").startswith("Active")
     assert _hash(lab, "lab2", FILE) == written
+    wait_until(lambda: _volumes_equal(lab, "lab2"), 120, "the volumes equal byte for byte")
+
+
+def test_resize_mirror_from_the_console_grows_data(qtbot, seeded: Lab, window: MainWindow) -> None:
+    """After pause and resume: /data on lab2. Edit › Resource › Mirror › Resize Mirror on
+    datarep-data, 80M: the dialog says /data goes out of service meanwhile and its ext4
+    grows; once done the message says so, /data is Active on lab2 again, larger (df),
+    lab1 Target with lab2's bytes."""
+    lab = seeded
+    qtbot.waitUntil(lambda: _cell(window, RID, "lab1") == "Target", timeout=120_000)
+    df = ("df", "--output=size", "-B1", FS)
+    before = int(lab.run("lab2", *df).split()[-1])
+    _select(window, RID, "lab2")
+    window.operations.last_dialog = None
+    action = find_menu_action(window.menuBar(), "Edit", "Resource", "Mirror", "Resize Mirror…")
+    assert action is not None and action.isEnabled(), action and action.toolTip()
+    assert "/data is out of service meanwhile" in action.toolTip()
+    action.trigger()
+    qtbot.waitUntil(lambda: isinstance(window.operations.last_dialog, ResizeDialog), timeout=30_000)
+    dialog = window.operations.last_dialog
+    assert isinstance(dialog, ResizeDialog)
+    text = dialog.findChild(QLabel, "operation_text")
+    assert "/data goes out of service while the mirror grows" in text.text()
+    assert "its ext4 is checked and grown to fill it (e2fsck, resize2fs) on lab2" in text.text()
+    dialog.findChild(QLineEdit, "size").setText("80M")
+    ok = dialog.findChild(QPushButton, "operation_ok")
+    qtbot.waitUntil(ok.isEnabled, timeout=30_000)
+    shots = Path(os.environ.get("LKCONSOLE_SCREENSHOTS", lab.home))
+    dialog.grab().save(str(shots / "pacemaker-resize.png"))
+    ok.click()
+    qtbot.waitUntil(lambda: not dialog.isVisible() or dialog.error.isVisible(), timeout=300_000)
+    assert not dialog.error.isVisible(), dialog.error.text()
+    assert "datarep-data is 80 MiB on every server" in _message(window), _message(window)
+    qtbot.waitUntil(lambda: _cell(window, FS, "lab2").startswith("Active"), timeout=120_000)
+    qtbot.waitUntil(lambda: _cell(window, RID, "lab1") == "Target", timeout=180_000)
+    assert int(lab.run("lab2", *df).split()[-1]) > before + 8 * 1024 * 1024
     wait_until(lambda: _volumes_equal(lab, "lab2"), 120, "the volumes equal byte for byte")

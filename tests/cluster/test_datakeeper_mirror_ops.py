@@ -1,9 +1,10 @@
 """The mirror operations on the Pacemaker lab, from lkctl and core.operations as a user
 runs them: the seed's /data (ext4 on the mirror datarep-data, in service on lab1)
 extended to lab2, then pause, resume, speed limit, full resync, verify (bytes flipped on
-lab2 behind the mirror's back) with repair, a target's mode, Resize refused, and Force
+lab2 behind the mirror's back) with repair, a target's mode, Resize (the ext4 on /data
+grown with it, /data out of service meanwhile), and Force
 Online of a copy that waits for the previous source. The volumes are compared byte for
-byte on the nodes' disks; /data is never restarted by any of them.
+byte on the nodes' disks; /data is never restarted by any of them but Resize.
 
 A lab of its own (two nodes, seeded): the session lab is not seeded."""
 
@@ -35,6 +36,7 @@ RID = "datarep-data"
 DISK = "servers/{node}/disks/datarep-data.img"
 STATUS = f"/run/lkdr/{RID}/status.json"
 CHUNK = 64 * 1024
+MIB = 1024 * 1024
 ADMIN = Session("root", Role.ADMINISTRATOR)
 
 
@@ -261,13 +263,36 @@ def _dk_id(backend: PacemakerBackend) -> int:
     return found.resource_id
 
 
-def test_resize_is_refused_with_the_reason(mirrored: Lab) -> None:
-    rc, out, err = _lkctl(mirrored, "mirror", "resize", RID, "--size", "128M")
-    assert rc == 2 and not out
-    assert err.strip() == (
-        "lkctl: Resize Mirror is not available on this cluster yet: its backend cannot grow "
-        "datarep-data's volume on every server under a running mirror (the folder lab can)."
-    )
+def test_resize_grows_every_copy_and_the_ext4_on_it_and_lab2_resyncs_the_new_space(
+    mirrored: Lab, backend: PacemakerBackend
+) -> None:
+    """``lkctl mirror resize`` to 96 MiB: /data out of service meanwhile, both volumes 96
+    MiB, the ext4 on /data grown (df), the payload kept, lab2 resynced from the grown
+    bitmap (a partial resync: the new space and what the file system wrote), then
+    Target with lab1's bytes; /data back in service on lab1."""
+    lab = mirrored
+    _in_sync(lab)
+    payload = lab.run("lab1", "sha256sum", "/data/payload").split()[0]
+    df_before = int(lab.run("lab1", "df", "--output=size", "-B1", "/data").split()[-1])
+    out = _ok(lab, "mirror", "resize", RID, "--size", "96M")
+    assert "datarep-data is 96 MiB on every server" in out
+    assert "/data goes out of service while the mirror grows" in out
+    for node in ("lab1", "lab2"):
+        assert _disk(lab, node).stat().st_size == 96 * MIB
+    assert _row(lab, "/data").startswith("/data | filesystem | ISP")
+    df_after = int(lab.run("lab1", "df", "--output=size", "-B1", "/data").split()[-1])
+    assert df_after > df_before + 24 * MIB  # the ext4 fills the grown mirror
+    assert lab.run("lab1", "sha256sum", "/data/payload").split()[0] == payload
+    _in_sync(lab)
+    progress = _engine(lab)["targets"]["lab2"]["progress"]
+    new_chunks = 32 * MIB // CHUNK
+    print(f"\nresize to 96 MiB: {progress['chunks_copied']} chunks copied to lab2 "
+          f"({new_chunks} new), df {df_before} -> {df_after} bytes")  # fmt: skip
+    assert not progress["full"]
+    assert new_chunks <= progress["chunks_copied"] < 96 * MIB // CHUNK // 2
+    _equal_once_settled(lab)
+    [h] = backend.snapshot().hierarchies
+    assert h.mirrors[0].volume_size == 96 * MIB  # what the console's tree and dialogs show
 
 
 def test_force_online_promotes_a_copy_that_waits_for_the_previous_source(

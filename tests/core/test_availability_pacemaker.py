@@ -1,6 +1,7 @@
 """The mirror menu of a DataKeeper resource on a Pacemaker cluster (its capabilities, a
 snapshot read from what crm_mon and the CIB said): every mirror action is there, with
-the same rules as on the lab; Resize Mirror is greyed out with the reason."""
+the same rules as on the lab; Resize Mirror says the hierarchy goes out of service for it,
+and is greyed out with the reason where it cannot run."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import pytest
 
 from core import availability as av
 from core.availability import Connection, Selection
-from core.capabilities import DEPENDENCIES, MIRROR_RESIZE, WHAT_IF
-from core.model import Cluster, MirrorState
+from core.capabilities import DEPENDENCIES, FILESYSTEM_GROW, MIRROR_RESIZE, WHAT_IF
+from core.model import Cluster, MirrorState, ResourceState
 from tests.core.backends.pacemaker_fixtures import cluster_of
 
 PACEMAKER = Connection(
-    cluster_name="lkconsole-lab", capabilities=frozenset({WHAT_IF, DEPENDENCIES})
+    cluster_name="lkconsole-lab",
+    capabilities=frozenset({WHAT_IF, DEPENDENCIES, MIRROR_RESIZE, FILESYSTEM_GROW}),
 )
 
 
@@ -30,20 +32,37 @@ def _menu(cluster: Cluster, selection: Selection, conn: Connection = PACEMAKER) 
     return {name: shown[name].enabled for name in (*av.MIRROR_ACTIONS, av.RESIZE_MIRROR)}
 
 
-def test_an_in_sync_mirror_offers_pause_full_resync_speed_and_verify_not_resize() -> None:
+def test_an_in_sync_mirror_offers_every_action_and_resize_out_of_service() -> None:
     c = cluster_of("mirror_in_sync")
     assert _menu(c, _dk(c, "lab2")) == {
         av.PAUSE_MIRROR: True, av.RESUME_MIRROR: False, av.FULL_RESYNC: True,
         av.FORCE_ONLINE: False, av.SPEED_LIMIT: True, av.VERIFY_MIRROR: True,
-        av.RESIZE_MIRROR: False,
+        av.RESIZE_MIRROR: True,
     }  # fmt: skip
-    reason = av.resize_mirror(c, _dk(c), PACEMAKER).reason
-    assert reason == (
+    assert av.resize_mirror(c, _dk(c), PACEMAKER).reason == (
+        "Grow datarep-data on lab1, lab2 (the targets first, then the source); the new "
+        "space is resynced; /data is out of service meanwhile."
+    )
+    without = dataclasses.replace(PACEMAKER, capabilities=frozenset({WHAT_IF, DEPENDENCIES}))
+    assert av.resize_mirror(c, _dk(c), without).reason == (
         "Resize Mirror is not available on this cluster yet: its backend cannot grow "
         "datarep-data's volume on every server under a running mirror (the folder lab can)."
     )
-    lab_like = dataclasses.replace(PACEMAKER, capabilities=PACEMAKER.capabilities | {MIRROR_RESIZE})
-    assert av.resize_mirror(c, _dk(c), lab_like).enabled  # the same cluster where it can
+
+
+def test_resize_waits_for_the_hierarchy_in_service_on_its_source() -> None:
+    c = cluster_of("mirror_in_sync")
+    [h] = c.hierarchies
+    out = dataclasses.replace(
+        c, hierarchies=(dataclasses.replace(h, resources=tuple(
+            dataclasses.replace(r, state=ResourceState.OSU) for r in h.resources)),)
+    )  # fmt: skip
+    shown = av.resize_mirror(out, _dk(out), PACEMAKER)
+    assert not shown.enabled
+    assert shown.reason == (
+        "/data is not in service on lab1: bring it in service first (the mirror grows from "
+        "its source)."
+    )
 
 
 def _with_target(c: Cluster, **changes: object) -> Cluster:
@@ -71,4 +90,4 @@ def test_the_target_state_decides_the_menu_as_on_the_lab(
     c = _with_target(cluster_of("mirror_in_sync"), state=state, reason=reason)
     menu = _menu(c, _dk(c, "lab2"))
     assert {k: menu[k] for k in enabled} == enabled
-    assert menu[av.RESIZE_MIRROR] is False
+    assert menu[av.RESIZE_MIRROR] is (state is not MirrorState.WAIT_FOR_PREVIOUS_SOURCE)

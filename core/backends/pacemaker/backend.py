@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.backend import SERVER_POWER, NotAvailable, StepCallback, Watch
-from core.capabilities import DEPENDENCIES, WHAT_IF
+from core.capabilities import DEPENDENCIES, FILESYSTEM_GROW, MIRROR_RESIZE, WHAT_IF
 
 if TYPE_CHECKING:
     from core.backend import Backend, ServerPower, WhatIf
@@ -54,6 +54,7 @@ from core.backends.pacemaker import (
     mirror_ops,
     nslab,
     operations,
+    resize_dk,
     status,
 )
 from core.backends.pacemaker.cib import HierarchyConfig
@@ -115,7 +116,7 @@ class PacemakerBackend:
         self.name = runner.name
         self.home = home
         self.lab_home = lab_home
-        caps = {WHAT_IF, DEPENDENCIES}
+        caps = {WHAT_IF, DEPENDENCIES, MIRROR_RESIZE, FILESYSTEM_GROW}
         if lab_home is not None:
             caps.add(SERVER_POWER)
         self.capabilities: frozenset[str] = frozenset(caps)
@@ -353,12 +354,15 @@ class PacemakerBackend:
         report("running")
         try:
             operations.check_supported(plan.steps)
-            plan = self._force_online(plan, out)
-            change = self._commit(plan, out, cancel)
-            hierarchy = self._after_push(change, out, cancel)
-            self._wait_copies_stopped(change.after_work, out, cancel)
-            dk_nodes.do_after(self._run, change.after_work, out)
-            mirror_node.send(self._run, change.node_requests, out)  # to the engines
+            if resize_dk.is_resize(plan.steps):
+                hierarchy = self._resize(plan, out, cancel)
+            else:
+                plan = self._force_online(plan, out)
+                change = self._commit(plan, out, cancel)
+                hierarchy = self._after_push(change, out, cancel)
+                self._wait_copies_stopped(change.after_work, out, cancel)
+                dk_nodes.do_after(self._run, change.after_work, out)
+                mirror_node.send(self._run, change.node_requests, out)  # to the engines
         except LkError as exc:
             report("failed")
             out.say("ERROR", str(exc))
@@ -724,6 +728,86 @@ class PacemakerBackend:
                             f"run `{AGENT_IN_NODE} admin forget {rid}` there")  # fmt: skip
                 return
             self._pause.wait(POLL_S)
+
+    # -- Resize Mirror (resize_dk.py: its phases) -----------------------------------------
+    def _resize(self, plan: Plan, out: OperationLog, cancel: threading.Event | None) -> int | None:
+        current = self._cib()
+        base = self._simulate(current)
+        self._check_version(plan, current, base.now)
+        try:
+            r = resize_dk.of(current, plan.steps, base.promoted)
+        except cibxml.Refused as exc:
+            raise OperationError(str(exc)) from exc
+        first = plan.steps[0].title
+        self._edit(functools.partial(resize_dk.hold, r=r))
+        out.say("INFO", f"{r.tag}: out of service on {r.source} while {r.dk_tag} grows "
+                f"from {r.old} to {r.new} bytes")  # fmt: skip
+        outcome = self._wait_intent(Intent(r.top_id, r.tag, None), self._cib(), cancel)
+        done: list[NodeWork] = []
+        try:
+            if outcome is not None:
+                raise OperationError(f"{r.tag} did not go out of service: {outcome}", step=first)
+            dk_nodes.do(self._run, resize_dk.node_work(r), out, done)
+        except LkError as exc:
+            dk_nodes.undo(self._run, done, out)
+            self._edit(functools.partial(resize_dk.abandon, r=r))
+            out.say("INFO", f"{r.tag}: back in service on {r.source}; {r.dk_tag} is unchanged")
+            raise OperationError(
+                f"{exc}; nothing was changed", step=getattr(exc, "step", "") or first
+            ) from exc
+        self._edit(functools.partial(resize_dk.commit, r=r))
+        out.say("INFO", f"{r.dk_tag} is {r.new} bytes in the cluster's configuration; its "
+                f"source starts again on {r.source}")  # fmt: skip
+        committed = plan.steps[-1].title
+        if not self._wait(functools.partial(self._promoted_only, r.rid, r.source), 300):
+            raise OperationError(
+                f"{r.dk_tag} was resized, but its source did not start again on {r.source} "
+                f"within 300 s (see crm_mon); {r.tag} stays out of service", step=committed,
+                committed=True,
+            )  # fmt: skip
+        if r.grows_fs:
+            try:
+                dk_nodes.do(self._run, [NodeWork("grow-fs", r.source, r.rid)], out)
+            except OperationError as exc:
+                out.say("WARNING", f"{exc}: {r.tag} comes back with its file system as it was")
+        self._edit(functools.partial(resize_dk.release, r=r))
+        outcome = self._wait_intent(Intent(r.top_id, r.tag, r.source), self._cib(), cancel)
+        if outcome is not None:
+            raise OperationError(f"{r.dk_tag} was resized, but {outcome}", step=committed,
+                                 committed=True)  # fmt: skip
+        self._clear_preference(FollowUp("clear-preference", r.top_id, r.tag, r.source), out)
+        if r.no_bitmap:  # no intent log marked the new space: every target is resynced
+            mirror_node.send(self._run, [
+                mirror_ops.NodeRequest(r.rid, r.dk_tag, "full_resync", t, step=committed)
+                for t in r.targets], out)  # fmt: skip
+        return cibxml.hierarchy_id(r.top_id)
+
+    def _promoted_only(self, rid: str, node: str) -> bool:
+        """Is ``rid`` Promoted on ``node`` only, done promoting?"""
+        views = status.resource_views(
+            status.parse_crm_mon(self._run(CRM_MON).stdout).find("resources")
+        )
+        view = views.get(rid)
+        return (
+            view is not None
+            and view.promoted_on == (node,)
+            and view.pending.lower() not in ("starting", "promoting")
+        )
+
+    def _edit(self, edit: Callable[[ET.Element], None]) -> None:
+        """One change of the CIB by ``edit`` (of a fresh copy, again while it changes
+        under it), checked by crm_verify."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            work = cibxml.copy_of(self._cib())
+            try:
+                edit(work)
+            except cibxml.Refused as exc:
+                raise OperationError(str(exc)) from exc
+            self._verify(work)
+            if self._push(work):
+                return
+            self._pause.wait(min(0.05 * attempt, 0.5))
+        raise ConflictError("the cluster's configuration kept changing; reload and try again")
 
     def _second_change(self, follow_up: FollowUp) -> None:
         """Push a follow-up change (rebuilt while the CIB changes under it)."""

@@ -752,6 +752,12 @@ def set_meta(cib: ET.Element, xml_id: str, name: str, value: str | None) -> None
     _set_nvpair(element, "meta_attributes", name, value, _ids(cib))
 
 
+def set_param(cib: ET.Element, xml_id: str, name: str, value: str | None) -> None:
+    """An instance attribute of a primitive (its change restarts or reloads it)."""
+    element = _element(cib, xml_id)
+    _set_nvpair(element, "instance_attributes", name, value, _ids(cib))
+
+
 def _element(cib: ET.Element, xml_id: str) -> ET.Element:
     for element in _section(cib, "resources").iter():
         if element.get("id") == xml_id and element.tag in ("group", "primitive", "clone"):

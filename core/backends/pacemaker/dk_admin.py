@@ -15,6 +15,9 @@ Commands::
     remove-disk PATH               remove a volume made by make-disk (an undo)
     grow-volume PATH SIZE          a volume grown to SIZE bytes (never shrunk): its old size
     ungrow-volume PATH OLD SIZE    back to OLD bytes, only when it has SIZE (grow's undo)
+    grow-bitmap PATH SIZE          a bitmap file covers SIZE bytes (the new chunks dirty)
+    ungrow-bitmap PATH OLD         back to OLD bytes (grow-bitmap's undo; the bits kept)
+    grow-fs RID                    the file system on the source's device fills it (offline)
     mkfs PATH FSTYPE               make a file system on a volume (its content is erased)
     key-new RID | key-get RID | key-put RID | key-check RID
     forget RID                     the mirror's key and record on this node (the volume stays)
@@ -156,6 +159,91 @@ def ungrow_volume(text: str, old_text: str, size_text: str) -> None:
     _set_size(path, old)
 
 
+def _bitmap_path(text: str) -> Path | None:
+    """The bitmap file at ``text``; None where there is none (a node that was never a
+    source has none: it is made at the volume's size when it becomes one)."""
+    path = Path(text)
+    if not path.is_absolute() or path.is_symlink() or (path.exists() and not path.is_file()):
+        raise AdminError(f"{text} is not a bitmap file")
+    return path if path.exists() else None
+
+
+def grow_bitmap(text: str, size_text: str) -> dict[str, Any]:
+    """A mirror's bitmap file covers a volume of ``SIZE`` bytes (Resize Mirror, while no
+    engine has it open): the chunks of the new space are dirty for every target. Answers
+    the size it covered before, for the undo (``old`` None: there is no file here)."""
+    from core.replication.bitmap import Bitmap, BitmapError
+
+    path, size = _bitmap_path(text), _size(size_text)
+    if path is None:
+        return {"path": text, "old": None, "size": size}
+    try:
+        bitmap = Bitmap.open(path)
+    except BitmapError as exc:
+        raise AdminError(f"{path}: {exc}") from exc
+    try:
+        old = bitmap.volume_size
+        if old > size:
+            raise AdminError(f"{path} covers {old} bytes, more than {size}: never shrunk")
+        bitmap.resize(size)
+    finally:
+        bitmap.close()
+    return {"path": str(path), "old": old, "size": size}
+
+
+def ungrow_bitmap(text: str, old_text: str) -> None:
+    """Undo :func:`grow_bitmap`: the bitmap covers ``OLD`` bytes again (its bits kept)."""
+    from core.replication.bitmap import Bitmap, BitmapError
+
+    path, old = _bitmap_path(text), _size(old_text)
+    if path is None:
+        return
+    try:
+        bitmap = Bitmap.open(path)
+    except BitmapError as exc:
+        raise AdminError(f"{path}: {exc}") from exc
+    try:
+        bitmap.resize(old)
+    finally:
+        bitmap.close()
+
+
+def _tool(argv: list[str], timeout: float, ok: tuple[int, ...] = (0,)) -> str:
+    if shutil.which(argv[0]) is None:
+        raise AdminError(f"{argv[0]} is not installed")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode not in ok:
+        said = (done.stderr or done.stdout).strip().splitlines()
+        raise AdminError(f"{' '.join(argv)}: {said[-1] if said else f'exit {done.returncode}'}")
+    return done.stdout
+
+
+def grow_fs(rid: str) -> dict[str, Any]:
+    """The ext2/3/4 file system on the source's device of ``rid`` (not mounted: its
+    Filesystem resource is held stopped) is checked and grown to fill the device, through
+    the engine (the targets get every byte it writes). An xfs grows only mounted:
+    refused with what to run."""
+    device = Path(names.device(rid))
+    if not device.exists():
+        raise AdminError(f"{rid} has no device on this node: it is not the source here")
+    real = str(device.resolve())
+    fs = _fs_type(device.resolve())
+    if fs == "xfs":
+        raise AdminError("an xfs grows only while mounted: run xfs_growfs on its mount point")
+    if fs not in ("ext2", "ext3", "ext4"):
+        raise AdminError(f"{device} holds {fs or 'no file system'}: nothing to grow")
+    mounted = Path("/proc/self/mounts").read_text().split()
+    if real in mounted or str(device) in mounted:
+        raise AdminError(f"{device} is mounted: stop its Filesystem resource first")
+    _tool(["e2fsck", "-f", "-p", real], 3600, ok=(0, 1))  # 1: errors fixed
+    _tool(["resize2fs", real], 3600)
+    return {"device": str(device), "fs": fs, "size": _block_size(real)}
+
+
+def _block_size(device: str) -> int:
+    return int(_tool(["blockdev", "--getsize64", device], 30).strip() or 0)
+
+
 def mkfs(text: str, fs_type: str) -> None:
     path = _volume_path(text)
     if fs_type not in FS_TYPES:
@@ -290,6 +378,13 @@ def main(argv: list[str]) -> int:
         if command == "ungrow-volume" and len(args) == 3:
             ungrow_volume(*args)
             return 0
+        if command == "grow-bitmap" and len(args) == 2:
+            return _json(grow_bitmap(*args))
+        if command == "ungrow-bitmap" and len(args) == 2:
+            ungrow_bitmap(*args)
+            return 0
+        if command == "grow-fs" and len(args) == 1:
+            return _json(grow_fs(*args))
         if command == "mirror" and 2 <= len(args) <= 4:
             return _json(mirror(*args))
         if command in simple and len(args) == simple[command][1]:

@@ -307,11 +307,19 @@ class Agent:
                 raise AgentError(f"no volume {volume} on {self.p.me}", OCF_ERR_CONFIGURED)
             return
         size = volume.stat().st_size
-        if self.p.size and size != self.p.size:
+        if self.p.size and size != self.p.size and size not in self._resizing():
             raise AgentError(
                 f"{volume} on {self.p.me} has {size} bytes, the mirror {self.p.size}",
                 OCF_ERR_CONFIGURED,
             )
+
+    def _resizing(self) -> tuple[int, ...]:
+        """The sizes a volume may have while Resize Mirror grows them (``lk-resize``)."""
+        try:
+            text = live_meta(self.p.rid, names.RESIZE_META)
+        except ClusterError:
+            return ()
+        return tuple(int(part) for part in text.split() if part.isdigit())
 
     # -- what runs here
     def _target_pid(self) -> int:

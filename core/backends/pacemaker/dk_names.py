@@ -58,6 +58,9 @@ BITMAPS_META = "lk-bitmaps"
 SPEED_META = "lk-speed-limit"
 MODES_META = "lk-modes"
 HELD_META = "lk-held-source"  # Out of Service: the source it was (a meta: nothing restarts)
+# Resize Mirror under way (``OLD NEW`` bytes): the volumes grow while the mirror is held
+# Unpromoted, so a copy that starts meanwhile may have either size.
+RESIZE_META = "lk-resize"
 MODES = ("sync", "async")
 
 PERMANENT = ("gen", "forced", "paused")

@@ -8,6 +8,9 @@ backend's runner with the agent's admin commands (``dk_admin.py``):
   (``mkfs``), its key (``key-new``) and its first copy's generation (a ``command``);
 - undone (:func:`undo`, newest first) when the operation fails before it is done: a
   volume made goes (``remove-disk``), a key made is forgotten, an attribute set cleared;
+- Resize Mirror (``resize_dk.py``, between its phases): each volume grows
+  (``grow-volume``), each bitmap file (``grow-bitmap``; undone with ``ungrow-…``), and
+  the file system on the source's device (``grow-fs``);
 - after the push (:func:`do_after`, best effort: the change is made, a failure is a
   warning saying what to run by hand): a node leaves the mirror (``forget``: its key and
   record; the volume stays), a bitmap file goes (``remove-file``), the mirror's node
@@ -96,6 +99,43 @@ def _remove_disk(run: Run, work: NodeWork, out: OperationLog) -> None:
     out.say("INFO", f"{work.path} removed again on {work.node}")
 
 
+def _grow_volume(run: Run, work: NodeWork, out: OperationLog) -> None:
+    run(_admin("grow-volume", work.path, str(work.size)), node=work.node,
+        what=f"growing {work.path} on {work.node}")  # fmt: skip
+    out.say("INFO", f"{work.path} on {work.node} grew from {work.old_size} to {work.size} bytes")
+
+
+def _ungrow_volume(run: Run, work: NodeWork, out: OperationLog) -> None:
+    run(_admin("ungrow-volume", work.path, str(work.old_size), str(work.size)), node=work.node,
+        what=f"shrinking {work.path} on {work.node} back")  # fmt: skip
+    out.say("INFO", f"{work.path} on {work.node} is {work.old_size} bytes again")
+
+
+def _grow_bitmap(run: Run, work: NodeWork, out: OperationLog) -> None:
+    done = run(_admin("grow-bitmap", work.path, str(work.size)), node=work.node,
+               what=f"growing the bitmap {work.path} on {work.node}")  # fmt: skip
+    if json.loads(done.stdout).get("old") is None:
+        out.say("INFO", f"{work.node} has no bitmap file yet (it is made at the new size "
+                "when that copy becomes a source)")  # fmt: skip
+        return
+    out.say("INFO", f"the bitmap {work.path} on {work.node} covers {work.size} bytes: the "
+            "new space is dirty for every target")  # fmt: skip
+
+
+def _ungrow_bitmap(run: Run, work: NodeWork, out: OperationLog) -> None:
+    run(_admin("ungrow-bitmap", work.path, str(work.old_size)), node=work.node,
+        what=f"shrinking the bitmap {work.path} on {work.node} back")  # fmt: skip
+    out.say("INFO", f"the bitmap {work.path} on {work.node} covers {work.old_size} bytes again")
+
+
+def _grow_fs(run: Run, work: NodeWork, out: OperationLog) -> None:
+    done = run(_admin("grow-fs", work.rid), node=work.node, timeout=3600,
+               what=f"growing the file system on {work.rid}'s device on {work.node}")  # fmt: skip
+    grown = json.loads(done.stdout)
+    out.say("INFO", f"the {grown.get('fs')} file system on {work.rid} was checked and grown to "
+            f"{grown.get('size')} bytes on {work.node} (e2fsck, resize2fs)")  # fmt: skip
+
+
 KINDS: dict[str, Callable[[Run, NodeWork, OperationLog], None]] = {
     "volume": _volume,
     "key": _key,
@@ -106,6 +146,11 @@ KINDS: dict[str, Callable[[Run, NodeWork, OperationLog], None]] = {
     "forget": _forget,
     "remove-file": _remove_file,
     "remove-disk": _remove_disk,
+    "grow-volume": _grow_volume,
+    "ungrow-volume": _ungrow_volume,
+    "grow-bitmap": _grow_bitmap,
+    "ungrow-bitmap": _ungrow_bitmap,
+    "grow-fs": _grow_fs,
 }
 
 

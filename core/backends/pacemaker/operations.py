@@ -24,8 +24,8 @@ Steps and their CIB change:
   child and what it depends on leave for a group of their own (:mod:`cib_tree`).
 - DataKeeper's extend (``operations_dk``), create, unextend and delete
   (``dk_lifecycle``); the mirror operations (pause, resume, full resync, verify,
-  speed limit, mode, Force Online, a switchover's MakeSource): :mod:`mirror_ops`; the
-  rest (resize): :class:`Unsupported` or refused with the reason.
+  speed limit, mode, Force Online, a switchover's MakeSource): :mod:`mirror_ops`;
+  Resize Mirror is not one change but phases the backend makes (:mod:`resize_dk`).
 """
 
 from __future__ import annotations
@@ -61,11 +61,14 @@ from core.plan import (
     CreateResource,
     DeleteDependency,
     DeleteHierarchy,
+    GrowBitmap,
+    GrowVolume,
     MakeFileSystem,
     RemoveBitmapFile,
     RemoveMirrorTarget,
     RemovePriority,
     RemoveResources,
+    SetMirrorSize,
     SetPriorities,
     StartResync,
     Step,
@@ -99,6 +102,10 @@ STEP_OPS: Mapping[type[Step], Op] = {
     RemoveMirrorTarget: Op.UNEXTEND_HIERARCHY,
     RemoveBitmapFile: Op.UNEXTEND_HIERARCHY,
     **mirror_ops.STEP_OPS,  # pause, resume, full resync, verify, speed, mode, force online
+    # Resize Mirror: its phases are the backend's (resize_dk.py), not one change
+    GrowVolume: Op.RESIZE_MIRROR,
+    GrowBitmap: Op.RESIZE_MIRROR,
+    SetMirrorSize: Op.RESIZE_MIRROR,
 }
 
 

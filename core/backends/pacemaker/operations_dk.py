@@ -41,6 +41,7 @@ class NodeWork:
     rid: str
     path: str = ""
     size: int = 0
+    old_size: int = 0  # "grow-volume", "grow-bitmap": the size before (for the undo)
     source: str = ""
     fs_type: str = ""  # "mkfs"
     argv: tuple[str, ...] = ()  # "command": a cluster command (no secret), run anywhere
@@ -169,6 +170,9 @@ def inverse(work: NodeWork) -> NodeWork | None:
         return NodeWork("remove-disk", work.node, work.rid, path=work.path)
     if work.kind == "key-new":
         return NodeWork("forget", work.node, work.rid)
+    if work.kind in ("grow-volume", "grow-bitmap"):
+        return NodeWork(f"un{work.kind}", work.node, work.rid, path=work.path,
+                        size=work.size, old_size=work.old_size)  # fmt: skip
     if work.kind == "command" and work.argv == tuple(cib_dk.first_generation(work.rid, work.node)):
         return NodeWork("command", work.node, work.rid,
                         argv=tuple(cib_dk.forget_generation(work.rid, work.node)))  # fmt: skip

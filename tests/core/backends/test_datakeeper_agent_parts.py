@@ -170,6 +170,38 @@ def test_admin_ungrow_undoes_only_its_own_grow(
     assert volume.stat().st_size == 3145728
 
 
+def test_admin_grow_bitmap_marks_the_new_chunks_dirty_and_ungrow_keeps_the_old_bits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.replication.bitmap import Bitmap
+
+    path = tmp_path / "bitmap"
+    bm = Bitmap.create(path, volume_size=1 << 20, chunk_size=65536, targets=["lab2"],
+                       dirty=False)  # fmt: skip
+    bm.mark_write(0, 1, unreplicated=["lab2"])  # chunk 0 dirty before the resize
+    bm.close()
+    assert dk_admin.main(["grow-bitmap", str(path), str(2 << 20)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"path": str(path), "old": 1 << 20,
+                                                   "size": 2 << 20}  # fmt: skip
+    bm = Bitmap.open(path)
+    assert bm.volume_size == 2 << 20
+    assert list(bm.dirty_chunks("lab2")) == [0, *range(16, 32)]  # its bit, the new space
+    bm.close()
+    assert dk_admin.main(["grow-bitmap", str(path), str(1 << 20)]) == 1
+    assert "covers 2097152 bytes, more than 1048576: never shrunk" in capsys.readouterr().err
+    assert dk_admin.main(["ungrow-bitmap", str(path), str(1 << 20)]) == 0
+    bm = Bitmap.open(path)
+    assert bm.volume_size == 1 << 20 and list(bm.dirty_chunks("lab2")) == [0]
+    bm.close()
+    # a node that was never a source has no bitmap file yet: nothing to grow, nor undo
+    assert dk_admin.main(["grow-bitmap", str(tmp_path / "none"), str(2 << 20)]) == 0
+    assert json.loads(capsys.readouterr().out)["old"] is None
+    assert dk_admin.main(["ungrow-bitmap", str(tmp_path / "none"), str(1 << 20)]) == 0
+    assert not (tmp_path / "none").exists()
+    assert dk_admin.main(["grow-bitmap", str(tmp_path), str(2 << 20)]) == 1
+    assert "is not a bitmap file" in capsys.readouterr().err
+
+
 def test_admin_key_put_takes_only_a_key_line_and_writes_it_private(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

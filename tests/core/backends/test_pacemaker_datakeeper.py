@@ -8,10 +8,19 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from core.backends.pacemaker import cib, cib_dk, nslab_seed, operations
+from core.backends.pacemaker import cib, cib_dk, nslab_seed, operations, operations_dk, resize_dk
 from core.errors import OperationError
 from core.model import MirrorState, Resource, ResourceKind, ResourceState, SwitchbackType
-from core.plan import ConfigureMirror, CreateDataKeeperTarget, SetPriorities, StartResync, Step
+from core.plan import (
+    ConfigureMirror,
+    CreateDataKeeperTarget,
+    GrowBitmap,
+    GrowVolume,
+    SetMirrorSize,
+    SetPriorities,
+    StartResync,
+    Step,
+)
 from core.status import cell
 from tests.core.backends.pacemaker_fixtures import cib_of, cluster_of
 
@@ -184,3 +193,95 @@ def test_a_target_volume_at_another_path_is_refused_and_nothing_changes() -> Non
         operations.build(current, _extend_steps(current, "/disks/other.img"), {}, ADDRESSES)
     assert caught.value.step.startswith("Create DataKeeper resource datarep-data on lab2")
     assert cib.to_text(current) == before
+
+
+# -- Resize Mirror (resize_dk.py: its phases) --------------------------------------------------
+
+MIB = 1024 * 1024
+
+
+def _resize_steps(work: ET.Element) -> list[Step]:
+    [h] = cib.hierarchies(work)
+    dk, _fs = h.members
+    rid, volume, bitmap = (
+        dk.resource_id,
+        "/disks/datarep-data.img",
+        "/opt/LifeKeeper/bitmap_datarep-data",
+    )
+    return [
+        GrowVolume(rid, dk.tag, "lab2", volume, 64 * MIB, 96 * MIB, "target"),
+        GrowVolume(rid, dk.tag, "lab1", volume, 64 * MIB, 96 * MIB, "source"),
+        GrowBitmap(rid, "lab2", bitmap, 64 * MIB, 96 * MIB, 65536),
+        GrowBitmap(rid, "lab1", bitmap, 64 * MIB, 96 * MIB, 65536),
+        SetMirrorSize(rid, dk.tag, 64 * MIB, 96 * MIB, ("lab2",)),
+        StartResync(rid, dk.tag, "lab1", "lab2"),
+    ]  # fmt: skip
+
+
+def _extended() -> ET.Element:
+    current = nslab_seed.seeded_cib(_empty_opt_in())
+    running = {"datarep-data": ("lab1",), "_2f_data": ("lab1",)}
+    return operations.build(current, _extend_steps(current), running, ADDRESSES).cib
+
+
+def _metas(work: ET.Element) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """The mirror's, its clone's and the Filesystem's meta attributes."""
+    [h] = cib.hierarchies(work)
+    dk, fs = h.members
+    clone = cib_dk.clone_of(work, dk.xml_id)
+    assert clone is not None
+    return dict(dk.meta), cib.meta(clone), dict(fs.meta)
+
+
+def test_a_resize_holds_the_mirror_grows_every_copy_then_commits_the_new_size() -> None:
+    work = _extended()
+    steps = _resize_steps(work)
+    r = resize_dk.of(work, steps, {"datarep-data": ("lab1",)})
+    assert (r.source, r.old, r.new, r.fs_id, r.grows_fs, r.no_bitmap) == (
+        "lab1", 64 * MIB, 96 * MIB, "_2f_data", True, False)  # fmt: skip
+    resize_dk.hold(work, r)
+    dk_meta, clone_meta, fs_meta = _metas(work)
+    assert dk_meta["lk-resize"] == f"{64 * MIB} {96 * MIB}"
+    assert dk_meta["lk-held-source"] == "lab1"
+    assert clone_meta["target-role"] == "Unpromoted"  # the targets serve on
+    assert fs_meta["target-role"] == "Stopped"
+    # the targets' volumes first, then the source's, then the bitmaps; each undone back
+    works = resize_dk.node_work(r)
+    assert [(w.kind, w.node) for w in works] == [
+        ("grow-volume", "lab2"), ("grow-volume", "lab1"),
+        ("grow-bitmap", "lab2"), ("grow-bitmap", "lab1"),
+    ]  # fmt: skip
+    undo = operations_dk.inverse(works[0])
+    assert undo is not None and (undo.kind, undo.size, undo.old_size) == (
+        "ungrow-volume", 96 * MIB, 64 * MIB)  # fmt: skip
+    resize_dk.commit(work, r)
+    [h] = cib.hierarchies(work)
+    assert h.members[0].param("size") == str(96 * MIB)
+    dk_meta, clone_meta, fs_meta = _metas(work)
+    assert "lk-resize" not in dk_meta and "lk-held-source" not in dk_meta
+    assert "target-role" not in clone_meta
+    assert cib_dk.source_preference(work, "datarep-data") == "lab1"
+    assert fs_meta["target-role"] == "Stopped"  # until its file system has grown
+    resize_dk.release(work, r)
+    assert "target-role" not in _metas(work)[2]
+
+
+def test_a_resize_that_did_not_commit_leaves_the_configuration_as_it_was() -> None:
+    before = _extended()
+    work = cib.copy_of(before)
+    r = resize_dk.of(work, _resize_steps(work), {"datarep-data": ("lab1",)})
+    resize_dk.hold(work, r)
+    resize_dk.abandon(work, r)
+    assert _metas(work) == _metas(before)
+    assert (
+        cib.hierarchies(work)[0].members[0].params == cib.hierarchies(before)[0].members[0].params
+    )
+    assert cib_dk.source_preference(work, "datarep-data") is None
+
+
+def test_a_resize_of_a_hierarchy_not_in_service_on_its_source_is_refused() -> None:
+    work = _extended()
+    with pytest.raises(cib.Refused, match="/data is not in service on lab1: bring it in"):
+        resize_dk.of(work, _resize_steps(work), {})
+    with pytest.raises(cib.Refused, match="not in service on lab1"):
+        resize_dk.of(work, _resize_steps(work), {"datarep-data": ("lab2",)})
