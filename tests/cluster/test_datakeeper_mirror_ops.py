@@ -13,6 +13,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,7 @@ from core.plan import PauseMirror, Plan, SetSpeedLimit
 from core.rules.resource_properties import ResourcePropertiesRequest
 from core.session import Session
 from tests.cluster.labtools import Lab, same_bytes
-from tests.helpers import run_lkctl, wait_until
+from tests.helpers import REPO, run_lkctl, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -293,6 +296,54 @@ def test_resize_grows_every_copy_and_the_ext4_on_it_and_lab2_resyncs_the_new_spa
     _equal_once_settled(lab)
     [h] = backend.snapshot().hierarchies
     assert h.mirrors[0].volume_size == 96 * MIB  # what the console's tree and dialogs show
+
+
+def test_a_resize_whose_console_was_killed_is_finished_by_running_it_again(
+    mirrored: Lab,
+) -> None:
+    """lkctl SIGKILLed once both volumes have grown to 128 MiB: the resize is pending
+    (``lk-resize``), In Service of /data is refused saying what to do; the same resize
+    run again finishes it: /data in service on lab1 with its ext4 grown, the payload
+    kept, lab2 Target with lab1's bytes."""
+    lab = mirrored
+    _in_sync(lab)
+    payload = lab.run("lab1", "sha256sum", "/data/payload").split()[0]
+    df = ("df", "--output=size", "-B1", "/data")
+    before = int(lab.run("lab1", *df).split()[-1])
+    args = ["--cluster", "pacemaker-lab", "mirror", "resize", RID, "--size", "128M"]
+    env = {**os.environ, "LKCONSOLE_HOME": str(lab.home), "LKCONSOLE_CLUSTER": ""}
+    console = subprocess.Popen(  # our own lkctl, as a user runs it
+        [sys.executable, "-m", "core.cli", *args], cwd=REPO, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: all(_disk(lab, n).stat().st_size == 128 * MIB
+                               for n in ("lab1", "lab2")) or console.poll() is not None,
+                   120, "both volumes grown")  # fmt: skip
+    finally:
+        console.kill()
+        console.wait(30)
+    assert console.returncode == -signal.SIGKILL  # killed mid-resize, not finished
+    pending = lab.run("lab1", "crm_resource", "--resource", RID, "--meta",
+                      "--get-parameter", "lk-resize", "--quiet").strip()  # fmt: skip
+    assert pending == f"{96 * MIB} {128 * MIB}"
+    rc, out, err = _lkctl(lab, "inservice", "/data", "--on", "lab1")
+    assert rc != 0 and not out
+    assert (
+        f"a resize of {RID} from {96 * MIB} to {128 * MIB} bytes did not finish: run "
+        f"`lkctl mirror resize {RID} --size {128 * MIB}` again to finish it"
+    ) in err
+    out = _ok(lab, "mirror", "resize", RID, "--size", "128M")
+    assert "datarep-data is 128 MiB on every server" in out
+    wait_until(lambda: _row(lab, "/data").startswith("/data | filesystem | ISP"), 60, "/data")
+    after = int(lab.run("lab1", *df).split()[-1])
+    assert after > before + 24 * MIB
+    assert lab.run("lab1", "sha256sum", "/data/payload").split()[0] == payload
+    _in_sync(lab)
+    assert not (_engine(lab)["targets"]["lab2"].get("progress") or {}).get("full")
+    _equal_once_settled(lab)
+    assert not lab.run("lab1", "crm_resource", "--resource", RID, "--meta",
+                       "--get-parameter", "lk-resize", "--quiet").strip()  # fmt: skip
 
 
 def test_force_online_promotes_a_copy_that_waits_for_the_previous_source(

@@ -715,9 +715,7 @@ class PacemakerBackend:
         leaving = sorted({(w.rid, w.node) for w in works if w.kind == "forget"})
         deadline = time.monotonic() + STOP_WAIT_S
         while leaving:
-            views = status.resource_views(
-                status.parse_crm_mon(self._run(CRM_MON).stdout).find("resources")
-            )
+            views = self._views()
             leaving = [(rid, node) for rid, node in leaving
                        if rid in views and node in views[rid].running_on]  # fmt: skip
             if not leaving:
@@ -738,7 +736,11 @@ class PacemakerBackend:
             r = resize_dk.of(current, plan.steps, base.promoted)
         except cibxml.Refused as exc:
             raise OperationError(str(exc)) from exc
-        first = plan.steps[0].title
+        first, last = plan.steps[0].title, plan.steps[-1].title
+        again = f"run `lkctl mirror resize {r.dk_tag} --size {r.new}` again to finish it"
+        if r.resuming:
+            out.say("INFO", f"{r.dk_tag}: finishing the resize from {r.old} to {r.new} bytes "
+                    "that an earlier run began")  # fmt: skip
         self._edit(functools.partial(resize_dk.hold, r=r))
         out.say("INFO", f"{r.tag}: out of service on {r.source} while {r.dk_tag} grows "
                 f"from {r.old} to {r.new} bytes")  # fmt: skip
@@ -749,45 +751,52 @@ class PacemakerBackend:
                 raise OperationError(f"{r.tag} did not go out of service: {outcome}", step=first)
             dk_nodes.do(self._run, resize_dk.node_work(r), out, done)
         except LkError as exc:
-            dk_nodes.undo(self._run, done, out)
+            if r.resuming:  # an earlier run may have grown the file system: never undone
+                raise OperationError(f"{exc}; {again}", step=first) from exc
+            if dk_nodes.undo(self._run, done, out):  # a node kept its grown volume
+                raise OperationError(
+                    f"{exc}; what grew could not all be undone, so {r.tag} stays out of "
+                    f"service: once every node is up, {again}", step=first,
+                ) from exc  # fmt: skip
             self._edit(functools.partial(resize_dk.abandon, r=r))
             out.say("INFO", f"{r.tag}: back in service on {r.source}; {r.dk_tag} is unchanged")
             raise OperationError(
                 f"{exc}; nothing was changed", step=getattr(exc, "step", "") or first
             ) from exc
-        self._edit(functools.partial(resize_dk.commit, r=r))
-        out.say("INFO", f"{r.dk_tag} is {r.new} bytes in the cluster's configuration; its "
-                f"source starts again on {r.source}")  # fmt: skip
-        committed = plan.steps[-1].title
+        self._edit(functools.partial(resize_dk.source_back, r=r))
+        out.say("INFO", f"{r.dk_tag}: every copy is {r.new} bytes; its source starts again on "
+                f"{r.source}")  # fmt: skip
         if not self._wait(functools.partial(self._promoted_only, r.rid, r.source), 300):
             raise OperationError(
-                f"{r.dk_tag} was resized, but its source did not start again on {r.source} "
-                f"within 300 s (see crm_mon); {r.tag} stays out of service", step=committed,
-                committed=True,
+                f"{r.dk_tag}'s source did not start again on {r.source} within 300 s (see "
+                f"crm_mon); {r.tag} stays out of service: {again}", step=last,
             )  # fmt: skip
         if r.grows_fs:
             try:
                 dk_nodes.do(self._run, [NodeWork("grow-fs", r.source, r.rid)], out)
             except OperationError as exc:
                 out.say("WARNING", f"{exc}: {r.tag} comes back with its file system as it was")
-        self._edit(functools.partial(resize_dk.release, r=r))
+        self._edit(functools.partial(resize_dk.finish, r=r))
         outcome = self._wait_intent(Intent(r.top_id, r.tag, r.source), self._cib(), cancel)
         if outcome is not None:
-            raise OperationError(f"{r.dk_tag} was resized, but {outcome}", step=committed,
+            raise OperationError(f"{r.dk_tag} was resized, but {outcome}", step=last,
                                  committed=True)  # fmt: skip
         self._clear_preference(FollowUp("clear-preference", r.top_id, r.tag, r.source), out)
         if r.no_bitmap:  # no intent log marked the new space: every target is resynced
             mirror_node.send(self._run, [
-                mirror_ops.NodeRequest(r.rid, r.dk_tag, "full_resync", t, step=committed)
+                mirror_ops.NodeRequest(r.rid, r.dk_tag, "full_resync", t, step=last)
                 for t in r.targets], out)  # fmt: skip
         return cibxml.hierarchy_id(r.top_id)
 
-    def _promoted_only(self, rid: str, node: str) -> bool:
-        """Is ``rid`` Promoted on ``node`` only, done promoting?"""
-        views = status.resource_views(
+    def _views(self) -> dict[str, status.ResourceView]:
+        """Each primitive as crm_mon shows it now."""
+        return status.resource_views(
             status.parse_crm_mon(self._run(CRM_MON).stdout).find("resources")
         )
-        view = views.get(rid)
+
+    def _promoted_only(self, rid: str, node: str) -> bool:
+        """Is ``rid`` Promoted on ``node`` only, done promoting?"""
+        view = self._views().get(rid)
         return (
             view is not None
             and view.promoted_on == (node,)

@@ -253,7 +253,10 @@ def mkfs(text: str, fs_type: str) -> None:
     tool = shutil.which(f"mkfs.{fs_type}")
     if tool is None:
         raise AdminError(f"mkfs.{fs_type} is not installed")
-    args = ["-q", "-F", "-E", "nodiscard"] if fs_type.startswith("ext") else ["-q", "-f", "-K"]
+    # every inode table and the journal written now: no lazy init writing behind the
+    # mirror later (chunks dirty for a target that is out of sync while it runs)
+    ext = ["-q", "-F", "-E", "nodiscard,lazy_itable_init=0,lazy_journal_init=0"]
+    args = ext if fs_type.startswith("ext") else ["-q", "-f", "-K"]
     done = subprocess.run(
         [tool, *args, str(path)], capture_output=True, text=True, timeout=300, check=False
     )

@@ -176,8 +176,9 @@ def do_after(run: Run, works: Sequence[NodeWork], out: OperationLog) -> None:
             out.say("WARNING", f"{exc}: the cluster's configuration is changed; do it by hand")
 
 
-def undo(run: Run, done: Sequence[NodeWork], out: OperationLog) -> None:
-    """Undo what ``done`` made (newest first), as far as it can be."""
+def undo(run: Run, done: Sequence[NodeWork], out: OperationLog) -> list[NodeWork]:
+    """Undo what ``done`` made (newest first), as far as it can be; what could not be."""
+    failed = []
     for made in reversed(done):
         work = inverse(made)
         if work is None:
@@ -186,6 +187,8 @@ def undo(run: Run, done: Sequence[NodeWork], out: OperationLog) -> None:
             do(run, [work], out)
         except OperationError as exc:
             out.say("WARNING", f"could not undo on {work.node}: {exc}")
+            failed.append(work)
+    return failed
 
 
 __all__ = ["KINDS", "do", "do_after", "undo"]

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.backends.pacemaker import cib as cibxml
-from core.backends.pacemaker import cib_dk
+from core.backends.pacemaker import cib_dk, resize_dk
 from core.backends.pacemaker import dk_names as names
 from core.backends.pacemaker.cib import HierarchyConfig, Member, Refused
 from core.model import ResourceKind
@@ -104,6 +104,7 @@ def _mirror_of(work: ET.Element, resource_id: int) -> tuple[HierarchyConfig, Mem
     for h in cibxml.hierarchies(work):
         m = h.member(resource_id)
         if m is not None and m.kind is ResourceKind.DATAKEEPER:
+            resize_dk.refuse_if_pending(h)
             return h, m
     raise Refused("the mirror is no longer in the cluster's configuration; reload")
 

@@ -41,6 +41,7 @@ from core.backends.pacemaker import (
     dk_lifecycle,
     mirror_ops,
     operations_dk,
+    resize_dk,
 )
 from core.backends.pacemaker.cib import HierarchyConfig, Refused
 from core.backends.pacemaker.mirror_ops import NodeRequest
@@ -194,11 +195,13 @@ def check_supported(steps: Sequence[Step]) -> None:
 
 
 def _hierarchy(cib: ET.Element, hid: int) -> HierarchyConfig:
+    """The hierarchy a step names; Refused while a resize of its mirror is pending."""
     h = cibxml.find(cib, hid)
     if h is None:
         raise Refused(
             "the hierarchy is no longer in the cluster's configuration (someone removed it); reload"
         )
+    resize_dk.refuse_if_pending(h)
     return h
 
 

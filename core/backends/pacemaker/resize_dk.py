@@ -8,19 +8,25 @@ nodes have none):
 
 1. **hold**: the clone held Unpromoted (as Out of Service, the source recorded), the
    primitive's meta ``lk-resize="OLD NEW"`` (a copy that starts meanwhile may have either
-   size), and the Filesystem resource on the mirror held ``target-role=Stopped``; the
+   size; the resize is pending until step 5), and the hierarchy's group stopped; the
    backend waits until nothing of the hierarchy runs but the targets' copies;
 2. **node work**: each volume grows (``grow-volume``, the targets first, then the
    source), then each bitmap file (``grow-bitmap``: the new chunks dirty for every
    target, so the source's engine resyncs exactly them); undone (``ungrow-…``) and the
    hold released if any of it fails: nothing changed;
-3. **commit**: the parameter ``size`` is the new one, ``lk-resize`` goes, the hold is
-   released with the Promoted role preferred on the source; the backend waits for the
-   source (its engine reuses its grown intent log: the targets resync the new space);
+3. **source**: the hold is released with the Promoted role preferred on the source (the
+   group stays stopped); its engine reuses its grown intent log: the targets resync the
+   new space;
 4. **file system**: ``grow-fs`` on the source (``e2fsck -f -p``, ``resize2fs`` on the
    mirror's device, written through the engine to the targets);
-5. **release**: the Filesystem resource may start: the hierarchy is in service on the
-   source again, and the preference is cleared.
+5. **finish**: the parameter ``size`` is the new one, ``lk-resize`` goes, the group may
+   start: the hierarchy is in service on the source again; the preference is cleared.
+
+Each step can be made again: a resize interrupted (the console killed) leaves
+``lk-resize``, and the same resize run again finishes it from step 1 (a volume or bitmap
+already grown is kept; a file system already grown is left as it is), but never undoes
+what an earlier run grew (its file system may have grown into it). Until then the
+hierarchy's other operations are refused, saying so.
 
 A mirror without a bitmap has no intent log to mark: its targets get a full resync once
 the hierarchy is back (``full_resync`` to the engine).
@@ -57,8 +63,9 @@ class Resize:
     volumes: tuple[tuple[str, str], ...]  # (node, path): the targets first, then the source
     bitmaps: tuple[tuple[str, str], ...]  # (node, path)
     targets: tuple[str, ...]  # the targets that resync the new space
-    fs_id: str | None  # the Filesystem resource on the mirror (held stopped)
+    fs_id: str | None  # the Filesystem resource on the mirror (grown)
     fs_type: str
+    resuming: bool = False  # an interrupted run of the same resize is finished
 
     @property
     def no_bitmap(self) -> bool:
@@ -94,7 +101,11 @@ def of(cib: ET.Element, steps: Sequence[Step], promoted: Mapping[str, Sequence[s
     if len(sources) != 1:
         raise Refused(f"a resize grows one source's volume, not {len(sources)}")
     source = sources[0]
-    if tuple(promoted.get(dk.xml_id, ())) != (source,):
+    pending = dict(dk.meta).get(names.RESIZE_META, "")
+    resuming = pending == f"{size.old_size} {size.new_size}"
+    if pending and not resuming:
+        raise Refused(pending_message(dk))
+    if not resuming and tuple(promoted.get(dk.xml_id, ())) != (source,):
         raise Refused(
             f"{h.root.tag} is not in service on {source}: bring it in service there first "
             "(on a Pacemaker cluster the mirror grows from its running source)"
@@ -115,7 +126,24 @@ def of(cib: ET.Element, steps: Sequence[Step], promoted: Mapping[str, Sequence[s
         targets=size.targets,
         fs_id=fs.xml_id if fs is not None else None,
         fs_type=fs.param("fstype") if fs is not None else "",
+        resuming=resuming,
     )
+
+
+def pending_message(dk: Member) -> str:
+    """What to do about a resize of ``dk`` that did not finish (the console stopped)."""
+    old, _, new = dict(dk.meta).get(names.RESIZE_META, "").partition(" ")
+    return (
+        f"a resize of {dk.tag} from {old} to {new} bytes did not finish: run `lkctl mirror "
+        f"resize {dk.tag} --size {new}` again to finish it"
+    )
+
+
+def refuse_if_pending(h: HierarchyConfig) -> None:
+    """Refused while a resize of ``h``'s mirror is pending (see the module docstring)."""
+    for m in h.members:
+        if m.kind is ResourceKind.DATAKEEPER and dict(m.meta).get(names.RESIZE_META):
+            raise Refused(pending_message(m))
 
 
 def _h(work: ET.Element, r: Resize) -> HierarchyConfig:
@@ -126,15 +154,14 @@ def _h(work: ET.Element, r: Resize) -> HierarchyConfig:
 
 
 def hold(work: ET.Element, r: Resize) -> None:
-    """Phase 1: the mirror held Unpromoted, its sizes recorded, the Filesystem stopped."""
+    """Step 1: the mirror held Unpromoted, its sizes recorded, the group stopped."""
     operations_dk.hold_sources(work, _h(work, r), True, r.source)
     cibxml.set_meta(work, r.rid, names.RESIZE_META, f"{r.old} {r.new}")
-    if r.fs_id is not None:
-        cibxml.set_meta(work, r.fs_id, "target-role", "Stopped")
+    cibxml.set_stopped(work, r.top_id, True)
 
 
 def node_work(r: Resize) -> list[NodeWork]:
-    """Phase 2: every volume (the targets first), then every bitmap file."""
+    """Step 2: every volume (the targets first), then every bitmap file."""
     return [
         *(NodeWork("grow-volume", node, r.rid, path=path, size=r.new, old_size=r.old)
           for node, path in r.volumes),
@@ -143,26 +170,24 @@ def node_work(r: Resize) -> list[NodeWork]:
     ]  # fmt: skip
 
 
-def commit(work: ET.Element, r: Resize) -> None:
-    """Phase 3: the mirror is the new size; the source comes back (the Filesystem stays
-    stopped until its file system has grown)."""
-    cibxml.set_param(work, r.rid, "size", str(r.new))
-    cibxml.set_meta(work, r.rid, names.RESIZE_META, None)
+def source_back(work: ET.Element, r: Resize) -> None:
+    """Step 3: the source comes back, the group still stopped (its file system grows)."""
     operations_dk.hold_sources(work, _h(work, r), False, r.source)
 
 
-def release(work: ET.Element, r: Resize) -> None:
-    """Phase 5: the Filesystem may start again."""
-    if r.fs_id is not None:
-        cibxml.set_meta(work, r.fs_id, "target-role", None)
+def finish(work: ET.Element, r: Resize) -> None:
+    """Step 5: the mirror is the new size; the hierarchy comes back in service."""
+    cibxml.set_param(work, r.rid, "size", str(r.new))
+    cibxml.set_meta(work, r.rid, names.RESIZE_META, None)
+    cibxml.set_stopped(work, r.top_id, False)
 
 
 def abandon(work: ET.Element, r: Resize) -> None:
-    """Phase 1 undone (the resize did not commit): everything as it was."""
+    """Step 1 undone (the resize did not commit): everything as it was."""
     cibxml.set_meta(work, r.rid, names.RESIZE_META, None)
     operations_dk.hold_sources(work, _h(work, r), False)  # its scores promote it again
-    release(work, r)
+    cibxml.set_stopped(work, r.top_id, False)
 
 
-__all__ = ["STEPS", "Resize", "abandon", "commit", "hold", "is_resize", "node_work", "of",
-           "release"]  # fmt: skip
+__all__ = ["STEPS", "Resize", "abandon", "finish", "hold", "is_resize", "node_work", "of",
+           "pending_message", "refuse_if_pending", "source_back"]  # fmt: skip

@@ -4,6 +4,7 @@ words (the cells of the console's tree), from what the lab printed."""
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -12,6 +13,7 @@ from core.backends.pacemaker import cib, cib_dk, nslab_seed, operations, operati
 from core.errors import OperationError
 from core.model import MirrorState, Resource, ResourceKind, ResourceState, SwitchbackType
 from core.plan import (
+    BringInService,
     ConfigureMirror,
     CreateDataKeeperTarget,
     GrowBitmap,
@@ -225,26 +227,27 @@ def _extended() -> ET.Element:
 
 
 def _metas(work: ET.Element) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-    """The mirror's, its clone's and the Filesystem's meta attributes."""
+    """The mirror's, its clone's and the group's meta attributes."""
     [h] = cib.hierarchies(work)
-    dk, fs = h.members
+    dk, _fs = h.members
     clone = cib_dk.clone_of(work, dk.xml_id)
-    assert clone is not None
-    return dict(dk.meta), cib.meta(clone), dict(fs.meta)
+    group = work.find(f".//group[@id='{h.top_id}']")
+    assert clone is not None and group is not None
+    return dict(dk.meta), cib.meta(clone), cib.meta(group)
 
 
-def test_a_resize_holds_the_mirror_grows_every_copy_then_commits_the_new_size() -> None:
+def test_a_resize_holds_the_mirror_grows_every_copy_then_finishes_at_the_new_size() -> None:
     work = _extended()
     steps = _resize_steps(work)
     r = resize_dk.of(work, steps, {"datarep-data": ("lab1",)})
-    assert (r.source, r.old, r.new, r.fs_id, r.grows_fs, r.no_bitmap) == (
-        "lab1", 64 * MIB, 96 * MIB, "_2f_data", True, False)  # fmt: skip
+    assert (r.source, r.old, r.new, r.fs_id, r.grows_fs, r.no_bitmap, r.resuming) == (
+        "lab1", 64 * MIB, 96 * MIB, "_2f_data", True, False, False)  # fmt: skip
     resize_dk.hold(work, r)
-    dk_meta, clone_meta, fs_meta = _metas(work)
+    dk_meta, clone_meta, group_meta = _metas(work)
     assert dk_meta["lk-resize"] == f"{64 * MIB} {96 * MIB}"
     assert dk_meta["lk-held-source"] == "lab1"
     assert clone_meta["target-role"] == "Unpromoted"  # the targets serve on
-    assert fs_meta["target-role"] == "Stopped"
+    assert group_meta["target-role"] == "Stopped"
     # the targets' volumes first, then the source's, then the bitmaps; each undone back
     works = resize_dk.node_work(r)
     assert [(w.kind, w.node) for w in works] == [
@@ -254,16 +257,24 @@ def test_a_resize_holds_the_mirror_grows_every_copy_then_commits_the_new_size() 
     undo = operations_dk.inverse(works[0])
     assert undo is not None and (undo.kind, undo.size, undo.old_size) == (
         "ungrow-volume", 96 * MIB, 64 * MIB)  # fmt: skip
-    resize_dk.commit(work, r)
+    resize_dk.source_back(work, r)
+    dk_meta, clone_meta, group_meta = _metas(work)
+    assert "lk-held-source" not in dk_meta and "target-role" not in clone_meta
+    assert cib_dk.source_preference(work, "datarep-data") == "lab1"
+    assert group_meta["target-role"] == "Stopped"  # until its file system has grown
+    assert dk_meta["lk-resize"]  # pending until it is finished
+    # meanwhile every other operation of the hierarchy is refused, saying what to do
+    [h] = cib.hierarchies(work)
+    with pytest.raises(OperationError, match=(
+        r"a resize of datarep-data from 67108864 to 100663296 bytes did not finish: run "
+        r"`lkctl mirror resize datarep-data --size 100663296` again to finish it"
+    )):  # fmt: skip
+        operations.build(work, [BringInService(h.hierarchy_id, "/data", "lab1", ("/data",))], {})
+    resize_dk.finish(work, r)
     [h] = cib.hierarchies(work)
     assert h.members[0].param("size") == str(96 * MIB)
-    dk_meta, clone_meta, fs_meta = _metas(work)
-    assert "lk-resize" not in dk_meta and "lk-held-source" not in dk_meta
-    assert "target-role" not in clone_meta
-    assert cib_dk.source_preference(work, "datarep-data") == "lab1"
-    assert fs_meta["target-role"] == "Stopped"  # until its file system has grown
-    resize_dk.release(work, r)
-    assert "target-role" not in _metas(work)[2]
+    dk_meta, _clone_meta, group_meta = _metas(work)
+    assert "lk-resize" not in dk_meta and "target-role" not in group_meta
 
 
 def test_a_resize_that_did_not_commit_leaves_the_configuration_as_it_was() -> None:
@@ -285,3 +296,18 @@ def test_a_resize_of_a_hierarchy_not_in_service_on_its_source_is_refused() -> No
         resize_dk.of(work, _resize_steps(work), {})
     with pytest.raises(cib.Refused, match="not in service on lab1"):
         resize_dk.of(work, _resize_steps(work), {"datarep-data": ("lab2",)})
+
+
+def test_an_interrupted_resize_is_finished_by_the_same_one_and_refuses_another() -> None:
+    work = _extended()
+    r = resize_dk.of(work, _resize_steps(work), {"datarep-data": ("lab1",)})
+    resize_dk.hold(work, r)  # the console stopped here: nothing runs but lab2's copy
+    again = resize_dk.of(work, _resize_steps(work), {})
+    assert again.resuming and again.source == "lab1"
+    other = [
+        dataclasses.replace(s, new_size=128 * MIB)
+        if isinstance(s, (GrowVolume, GrowBitmap, SetMirrorSize)) else s
+        for s in _resize_steps(work)
+    ]  # fmt: skip
+    with pytest.raises(cib.Refused, match="from 67108864 to 100663296 bytes did not finish"):
+        resize_dk.of(work, other, {})

@@ -168,7 +168,7 @@ def test_every_step_needs_its_own_operations_role() -> None:
     assert operations.STEP_OPS[DeleteHierarchy] is Op.DELETE_HIERARCHY
     assert operations.STEP_OPS[BringInService] is Op.IN_SERVICE
     assert operations.STEP_OPS[MakeSource] is Op.IN_SERVICE  # Force Online's plan: its own op
-    assert GrowVolume not in operations.STEP_OPS
+    assert operations.STEP_OPS[GrowVolume] is Op.RESIZE_MIRROR  # Resize Mirror (resize_dk)
 
 
 def _depend(version: int = 0) -> CreateDependency:
