@@ -34,6 +34,8 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -322,9 +324,21 @@ def key_check(rid: str) -> dict[str, Any]:
     return {"exists": True, "mode": f"{mode:04o}"}
 
 
+FORGET_WAIT_S = 60.0  # for a copy still stopping on this node (its agent's stop)
+
+
 def forget(rid: str) -> None:
+    """The mirror's key and record on this node go, once no copy of it runs here: an
+    agent still stopping it (an orphan's demote and stop after a delete) writes its
+    record again, so its role file must be gone first."""
     folder = Path(names.state_dir(rid))
     _psk(rid)
+    role = Path(names.run_dir(rid)) / "role"
+    deadline, pause = time.monotonic() + FORGET_WAIT_S, threading.Event()
+    while role.exists():
+        if time.monotonic() > deadline:
+            raise AdminError(f"{rid} still runs here ({role.read_text().strip()}): stop it first")
+        pause.wait(0.2)
     shutil.rmtree(folder, ignore_errors=True)
     with contextlib.suppress(OSError):  # the last mirror of this node: nothing is left
         folder.parent.rmdir()

@@ -82,7 +82,7 @@ def _command(run: Run, work: NodeWork, out: OperationLog) -> None:
 
 
 def _forget(run: Run, work: NodeWork, out: OperationLog) -> None:
-    run(_admin("forget", work.rid), node=work.node,
+    run(_admin("forget", work.rid), node=work.node, timeout=90,  # it waits for a stop
         what=f"forgetting {work.rid} on {work.node}")  # fmt: skip
     out.say("INFO", f"{work.node} forgot the mirror {work.rid}: its key and record are gone")
 
