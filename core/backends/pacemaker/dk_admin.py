@@ -36,15 +36,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.backends.pacemaker import dk_names as names
 from core.backends.pacemaker.dk_cluster import Attributes, ClusterError
 from core.errors import LkError
 from core.replication import control
 from core.replication.nbdkit import NbdkitError, check_psk_file, make_psk_file
+
+if TYPE_CHECKING:
+    from core.replication.bitmap import Bitmap
 
 DISKS = "/disks"
 FS_TYPES = ("ext4", "ext3", "xfs")
@@ -170,44 +173,42 @@ def _bitmap_path(text: str) -> Path | None:
     return path if path.exists() else None
 
 
-def grow_bitmap(text: str, size_text: str) -> dict[str, Any]:
-    """A mirror's bitmap file covers a volume of ``SIZE`` bytes (Resize Mirror, while no
-    engine has it open): the chunks of the new space are dirty for every target. Answers
-    the size it covered before, for the undo (``old`` None: there is no file here)."""
+@contextlib.contextmanager
+def _opened_bitmap(path: Path) -> Iterator[Bitmap]:
+    """The bitmap file at ``path``, open (closed afterwards); AdminError if unreadable."""
     from core.replication.bitmap import Bitmap, BitmapError
 
-    path, size = _bitmap_path(text), _size(size_text)
-    if path is None:
-        return {"path": text, "old": None, "size": size}
     try:
         bitmap = Bitmap.open(path)
     except BitmapError as exc:
         raise AdminError(f"{path}: {exc}") from exc
     try:
+        yield bitmap
+    finally:
+        bitmap.close()
+
+
+def grow_bitmap(text: str, size_text: str) -> dict[str, Any]:
+    """A mirror's bitmap file covers a volume of ``SIZE`` bytes (Resize Mirror, while no
+    engine has it open): the chunks of the new space are dirty for every target. Answers
+    the size it covered before, for the undo (``old`` None: there is no file here)."""
+    path, size = _bitmap_path(text), _size(size_text)
+    if path is None:
+        return {"path": text, "old": None, "size": size}
+    with _opened_bitmap(path) as bitmap:
         old = bitmap.volume_size
         if old > size:
             raise AdminError(f"{path} covers {old} bytes, more than {size}: never shrunk")
         bitmap.resize(size)
-    finally:
-        bitmap.close()
     return {"path": str(path), "old": old, "size": size}
 
 
 def ungrow_bitmap(text: str, old_text: str) -> None:
     """Undo :func:`grow_bitmap`: the bitmap covers ``OLD`` bytes again (its bits kept)."""
-    from core.replication.bitmap import Bitmap, BitmapError
-
     path, old = _bitmap_path(text), _size(old_text)
-    if path is None:
-        return
-    try:
-        bitmap = Bitmap.open(path)
-    except BitmapError as exc:
-        raise AdminError(f"{path}: {exc}") from exc
-    try:
-        bitmap.resize(old)
-    finally:
-        bitmap.close()
+    if path is not None:
+        with _opened_bitmap(path) as bitmap:
+            bitmap.resize(old)
 
 
 def _tool(argv: list[str], timeout: float, ok: tuple[int, ...] = (0,)) -> str:
@@ -221,8 +222,8 @@ def _tool(argv: list[str], timeout: float, ok: tuple[int, ...] = (0,)) -> str:
 
 
 def grow_fs(rid: str) -> dict[str, Any]:
-    """The ext2/3/4 file system on the source's device of ``rid`` (not mounted: its
-    Filesystem resource is held stopped) is checked and grown to fill the device, through
+    """The ext2/3/4 file system on the source's device of ``rid`` (not mounted: the
+    hierarchy's group is held stopped) is checked and grown to fill the device, through
     the engine (the targets get every byte it writes). An xfs grows only mounted:
     refused with what to run."""
     device = Path(names.device(rid))
