@@ -563,9 +563,7 @@ class MainWindow(QMainWindow):
         if not self.warmed_up.is_set() and not self._warming:
             # What the dialogs import, loaded meanwhile off the GUI thread.
             self._warming = True
-            threading.Thread(
-                target=_warm_up, args=(self.warmed_up,), name="warm_up", daemon=True
-            ).start()
+            threading.Thread(target=_warm_up, args=(self.warmed_up,), name="warm_up").start()
         self._first_load = False
         self.tree.expandAll()
         self._size_columns()

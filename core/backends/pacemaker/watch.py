@@ -82,6 +82,7 @@ class PacemakerWatch:
         self.snapshots = 0  # how many snapshots it took (for tests and benchmarks)
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._wake_lock = threading.Lock()  # around the wake pipe's two numbers
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self._thread = threading.Thread(target=self._run, name="pacemaker-watch", daemon=True)
@@ -101,18 +102,29 @@ class PacemakerWatch:
         self._wake()
 
     def stop(self) -> None:
+        """Stop the thread; called again (the window, the backend and a finalizer each
+        may), it does nothing."""
         self._stop.set()
         self._wake()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(30)
-        with contextlib.suppress(OSError):
-            os.close(self._wake_r)
-        with contextlib.suppress(OSError):
-            os.close(self._wake_w)
+        if not self._thread.is_alive():
+            self._close_wake()  # else the thread does, as it ends
 
     def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"!")
+        with self._wake_lock, contextlib.suppress(OSError):
+            if self._wake_w >= 0:
+                os.write(self._wake_w, b"!")
+
+    def _close_wake(self) -> None:
+        """Close the wake pipe once: a number closed twice may by then be a file
+        somebody else opened (a later test's read failed with EBADF)."""
+        with self._wake_lock:
+            fds, self._wake_r, self._wake_w = (self._wake_r, self._wake_w), -1, -1
+        for fd in fds:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     # -- the loop -----------------------------------------------------------------------
     def _run(self) -> None:
@@ -147,6 +159,8 @@ class PacemakerWatch:
                     force = True
         finally:
             self._close_stream()
+            if self._stop.is_set():
+                self._close_wake()
 
     def _wait_for_change(self) -> bool:
         """Sleep until the cluster changes (or a reload, or the safety timeout); True to
