@@ -17,6 +17,7 @@ from core.operations import create_kinds
 from core.rules.kinds import APP, IP, ResourceRequest
 from gui import icons
 from gui.actions import find_menu_action
+from gui.bridge import finish_background
 from gui.create_wizard import CreateWizard, Page
 from gui.dependency_dialog import DependencyDialog
 from gui.extend_wizard import ExtendWizard, prepare_now
@@ -125,6 +126,7 @@ def test_a_bad_ip_value_is_refused_under_its_field(
     assert not wizard.button(QWizard.WizardButton.NextButton).isEnabled()
     wizard.reject()
     window.close()
+    finish_background()  # the window closes its backend off the GUI thread
     assert db_digest(window_home()) == before
 
 
