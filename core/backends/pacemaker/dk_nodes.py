@@ -26,7 +26,7 @@ from typing import Any
 from core.backends.pacemaker.dk_names import AGENT_IN_NODE
 from core.backends.pacemaker.operations_dk import NodeWork, inverse
 from core.backends.pacemaker.oplog import OperationLog
-from core.errors import OperationError
+from core.errors import LkError, OperationError
 
 Run = Callable[..., Any]  # PacemakerBackend._run
 
@@ -136,6 +136,12 @@ def _grow_fs(run: Run, work: NodeWork, out: OperationLog) -> None:
             f"{grown.get('size')} bytes on {work.node} (e2fsck, resize2fs)")  # fmt: skip
 
 
+# A grow that failed may have been made all the same (its node died after the change,
+# before it answered: exit -9), and its undo is safe where it was not (``ungrow-volume``
+# shrinks only a volume of the grown size, ``ungrow-bitmap`` one that covers more): it is
+# undone as soon as it was tried.
+UNDONE_IF_TRIED = frozenset({"grow-volume", "grow-bitmap"})
+
 KINDS: dict[str, Callable[[Run, NodeWork, OperationLog], None]] = {
     "volume": _volume,
     "key": _key,
@@ -157,13 +163,17 @@ KINDS: dict[str, Callable[[Run, NodeWork, OperationLog], None]] = {
 def do(
     run: Run, works: Sequence[NodeWork], out: OperationLog, done: list[NodeWork] | None = None
 ) -> None:
-    """Each of ``works`` in turn (each one finished is appended to ``done``)."""
+    """Each of ``works`` in turn (each one finished is appended to ``done``; a grow as
+    soon as it is tried, see :data:`UNDONE_IF_TRIED`)."""
     for work in works:
         handler = KINDS.get(work.kind)
         if handler is None:
             raise OperationError(f"unknown node work {work.kind}")
+        tried = done is not None and work.kind in UNDONE_IF_TRIED
+        if tried and done is not None:
+            done.append(work)
         handler(run, work, out)
-        if done is not None:
+        if done is not None and not tried:
             done.append(work)
 
 
@@ -172,7 +182,7 @@ def do_after(run: Run, works: Sequence[NodeWork], out: OperationLog) -> None:
     for work in works:
         try:
             do(run, [work], out)
-        except OperationError as exc:
+        except LkError as exc:  # failed, or its node unreachable (down)
             out.say("WARNING", f"{exc}: the cluster's configuration is changed; do it by hand")
 
 
@@ -185,10 +195,10 @@ def undo(run: Run, done: Sequence[NodeWork], out: OperationLog) -> list[NodeWork
             continue
         try:
             do(run, [work], out)
-        except OperationError as exc:
+        except LkError as exc:  # failed, or its node unreachable (down)
             out.say("WARNING", f"could not undo on {work.node}: {exc}")
             failed.append(work)
     return failed
 
 
-__all__ = ["KINDS", "do", "do_after", "undo"]
+__all__ = ["KINDS", "UNDONE_IF_TRIED", "do", "do_after", "undo"]

@@ -15,7 +15,7 @@ from core.backends.pacemaker import dk_names as names
 from core.backends.pacemaker import status
 from core.backends.pacemaker.mirror_ops import Forcing, NodeRequest
 from core.backends.pacemaker.oplog import OperationLog
-from core.errors import OperationError
+from core.errors import LkError, OperationError
 
 Run = Callable[..., Any]  # PacemakerBackend._run
 CRM_MON = ("crm_mon", "--one-shot", "--output-as=xml", "--include=failcounts,attributes")
@@ -45,7 +45,7 @@ def send(run: Run, requests: Sequence[NodeRequest], out: OperationLog) -> None:
                 )
             done = run(req.argv(), node=where[0], timeout=req.timeout + 30,
                        what=f"asking the source of {req.tag} on {where[0]} ({req.op})")  # fmt: skip
-        except OperationError as exc:
+        except LkError as exc:  # failed, or the node went down meanwhile
             if req.needed:
                 raise OperationError(str(exc), step=req.step) from exc
             out.say("WARNING", f"{exc}; the cluster's configuration has it: the source's "

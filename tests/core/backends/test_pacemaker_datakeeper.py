@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from core.backends.pacemaker import cib, cib_dk, nslab_seed, operations, operations_dk, resize_dk
 from core.errors import OperationError
-from core.model import MirrorState, Resource, ResourceKind, ResourceState, SwitchbackType
+from core.model import MirrorState, Resource, ResourceKind, ResourceState, Role, SwitchbackType
 from core.plan import (
     BringInService,
     ConfigureMirror,
@@ -23,6 +25,7 @@ from core.plan import (
     StartResync,
     Step,
 )
+from core.session import Session
 from core.status import cell
 from tests.core.backends.pacemaker_fixtures import cib_of, cluster_of
 
@@ -275,6 +278,49 @@ def test_a_resize_holds_the_mirror_grows_every_copy_then_finishes_at_the_new_siz
     assert h.members[0].param("size") == str(96 * MIB)
     dk_meta, _clone_meta, group_meta = _metas(work)
     assert "lk-resize" not in dk_meta and "target-role" not in group_meta
+
+
+def test_an_undo_goes_on_past_a_node_that_is_down_and_says_what_it_could_not_undo(
+    tmp_path: Path,
+) -> None:
+    """lab2 died after its volume grew, before it answered: its grow counts as made; the
+    undo of lab1's grow is made, lab2's is reported as not undone (the resize then stays
+    pending), no exception escapes it."""
+    from core.backends.pacemaker import dk_nodes
+    from core.backends.pacemaker.oplog import OperationLog
+    from core.backends.pacemaker.records import Records
+    from core.backends.pacemaker.runner import Completed, Unreachable
+
+    work = _extended()
+    r = resize_dk.of(work, _resize_steps(work), {"datarep-data": ("lab1",)})
+    ran: list[tuple[str, ...]] = []
+    down: set[str] = set()
+
+    def run(argv: list[str], *, node: str | None = None, **_kw: object) -> Completed:
+        if node in down:
+            raise Unreachable(f"{node} is not running: start it with nslab start {node}")
+        ran.append((str(node), *argv[1:3]))
+        if node == "lab2" and argv[2] == "grow-volume":  # grown, then killed: no answer
+            down.add("lab2")
+            return Completed(tuple(argv), -9, "", "", "lab2")
+        return Completed(tuple(argv), 0, "{}", "", str(node))
+
+    def checked(argv: list[str], **kw: Any) -> Completed:
+        done = run(argv, **kw)
+        if done.returncode:
+            raise OperationError(f"{argv[2]} failed on {done.where} (exit {done.returncode})")
+        return done
+
+    out = OperationLog(Records(tmp_path), "resize", None, Session("root", Role.ADMINISTRATOR))
+    done: list[operations_dk.NodeWork] = []
+    with pytest.raises(OperationError, match="grow-volume failed on lab2"):
+        dk_nodes.do(checked, resize_dk.node_work(r), out, done)
+    assert [(w.kind, w.node) for w in done] == [("grow-volume", "lab2")]  # tried: undone
+    done += resize_dk.node_work(r)[1:2]  # say lab1's grew too
+    failed = dk_nodes.undo(checked, done, out)
+    assert [(w.kind, w.node) for w in failed] == [("ungrow-volume", "lab2")]
+    assert ran[-1] == ("lab1", "admin", "ungrow-volume")
+    assert "WARNING: could not undo on lab2: lab2 is not running" in "\n".join(out.said)
 
 
 def test_a_resize_that_did_not_commit_leaves_the_configuration_as_it_was() -> None:
