@@ -223,6 +223,8 @@ def test_delete_removes_clone_group_and_constraints_and_every_node_forgets_the_m
         assert (lab.home / f"servers/{node}/disks/datarep-data.img").is_file()
         attrs = lab.run(node, "cibadmin", "--query", "--scope", "nodes")
         assert "lkdr-datarep-data" not in attrs
+    transient = lab.run("lab1", "cibadmin", "--query", "--scope", "status")
+    assert "lkdr-datarep-data-" not in transient and "master-datarep-data" not in transient
     assert lab.run("lab1", "findmnt", "-n", "/data", ok=False) == ""
     rc, out, _err = _lkctl(lab, "status")
     assert "datarep" not in out

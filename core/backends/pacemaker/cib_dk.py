@@ -230,19 +230,32 @@ def forget_generation(rid: str, node: str) -> list[str]:
 
 
 def forget_attributes(rid: str, node: str) -> list[list[str]]:
-    """The commands that clear every node attribute of mirror ``rid`` on ``node`` (a node
-    that left it, or a mirror deleted: a copy's old generation must not hold back a new
-    mirror of the same tag)."""
-    found = [forget_generation(rid, node)]
-    found += [["crm_attribute", "--node", node, "--name", names.attribute(rid, name),
-               "--lifetime", "forever", "--delete"]
-              for name in names.PERMANENT if name != "gen"]  # fmt: skip
-    found += [["crm_attribute", "--node", node, "--name", name, "--lifetime", "reboot",
-               "--delete"]
-              for name in [*(names.attribute(rid, n) for n in
-                             (*names.TRANSIENT_SOURCE, *names.TRANSIENT_TARGET)),
-                           names.promotion_attribute(rid)]]  # fmt: skip
-    return found
+    """The two commands that clear every node attribute of mirror ``rid`` on ``node`` (a
+    node that left it, or a mirror deleted: a copy's old generation must not hold back a
+    new mirror of the same tag): the permanent ones in the CIB's ``nodes`` section by one
+    XPath, the transient ones (and the promotion score) in the attribute manager by one
+    pattern. Both name each attribute in full (``datarep-data``'s must not take
+    ``datarep-data-2``'s along) and succeed when there is none left."""
+    permanent = " or ".join(f"@name='{names.attribute(rid, n)}'" for n in names.PERMANENT)
+    xpath = (f"/cib/configuration/nodes/node[@uname='{node}']/instance_attributes"
+             f"/nvpair[{permanent}]")  # fmt: skip
+    transient = [names.attribute(rid, n) for n in (*names.TRANSIENT_SOURCE,
+                                                   *names.TRANSIENT_TARGET)]  # fmt: skip
+    pattern = (
+        "^("
+        + "|".join(_ere_literal(n) for n in [*transient, names.promotion_attribute(rid)])
+        + ")$"
+    )
+    return [
+        ["cibadmin", "--delete-all", "--force", "--xpath", xpath],
+        ["crm_attribute", "--node", node, "--pattern", pattern, "--lifetime", "reboot",
+         "--delete"],
+    ]  # fmt: skip
+
+
+def _ere_literal(text: str) -> str:
+    """``text`` matched literally in a POSIX extended regular expression (Pacemaker's)."""
+    return "".join(f"\\{c}" if c in ".[]()*+?{}|^$\\" else c for c in text)
 
 
 def _stickiness(switchback: SwitchbackType) -> int:

@@ -86,7 +86,33 @@ def test_unextend_drops_the_target_from_the_mirror_its_constraints_and_forgets_i
     assert after[0] == ("forget", "lab2", "")
     assert ("remove-file", "lab2", BITMAP) in after
     assert all(node == "lab2" for _kind, node, _x in after)
-    assert {a for _k, _n, a in after if a == "crm_attribute"}  # its attributes go too
+    # its attributes go too: two commands, whatever the number of attributes
+    assert [a for _k, _n, a in after if a in ("cibadmin", "crm_attribute")] == [
+        "cibadmin", "crm_attribute"]  # fmt: skip
+
+
+def test_forgetting_a_mirror_s_attributes_names_each_in_full() -> None:
+    """The commands that clear ``datarep-data``'s node attributes leave those of a mirror
+    whose name it begins (``datarep-data-2``), and of other nodes, alone."""
+    import re
+
+    permanent, transient = cib_dk.forget_attributes("datarep-data", "lab2")
+    xpath = permanent[permanent.index("--xpath") + 1]
+    assert xpath.startswith("/cib/configuration/nodes/node[@uname='lab2']/")
+    assert re.findall(r"@name='([^']+)'", xpath) == [
+        f"lkdr-datarep-data-{n}" for n in ("gen", "forced", "paused")]  # fmt: skip
+    assert transient[:3] == ["crm_attribute", "--node", "lab2"]
+    assert transient[-3:] == ["--lifetime", "reboot", "--delete"]
+    pattern = re.compile(transient[transient.index("--pattern") + 1])
+    for name in ("state", "percent", "rate", "eta", "reason", "dirty", "verify", "serving"):
+        assert pattern.match(f"lkdr-datarep-data-{name}")
+    assert pattern.match("master-datarep-data")
+    for other in ("lkdr-datarep-data-2-state", "master-datarep-data-2", "lkdr-datarep-data-gen",
+                  "xlkdr-datarep-data-state", "lkdr-datarepxdata-state"):  # fmt: skip
+        assert not pattern.match(other), other
+    dotted_argv = cib_dk.forget_attributes("web.1", "lab2")[1]
+    dotted = re.compile(dotted_argv[dotted_argv.index("--pattern") + 1])
+    assert dotted.match("master-web.1") and not dotted.match("master-webx1")
 
 
 def test_unextending_the_source_is_refused_and_nothing_changes() -> None:
