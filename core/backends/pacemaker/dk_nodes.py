@@ -169,8 +169,8 @@ def do(
         handler = KINDS.get(work.kind)
         if handler is None:
             raise OperationError(f"unknown node work {work.kind}")
-        tried = done is not None and work.kind in UNDONE_IF_TRIED
-        if tried and done is not None:
+        tried = work.kind in UNDONE_IF_TRIED
+        if done is not None and tried:
             done.append(work)
         handler(run, work, out)
         if done is not None and not tried:
