@@ -124,6 +124,9 @@ def test_the_life_of_an_app_on_ip_hierarchy(lab: Lab, backend: PacemakerBackend)
     finally:
         power.start_server("lab2", ADMIN)
         wait_healthy(lab)
+    # lab2's return settled (its probes, any move): an operation made from a snapshot
+    # taken meanwhile is refused as a conflict, rightly ("reload and try again")
+    lab.run("lab1", "crm_resource", "--wait", "--timeout", "120", timeout=130)
 
     dependency.delete(b, DependencyRequest("lab1", "c-app", "c-ip"), ADMIN)
     ip_h, app_h = _h(b, "c-ip"), _h(b, "c-app")

@@ -315,8 +315,12 @@ def test_the_source_killed_mid_resync_leaves_the_target_waiting_and_returns_with
     lab, source, target = pair
     files = {f"resync-{i}": _write(lab, source, f"resync-{i}", 3_000_000) for i in range(3)}
     agent = names.AGENT_IN_NODE
-    # a full resync at 1.5 MB/s (the running engine's limit): ~45 s to catch it in, a
-    # snapshot taking seconds on a loaded machine included
+    # a full resync at 1.5 MB/s: ~45 s to catch it in, a snapshot taking seconds on a
+    # loaded machine included. The limit is the CIB's too, as `lkctl mirror speed` sets
+    # it: the source's agent puts the CIB's limit back on the engine at its monitor (CI:
+    # the resync ran unlimited, done before a snapshot saw it).
+    meta = ("crm_resource", "--resource", RID, "--meta")
+    lab.run(source, *meta, "--set-parameter", names.SPEED_META, "--parameter-value", "1500")
     lab.run(source, agent, "admin", "mirror", RID, "speed", "", '{"kbps": 1500}')
     lab.run(source, agent, "admin", "mirror", RID, "full_resync", target)
     seen: list[MirrorTarget | None] = [None]
@@ -325,8 +329,13 @@ def test_the_source_killed_mid_resync_leaves_the_target_waiting_and_returns_with
         t = seen[0] = _target(_hierarchy(lab), target)
         return t is not None and t.state is MirrorState.RESYNCING and 0 < t.percent < 60
 
-    wait_until(resyncing, 90, f"{target} resyncing",
-               lambda: f"{seen[0] and seen[0].state} {seen[0] and seen[0].percent}%")  # fmt: skip
+    def last_seen() -> str:
+        return f"{seen[0] and seen[0].state} {seen[0] and seen[0].percent}%"
+
+    try:
+        wait_until(resyncing, 90, f"{target} resyncing", last_seen)
+    finally:  # the limit goes with the node kill: the return resyncs unlimited
+        lab.run(source, *meta, "--delete-parameter", names.SPEED_META)
     _kill_node(lab, source)
 
     def waiting() -> bool:
