@@ -51,6 +51,23 @@ def _lkctl(lab: Lab, *args: str) -> tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
 
+def _lkctl_started(lab: Lab, *args: str, output: bool = False) -> subprocess.Popen[str]:
+    """lkctl started as a user runs it, left running (to be stopped or killed mid-way);
+    ``output``: its stdout and stderr are kept (``communicate``)."""
+    env = {**os.environ, "LKCONSOLE_HOME": str(lab.home), "LKCONSOLE_CLUSTER": ""}
+    into = subprocess.PIPE if output else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "--cluster", "pacemaker-lab", *args], cwd=REPO,
+        env=env, stdout=into, stderr=into, text=True,
+    )  # fmt: skip
+
+
+def _pending_resize(lab: Lab) -> str:
+    """The mirror's ``lk-resize`` meta attribute ("OLD NEW" while a resize is pending)."""
+    return lab.run("lab1", "crm_resource", "--resource", RID, "--meta",
+                   "--get-parameter", "lk-resize", "--quiet").strip()  # fmt: skip
+
+
 def _ok(lab: Lab, *args: str) -> str:
     rc, out, err = _lkctl(lab, *args)
     assert rc == 0, f"lkctl {' '.join(args)}: {err or out}"
@@ -311,12 +328,7 @@ def test_a_resize_whose_console_was_killed_is_finished_by_running_it_again(
     payload = lab.run("lab1", "sha256sum", "/data/payload").split()[0]
     df = ("df", "--output=size", "-B1", "/data")
     before = int(lab.run("lab1", *df).split()[-1])
-    args = ["--cluster", "pacemaker-lab", "mirror", "resize", RID, "--size", "128M"]
-    env = {**os.environ, "LKCONSOLE_HOME": str(lab.home), "LKCONSOLE_CLUSTER": ""}
-    console = subprocess.Popen(  # our own lkctl, as a user runs it
-        [sys.executable, "-m", "core.cli", *args], cwd=REPO, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    console = _lkctl_started(lab, "mirror", "resize", RID, "--size", "128M")
     try:
         wait_until(lambda: all(_disk(lab, n).stat().st_size == 128 * MIB
                                for n in ("lab1", "lab2")) or console.poll() is not None,
@@ -325,9 +337,7 @@ def test_a_resize_whose_console_was_killed_is_finished_by_running_it_again(
         console.kill()
         console.wait(30)
     assert console.returncode == -signal.SIGKILL  # killed mid-resize, not finished
-    pending = lab.run("lab1", "crm_resource", "--resource", RID, "--meta",
-                      "--get-parameter", "lk-resize", "--quiet").strip()  # fmt: skip
-    assert pending == f"{96 * MIB} {128 * MIB}"
+    assert _pending_resize(lab) == f"{96 * MIB} {128 * MIB}"
     rc, out, err = _lkctl(lab, "inservice", "/data", "--on", "lab1")
     assert rc != 0 and not out
     assert (
@@ -343,8 +353,7 @@ def test_a_resize_whose_console_was_killed_is_finished_by_running_it_again(
     _in_sync(lab)
     assert not (_engine(lab)["targets"]["lab2"].get("progress") or {}).get("full")
     _equal_once_settled(lab)
-    assert not lab.run("lab1", "crm_resource", "--resource", RID, "--meta",
-                       "--get-parameter", "lk-resize", "--quiet").strip()  # fmt: skip
+    assert not _pending_resize(lab)
 
 
 def test_a_resize_whose_target_died_after_its_volume_grew_is_finished_once_it_returns(
@@ -363,12 +372,7 @@ def test_a_resize_whose_target_died_after_its_volume_grew_is_finished_once_it_re
     payload = lab.run("lab1", "sha256sum", "/data/payload").split()[0]
     df = ("df", "--output=size", "-B1", "/data")
     before = int(lab.run("lab1", *df).split()[-1])
-    args = ["--cluster", "pacemaker-lab", "mirror", "resize", RID, "--size", str(new)]
-    env = {**os.environ, "LKCONSOLE_HOME": str(lab.home), "LKCONSOLE_CLUSTER": ""}
-    console = subprocess.Popen(  # our own lkctl, as a user runs it
-        [sys.executable, "-m", "core.cli", *args], cwd=REPO, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    console = _lkctl_started(lab, "mirror", "resize", RID, "--size", str(new), output=True)
     try:
         wait_until(lambda: _disk(lab, "lab2").stat().st_size == new or console.poll() is not None,
                    120, "lab2's volume grown")  # fmt: skip
@@ -386,9 +390,7 @@ def test_a_resize_whose_target_died_after_its_volume_grew_is_finished_once_it_re
         assert console.returncode != 0, out
         assert "what grew could not all be undone, so /data stays out of service" in err
         assert f"once every node is up, run `lkctl mirror resize {RID} --size {new}` again" in err
-        pending = lab.run("lab1", "crm_resource", "--resource", RID, "--meta",
-                          "--get-parameter", "lk-resize", "--quiet").strip()  # fmt: skip
-        assert pending == f"{old} {new}"
+        assert _pending_resize(lab) == f"{old} {new}"
         assert _disk(lab, "lab2").stat().st_size == new  # kept: lab2 was down for the undo
     finally:
         nslab.start(lab.home, "lab2")
