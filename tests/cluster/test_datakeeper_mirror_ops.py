@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -374,8 +375,11 @@ def test_a_resize_whose_target_died_after_its_volume_grew_is_finished_once_it_re
     before = int(lab.run("lab1", *df).split()[-1])
     console = _lkctl_started(lab, "mirror", "resize", RID, "--size", str(new), output=True)
     try:
-        wait_until(lambda: _disk(lab, "lab2").stat().st_size == new or console.poll() is not None,
-                   120, "lab2's volume grown")  # fmt: skip
+        # Polled without a pause: lkctl's next steps (lab1's grow, then lab2's bitmap) take
+        # a few process starts, a 50 ms poll could miss them all (CI: lkctl finished).
+        deadline = time.monotonic() + 120
+        while _disk(lab, "lab2").stat().st_size != new and console.poll() is None:
+            assert time.monotonic() < deadline, "lab2's volume did not grow within 120 s"
         console.send_signal(signal.SIGSTOP)  # between two steps: lab2's and the next
         try:
             nslab.stop(lab.home, "lab2")
