@@ -34,7 +34,17 @@ connection and connects again until the target answers; once it does, the mirror
 resyncs what it missed (a partial resync, when ``auto_resync``) and it is Target again.
 Connecting never happens under the mirror's lock, so writers do not wait for it.
 :meth:`Mirror.sync` is the durability barrier a block device's flush needs: the
-source's ``fdatasync`` while every replicating synchronous target flushes.
+source's ``fdatasync`` while every replicating synchronous target flushes, skipping
+each side that has had no non-durable write since its last completed flush.
+
+**A flush expected.** A file system doing small writes each followed by ``fdatasync``
+(a database's log, fio's ``--fdatasync=1``) sends a write, then a flush. When the last
+``FLUSH_EXPECTED_AFTER`` syncs each followed at most two writes, the first two small
+writes (at most ``FLUSH_EXPECTED_MAX_BYTES`` each) after a sync are made durable at
+once: the source's ``fdatasync`` while the targets write with FUA (one round trip to
+each target instead of two); the flush that follows finds nothing to do. Durability
+never depends on the guess: a wrong one costs an early ``fdatasync``, and a flush is
+skipped only where every write since the last completed flush was durable.
 
 Bits of replicating targets are cleared lazily, by extents (DRBD's activity-log idea):
 the first write into an *extent* (``extent_chunks`` chunks, 64 = 4 MiB by default) marks
@@ -130,6 +140,8 @@ log = logging.getLogger(__name__)
 
 ASYNC_MAX_WRITES = 64
 ASYNC_MAX_BYTES = 64 * 1024 * 1024
+FLUSH_EXPECTED_AFTER = 4  # syncs in a row that followed at most 2 writes each
+FLUSH_EXPECTED_MAX_BYTES = 128 * 1024  # larger writes are never made durable early
 NO_BITMAP_SUFFIX = ".lkdr-nobitmap"
 
 StateCallback = Callable[[str, MirrorState, str], None]
@@ -238,6 +250,8 @@ class _Target:
         self.channel: _Channel | None = None  # asynchronous mode: the bounded queue
         self.asynchronous = spec.asynchronous  # None: the mirror's mode
         self.retry_at = 0.0  # a remote target whose connection was lost: next attempt
+        self.write_gen = 0  # non-durable writes started to it (see Mirror.sync)
+        self.synced_gen = 0  # of those, how many a completed flush covers
         self.problem = ""  # why the volume cannot be used ("" = usable)
         self.published = False
 
@@ -458,6 +472,13 @@ class Mirror:
         self._closed = False
         self._seq = 0
         self._last_write = 0.0
+        # Mirror.sync's bookkeeping: non-durable writes to the source, how many a
+        # completed fdatasync covers; writes since the last sync; syncs in a row that
+        # followed at most two writes (a flush is then expected after a small write)
+        self._source_gen = 0
+        self._source_synced = 0
+        self._writes_since_sync = 0
+        self._short_syncs = 0
         self._awaiting = awaiting_previous_source
         self._events = _Events()
         self._dispatcher = threading.Thread(
@@ -869,7 +890,19 @@ class Mirror:
             self._seq += 1
             seq = self._seq
             self._last_write = time.monotonic()
+            self._writes_since_sync += 1
+            asked = durable
+            if not durable:
+                durable = (
+                    self._short_syncs >= FLUSH_EXPECTED_AFTER
+                    and self._writes_since_sync <= 2
+                    and len(mv) <= FLUSH_EXPECTED_MAX_BYTES
+                )
             rep = [t for t in self._targets.values() if t.replicating]
+            if not durable:
+                self._source_gen += 1
+                for t in rep:
+                    t.write_gen += 1
             unrep = [t.name for t in self._targets.values() if not t.replicating]
             epochs = {t.name: t.epoch for t in rep}
             extents = self._extents(first, end)
@@ -913,7 +946,7 @@ class Mirror:
         if queued:
             data = bytes(mv)
             for t in queued:
-                item = _Item(offset, data, durable, first, end, epochs[t.name], seq)
+                item = _Item(offset, data, asked, first, end, epochs[t.name], seq)
                 ch = t.channel
                 if ch is None or not ch.submit(item):
                     with self._lock:
@@ -1023,23 +1056,41 @@ class Mirror:
         if self._closed:
             raise MirrorError("the mirror is closed", step="flush")
         with self._lock:
+            writes, self._writes_since_sync = self._writes_since_sync, 0
+            if writes > 2:
+                self._short_syncs = 0
+            elif writes:
+                self._short_syncs = min(FLUSH_EXPECTED_AFTER, self._short_syncs + 1)
+            source_gen = self._source_gen
             rep = [
-                (t, t.epoch, t.volume)
+                (t, t.epoch, t.volume, t.write_gen)
                 for t in self._targets.values()
-                if t.replicating and t.volume is not None and not self._is_async(t)
+                if t.replicating
+                and t.volume is not None
+                and not self._is_async(t)
+                and t.synced_gen < t.write_gen
             ]
-        pending = [(t, epoch, vol.begin_flush()) for t, epoch, vol in rep if vol is not None]
+        pending = [
+            (t, epoch, gen, vol.begin_flush()) for t, epoch, vol, gen in rep if vol is not None
+        ]
         source_error: OSError | None = None
-        try:
-            self.source.flush()
-        except OSError as exc:
-            source_error = exc
-        for t, epoch, p in pending:
-            err = p.wait()
-            if err is not None:
+        if self._source_synced < source_gen:
+            try:
+                self.source.flush()
+            except OSError as exc:
+                source_error = exc
+            else:
                 with self._lock:
-                    if t.epoch == epoch:
-                        self._stop_replicating(t, _reason(err))
+                    self._source_synced = max(self._source_synced, source_gen)
+        for t, epoch, gen, p in pending:
+            err = p.wait()
+            with self._lock:
+                if t.epoch != epoch:
+                    continue
+                if err is not None:
+                    self._stop_replicating(t, _reason(err))
+                else:
+                    t.synced_gen = max(t.synced_gen, gen)
         if source_error is not None:
             raise SourceWriteError(_reason(source_error), source_error.errno) from source_error
 

@@ -1,7 +1,8 @@
 """The mirrored volume as a block device on the source: nbdkit hosting the engine,
 nbdfuse, a direct-I/O loop device, a real ext4 on top; the target over NBD in a network
 namespace of the test's own. An fsync in the filesystem is on the target (and flushed
-there) when it returns; the device comes down cleanly even after the engine died."""
+there) when it returns; small writes each fdatasync'ed cost one round trip each; the
+device comes down cleanly even after the engine died."""
 
 from __future__ import annotations
 
@@ -111,6 +112,54 @@ def test_ext4_on_the_mirrored_device_an_fsync_is_on_the_target_when_it_returns(
     assert cat.stdout == data
     assert localdev.bring_down(tmp_path / "dev") == []
     assert read_status(tmp_path / "status.json")["stopped"] is True
+
+
+def test_small_writes_each_fdatasynced_reach_the_target_in_one_round_trip_each(
+    lab: NbdLab, tmp_path: Path
+) -> None:
+    """A database-like pattern (4 KiB written, then fdatasync, again and again): once
+    the mirror has seen it, each write goes to the target with FUA and the fdatasync
+    that follows needs no flush there; every block is on the target when its
+    fdatasync returns."""
+    config, src, tgt = _engine_config(lab, tmp_path, 64 * MiB)
+    requests = tmp_path / "target-requests.log"
+    lab.serve(tgt, log_requests=requests)
+    dev = lab.device_up(config, tmp_path / "dev")
+    wait_until(lambda: _target_state(tmp_path) == "TARGET", 60, "the first resync")
+    localdev.make_filesystem(dev.device)
+    mnt = tmp_path / "mnt"
+    localdev.mount(dev.device, mnt)
+    blocks = 40
+    rnd = random.Random(11)
+    try:
+        fd = os.open(mnt / "log", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, rnd.randbytes(blocks * 4096))  # laid out first
+            os.fsync(fd)
+            offset = _physical_offset(mnt / "log")
+            steady = blocks // 2
+            seen = 0
+            with open(tgt, "rb") as t:
+                for i in range(blocks):
+                    if i == steady:
+                        seen = len(requests.read_text().splitlines())
+                    block = rnd.randbytes(4096)
+                    os.pwrite(fd, block, i * 4096)
+                    os.fdatasync(fd)
+                    t.seek(offset + i * 4096)
+                    assert t.read(4096) == block, f"block {i} not on the target after fdatasync"
+        finally:
+            os.close(fd)
+        new = requests.read_text().splitlines()[seen:]
+        writes = [line for line in new if " Write " in line]  # requests (replies: "...Write")
+        assert len(writes) >= blocks - steady, new[-10:]
+        assert all("fua=1" in line for line in writes), [w for w in writes if "fua=1" not in w]
+        assert not [line for line in new if " Flush " in line], new[-10:]
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True, timeout=60)
+    assert _target_state(tmp_path) == "TARGET"
+    assert sha256(src) == sha256(tgt)
+    assert localdev.bring_down(tmp_path / "dev") == []
 
 
 def test_the_device_comes_down_cleanly_after_the_engine_died(lab: NbdLab, tmp_path: Path) -> None:
