@@ -32,10 +32,10 @@ socket while it connects, when requests in flight have no driver, and when libnb
 data to send. An idle connection's socket is looked at by :attr:`NbdVolume.lost` (a
 server that closed it). Calls into libnbd's ``aio_notify_*`` are made under one lock
 with the check of its direction (libnbd refuses an event its state does not expect).
-libnbd 1.14 pauses a send that would block to read replies first and says READ only
-meanwhile: the sender then notifies a read (with nothing to read, the send resumes at
-once; without it, the request waits, half sent, for a reply that never comes). Every
-request gets ``deadline``
+A read is notified only when the socket has something to read at that moment: in the
+middle of a send, libnbd takes a read notification as the cue to pause the send and
+read a reply, and with nothing to read it stays there (READ only, the request half
+sent: seen as a write with no reply within its deadline). Every request gets ``deadline``
 seconds (10 by default) from its issue; when one passes unanswered, or the connection
 breaks, the connection is dropped at once: the handle is closed, every request in flight
 fails with an ``OSError`` (``ETIMEDOUT``, ``ECONNRESET``, ...) whose message names the
@@ -625,10 +625,21 @@ class _Connection:
         with self._notify_lock:
             direction = h.aio_get_direction()
             if revents & (select.POLLIN | select.POLLHUP | select.POLLERR):
-                if direction & lib.AIO_DIRECTION_READ:
+                if direction & lib.AIO_DIRECTION_READ and self._readable(h):
                     h.aio_notify_read()
             elif revents & select.POLLOUT and direction & lib.AIO_DIRECTION_WRITE:
                 self._push(h)
+
+    @staticmethod
+    def _readable(h: Any) -> bool:
+        """(``_notify_lock`` held) the socket has something to read *now*: two threads
+        may have seen it readable, and the first read it all. A read notification
+        with nothing to read is not harmless: in the middle of a send, libnbd pauses
+        the send to read a reply, and stays there (READ only, the request half sent)
+        until something comes, which may be never."""
+        ready = select.poll()
+        ready.register(h.aio_get_fd(), select.POLLIN)
+        return bool(ready.poll(0))
 
     def send(self, h: Any) -> bool:
         """Push what waits to be sent, from the calling thread (no hand-over to the I/O
@@ -639,23 +650,12 @@ class _Connection:
     def _push(self, h: Any) -> bool:
         """(``_notify_lock`` held) send while the socket takes it: libnbd sends one TLS
         record (16 KiB) per call. True when some is left to send."""
-        read, write = self.lib.AIO_DIRECTION_READ, self.lib.AIO_DIRECTION_WRITE
+        write = self.lib.AIO_DIRECTION_WRITE
         writable = select.poll()
         writable.register(h.aio_get_fd(), select.POLLOUT)
-        resumed = False
         for _ in range(SEND_BURST):
-            direction = h.aio_get_direction()
-            if not direction & write:
-                if resumed or not direction & read:
-                    return False
-                # libnbd (1.14) pauses a send that would block to read a reply first,
-                # and then says READ only: with nothing to read, a read notification
-                # resumes the send at once (else it waits for a reply that may never
-                # come: the server waits for the rest of the request)
-                h.aio_notify_read()
-                resumed = True
-                continue
-            resumed = False
+            if not h.aio_get_direction() & write:
+                return False
             if not writable.poll(0):
                 return True
             h.aio_notify_write()
