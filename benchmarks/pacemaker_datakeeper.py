@@ -16,8 +16,9 @@ run, alternately with ours:
   + ``fdatasync`` into a file laid out beforehand, what ``fio --rw=write --bs=4k
   --fdatasync=1`` does), same two file systems; goal >= 0.30 x;
 * full resync: the engine's own (``full_resync`` on its control socket, speed limit 0
-  and no floor: the default 500000 KB/s, and 20000 KB/s while writes compete, are
-  policy, not engine speed) until lab2 is Target again, vs
+  (``lkctl mirror speed datarep-data 0``) and no floor: the default 500000 KB/s, and
+  20000 KB/s while writes compete, are policy, not engine speed) until lab2 is Target
+  again, vs
   ``nbdcopy --flush`` of lab1's volume to lab2's target export (the same nbdkit, TLS, the
   mirror's key), the target paused meanwhile; goal >= 0.8 x nbdcopy's throughput;
 * partial resync: 1 % of the chunks (every 100th: scattered, the hard case) marked dirty
@@ -216,6 +217,18 @@ def host_run(*argv: str, timeout: float = 300.0) -> str:
     return done.stdout
 
 
+def lkctl(home: Path, *args: str) -> str:
+    """``lkctl --cluster pacemaker-lab ARGS`` as a user runs it; its output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "core.cli", "--cluster", "pacemaker-lab", *args],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "LKCONSOLE_HOME": str(home), "LKCONSOLE_CLUSTER": ""}, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"lkctl {args[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
 def bring_up(home: Path, size: int) -> set[int]:
     """The seeded 2-node lab with a ``size`` volume, extended to lab2 (Target); the
     nodes' init PIDs."""
@@ -227,14 +240,7 @@ def bring_up(home: Path, size: int) -> set[int]:
     print(f"lab up, /data in service on {NODE}: {time.monotonic() - t0:.1f} s")
     pids = {n.init_pid for n in status.nodes if n.init_pid}
     t0 = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "core.cli", "--cluster", "pacemaker-lab",
-         "extend", "/data", "--target", TARGET, "--accept-defaults"],
-        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300,
-        env={**os.environ, "LKCONSOLE_HOME": str(home), "LKCONSOLE_CLUSTER": ""}, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"lkctl extend failed: {done.stderr.strip() or done.stdout.strip()}")
+    lkctl(home, "extend", "/data", "--target", TARGET, "--accept-defaults")
     deadline = time.monotonic() + 600
     while True:
         try:
@@ -247,7 +253,12 @@ def bring_up(home: Path, size: int) -> set[int]:
             raise SystemExit(f"{TARGET} did not become a Target: {state}")
         time.sleep(0.2)
     print(f"extended to {TARGET}, in sync: {time.monotonic() - t0:.1f} s")
-    on_node(home, "speed", "0", "0")  # no limit, no floor: the engine's speed, not policy
+    # no limit, no floor: the engine's speed, not policy. The limit as a user sets it
+    # (the CIB keeps it: the source's agent puts the CIB's back at its monitor, and a
+    # limit set on the engine alone was the default 500000 KB/s again within seconds);
+    # the floor while writes compete (20000 KB/s by default) on the engine itself
+    lkctl(home, "mirror", "speed", RID, "0")
+    on_node(home, "speed", "0", "0")
     return pids
 
 

@@ -116,7 +116,7 @@ DEFAULT_DEADLINE = 10.0  # seconds for any one request
 DEFAULT_CONNECT_DEADLINE = 10.0  # seconds to connect, TLS handshake and negotiation included
 DEFAULT_CONNECTIONS = 2  # per volume, where the server allows multi-conn
 MAX_REQUEST = 8 * 1024 * 1024  # bytes per NBD request (nbdkit accepts up to 32 MiB)
-WRITE_BEHIND_REQUESTS = 16
+WRITE_BEHIND_REQUESTS = 64
 WRITE_BEHIND_BYTES = 32 * 1024 * 1024
 SEND_BURST = 1024  # aio_notify_write calls in one go, at most (see _Connection.send)
 IDLE_POLL = 0.5  # seconds the I/O thread sleeps with nothing in flight
@@ -407,7 +407,8 @@ class _Connection:
     ) -> _Request:
         """Register a request and start it with ``start(handle, request)``; a dead
         connection gives a request that failed already. With ``send`` the caller sends
-        what the socket takes at once; without, the I/O thread sends it all."""
+        what the socket takes at once; without, the I/O thread sends what libnbd could
+        not send within ``start``."""
         req = _Request(kind, offset, length, time.monotonic() + self.endpoint.deadline)
         wake = False
         with self._lock:
@@ -421,7 +422,10 @@ class _Connection:
             return req
         try:
             start(h, req)
-            wake = (self.send(h) if send else True) or wake
+            if send:
+                wake = self.send(h) or wake
+            else:  # libnbd sent what the socket took at once: the I/O thread sends the rest
+                wake = wake or bool(h.aio_get_direction() & self.lib.AIO_DIRECTION_WRITE)
         except self.lib.Error as exc:
             self.kill(exc.errnum or errno.EIO, f"the request failed to start: {exc.string}")
             return req
