@@ -6,12 +6,14 @@ device comes down cleanly even after the engine died."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
 import signal
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -69,19 +71,39 @@ def _physical_offset(path: Path) -> int:
     return int(match.group(1)) * 4096
 
 
-def test_ext4_on_the_mirrored_device_an_fsync_is_on_the_target_when_it_returns(
-    lab: NbdLab, tmp_path: Path
-) -> None:
-    config, src, tgt = _engine_config(lab, tmp_path, 96 * MiB)
+@dataclass
+class _Mounted:
+    dev: localdev.LocalDevice
+    mnt: Path
+    src: Path
+    tgt: Path
+    requests: Path  # the target's nbdkit logs every request there
+
+
+@contextlib.contextmanager
+def _ext4_on_the_mirror(lab: NbdLab, tmp_path: Path, size: int) -> Iterator[_Mounted]:
+    """The mirrored device up (its target logging its requests), in sync, ext4 made
+    and mounted on it; unmounted at the end (the device stays up)."""
+    config, src, tgt = _engine_config(lab, tmp_path, size)
     requests = tmp_path / "target-requests.log"
     lab.serve(tgt, log_requests=requests)
     dev = lab.device_up(config, tmp_path / "dev")
-    assert dev.device.startswith("/dev/loop") and dev.volume_file.stat().st_size == 96 * MiB
     wait_until(lambda: _target_state(tmp_path) == "TARGET", 60, "the first resync")
     localdev.make_filesystem(dev.device)
     mnt = tmp_path / "mnt"
     localdev.mount(dev.device, mnt)
     try:
+        yield _Mounted(dev, mnt, src, tgt, requests)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True, timeout=60)
+
+
+def test_ext4_on_the_mirrored_device_an_fsync_is_on_the_target_when_it_returns(
+    lab: NbdLab, tmp_path: Path
+) -> None:
+    with _ext4_on_the_mirror(lab, tmp_path, 96 * MiB) as m:
+        dev, mnt, tgt, requests = m.dev, m.mnt, m.tgt, m.requests
+        assert dev.device.startswith("/dev/loop") and dev.volume_file.stat().st_size == 96 * MiB
         data = random.Random(7).randbytes(3 * MiB + 123)
         seen_before = len(requests.read_text().splitlines())
         fd = os.open(mnt / "file", os.O_WRONLY | os.O_CREAT, 0o644)
@@ -99,11 +121,9 @@ def test_ext4_on_the_mirrored_device_an_fsync_is_on_the_target_when_it_returns(
         writes = [i for i, line in enumerate(new) if " Write " in line]
         flushes = [i for i, line in enumerate(new) if "...Flush" in line and "return=0" in line]
         assert writes and flushes and flushes[-1] > writes[0], new[-20:]
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True, timeout=60)
     # everything the filesystem wrote went through the mirror: the copies are equal
     assert _target_state(tmp_path) == "TARGET"
-    assert sha256(src) == sha256(tgt)
+    assert sha256(m.src) == sha256(tgt)
     fsck = subprocess.run(["e2fsck", "-fn", str(tgt)], capture_output=True, text=True, check=False)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     cat = subprocess.run(
@@ -121,17 +141,10 @@ def test_small_writes_each_fdatasynced_reach_the_target_in_one_round_trip_each(
     the mirror has seen it, each write goes to the target with FUA and the fdatasync
     that follows needs no flush there; every block is on the target when its
     fdatasync returns."""
-    config, src, tgt = _engine_config(lab, tmp_path, 64 * MiB)
-    requests = tmp_path / "target-requests.log"
-    lab.serve(tgt, log_requests=requests)
-    dev = lab.device_up(config, tmp_path / "dev")
-    wait_until(lambda: _target_state(tmp_path) == "TARGET", 60, "the first resync")
-    localdev.make_filesystem(dev.device)
-    mnt = tmp_path / "mnt"
-    localdev.mount(dev.device, mnt)
     blocks = 40
     rnd = random.Random(11)
-    try:
+    with _ext4_on_the_mirror(lab, tmp_path, 64 * MiB) as m:
+        mnt, tgt, requests = m.mnt, m.tgt, m.requests
         fd = os.open(mnt / "log", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             os.write(fd, rnd.randbytes(blocks * 4096))  # laid out first
@@ -158,10 +171,8 @@ def test_small_writes_each_fdatasynced_reach_the_target_in_one_round_trip_each(
         fua = [w for w in writes if "fua=1" in w]
         assert len(fua) >= (blocks - steady) * 0.8, [w for w in writes if "fua=1" not in w]
         assert len(flushes) <= 2, flushes
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True, timeout=60)
     assert _target_state(tmp_path) == "TARGET"
-    assert sha256(src) == sha256(tgt)
+    assert sha256(m.src) == sha256(tgt)
     assert localdev.bring_down(tmp_path / "dev") == []
 
 
