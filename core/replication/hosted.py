@@ -280,6 +280,9 @@ class HostedEngine:
     # -- the status file -----------------------------------------------------------------
     def _on_state(self, target: str, state: MirrorState, reason: str) -> None:
         log.info("mirror target %s: %s%s", target, state.value, f" ({reason})" if reason else "")
+        if state is MirrorState.RESYNCING:  # a new resync: the last one's progress is over
+            with self._status_lock:
+                self._progress.pop(target, None)
         if self.hooks is not None:
             if state is MirrorState.TARGET:
                 with self._publish:

@@ -1,8 +1,8 @@
 """What the engine's Pacemaker hooks publish as a target's node attributes, with the
 cluster's commands recorded instead of run (the attributes on a real cluster:
 tests/cluster/test_datakeeper_faults.py): a finished resync leaves no percent, rate or
-ETA behind, and the dirty count follows the writes, throttled, its last value never
-lost."""
+ETA behind, a burst of states is published once (the last), and the dirty count follows
+the writes, throttled, its last value never lost."""
 
 from __future__ import annotations
 
@@ -23,11 +23,13 @@ class FakeAttributes:
     def __init__(self) -> None:
         self.values: dict[tuple[str, str], str] = {}
         self.calls = 0
+        self.history: list[tuple[tuple[str, str], str | None]] = []
         self.lock = threading.Lock()
 
     def set_transient(self, node: str, short: str, value: str | None) -> None:
         with self.lock:
             self.calls += 1
+            self.history.append(((node, short), value))
             if value is None:
                 self.values.pop((node, short), None)
             else:
@@ -67,12 +69,28 @@ def test_a_finished_resync_leaves_no_percent_rate_or_eta(
 ) -> None:
     made, fake = hooks
     made.status(_status("RESYNCING", 40, done=97))
+    wait_until(lambda: fake.of("lab2", "state") == "RESYNCING", 5, "Resyncing published")
     assert (fake.of("lab2", "percent"), fake.of("lab2", "rate")) == ("97", "5")
-    made.in_sync("lab2")  # within the second of the progress above
+    made.in_sync("lab2")  # within the interval of the progress above
     made.status(_status("TARGET", 0))
-    assert fake.of("lab2", "state") == "TARGET"
+    wait_until(lambda: fake.of("lab2", "state") == "TARGET", 5, "Target published")
     assert [fake.of("lab2", s) for s in ("percent", "rate", "eta")] == [None, None, None]
     wait_until(lambda: fake.of("lab2", "dirty") == "0", 5, "the dirty count of a Target")
+
+
+def test_a_burst_of_states_is_published_once_the_last(
+    hooks: tuple[PacemakerHooks, FakeAttributes],
+) -> None:
+    """A resync starting: Out of Sync (with its reason), then Resyncing within the
+    settle time: attrd is told Resyncing once, and never the Out of Sync in between."""
+    made, fake = hooks
+    made.outdated("lab2", "full resync requested")
+    made.status(_status("OUT_OF_SYNC", 64))
+    made.status(_status("RESYNCING", 64, done=10))
+    wait_until(lambda: fake.of("lab2", "state") == "RESYNCING", 5, "Resyncing published")
+    assert fake.of("lab2", "percent") == "10"
+    states = [v for (node, name), v in fake.history if name == "state"]
+    assert states == ["RESYNCING"]
 
 
 def test_the_dirty_count_follows_the_writes_throttled(
@@ -81,7 +99,7 @@ def test_the_dirty_count_follows_the_writes_throttled(
     made, fake = hooks
     monkeypatch.setattr(dk_hooks, "PROGRESS_INTERVAL", 0.5)
     made.status(_status("OUT_OF_SYNC", 1))
-    assert fake.of("lab2", "dirty") == "1"
+    wait_until(lambda: fake.of("lab2", "dirty") == "1", 5, "the first dirty count")
     calls = fake.calls
     for dirty in range(2, 40):  # a status for every write, all within the interval
         made.status(_status("OUT_OF_SYNC", dirty))
