@@ -125,6 +125,33 @@ def test_the_fence_agent_on_a_node_sees_the_switch(lab: Lab) -> None:
     assert "lab-fence" in registered
 
 
+def test_the_switch_forwards_frames_without_netfilter_and_the_host_keeps_its_own(
+    lab: Lab,
+) -> None:
+    from core.backends.pacemaker.nslab_files import LabPaths
+    from core.backends.pacemaker.nslab_net import BRIDGE_NETFILTER
+
+    switch = LabPaths(lab.home).switch_netns
+    script = "".join(f"[ ! -e {f} ] || cat {f}\n" for f in BRIDGE_NETFILTER)
+    seen = subprocess.run(
+        ["ip", "netns", "exec", switch, "sh", "-c", script],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    host = [Path(f).read_text().strip() for f in BRIDGE_NETFILTER if Path(f).exists()]
+    assert seen == ["0"] * len(host)  # none where the kernel has no br_netfilter
+    assert host == HOST_BRIDGE_NETFILTER  # as the host had it before any lab
+
+
+#: the host's own settings when the tests started (a lab must not change them)
+HOST_BRIDGE_NETFILTER = [
+    Path(f).read_text().strip()
+    for f in (
+        f"/proc/sys/net/bridge/bridge-nf-call-{t}" for t in ("iptables", "ip6tables", "arptables")
+    )
+    if Path(f).exists()
+]
+
+
 def test_a_resource_runs_only_where_it_is_allowed(lab: Lab) -> None:
     with lab.resource("only-lab3", "ocf:heartbeat:Dummy", {}, {"lab3": 100}):
         wait_until(lambda: lab.running_on("lab1", "only-lab3") == {"lab3"}, 30, "only-lab3")

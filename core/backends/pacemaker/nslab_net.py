@@ -61,6 +61,7 @@ def make_network(paths: LabPaths, nodes: Sequence[str]) -> None:
             f"link set {node} up",
         ]
     ip_batch(switch_commands, "building the lab's switch", switch)
+    plain_switch(switch)
     for node in nodes:
         ip_batch(
             [
@@ -71,6 +72,22 @@ def make_network(paths: LabPaths, nodes: Sequence[str]) -> None:
             f"configuring {node}'s network",
             paths.node_netns(node),
         )
+
+
+#: Where the kernel has br_netfilter, a new namespace's bridges pass every frame through
+#: iptables (these are per namespace, 1 by default). A switch does not: without this the
+#: bridge's netfilter hooks cost a full resync of the mirror a tenth of its time.
+BRIDGE_NETFILTER = tuple(
+    f"/proc/sys/net/bridge/bridge-nf-call-{table}"
+    for table in ("iptables", "ip6tables", "arptables")
+)
+
+
+def plain_switch(switch: str) -> None:
+    """The switch namespace's bridges forward frames without netfilter (a plain switch);
+    nothing to do where the kernel has no br_netfilter."""
+    script = "".join(f"[ ! -e {f} ] || echo 0 > {f}\n" for f in BRIDGE_NETFILTER)
+    run(["ip", "netns", "exec", switch, "sh", "-c", script], "making the lab's switch plain")
 
 
 def set_port(paths: LabPaths, node: str, up: bool) -> None:
