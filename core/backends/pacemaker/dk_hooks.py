@@ -12,15 +12,16 @@ engine's configuration: ``hooks = "core.backends.pacemaker.dk_hooks:PacemakerHoo
   failover to that target would lose);
 - the mirror's state of each target as transient attributes of the target's node
   (state, percent, rate, ETA, reason, dirty chunks, verify), which ``crm_mon`` shows
-  and the console reads, set by a publisher thread: a state change within
-  ``STATE_SETTLE`` (0.2 s; the states of a burst, Out of Sync then Resyncing when a
-  resync starts, go as one, the last), anything else (progress, the dirty count while
-  writes go on) at most every ``PROGRESS_INTERVAL`` (2 s), and only what changed; what
-  a throttled status said is published once the interval is over (the last word is
-  never lost). Each value is one ``attrd_updater`` run, about 30 ms of CPU with the
-  daemons' share (measured on the lab): publishing every value at once, and every
-  second, cost a 1 GiB resync about a third of its CPU. A target in sync has no
-  percent, rate or ETA: a finished resync does not look like a running one.
+  and the console reads: Out of Sync with its reason at once, before the write the
+  target missed is acknowledged; from a publisher thread, any other state change
+  within ``STATE_SETTLE`` (0.2 s; the states of a burst go as one, the last), anything
+  else (progress, the dirty count while writes go on) at most every
+  ``PROGRESS_INTERVAL`` (2 s), and only what changed; what a throttled status said is
+  published once the interval is over (the last word is never lost). Each value is
+  one ``attrd_updater`` run, about 30 ms of CPU with the daemons' share (measured on
+  the lab): publishing every value at each state and every second cost a 1 GiB full
+  resync about a quarter of its CPU. A target in sync has no percent, rate or ETA: a
+  finished resync does not look like a running one.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class PacemakerHooks:
         self._publisher: threading.Thread | None = None
         self._closed = False
         self._cond = threading.Condition()
+        self._setting = threading.Lock()  # one flush at a time (see _flush)
 
     def in_sync(self, target: str) -> None:
         self.attrs.set_permanent(target, "gen", str(self.gen))
@@ -96,65 +98,80 @@ class PacemakerHooks:
                 log.warning("cannot outdate %s yet (%s): retrying", target, exc)
                 pause.wait(0.5)
         log.info("%s outdated (generation %d): %s", target, self.gen - 1, reason)
-        self._publish(target, {"state": "OUT_OF_SYNC", "reason": reason, **NO_PROGRESS})
+        self._publish(target, {"state": "OUT_OF_SYNC", "reason": reason, **NO_PROGRESS}, now=True)
 
     def status(self, status: dict[str, Any]) -> None:
         for target, st in (status.get("targets") or {}).items():
             self._publish(target, target_values(st))
 
-    def _publish(self, target: str, values: dict[str, str | None]) -> None:
-        """Queue ``values`` for the publisher: a state change within ``STATE_SETTLE``
-        (the states of a burst, Out of Sync then Resyncing, go as one: the last), anything
-        else at most once every ``PROGRESS_INTERVAL`` (the latest values win)."""
+    def _publish(self, target: str, values: dict[str, str | None], now: bool = False) -> None:
+        """Publish ``values`` now, in this thread (``now``: what ``outdated`` says must be
+        shown before the write it refuses to confirm is acknowledged), or queue them for
+        the publisher: a state change within ``STATE_SETTLE`` (the states of a burst go
+        as one: the last), anything else at most once every ``PROGRESS_INTERVAL`` (the
+        latest values win)."""
         with self._cond:
             if self._closed:
                 return
             pending = self._pending.setdefault(target, {})
             pending.update(values)
-            shown = self._shown.get(target, {})
-            now = time.monotonic()
-            if pending.get("state", shown.get("state")) != shown.get("state"):
-                due = now + STATE_SETTLE
-            else:
-                due = self._published_at.get(target, -PROGRESS_INTERVAL) + PROGRESS_INTERVAL
-            self._due[target] = min(self._due.get(target, due), due)
-            if self._publisher is None:
-                self._publisher = threading.Thread(
-                    target=self._publish_loop, name="engine-attributes", daemon=True
-                )
-                self._publisher.start()
-            self._cond.notify()
+            if not now:
+                shown = self._shown.get(target, {})
+                at = time.monotonic()
+                if pending.get("state", shown.get("state")) != shown.get("state"):
+                    due = at + STATE_SETTLE
+                else:
+                    due = self._published_at.get(target, -PROGRESS_INTERVAL) + PROGRESS_INTERVAL
+                self._due[target] = min(self._due.get(target, due), due)
+                if self._publisher is None:
+                    self._publisher = threading.Thread(
+                        target=self._publish_loop, name="engine-attributes", daemon=True
+                    )
+                    self._publisher.start()
+                self._cond.notify()
+                return
+        self._flush(target)
 
     def _publish_loop(self) -> None:
-        """Set what is due, one target at a time, the cluster's commands run unlocked."""
-        with self._cond:
-            while not self._closed:
-                now = time.monotonic()
-                ready = [t for t, due in self._due.items() if due <= now]
+        """Publish each target's values when they are due."""
+        while True:
+            with self._cond:
+                if self._closed:
+                    return
+                at = time.monotonic()
+                ready = [t for t, due in self._due.items() if due <= at]
                 if not ready:
-                    self._cond.wait(min(self._due.values(), default=now + 60.0) - now)
+                    self._cond.wait(min(self._due.values(), default=at + 60.0) - at)
                     continue
-                for target in ready:
-                    del self._due[target]
-                    self._published_at[target] = now
-                    shown = self._shown.setdefault(target, {})
-                    todo = {
-                        k: v
-                        for k, v in self._pending.pop(target, {}).items()
-                        if k not in shown or shown[k] != v
-                    }
-                    self._cond.release()
-                    try:
-                        done = {k: v for k, v in todo.items() if self._set(target, k, v)}
-                    finally:
-                        self._cond.acquire()
-                    shown.update(done)
-                    failed = {k: v for k, v in todo.items() if k not in done}
-                    if failed:  # kept, unless newer values came meanwhile; tried again
-                        later = self._pending.setdefault(target, {})
-                        for k, v in failed.items():
-                            later.setdefault(k, v)
-                        self._due.setdefault(target, now + PROGRESS_INTERVAL)
+            for target in ready:
+                self._flush(target)
+
+    def _flush(self, target: str) -> None:
+        """Set what is pending for ``target`` and differs from what attrd holds. One flush
+        at a time, taking the values under the same lock as it sets them: a later
+        flush's values are set after an earlier one's (what was said last stays). A
+        value that cannot be set stays pending (tried again with the next ones)."""
+        with self._setting:
+            with self._cond:
+                if self._closed:
+                    return
+                self._due.pop(target, None)
+                self._published_at[target] = time.monotonic()
+                shown = self._shown.setdefault(target, {})
+                todo = {
+                    k: v
+                    for k, v in self._pending.pop(target, {}).items()
+                    if k not in shown or shown[k] != v
+                }
+            done = {k: v for k, v in todo.items() if self._set(target, k, v)}
+            with self._cond:
+                shown.update(done)
+                failed = {k: v for k, v in todo.items() if k not in done}
+                if failed:
+                    later = self._pending.setdefault(target, {})
+                    for k, v in failed.items():
+                        later.setdefault(k, v)  # unless newer values came meanwhile
+                    self._due.setdefault(target, time.monotonic() + PROGRESS_INTERVAL)
 
     def _set(self, target: str, name: str, value: str | None) -> bool:
         return self._try(self.attrs.set_transient, target, name, value)

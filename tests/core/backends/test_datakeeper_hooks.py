@@ -14,7 +14,7 @@ import pytest
 from core.backends.pacemaker import dk_hooks
 from core.backends.pacemaker.dk_hooks import PacemakerHooks
 from core.replication.hosted import EngineConfig
-from tests.helpers import wait_until
+from tests.helpers import holds_for, wait_until
 
 
 class FakeAttributes:
@@ -81,16 +81,30 @@ def test_a_finished_resync_leaves_no_percent_rate_or_eta(
 def test_a_burst_of_states_is_published_once_the_last(
     hooks: tuple[PacemakerHooks, FakeAttributes],
 ) -> None:
-    """A resync starting: Out of Sync (with its reason), then Resyncing within the
-    settle time: attrd is told Resyncing once, and never the Out of Sync in between."""
+    """Statuses saying Out of Sync, then Resyncing within the settle time (a resync
+    starting): attrd is told Resyncing once, and never the Out of Sync in between."""
     made, fake = hooks
-    made.outdated("lab2", "full resync requested")
     made.status(_status("OUT_OF_SYNC", 64))
     made.status(_status("RESYNCING", 64, done=10))
     wait_until(lambda: fake.of("lab2", "state") == "RESYNCING", 5, "Resyncing published")
     assert fake.of("lab2", "percent") == "10"
-    states = [v for (node, name), v in fake.history if name == "state"]
-    assert states == ["RESYNCING"]
+    assert [v for (_node, name), v in fake.history if name == "state"] == ["RESYNCING"]
+
+
+def test_out_of_sync_is_published_before_outdated_returns(
+    hooks: tuple[PacemakerHooks, FakeAttributes],
+) -> None:
+    """What a missed write waits for: on return the target's score is gone, its copy
+    older and its state Out of Sync with the reason, though Target was queued just
+    before (it never shows after)."""
+    made, fake = hooks
+    made.in_sync("lab2")  # Target queued for the publisher
+    made.outdated("lab2", "it missed a write")
+    assert (fake.of("lab2", "score"), fake.of("lab2", "permanent-gen")) == (None, "2")
+    assert (fake.of("lab2", "state"), fake.of("lab2", "reason")) == (
+        "OUT_OF_SYNC", "it missed a write",
+    )  # fmt: skip
+    holds_for(lambda: fake.of("lab2", "state") == "OUT_OF_SYNC", 0.5, "Out of Sync kept")
 
 
 def test_the_dirty_count_follows_the_writes_throttled(
