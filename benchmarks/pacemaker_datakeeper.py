@@ -69,7 +69,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 RID = "datarep-data"
 NODE = "lab1"
 TARGET = "lab2"
-POLL = 0.01
+POLL = 0.001
 
 
 # -- inside lab1, under the system python3 (what the agent runs under) ---------------------
@@ -84,7 +84,15 @@ def _control(op: str, **fields: object) -> dict[str, object]:
 
 
 def _until_target(timeout: float = 900.0) -> None:
+    """Until lab2 is Target: the engine answers ``wait`` the moment it is (no polling
+    interval in the measure, no status requests competing with the resync), then its
+    resync thread has ended (within milliseconds)."""
+    from core.backends.pacemaker import dk_names as names
+    from core.replication import control
+
+    sock = Path(names.run_dir(RID)) / "ctl" / "control.sock"
     deadline = time.monotonic() + timeout
+    control.request(sock, "wait", timeout=timeout + 10, target=TARGET, seconds=timeout)
     while True:
         state = _control("status")["targets"][TARGET]  # type: ignore[index]
         if state["state"] == "TARGET" and not state["resyncing"]:

@@ -24,7 +24,9 @@ agent and the console see the mirror while nbdkit runs it.
 (:mod:`.control`) for what nbdkit cannot carry: pause, resume, a full resync, the speed
 limit, a target's synchronous or asynchronous mode (``mode``), a target joining
 (``add_target``, ``connect``) or leaving, chunks a returning
-former source may have written last (``mark_dirty``), a verify with repair.
+former source may have written last (``mark_dirty``), a verify with repair, and
+``wait``: the answer comes when a target reaches a state (``TARGET`` by default) or
+after ``seconds`` (``{"reached": false}``), without polling the status.
 
 **Hooks.** With ``hooks`` (``"module:factory"``) the caller learns, in the engine's own
 threads, when a target is in sync again and, *before* a write a target missed is
@@ -72,6 +74,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+MAX_WAIT = 3600.0  # the most ``seconds`` a ``wait`` request may ask for
 STATUS_INTERVAL = 0.25  # seconds between two status files while only progress changes
 STATUS_REFRESH = 2.0  # seconds between two status files when nothing happens
 
@@ -385,6 +388,15 @@ class HostedEngine:
         target = str(req.get("target", ""))
         if op == "status":
             return self.status()
+        if op == "wait":
+            name = str(req.get("state", "TARGET"))
+            state = MirrorState.__members__.get(name)
+            if state is None:
+                raise LkError(
+                    f"unknown mirror state {name!r} (one of {', '.join(MirrorState.__members__)})"
+                )
+            seconds = min(max(float(req.get("seconds", 30.0)), 0.0), MAX_WAIT)
+            return {"reached": self.mirror.wait_for_state(target, state, seconds)}
         if op in ("pause", "resume", "full_resync", "connect", "disconnect"):
             getattr(self.mirror, op)(target)
         elif op == "mark_dirty":

@@ -157,7 +157,9 @@ def test_control_pause_resume_speed_and_chunks_of_a_returning_source(
             f.write(_block(c + 1))
     answer = up.ask("mark_dirty", target="t1", runs=[[3, 5], [200, 201]], reason="old source")
     assert answer == {"marked": 3}
-    wait_until(lambda: up.state() == "TARGET", 60, "the partial resync of the marked chunks")
+    # the answer to ``wait`` comes when the partial resync of the marked chunks is over
+    assert up.ask("wait", target="t1", state="TARGET", seconds=60) == {"reached": True}
+    assert up.state() == "TARGET"
     progress = up.target_status()["progress"]
     assert progress["full"] is False and progress["chunks_copied"] == 3
     assert sha256(up.src) == sha256(up.tgt)
@@ -166,6 +168,9 @@ def test_control_pause_resume_speed_and_chunks_of_a_returning_source(
         up.ask("pause", target="nope")
     with pytest.raises(control.ControlError, match="unknown control request"):
         up.ask("explode")
+    assert up.ask("wait", target="t1", state="RESYNCING", seconds=0.3) == {"reached": False}
+    with pytest.raises(control.ControlError, match="unknown mirror state 'INSYNC'"):
+        up.ask("wait", target="t1", state="INSYNC")
 
 
 def test_control_mode_switches_a_target_and_status_says_the_speed_limit(
