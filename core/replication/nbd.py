@@ -806,7 +806,8 @@ class NbdVolume:
         # copy_from's writes in flight, each with its buffer (given back, for the next
         # reads, once its write is answered: fresh 4 MiB buffers cost a page fault per
         # 4 KiB, 8 % of the engine's CPU during a full resync)
-        self._behind: deque[tuple[_Connection, _Request, bytearray]] = deque()
+        self._behind: deque[tuple[_Connection, _Request, bytearray | None]] = deque()
+        self._hint: _Request | None = None  # start_writeback's flush, while unanswered
         self._free: dict[int, list[bytearray]] = {}
         self._copying = False  # copy_from since the last flush
         self._behind_bytes = 0
@@ -977,7 +978,7 @@ class NbdVolume:
                 ):
                     break
                 conn, req, buf = self._behind.popleft()
-                self._behind_bytes -= len(buf)
+                self._behind_bytes -= len(buf or b"")
             self._note_behind(conn.wait(req), buf)
         self._raise_behind()
 
@@ -1013,7 +1014,7 @@ class NbdVolume:
                 mine = bool(self._behind) and self._behind[0][1] is req
                 if mine:
                     self._behind.popleft()
-                    self._behind_bytes -= len(buf)
+                    self._behind_bytes -= len(buf or b"")
             self._note_behind(err, buf if mine else None)
 
     def begin_flush(self) -> PendingIO:
@@ -1046,7 +1047,21 @@ class NbdVolume:
             raise err
 
     def start_writeback(self, offset: int, length: int) -> None:
-        """Nothing to hint over NBD (the target's kernel writes back on its own)."""
+        """Have the target's disk write what was copied so far, while the copy goes on:
+        a flush that nobody waits for, one at a time (the next hint only once it is
+        answered), queued with the copies' writes (its error is kept for the next
+        flush, which raises it: the target's kernel reports a writeback error once).
+        Without it the target's kernel writes back only at its thresholds and the
+        resync's next flush writes everything copied since the last one, while the copy
+        waits: a partial resync of 10 MiB spent a quarter of its time so."""
+        with self._behind_lock:
+            if self._hint is not None and not self._hint.finished:
+                return
+        conn = self._conns[0]
+        req = conn.issue("flush", 0, 0, _start_flush, send=False)
+        with self._behind_lock:
+            self._hint = req
+            self._behind.append((conn, req, None))
 
     def is_hole(self, offset: int, length: int) -> bool:
         """Never claims a hole (no block status round trips): the data is copied."""
