@@ -131,7 +131,9 @@ def test_control_pause_resume_speed_and_chunks_of_a_returning_source(
     up.ask("pause", target="t1")
     st = up.target_status()
     assert (st["state"], st["reason"]) == ("OUT_OF_SYNC", "paused by the administrator")
-    assert up.hooks("outdated")[-1]["target"] == "t1"  # no longer confirmed in sync
+    # no longer confirmed in sync: told by the engine's event thread, soon after
+    wait_until(lambda: up.hooks("outdated"), 10, "the outdated hook after the pause")
+    assert up.hooks("outdated")[-1]["target"] == "t1"
     up.write(5 * CHUNK, _block(5))  # only the bitmap learns of it
     assert up.target_status()["dirty_chunks"] >= 1
     # the status file (what the node's agent and console see) says so too, soon, though
