@@ -54,8 +54,9 @@ hole support report everything as data, so holes are never wrongly assumed.
 **Speed.** Large runs (``io_size``, 4 MiB by default) copied by the target's
 ``copy_from``: for a file ``copy_file_range`` (in-kernel, no copy through Python; falls
 back to ``preadv``/``pwrite`` with one reused buffer), for an NBD export several writes
-in flight at once. Writeback of a local target is started after each group
-(``sync_file_range(SYNC_FILE_RANGE_WRITE)``, a hint) and the periodic commits (every
+in flight at once. Writeback of the target is started after each group (a local one:
+``sync_file_range(SYNC_FILE_RANGE_WRITE)``; over NBD: a flush nobody waits for, one at
+a time) and the periodic commits (every
 64 MiB or second: ``fdatasync`` + clearing bits) run in a helper thread, so the disk
 writes while the copy goes on; one last ``fdatasync`` at the end; never one per chunk.
 Scattered dirty chunks are grouped (one lock and one bitmap update per group). The
