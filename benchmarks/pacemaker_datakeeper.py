@@ -75,24 +75,20 @@ POLL = 0.001
 # -- inside lab1, under the system python3 (what the agent runs under) ---------------------
 
 
-def _control(op: str, **fields: object) -> dict[str, object]:
+def _control(op: str, timeout: float = 60.0, **fields: object) -> dict[str, object]:
     from core.backends.pacemaker import dk_names as names
     from core.replication import control
 
     sock = Path(names.run_dir(RID)) / "ctl" / "control.sock"
-    return control.request(sock, op, timeout=60.0, **fields)
+    return control.request(sock, op, timeout=timeout, **fields)
 
 
 def _until_target(timeout: float = 900.0) -> None:
     """Until lab2 is Target: the engine answers ``wait`` the moment it is (no polling
     interval in the measure, no status requests competing with the resync), then its
     resync thread has ended (within milliseconds)."""
-    from core.backends.pacemaker import dk_names as names
-    from core.replication import control
-
-    sock = Path(names.run_dir(RID)) / "ctl" / "control.sock"
     deadline = time.monotonic() + timeout
-    control.request(sock, "wait", timeout=timeout + 10, target=TARGET, seconds=timeout)
+    _control("wait", timeout + 10, target=TARGET, seconds=timeout)
     while True:
         state = _control("status")["targets"][TARGET]  # type: ignore[index]
         if state["state"] == "TARGET" and not state["resyncing"]:

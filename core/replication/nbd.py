@@ -806,9 +806,10 @@ class NbdVolume:
         # copy_from's writes in flight, each with its buffer (given back, for the next
         # reads, once its write is answered: fresh 4 MiB buffers cost a page fault per
         # 4 KiB, 8 % of the engine's CPU during a full resync)
-        self._behind: deque[tuple[_Connection, _Request, bytearray | None]] = deque()
+        self._behind: deque[tuple[_Connection, _Request, int, bytearray | None]] = deque()
         self._hint: _Request | None = None  # start_writeback's flush, while unanswered
         self._free: dict[int, list[bytearray]] = {}
+        self._free_bytes = 0
         self._copying = False  # copy_from since the last flush
         self._behind_bytes = 0
         self._behind_error: OSError | None = None
@@ -956,7 +957,7 @@ class NbdVolume:
             mv = memoryview(buf)
             ((conn, req),) = self._issue_writes(offset + done, mv, fua=False, send=False)
             with self._behind_lock:
-                self._behind.append((conn, req, buf))
+                self._behind.append((conn, req, n, buf))
                 self._behind_bytes += n
                 self._copying = True
             done += n
@@ -966,6 +967,7 @@ class NbdVolume:
         with self._behind_lock:
             free = self._free.get(n)
             if free:
+                self._free_bytes -= n
                 return free.pop()
         return bytearray(n)
 
@@ -977,10 +979,15 @@ class NbdVolume:
                     and self._behind_bytes + n <= WRITE_BEHIND_BYTES
                 ):
                     break
-                conn, req, buf = self._behind.popleft()
-                self._behind_bytes -= len(buf or b"")
+                conn, req, buf = self._pop_behind()
             self._note_behind(conn.wait(req), buf)
         self._raise_behind()
+
+    def _pop_behind(self) -> tuple[_Connection, _Request, bytearray | None]:
+        """(``_behind_lock`` held) the oldest write-behind request, off the queue."""
+        conn, req, size, buf = self._behind.popleft()
+        self._behind_bytes -= size
+        return conn, req, buf
 
     def _note_behind(self, err: OSError | None, buf: bytearray | None = None) -> None:
         """A write-behind request was answered; ``buf``, its buffer, from the one thread
@@ -989,10 +996,11 @@ class NbdVolume:
         with self._behind_lock:
             if err is not None:
                 self._behind_error = self._behind_error or err
-            elif buf is not None:
-                pooled = sum(len(b) for bs in self._free.values() for b in bs)
-                if pooled + len(buf) <= WRITE_BEHIND_BYTES + MAX_REQUEST:
-                    self._free.setdefault(len(buf), []).append(buf)
+            elif (
+                buf is not None and self._free_bytes + len(buf) <= WRITE_BEHIND_BYTES + MAX_REQUEST
+            ):
+                self._free.setdefault(len(buf), []).append(buf)
+                self._free_bytes += len(buf)
 
     def _raise_behind(self) -> None:
         with self._behind_lock:
@@ -1007,15 +1015,14 @@ class NbdVolume:
             batch = list(self._behind)
             if not self._copying:
                 self._free.clear()
+                self._free_bytes = 0
             self._copying = False
-        for conn, req, buf in batch:
+        for conn, req, _size, _buf in batch:
             err = conn.wait(req)
             with self._behind_lock:
                 mine = bool(self._behind) and self._behind[0][1] is req
-                if mine:
-                    self._behind.popleft()
-                    self._behind_bytes -= len(buf or b"")
-            self._note_behind(err, buf if mine else None)
+                buf = self._pop_behind()[2] if mine else None
+            self._note_behind(err, buf)
 
     def begin_flush(self) -> PendingIO:
         with self._behind_lock:
@@ -1061,7 +1068,7 @@ class NbdVolume:
         req = conn.issue("flush", 0, 0, _start_flush, send=False)
         with self._behind_lock:
             self._hint = req
-            self._behind.append((conn, req, None))
+            self._behind.append((conn, req, 0, None))
 
     def is_hole(self, offset: int, length: int) -> bool:
         """Never claims a hole (no block status round trips): the data is copied."""

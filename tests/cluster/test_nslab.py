@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from core.backends.pacemaker import nslab
+from core.backends.pacemaker.nslab_files import LabPaths
+from core.backends.pacemaker.nslab_net import BRIDGE_NETFILTER
 from tests.cluster.labtools import Lab, timed, wait_healthy
 from tests.helpers import REPO, holds_for, wait_until
 
@@ -128,9 +130,6 @@ def test_the_fence_agent_on_a_node_sees_the_switch(lab: Lab) -> None:
 def test_the_switch_forwards_frames_without_netfilter_and_the_host_keeps_its_own(
     lab: Lab,
 ) -> None:
-    from core.backends.pacemaker.nslab_files import LabPaths
-    from core.backends.pacemaker.nslab_net import BRIDGE_NETFILTER
-
     switch = LabPaths(lab.home).switch_netns
     script = "".join(f"[ ! -e {f} ] || cat {f}\n" for f in BRIDGE_NETFILTER)
     seen = subprocess.run(
@@ -143,13 +142,7 @@ def test_the_switch_forwards_frames_without_netfilter_and_the_host_keeps_its_own
 
 
 #: the host's own settings when the tests started (a lab must not change them)
-HOST_BRIDGE_NETFILTER = [
-    Path(f).read_text().strip()
-    for f in (
-        f"/proc/sys/net/bridge/bridge-nf-call-{t}" for t in ("iptables", "ip6tables", "arptables")
-    )
-    if Path(f).exists()
-]
+HOST_BRIDGE_NETFILTER = [Path(f).read_text().strip() for f in BRIDGE_NETFILTER if Path(f).exists()]
 
 
 def test_a_resource_runs_only_where_it_is_allowed(lab: Lab) -> None:
