@@ -90,6 +90,20 @@ def test_holes_in_both_files_are_skipped(tmp_path: Path) -> None:
     assert os.stat(tmp_path / "tgt").st_blocks * 512 < 2 * MiB  # the target stays sparse
 
 
+def test_a_sparse_source_over_a_target_without_holes_is_copied_whole(tmp_path: Path) -> None:
+    """No chunk can be a hole in both: the source's holes are written as zeros."""
+    size = 4 * MiB
+    src = Volume.create(tmp_path / "src", size)
+    src.write(MiB, os.urandom(CS))  # data in chunk 16, holes elsewhere
+    tgt = random_source(tmp_path / "tgt", size, seed=7)  # data everywhere
+    bm = Bitmap.create(tmp_path / "bm", volume_size=size, chunk_size=CS, targets=["t"])
+    result = Resync(src, tgt, bm, "t", full=True, speed_limit_kbps=0, io_size=CS).run()
+    assert result.in_sync
+    assert (result.chunks_copied, result.chunks_skipped) == (size // CS, 0)
+    assert sha(tmp_path / "src") == sha(tmp_path / "tgt")
+    assert (tmp_path / "tgt").read_bytes()[:MiB] == bytes(MiB)
+
+
 def test_without_bitmap_memory_resync_is_full(tmp_path: Path) -> None:
     src = random_source(tmp_path / "src", 2 * MiB)
     tgt = Volume.create(tmp_path / "tgt", 2 * MiB)
