@@ -236,6 +236,7 @@ class IntentLog(Protocol):
         unreplicated: Sequence[str] = (),
         hot: tuple[int, int] | None = None,
     ) -> bool: ...
+    def mark_runs(self, name: str, runs: Sequence[tuple[int, int]]) -> bool: ...
     def note_copied(self, name: str, first: int, end: int) -> None: ...
     def note_copied_runs(self, name: str, runs: Sequence[tuple[int, int]]) -> None: ...
     def commit_clears(self, name: str, chunks: Iterable[int], *, durable: bool = False) -> int: ...
@@ -383,6 +384,16 @@ class MemoryBitmap:
                         if _set_bit(self._a.d, base, c, True):
                             _set_bit(self._c, base, c, True)
             for base in unrep:
+                _set_range(self._a.d, base, first, end, True)
+                _set_range(self._c, base, first, end, False)
+            return False
+
+    def mark_runs(self, name: str, runs: Sequence[tuple[int, int]]) -> bool:
+        for first, end in runs:
+            _check_range(self._a.nchunks, first, end)
+        with self._lock:
+            base = self._a.index(name) * self._a.bpt
+            for first, end in runs:
                 _set_range(self._a.d, base, first, end, True)
                 _set_range(self._c, base, first, end, False)
             return False
@@ -997,6 +1008,32 @@ class Bitmap:
                         self._c_write(idx, bit_base, raw)
             for idx in unrep:
                 self._c_set(idx, first, end, False)
+            return changed
+
+    def mark_runs(self, name: str, runs: Sequence[tuple[int, int]]) -> bool:
+        """Mark the chunk runs ``[first, end)`` dirty for ``name``, a target that
+        does not have what they hold (``mark_write``'s ``unreplicated``), with one durable
+        update for them all; returns True when the file was updated."""
+        for first, end in runs:
+            _check_range(self.nchunks, first, end)
+        runs = [(f, e) for f, e in runs if f < e]
+        if not runs:
+            return False
+        with self._locked():
+            a = self._arrays
+            idx = a.index(name)
+            base = idx * a.bpt
+            changed = not all(_all_set(a.d, base, f, e) for f, e in runs)
+            if changed:
+                for first, end in runs:
+                    _set_range(a.d, base, first, end, True)
+                self._write_current()
+            bit_base, raw = self._c_read(idx, min(f for f, _e in runs), max(e for _f, e in runs))
+            cleared = False
+            for first, end in runs:
+                cleared |= _set_range(raw, 0, first - bit_base, end - bit_base, False)
+            if cleared:
+                self._c_write(idx, bit_base, raw)
             return changed
 
     def note_copied(self, name: str, first: int, end: int) -> None:

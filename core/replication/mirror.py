@@ -1419,8 +1419,7 @@ class Mirror:
         self._cancel_resync(t)
         with self._locks.everything(exclusive=True), self._lock:
             self._quiesce(t)
-            for first, end in clipped:
-                self.bitmap.mark_write(first, end, unreplicated=[t.name])
+            self.bitmap.mark_runs(t.name, clipped)  # one durable update for them all
             if self._nobitmap is not None:
                 self._persist_needs_full([t.name], reason)
             if self._awaiting is None:  # else every target waits already (not replicating)

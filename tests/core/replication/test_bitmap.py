@@ -71,6 +71,24 @@ def test_mark_sets_durably_and_commit_clears_only_copied(tmp_path: Path) -> None
     bm.close()
 
 
+def test_scattered_runs_are_marked_with_one_durable_update(tmp_path: Path) -> None:
+    bm = make(tmp_path)
+    bm.note_copied_runs("t1", [(0, 64)])  # copied, not committed: the marks cancel that
+    runs = [(c, c + 1) for c in range(0, 64, 10)] + [(33, 36)]
+    before = bm.fsyncs
+    assert bm.mark_runs("t1", runs) is True
+    assert bm.fsyncs == before + 1
+    assert bm.mark_runs("t1", runs) is False  # all set already: no I/O
+    assert bm.fsyncs == before + 1
+    marked = [0, 10, 20, 30, 33, 34, 35, 40, 50, 60]
+    assert bm.dirty_chunks("t1") == marked
+    assert bm.commit_clears("t1", range(64)) == 0  # every copy before the marks is void
+    bm.close()
+    again = Bitmap.open(tmp_path / "bm", volume_size=SIZE, chunk_size=CS)
+    assert again.dirty_chunks("t1") == marked
+    again.close()
+
+
 def test_cancel_from_another_process_view(tmp_path: Path) -> None:
     """Two Bitmap objects on one file (two processes) see each other's changes."""
     a = make(tmp_path)
@@ -217,7 +235,7 @@ def test_slot0_header_destroyed_layout_found_from_slot1(tmp_path: Path) -> None:
 
 ops = st.lists(
     st.tuples(
-        st.sampled_from(["mark", "mark_rep", "copy", "commit", "set_all", "reopen"]),
+        st.sampled_from(["mark", "mark_runs", "mark_rep", "copy", "commit", "set_all", "reopen"]),
         st.integers(0, 63),
         st.integers(1, 6),
     ),
@@ -246,6 +264,13 @@ def test_bitmap_matches_a_model(tmp_path_factory: pytest.TempPathFactory, ops: l
                 b.mark_write(first, end, unreplicated=["t"])
             dirty |= set(range(first, end))
             copied -= set(range(first, end))
+        elif op == "mark_runs":  # the run and another one two chunks further (clipped)
+            runs = [(first, end), (min(64, end + 2), min(64, end + 2 + n))]
+            for b in (bm, mem):
+                b.mark_runs("t", runs)
+            for a, z in runs:
+                dirty |= set(range(a, z))
+                copied -= set(range(a, z))
         elif op == "mark_rep":
             for b in (bm, mem):
                 b.mark_write(first, end, replicated=["t"])
