@@ -29,15 +29,18 @@ Before the resyncs ``/data`` is filled with random data (so nbdcopy cannot skip 
 the engine copies). The lab is taken down at the end and nothing of it may be left (no
 namespace, process, mount or loop device: ``tests.cluster.labtools.leftovers``).
 
-What limits the sequential row on this 2-core machine (measured with the NBD lab of
-``tests/core/replication/nbdlab.py``, 256 MiB of random data): ``nbdcopy`` into the
-engine's own socket, without FUSE and the loop, gives 104-139 MB/s, through nbdfuse and
-the loop 101-128 MB/s, while ``nbdcopy`` to a second target export (the link) gives
-243-294 MB/s: FUSE and the loop cost little; the engine costs 3.4-4.0 ms of CPU per MiB
-(kernel 55 %: copies, TCP over the veth pair, futex wake-ups; Python 26 %; GnuTLS 11 %),
-mostly sending 16 KiB TLS records through libnbd's aio calls from Python threads. Neither
+What bounds the sequential row on this 2-core machine (measured on 2026-12-04, perf and
+py-spy during the rounds): the engine's process takes 1.7 ms of CPU per MiB (kernel 63 %:
+the source's page-cache writes, the socket copies, TCP over the veth pair; Python 17 %;
+GnuTLS 13 %), lab2's nbdkit 0.8 ms, nbdfuse 0.4 ms, and the CPUs are still a third idle:
+a connection sends for one writer at a time, one 16 KiB TLS record per libnbd call made
+from Python (most writers wait for the connection's send lock). Without the cluster, 1 MiB
+``O_DIRECT`` writes into nbdfuse's file over a 30-line nbdkit Python plugin (``pwrite``
+and nothing else) ran at 1.1 GB/s against 1.5-2.1 GB/s into a plain file, and ``nbdcopy`` to
+lab2's target (TLS) runs at about 1 GB/s: each alone is near half of a plain loop at
+1.3-2.1 GB/s, and a mirrored write needs both. Earlier tries that changed nothing:
 nbdkit's threads (``-t 1/2/4``), nbdfuse's connections (``-C 1/8``), the NBD connections
-per target (1/2/4) nor larger hot extents changed it.
+per target (1/2/4), larger hot extents.
 
     sudo .venv/bin/python benchmarks/pacemaker_datakeeper.py [--size-mib 1024] [--repeat 5]
 """
