@@ -863,11 +863,17 @@ class Bitmap:
     def _c_write(self, idx: int, bit_base: int, raw: bytearray) -> None:
         os.pwrite(self._fd, raw, self._c_offset + idx * self._arrays.bpt + bit_base // 8)
 
-    def _c_set(self, idx: int, first: int, end: int, value: bool) -> None:
-        if end <= first:
+    def _c_set(self, idx: int, runs: Sequence[tuple[int, int]], value: bool) -> None:
+        """Set the C bits of the chunk runs ``[first, end)`` of target ``idx`` to ``value``:
+        one read and at most one write of the bytes spanning them all."""
+        runs = [(f, e) for f, e in runs if f < e]
+        if not runs:
             return
-        bit_base, raw = self._c_read(idx, first, end)
-        if _set_range(raw, 0, first - bit_base, end - bit_base, value):
+        bit_base, raw = self._c_read(idx, min(f for f, _e in runs), max(e for _f, e in runs))
+        changed = False
+        for first, end in runs:
+            changed |= _set_range(raw, 0, first - bit_base, end - bit_base, value)
+        if changed:
             self._c_write(idx, bit_base, raw)
 
     # -- targets --------------------------------------------------------------------------
@@ -892,7 +898,7 @@ class Bitmap:
                 if "" not in a.names:
                     raise BitmapError(f"bitmap {self.path} is full ({a.capacity} targets)")
             idx = a.names.index("")
-            self._c_set(idx, 0, a.nchunks, False)
+            self._c_set(idx, [(0, a.nchunks)], False)
             a.names[idx] = name
             _set_range(a.d, idx * a.bpt, 0, a.nchunks, dirty)
             self._write_current()
@@ -1007,7 +1013,7 @@ class Bitmap:
                             _set_bit(raw, 0, c - bit_base, True)
                         self._c_write(idx, bit_base, raw)
             for idx in unrep:
-                self._c_set(idx, first, end, False)
+                self._c_set(idx, [(first, end)], False)
             return changed
 
     def mark_runs(self, name: str, runs: Sequence[tuple[int, int]]) -> bool:
@@ -1028,12 +1034,7 @@ class Bitmap:
                 for first, end in runs:
                     _set_range(a.d, base, first, end, True)
                 self._write_current()
-            bit_base, raw = self._c_read(idx, min(f for f, _e in runs), max(e for _f, e in runs))
-            cleared = False
-            for first, end in runs:
-                cleared |= _set_range(raw, 0, first - bit_base, end - bit_base, False)
-            if cleared:
-                self._c_write(idx, bit_base, raw)
+            self._c_set(idx, runs, False)
             return changed
 
     def note_copied(self, name: str, first: int, end: int) -> None:
@@ -1047,15 +1048,7 @@ class Bitmap:
         for first, end in runs:
             _check_range(self.nchunks, first, end)
         with self._locked():
-            idx = self._arrays.index(name)
-            lo = min(f for f, _e in runs)
-            hi = max(e for _f, e in runs)
-            bit_base, raw = self._c_read(idx, lo, hi)
-            changed = False
-            for first, end in runs:
-                changed |= _set_range(raw, 0, first - bit_base, end - bit_base, True)
-            if changed:
-                self._c_write(idx, bit_base, raw)
+            self._c_set(self._arrays.index(name), runs, True)
 
     def commit_clears(self, name: str, chunks: Iterable[int], *, durable: bool = False) -> int:
         """Clear the D bits of ``chunks`` whose C bit survived; returns how many.
@@ -1090,7 +1083,7 @@ class Bitmap:
         with self._locked():
             a = self._arrays
             idx = a.index(name)
-            self._c_set(idx, 0, a.nchunks, False)
+            self._c_set(idx, [(0, a.nchunks)], False)
             _set_range(a.d, idx * a.bpt, 0, a.nchunks, True)
             self._write_current()
 
