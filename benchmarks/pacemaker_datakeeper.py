@@ -32,11 +32,11 @@ the engine copies). The lab is taken down at the end and nothing of it may be le
 namespace, process, mount or loop device: ``tests.cluster.labtools.leftovers``).
 
 What bounds the sequential row on this 2-core machine (measured on 2026-12-04, perf and
-py-spy during the rounds): without any target the local path alone reaches 0.28-0.42 x
-of the plain loop (medians of two runs; rounds 0.18-0.50); with the target, the engine's
-process takes 1.7 ms of CPU per MiB (kernel 63 %: the source's page-cache writes, the
-socket copies, TCP over the veth pair; Python 17 %; GnuTLS 13 %), lab2's nbdkit 0.8 ms,
-nbdfuse 0.4 ms, and the CPUs are still a third idle:
+py-spy during the rounds): without any target the local path alone reaches 0.28, 0.42
+and 0.48 x of the plain loop (medians of three runs; rounds 0.18-0.52); with the target,
+less than half of that: the engine's process takes 1.7 ms of CPU per MiB (kernel 63 %:
+the source's page-cache writes, the socket copies, TCP over the veth pair; Python 17 %;
+GnuTLS 13 %), lab2's nbdkit 0.8 ms, nbdfuse 0.4 ms, and the CPUs are still a third idle:
 a connection sends for one writer at a time, one 16 KiB TLS record per libnbd call made
 from Python (most writers wait for the connection's send lock). Without the cluster, 1 MiB
 ``O_DIRECT`` writes into nbdfuse's file over a 30-line nbdkit Python plugin (``pwrite``

@@ -15,9 +15,9 @@ on ext4), and every later write into a folio walks all of its buffer heads, on w
 on writeback: a partial resync's 64 KiB chunks written into 2 MiB folios cost the target
 nearly three times the CPU (the target's nbdkit on the Pacemaker lab: 26-29 ms per
 partial resync of 164 chunks instead of 9-12 ms; ``perf``: ``ext4_block_write_begin``
-and ``mpage_process_page_bufs`` 40 % of it). Benchmarks (``pacemaker_datakeeper.py``):
-the partial resync 0.029-0.036 s instead of 0.039-0.044 s, the full one and the other
-rows unchanged within their spread.
+and ``mpage_process_page_bufs`` 40 % of it). Benchmarks (``pacemaker_datakeeper.py``,
+six runs): the partial resync 0.026-0.033 of the full one instead of 0.033-0.039, the
+full one and the other rows unchanged within their spread.
 
 Nothing of ours runs there: any client without the key is refused during the TLS
 handshake, a client without TLS before any data is served (nbdkit's ``--tls=require``).
