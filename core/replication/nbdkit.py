@@ -10,14 +10,15 @@ address, TLS required, authenticated by the mirror's pre-shared key
 The blocksize filter hands the file plugin at most ``TARGET_MAX_WRITE`` bytes (a chunk of
 the bitmap, 64 KiB) per ``pwrite``: a resync's 8 MiB request becomes 128 writes, in
 nbdkit's C, within the one NBD request. The size of a write into pages that are not
-cached decides the size of the page-cache folios the kernel makes for them (Linux 6.16+
-on ext4), and every later write into a folio walks all of its buffer heads, on write and
-on writeback: a partial resync's 64 KiB chunks written into 2 MiB folios cost the target
-nearly three times the CPU (the target's nbdkit on the Pacemaker lab: 26-29 ms per
-partial resync of 164 chunks instead of 9-12 ms; ``perf``: ``ext4_block_write_begin``
-and ``mpage_process_page_bufs`` 40 % of it). Benchmarks (``pacemaker_datakeeper.py``,
-six runs): the partial resync 0.026-0.033 of the full one instead of 0.033-0.039, the
-full one and the other rows unchanged within their spread.
+cached decides the size of the page-cache folios the kernel makes for them (ext4 with
+large folios, as in this machine's Linux 6.18), and every later write into a folio walks
+all of its buffer heads, on write and on writeback: a partial resync's 64 KiB chunks
+written into the folios of 8 MiB writes cost the target two to three times the CPU (the
+target's nbdkit on the Pacemaker lab: 26-29 ms per partial resync of 164 chunks instead
+of 9-12 ms; ``perf``: ``ext4_block_write_begin`` and ``mpage_process_page_bufs`` 40 % of
+it). Benchmarks (``pacemaker_datakeeper.py``, six runs): the partial resync 0.026-0.033
+of the full one instead of 0.033-0.039, the full one and the other rows unchanged within
+their spread.
 
 Nothing of ours runs there: any client without the key is refused during the TLS
 handshake, a client without TLS before any data is served (nbdkit's ``--tls=require``).

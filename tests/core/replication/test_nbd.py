@@ -109,6 +109,37 @@ def test_mirrored_writes_reach_the_target_byte_for_byte(
     assert eng.call("status", target="t1")["state"] == "TARGET"
 
 
+def _file_writes(pid: int) -> int:
+    """Write system calls the process made so far (``syscw``: pwrite and write; a
+    socket's ``send`` is not one)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("syscw:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no syscw in /proc/{pid}/io")
+
+
+def test_a_target_writes_its_volume_one_chunk_at_a_time(lab: NbdLab, tmp_path: Path) -> None:
+    """The target's nbdkit hands its file at most one chunk per pwrite (the page cache of
+    a target's volume is then made of chunk-sized folios, which a partial resync's chunk
+    writes find cheap), and a write of many chunks still lands whole."""
+    size = 16 * MiB
+    src = random_volume(tmp_path / "source.img", size)
+    tgt = blank_volume(tmp_path / "target.img", size)
+    target = lab.serve(tgt)
+    eng = lab.engine()
+    open_mirror(lab, eng, src, tmp_path / "bitmap")
+    in_sync(eng)
+    eng.call("flush")
+    before = _file_writes(target.pid)
+    eng.call("write", offset=3 * MiB, size=MiB, seed=7, durable=True)  # one NBD request
+    after = _file_writes(target.pid)
+    assert after - before >= MiB // CS, (before, after)
+    assert sha256(src) == sha256(tgt)
+    with open(tgt, "rb") as f:
+        f.seek(3 * MiB)
+        assert f.read(MiB) == data_for(7, MiB)
+
+
 # -- a target that stalls, a target that dies ---------------------------------------------
 
 
