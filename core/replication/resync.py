@@ -130,6 +130,7 @@ PROGRESS_INTERVAL = 0.1  # at most ~10 reports a second
 FINAL_PASS_CHUNKS = 64  # copied while every writer waits, to converge under writes
 GROUP_SPAN = 16  # a lock group spans at most 16 I/O sizes of chunks
 STALLED_PASSES = 3  # passes that did not shrink the dirty set before forcing the end
+READ_AHEAD_BYTES = 8 * 1024 * 1024  # source reads asked of the kernel ahead of the copy
 #: Byte offset, in the target volume file, of the lock that says "a resync owns me".
 OWNER_LOCK_OFFSET = 1 << 61
 
@@ -202,6 +203,35 @@ class ResyncResult:
 
 
 ProgressCallback = Callable[[ResyncProgress], None]
+
+
+class _ReadAhead:
+    """Ask the kernel for the source's next runs, up to ``READ_AHEAD_BYTES`` ahead of the copy.
+
+    A partial resync reads scattered chunks, each one a random read that the disk serves
+    only when the copy asks for it; ``POSIX_FADV_WILLNEED`` for the runs ahead queues
+    their reads at once, so that the disk serves them together while earlier chunks are
+    being sent, and the copy finds them in the page cache (measured on the Pacemaker lab:
+    a partial resync of 1 % of 1 GiB took 37 ms with the source cached, 53 ms with it
+    cold; see benchmarks/pacemaker_datakeeper.py). Contiguous runs gain little (the
+    kernel reads ahead by itself) and lose nothing.
+    """
+
+    def __init__(self, source: Volume, extents: list[tuple[int, int]]) -> None:
+        self._source = source
+        self._extents = extents
+        self._next = 0  # the first extent not asked for yet
+        self._asked = 0  # bytes asked for so far
+        self._copied = 0  # bytes the copy took so far
+
+    def advance(self, copying: int) -> None:
+        """Before copying ``copying`` more bytes: ask for those and the window after them."""
+        self._copied += copying
+        while self._next < len(self._extents) and self._asked < self._copied + READ_AHEAD_BYTES:
+            offset, length = self._extents[self._next]
+            self._source.read_ahead(offset, length)
+            self._asked += length
+            self._next += 1
 
 
 def _check_sizes(source: Volume, target: TargetVolume, bitmap: IntentLog, name: str) -> None:
@@ -411,9 +441,14 @@ class Resync:
                         return self._finish(t0, in_sync=True, cancelled=False)
                     continue
                 self.passes += 1
-                for lock_first, lock_end, runs in self._groups(dirty):
+                groups = self._groups(dirty)
+                ahead = _ReadAhead(
+                    self.source, [self._extent(f, e) for _, _, runs in groups for f, e in runs]
+                )
+                for lock_first, lock_end, runs in groups:
                     if not self._wait_running():
                         break
+                    ahead.advance(sum(self._span(f, e) for f, e in runs))
                     self._copy_group(lock_first, lock_end, runs)
                     for first, end in runs:
                         pending.extend(range(first, end))
@@ -616,6 +651,10 @@ class Resync:
 
     def _span(self, first: int, end: int) -> int:
         return min(end * self.chunk_size, self.source.size) - first * self.chunk_size
+
+    def _extent(self, first: int, end: int) -> tuple[int, int]:
+        """``(offset, length)`` in bytes of chunks ``[first, end)``."""
+        return first * self.chunk_size, self._span(first, end)
 
     def _bytes_of(self, chunks: Sequence[int]) -> int:
         if not chunks:

@@ -275,6 +275,14 @@ class Volume:
         (a hint that lets a later :meth:`flush` find less to do); see :func:`start_writeback`."""
         start_writeback(self.fileno(), offset, length)
 
+    def read_ahead(self, offset: int, length: int) -> None:
+        """Ask the kernel to read ``[offset, offset+length)`` into the page cache, without
+        waiting (``POSIX_FADV_WILLNEED``): a hint, its failures are ignored (the read that
+        follows reports real I/O errors)."""
+        if length > 0:
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(self.fileno(), offset, length, os.POSIX_FADV_WILLNEED)
+
     def is_hole(self, offset: int, length: int) -> bool:
         """True when ``[offset, offset+length)`` provably holds no data (see :func:`is_hole`)."""
         self.check_range(offset, length)

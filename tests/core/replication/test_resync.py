@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from core.replication.bitmap import Bitmap, MemoryBitmap
 from core.replication.resync import Resync, ResyncBusy, ResyncError, ResyncProgress
 from core.replication.volume import Volume
+from tests.helpers import wait_until
 
 MiB = 1024 * 1024
 CS = 65536
@@ -285,3 +286,68 @@ def test_random_writes_then_partial_resync(tmp_path: Path, writes: list[tuple[in
     for v in (src, tgt):
         v.close()
     bm.close()
+
+
+def _resident(path: Path, offset: int, length: int) -> bool:
+    """Whether every page of ``[offset, offset+length)`` of ``path`` is in the page cache
+    (``mincore`` of a read-only mapping made with libc's ``mmap``)."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [
+        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long
+    ]  # fmt: skip
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    pages = -(-length // mmap.PAGESIZE)
+    vec = (ctypes.c_ubyte * pages)()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, length, mmap.PROT_READ, mmap.MAP_SHARED, fd, offset)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "mmap")
+        try:
+            if libc.mincore(addr, length, vec) != 0:
+                raise OSError(ctypes.get_errno(), "mincore")
+        finally:
+            libc.munmap(addr, length)
+    finally:
+        os.close(fd)
+    return all(b & 1 for b in vec)
+
+
+def _evict(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def test_a_resync_asks_for_the_scattered_source_chunks_ahead_of_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.replication import resync
+
+    src = random_source(tmp_path / "src", 32 * MiB)
+    _evict(tmp_path / "src")
+    if _resident(tmp_path / "src", 0, CS):
+        pytest.skip("this file system keeps its pages cached (tmpfs): nothing to read ahead")
+    monkeypatch.setattr(resync, "READ_AHEAD_BYTES", 4 * CS)
+    extents = [(c * MiB, CS) for c in range(0, 32, 2)]  # every other MiB: 16 lone chunks
+    ahead = resync._ReadAhead(src, extents)
+    ahead.advance(CS)  # about to copy the first chunk: it and the next 4 are asked for
+    asked, beyond = extents[:5], extents[5:]
+    wait_until(
+        lambda: all(_resident(tmp_path / "src", o, n) for o, n in asked),
+        timeout=10,
+        what="the five chunks asked for to be in the page cache",
+    )
+    assert not any(_resident(tmp_path / "src", o, n) for o, n in beyond)
+    ahead.advance(CS)  # the second chunk: one more
+    wait_until(lambda: _resident(tmp_path / "src", *extents[5]), timeout=10, what="chunk 6")
+    assert not any(_resident(tmp_path / "src", o, n) for o, n in extents[6:])
+    src.close()
