@@ -448,11 +448,12 @@ class Resync:
                 for lock_first, lock_end, runs in groups:
                     if not self._wait_running():
                         break
-                    ahead.advance(sum(self._span(f, e) for f, e in runs))
+                    nbytes = sum(self._span(first, end) for first, end in runs)
+                    ahead.advance(nbytes)
                     self._copy_group(lock_first, lock_end, runs)
                     for first, end in runs:
                         pending.extend(range(first, end))
-                        pending_bytes += self._span(first, end)
+                    pending_bytes += nbytes
                     self._report()
                     now = time.monotonic()
                     if (

@@ -335,6 +335,7 @@ def test_a_resync_asks_for_the_scattered_source_chunks_ahead_of_the_copy(
     src = random_source(tmp_path / "src", 32 * MiB)
     _evict(tmp_path / "src")
     if _resident(tmp_path / "src", 0, CS):
+        src.close()
         pytest.skip("this file system keeps its pages cached (tmpfs): nothing to read ahead")
     monkeypatch.setattr(resync, "READ_AHEAD_BYTES", 4 * CS)
     extents = [(c * MiB, CS) for c in range(0, 32, 2)]  # every other MiB: 16 lone chunks
