@@ -71,7 +71,10 @@ def _clone_xml() -> str:
     params = {"volume": VOLUME, "servers": servers, "bitmaps": bitmaps, "port": str(PORT),
               "deadline": "3"}  # fmt: skip
     pairs = "".join(f'<nvpair id="{RID}-{k}" name="{k}" value="{v}"/>' for k, v in params.items())
-    meta = {"promotable": "true", "promoted-max": "1", "notify": "true", "clone-max": "2"}
+    # sticky as the console's clones are (intelligent switchback, cib_dk): without it a
+    # returning lab1, once in sync, takes the Promoted role back by its location score
+    meta = {"promotable": "true", "promoted-max": "1", "notify": "true", "clone-max": "2",
+            "resource-stickiness": "1000"}  # fmt: skip
     metas = "".join(f'<nvpair id="{RID}-m-{k}" name="{k}" value="{v}"/>' for k, v in meta.items())
     return (
         f'<clone id="{names.clone_id(RID)}"><meta_attributes id="{RID}-clone-meta">{metas}'
